@@ -1,0 +1,178 @@
+/* queue.h - every job state transition, each one Lua script run atomically in
+ * Redis, plus the reads (get, list, counts) the services need.
+ *
+ * Every write re-checks its own guard inside its script (state, fencing token)
+ * and changes nothing when the guard fails, so callers may race freely: any
+ * number of workers, api processes and janitors against one Redis.
+ * Deadlines come from Redis TIME inside the scripts, never from this host.
+ *
+ * All functions take a connected-or-reconnectable jm_redis (not shared across
+ * threads) and return JM_OK or a negative jm_err; Redis trouble is
+ * JM_ERR_REDIS (unreachable: retry later, nothing changed or the change is
+ * atomic and its outcome unknown) or JM_ERR_REPLY.
+ */
+#ifndef JOBMILL_QUEUE_H
+#define JOBMILL_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "jobmill/err.h"
+#include "jobmill/job.h"
+#include "jobmill/redis.h"
+
+/* Retention defaults passed to the scripts that finish jobs. */
+typedef struct jm_retention {
+    int result_ttl_s;  /* succeeded, canceled, expired (job's own result_ttl_s wins) */
+    int failed_ttl_s;  /* failed (dead-letter) */
+} jm_retention;
+
+/* ---- submit ---- */
+
+typedef struct jm_enqueue_result {
+    char id[JM_ID_LEN + 1];
+    bool created;      /* false: the idempotency key matched an existing job */
+} jm_enqueue_result;
+
+/* jm_queue_enqueue stores spec as a new queued (or scheduled) job, or returns
+ * the existing job of its idempotency key. max_queues > 0 refuses (JM_ERR_LIMIT)
+ * a spec whose queue would be one more than max_queues known queues. */
+int jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues,
+                     jm_enqueue_result *out, jm_error *err);
+
+/* jm_queue_enqueue_batch submits n specs in one pipelined round trip; out has
+ * n slots. On JM_ERR_REDIS some may have been stored (each is atomic). */
+int jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
+                           jm_enqueue_result *out, jm_error *err);
+
+/* ---- claim and the claimed job's life ---- */
+
+/* A claimed job, as handed to a handler. Owns its strings. */
+typedef struct jm_claim {
+    char id[JM_ID_LEN + 1];
+    char queue[JM_QUEUE_MAX + 1];
+    char *type;
+    char *payload;
+    int64_t fence;      /* fencing token of this claim */
+    int attempt;        /* 1-based */
+    int max_attempts;
+    int timeout_s;      /* 0 = none given */
+    int64_t created_ms, run_at_ms, started_ms;
+} jm_claim;
+
+void jm_claim_clear(jm_claim *c);
+
+/* jm_queue_claim claims up to max queued jobs of queue for worker_id with a
+ * lease of lease_ms (a paused queue yields none). out has max slots; *n gets
+ * the number claimed (0 when the queue is empty). Each claim must be cleared. */
+int jm_queue_claim(jm_redis *r, const char *queue, int max, int lease_ms,
+                   const char *worker_id, jm_claim *out, int *n, jm_error *err);
+
+/* A lease to renew. */
+typedef struct jm_lease {
+    const char *id;     /* borrowed */
+    const char *queue;  /* borrowed */
+    int64_t fence;
+} jm_lease;
+
+typedef enum jm_lease_status {
+    JM_LEASE_OK = 0,        /* renewed */
+    JM_LEASE_LOST = 1,      /* not ours any more: stop and commit nothing */
+    JM_LEASE_CANCEL = 2,    /* renewed, but a cancel was requested: stop it */
+} jm_lease_status;
+
+/* jm_queue_heartbeat renews n leases by lease_ms in one round trip (one
+ * script per queue, pipelined); status[i] gets a jm_lease_status. */
+int jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms,
+                       int *status, jm_error *err);
+
+/* jm_queue_complete commits success with result (JSON text, NULL = null).
+ * JM_ERR_FENCE when the claim is stale (lost lease, canceled, done). */
+int jm_queue_complete(jm_redis *r, const char *id, int64_t fence, const char *result,
+                      const jm_retention *ret, jm_error *err);
+
+/* jm_queue_fail commits a failed attempt. With attempts left and !permanent
+ * the job is scheduled again after backoff_ms (*out_state = SCHEDULED); else it
+ * is dead-lettered (*out_state = FAILED). JM_ERR_FENCE when stale. */
+int jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error,
+                  bool permanent, int64_t backoff_ms, const jm_retention *ret,
+                  jm_state *out_state, jm_error *err);
+
+/* jm_queue_release puts a running job back at the head of its queue and
+ * gives its attempt back (drain). JM_ERR_FENCE when stale. */
+int jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_error *err);
+
+/* jm_queue_cancel_ack: the worker stopped a job whose cancel was requested;
+ * it becomes canceled. JM_ERR_FENCE when stale. */
+int jm_queue_cancel_ack(jm_redis *r, const char *id, int64_t fence, const jm_retention *ret,
+                        jm_error *err);
+
+/* jm_queue_progress stores progress (JSON text) on a running job. */
+int jm_queue_progress(jm_redis *r, const char *id, int64_t fence, const char *progress,
+                      jm_error *err);
+
+/* ---- operator transitions ---- */
+
+/* jm_queue_cancel: queued/scheduled -> canceled; running -> cancel requested.
+ * JM_ERR_NOT_FOUND, JM_ERR_STATE (already terminal). */
+int jm_queue_cancel(jm_redis *r, const char *id, const jm_retention *ret, jm_error *err);
+
+/* jm_queue_retry: failed/canceled/expired -> queued with attempts reset.
+ * JM_ERR_NOT_FOUND, JM_ERR_STATE. */
+int jm_queue_retry(jm_redis *r, const char *id, jm_error *err);
+
+/* jm_queue_pause sets (paused=true) or clears a queue's pause flag. */
+int jm_queue_pause(jm_redis *r, const char *queue, bool paused, jm_error *err);
+
+/* ---- janitor duties: each handles at most batch ids; *n gets how many ---- */
+
+/* Expired leases: back to queued (attempt spent at claim), dead-lettered when
+ * none are left, canceled when a cancel was requested. */
+int jm_queue_requeue_expired(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
+                             int *n_requeued, int *n_failed, jm_error *err);
+/* Due scheduled jobs -> queued. */
+int jm_queue_promote_due(jm_redis *r, const char *queue, int batch, int *n, jm_error *err);
+/* Queued/scheduled jobs past expires_at -> expired. */
+int jm_queue_expire_stale(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
+                          int *n, jm_error *err);
+/* Terminal index entries whose record has expired -> removed (counts fixed). */
+int jm_queue_purge(jm_redis *r, const char *queue, int batch, int *n, jm_error *err);
+
+/* ---- reads ---- */
+
+/* jm_queue_get reads a job. JM_ERR_NOT_FOUND when there is none. */
+int jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err);
+
+/* jm_queue_get_many reads n jobs in one pipelined round trip; found[i] says
+ * whether out[i] was filled. */
+int jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bool *found,
+                      jm_error *err);
+
+typedef struct jm_queue_info {
+    char name[JM_QUEUE_MAX + 1];
+    int64_t counts[JM_STATE_COUNT];
+    bool paused;
+    int64_t oldest_ms;  /* created/run_at of the oldest queued job, 0 = none */
+} jm_queue_info;
+
+/* jm_queue_names returns the known queue names: *names is a new array of new
+ * strings (free each and the array); *n their number. */
+int jm_queue_names(jm_redis *r, char ***names, size_t *n, jm_error *err);
+
+/* jm_queue_info reads one queue's counts and pause flag. */
+int jm_queue_stats(jm_redis *r, const char *queue, jm_queue_info *out, jm_error *err);
+
+/* jm_queue_list_ids lists ids of queue in state, limit at most, from cursor
+ * (NULL or "" = start). *ids is a new array of new strings; next_cursor gets
+ * the cursor for the next page or "" when done. */
+int jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cursor,
+                      int limit, char ***ids, size_t *n, char next_cursor[64], jm_error *err);
+
+/* jm_strv_free frees an array of n strings from the functions above. */
+void jm_strv_free(char **v, size_t n);
+
+/* Key helpers (so no service spells a key): the pub/sub channel the finishing
+ * scripts PUBLISH job ids on. Writes into buf; returns buf. */
+const char *jm_keys_done_channel(const jm_redis *r, char *buf, size_t len);
+
+#endif

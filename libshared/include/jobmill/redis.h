@@ -1,0 +1,111 @@
+/* redis.h - one Redis connection: connect from a URL, reconnect with capped
+ * backoff, run commands and the embedded Lua scripts.
+ *
+ * A jm_redis is not thread-safe: one per thread (hiredis contexts are not
+ * thread-safe either). It connects lazily; after an I/O error it drops the
+ * context and reconnects on a later call, but no more often than the current
+ * backoff (100 ms doubling to 5 s, reset on success), so while Redis is down
+ * calls fail fast with JM_ERR_REDIS instead of hanging.
+ *
+ * Every reply is checked: a NULL reply or an I/O error gives JM_ERR_REDIS, a
+ * Redis error reply gives JM_ERR_REPLY with the server's text in err->msg.
+ * Returned replies are new: the caller frees them with freeReplyObject().
+ */
+#ifndef JOBMILL_REDIS_H
+#define JOBMILL_REDIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <hiredis/hiredis.h>
+#include "jobmill/err.h"
+
+/* The Redis layout version this build reads and writes (key jm:version). */
+#define JM_LAYOUT_VERSION 1
+
+typedef struct jm_redis_url {
+    char host[256];
+    int port;
+    int db;
+    char user[128];     /* "" = no ACL user */
+    char password[256]; /* "" = no AUTH */
+} jm_redis_url;
+
+typedef struct jm_redis jm_redis;
+
+/* jm_redis_url_parse parses redis://[[user]:password@]host:port/db (port and
+ * db optional: 6379, 0). Returns JM_OK or JM_ERR_INVALID. */
+int jm_redis_url_parse(const char *url, jm_redis_url *out, jm_error *err);
+
+/* jm_redis_new returns a new, not yet connected handle, or NULL (bad URL,
+ * no memory; err says which). prefix is the key prefix ("jm"); both strings
+ * are copied. timeout_ms bounds connect and every command. */
+jm_redis *jm_redis_new(const char *url, const char *prefix, int timeout_ms, jm_error *err);
+
+/* jm_redis_free closes and frees r; NULL is allowed. */
+void jm_redis_free(jm_redis *r);
+
+/* jm_redis_prefix returns the key prefix (borrowed). */
+const char *jm_redis_prefix(const jm_redis *r);
+
+/* jm_redis_connect connects now if not connected (honouring the backoff),
+ * selects the db, authenticates. JM_OK or JM_ERR_REDIS. */
+int jm_redis_connect(jm_redis *r, jm_error *err);
+
+/* jm_redis_connected tells whether a context is currently held. */
+int jm_redis_connected(const jm_redis *r);
+
+/* jm_redis_set_read_timeout changes the command timeout (for blocking
+ * commands such as BLPOP, set it longer than their own timeout); 0 restores
+ * the handle's default. */
+void jm_redis_set_read_timeout(jm_redis *r, int timeout_ms);
+
+/* jm_redis_command runs a printf-style hiredis command. Returns a new reply,
+ * or NULL with err set (JM_ERR_REDIS or JM_ERR_REPLY). */
+redisReply *jm_redis_command(jm_redis *r, jm_error *err, const char *fmt, ...);
+
+/* jm_redis_command_argv runs a command given as argc strings with lengths
+ * (argvlen may be NULL for NUL-terminated strings). Same return contract. */
+redisReply *jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
+                                  const size_t *argvlen);
+
+/* jm_redis_eval runs the embedded script `name` (a file libshared/lua/NAME.lua)
+ * with EVALSHA, loading it first if needed and again after NOSCRIPT (a
+ * restarted Redis). keys and args are borrowed strings (NUL-terminated when
+ * the lengths are NULL). Same return contract as jm_redis_command. */
+redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
+                          const char **keys, int nargs, const char **args,
+                          const size_t *arglens);
+
+/* Pipelining: append several evals, then read their replies in order with
+ * jm_redis_pipe_reply. jm_redis_pipe_eval returns JM_OK or JM_ERR_REDIS (not
+ * connected). jm_redis_pipe_reply returns a new reply or NULL with err set;
+ * after an I/O error the remaining replies are lost and the context dropped.
+ * NOSCRIPT inside a pipeline is handled by jm_redis_pipe_reply re-running that
+ * one script synchronously (scripts are loaded on connect, so this is rare). */
+int jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
+                       const char **keys, int nargs, const char **args, const size_t *arglens);
+redisReply *jm_redis_pipe_reply(jm_redis *r, jm_error *err);
+/* jm_redis_pipe_discard reads and frees n pending replies (after an error
+ * midway), dropping the connection if that fails. */
+void jm_redis_pipe_discard(jm_redis *r, int n);
+
+/* jm_redis_time_ms returns Redis's clock (TIME) in ms, or -1 with err set. */
+int64_t jm_redis_time_ms(jm_redis *r, jm_error *err);
+
+/* jm_redis_check_version reads jm:version: sets it when missing, JM_OK when
+ * it is <= JM_LAYOUT_VERSION, JM_ERR_VERSION when newer. */
+int jm_redis_check_version(jm_redis *r, jm_error *err);
+
+/* jm_redis_ready checks readiness: reachable, maxmemory-policy noeviction.
+ * Returns JM_OK or an error whose msg is the reason. */
+int jm_redis_ready(jm_redis *r, jm_error *err);
+
+/* jm_redis_context returns the hiredis context (borrowed, may be NULL when
+ * disconnected), for the pub/sub subscriber only. */
+redisContext *jm_redis_context(jm_redis *r);
+
+/* jm_redis_drop closes the context after an error seen by the caller, so the
+ * next call reconnects. */
+void jm_redis_drop(jm_redis *r);
+
+#endif

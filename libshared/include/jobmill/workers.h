@@ -1,0 +1,45 @@
+/* workers.h - the registry of live workers (jm:workers ZSET + jm:worker:<id>).
+ *
+ * A worker registers at start, beats every heartbeat period (the beat also
+ * refreshes its record's TTL), and deregisters on a clean exit. The janitor
+ * prunes workers whose last beat is older than a horizon. Times are Redis's.
+ */
+#ifndef JOBMILL_WORKERS_H
+#define JOBMILL_WORKERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "jobmill/err.h"
+#include "jobmill/redis.h"
+
+typedef struct jm_worker_info {
+    char *id;        /* owned strings */
+    char *host;
+    char *queues;    /* comma list */
+    int pid;
+    int concurrency;
+    int busy;
+    int64_t started_ms;
+    int64_t heartbeat_age_ms;
+} jm_worker_info;
+
+void jm_worker_info_clear(jm_worker_info *w);
+
+/* jm_workers_beat registers or refreshes w (id, host, pid, queues,
+ * concurrency, busy; started_ms is set by Redis on first beat). ttl_ms bounds
+ * how long the record outlives a silent worker. */
+int jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err);
+
+/* jm_workers_remove deregisters id. */
+int jm_workers_remove(jm_redis *r, const char *id, jm_error *err);
+
+/* jm_workers_list returns the live workers: *out is a new array of n entries;
+ * free with jm_workers_list_free. */
+int jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err);
+void jm_workers_list_free(jm_worker_info *v, size_t n);
+
+/* jm_workers_prune removes workers silent for more than horizon_ms; *n gets
+ * how many. */
+int jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err);
+
+#endif

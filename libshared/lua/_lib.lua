@@ -1,0 +1,73 @@
+-- _lib.lua: prepended to every script (see cmake/embed_lua.cmake).
+-- Calling convention of every script:
+--   KEYS[1] = the slot prefix "<prefix>:{<tag>}:" (every key of one queue and
+--             its jobs starts with it, so a script stays in one cluster slot)
+--   ARGV[1] = the global prefix "<prefix>:" (queues set, idempotency keys,
+--             workers, the "done" channel)
+--   ARGV[2] = default result TTL (s), ARGV[3] = failed (dead-letter) TTL (s)
+--   ARGV[4..] = the script's own arguments.
+-- Every deadline comes from Redis TIME (guarantee 4: no clock trust).
+local SP = KEYS[1]
+local GP = ARGV[1]
+local RESULT_TTL = tonumber(ARGV[2]) or 3600
+local FAILED_TTL = tonumber(ARGV[3]) or 604800
+local TERMINAL = {succeeded = true, failed = true, canceled = true, expired = true}
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function jkey(id) return SP .. 'job:' .. id end
+local function qkey(q, what) return SP .. 'q:' .. q .. ':' .. what end
+
+-- counts is exact: every script that moves a job moves its count with it.
+local function count(q, state, d) redis.call('HINCRBY', qkey(q, 'counts'), state, d) end
+
+-- wake pushes up to n wake tokens (idle workers BLPOP the wake list), trimmed
+-- to a small bound so an idle queue never accumulates them.
+local function wake(q, n)
+  local wk = qkey(q, 'wake')
+  for _ = 1, math.min(n or 1, 16) do redis.call('LPUSH', wk, '1') end
+  redis.call('LTRIM', wk, 0, 15)
+end
+
+-- leave takes id out of the index of state st and its count. queued ids are
+-- deleted lazily from pending: claim drops entries whose record is no longer
+-- queued, so LLEN may overcount slightly but counts never does.
+local function leave(id, q, st)
+  if st == 'scheduled' then redis.call('ZREM', qkey(q, 'scheduled'), id)
+  elseif st == 'running' then redis.call('ZREM', qkey(q, 'active'), id)
+  elseif TERMINAL[st] then redis.call('ZREM', qkey(q, st), id) end
+  count(q, st, -1)
+end
+
+-- terminal moves id from state `from` to the terminal state `to`: finished
+-- time, index, TTL on the record and its idempotency key, a PUBLISH for
+-- long-polls.
+local function terminal(id, q, from, to, now)
+  local jk = jkey(id)
+  leave(id, q, from)
+  redis.call('ZREM', qkey(q, 'deadlines'), id)
+  redis.call('HSET', jk, 'status', to, 'finished', now)
+  redis.call('ZADD', qkey(q, to), now, id)
+  count(q, to, 1)
+  local ttl = FAILED_TTL
+  if to ~= 'failed' then
+    ttl = tonumber(redis.call('HGET', jk, 'result_ttl') or '0') or 0
+    if ttl <= 0 then ttl = RESULT_TTL end
+  end
+  redis.call('EXPIRE', jk, ttl)
+  local idem = redis.call('HGET', jk, 'idem')
+  if idem then redis.call('EXPIRE', GP .. 'idem:' .. idem, ttl) end
+  redis.call('PUBLISH', GP .. 'done', id)
+end
+
+-- held returns the job's queue when it is running under `fence`, else nil:
+-- the fencing guard of complete, fail, release, progress and cancel-ack.
+local function held(jk, fence)
+  local f = redis.call('HMGET', jk, 'status', 'fence', 'queue')
+  if f[1] ~= 'running' or f[2] ~= fence then return nil end
+  return f[3]
+end
+

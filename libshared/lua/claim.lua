@@ -1,0 +1,43 @@
+-- claim: take up to `max` queued jobs of a queue for a worker. Each claim
+-- gets a fencing token from INCR and a lease deadline from Redis TIME.
+-- ARGV[4..] = queue, max, lease_ms, worker. A paused queue yields nothing.
+-- Entries whose record is no longer queued are dropped (lazy deletion); a
+-- job past its expires_at is expired instead of run.
+-- Returns a flat array, 9 entries per job: id, fence, attempt, type, payload,
+-- max_attempts, timeout_s, created, run_at; then started (now) at the end.
+local q, max, lease, worker = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+if redis.call('EXISTS', qkey(q, 'paused')) == 1 then return {} end
+local now = now_ms()
+local pk = qkey(q, 'pending')
+local out = {}
+local claimed, scanned = 0, 0
+while claimed < max and scanned < max + 1000 do
+  local id = redis.call('LPOP', pk)
+  if not id then break end
+  scanned = scanned + 1
+  local jk = jkey(id)
+  local f = redis.call('HMGET', jk, 'status', 'expires_at')
+  if f[1] == 'queued' then
+    if f[2] and tonumber(f[2]) <= now then
+      terminal(id, q, 'queued', 'expired', now)
+    else
+      local fence = redis.call('INCR', qkey(q, 'fence'))
+      local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
+      redis.call('HSET', jk, 'status', 'running', 'fence', fence, 'worker', worker,
+        'started', now, 'cancel', 0)
+      redis.call('ZADD', qkey(q, 'active'), now + lease, id)
+      redis.call('ZREM', qkey(q, 'deadlines'), id)
+      count(q, 'queued', -1)
+      count(q, 'running', 1)
+      local g = redis.call('HMGET', jk, 'type', 'payload', 'max_attempts', 'timeout_s',
+        'created', 'run_at')
+      out[#out + 1] = id
+      out[#out + 1] = fence
+      out[#out + 1] = attempt
+      for i = 1, 6 do out[#out + 1] = g[i] or '' end
+      claimed = claimed + 1
+    end
+  end
+end
+out[#out + 1] = now
+return out

@@ -1,0 +1,44 @@
+-- enqueue: a new job, queued or scheduled; or the existing job of its
+-- idempotency key. ARGV[4..] = id, queue, type, payload, max_attempts,
+-- timeout_s, delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key,
+-- max_queues. Returns {1, id} created, {0, id} existing, {-1, 'max_queues'}.
+local id, q, idem = ARGV[4], ARGV[5], ARGV[14]
+if idem ~= '' then
+  local existing = redis.call('GET', GP .. 'idem:' .. idem)
+  if existing and redis.call('EXISTS', GP .. '{' .. string.sub(existing, 1, 4) .. '}:job:' .. existing) == 1 then
+    return {0, existing}
+  end
+end
+local maxq = tonumber(ARGV[15])
+if maxq > 0 and redis.call('SISMEMBER', GP .. 'queues', q) == 0
+   and redis.call('SCARD', GP .. 'queues') >= maxq then
+  return {-1, 'max_queues'}
+end
+local now = now_ms()
+local run_at = now
+local delay, at = tonumber(ARGV[10]), tonumber(ARGV[11])
+if delay > 0 then run_at = now + delay elseif at > now then run_at = at end
+local status = 'queued'
+if run_at > now then status = 'scheduled' end
+local jk = jkey(id)
+redis.call('HSET', jk, 'queue', q, 'type', ARGV[6], 'payload', ARGV[7], 'status', status,
+  'attempts', 0, 'max_attempts', ARGV[8], 'timeout_s', ARGV[9], 'fence', 0, 'created', now,
+  'run_at', run_at, 'result_ttl', ARGV[13], 'cancel', 0)
+if idem ~= '' then
+  redis.call('HSET', jk, 'idem', idem)
+  redis.call('SET', GP .. 'idem:' .. idem, id)
+end
+local exp = tonumber(ARGV[12])
+if exp > 0 then
+  redis.call('HSET', jk, 'expires_at', now + exp)
+  redis.call('ZADD', qkey(q, 'deadlines'), now + exp, id)
+end
+if status == 'queued' then
+  redis.call('RPUSH', qkey(q, 'pending'), id)
+  wake(q, 1)
+else
+  redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
+end
+redis.call('SADD', GP .. 'queues', q)
+count(q, status, 1)
+return {1, id}

@@ -1,0 +1,20 @@
+-- fail: commit a failed attempt. ARGV[4..] = id, fence, error, permanent
+-- ('1'/'0'), backoff_ms (computed in C with jitter). Guard: running under
+-- this fence. Returns 0 refused, 1 scheduled for retry, 2 dead-lettered.
+local id, fence = ARGV[4], ARGV[5]
+local jk = jkey(id)
+local q = held(jk, fence)
+if not q then return 0 end
+local now = now_ms()
+local a = redis.call('HMGET', jk, 'attempts', 'max_attempts')
+redis.call('HSET', jk, 'error', ARGV[6])
+if ARGV[7] == '1' or tonumber(a[1]) >= tonumber(a[2]) then
+  terminal(id, q, 'running', 'failed', now)
+  return 2
+end
+local run_at = now + tonumber(ARGV[8])
+leave(id, q, 'running')
+redis.call('HSET', jk, 'status', 'scheduled', 'run_at', run_at)
+redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
+count(q, 'scheduled', 1)
+return 1

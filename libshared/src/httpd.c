@@ -1,0 +1,348 @@
+/* httpd.c - the health/metrics HTTP listener of worker and janitor (see
+ * httpd.h), on civetweb 1.15.
+ *
+ * Ownership: jm_httpd_start allocates the jm_httpd and the civetweb context;
+ * jm_httpd_stop stops civetweb (joining its threads) and frees both. The
+ * registry, callbacks and user pointer are borrowed from the caller.
+ *
+ * Routing: the three exact paths are civetweb request handlers. civetweb
+ * matches handler URIs by prefix ("/metrics" would also take "/metrics/x"),
+ * so the begin_request callback answers every other path with 404 before
+ * handler lookup, and each handler rechecks its exact path. Only GET and HEAD
+ * are served; other methods get 405 with an Allow header.
+ *
+ * civetweb's log_message callback is routed into the server struct instead of
+ * stderr: a failed mg_start (port in use, bad address) is reported through the
+ * caller's jm_error with civetweb's own text.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <civetweb.h>
+#include "jobmill/httpd.h"
+#include "jobmill/log.h"
+
+#define JM_HTTPD_THREADS "4"
+#define JM_HTTPD_REQUEST_TIMEOUT_MS "10000"
+#define JM_HTTPD_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define JM_HTTPD_TEXT_TYPE "text/plain; charset=utf-8"
+
+struct jm_httpd {
+    struct mg_context *ctx;
+    jm_metrics *metrics;         /* borrowed */
+    jm_httpd_ready_fn ready;
+    jm_httpd_refresh_fn refresh;
+    void *user;                  /* borrowed */
+    pthread_mutex_t log_lock;    /* guards serving and start_log */
+    int serving;                 /* mg_start2 succeeded: log, don't collect */
+    char start_log[256];         /* civetweb's messages during mg_start2 */
+};
+
+/* ---------------------------------------------------------------------------
+ * Listen address conversion
+ * ------------------------------------------------------------------------- */
+
+/* parse_port accepts 1..65535 written as 1 to 5 decimal digits. */
+static int
+parse_port(const char *s, size_t n)
+{
+    if (n == 0 || n > 5)
+        return 0;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v >= 1 && v <= 65535 ? (int)v : 0;
+}
+
+/* host_ok accepts an IPv4 address or a host name ([A-Za-z0-9.-]), or a
+ * bracketed IPv6 literal; never ',' or spaces, which civetweb would read as
+ * more listening ports or options. */
+static int
+host_ok(const char *h, size_t n)
+{
+    if (n == 0 || n > 255)
+        return 0;
+    if (h[0] == '[') {
+        if (n < 3 || h[n - 1] != ']')
+            return 0;
+        for (size_t i = 1; i + 1 < n; i++) {
+            char c = h[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                  c == ':' || c == '.'))
+                return 0;
+        }
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = h[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '.' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int
+jm_httpd_listen_to_civetweb(const char *listen, char *out, size_t out_len)
+{
+    if (listen == NULL || out == NULL || out_len == 0)
+        return JM_ERR_INVALID;
+    size_t n = strlen(listen);
+    const char *colon = strrchr(listen, ':');
+    const char *port = colon != NULL ? colon + 1 : listen;
+    size_t port_len = n - (size_t)(port - listen);
+    size_t host_len = colon != NULL ? (size_t)(colon - listen) : 0;
+    if (parse_port(port, port_len) == 0)
+        return JM_ERR_INVALID;
+    if (host_len > 0 && !host_ok(listen, host_len))
+        return JM_ERR_INVALID;
+    /* "host:port" stays as it is; ":port" and "port" become "port" (all
+     * interfaces). */
+    const char *src = host_len > 0 ? listen : port;
+    size_t len = host_len > 0 ? n : port_len;
+    if (len + 1 > out_len)
+        return JM_ERR_INVALID;
+    memcpy(out, src, len);
+    out[len] = '\0';
+    return JM_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Responses
+ * ------------------------------------------------------------------------- */
+
+static int
+is_head(const struct mg_request_info *ri)
+{
+    return strcmp(ri->request_method, "HEAD") == 0;
+}
+
+/* reply sends a complete response with Content-Length; the body is left out
+ * for HEAD. extra_name/extra_value add one more header (may be NULL). Returns
+ * status, as civetweb handlers do. */
+static int
+reply(struct mg_connection *conn, int status, const char *type, const char *body, size_t len,
+      const char *extra_name, const char *extra_value)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char clen[24];
+    snprintf(clen, sizeof(clen), "%zu", len);
+    mg_response_header_start(conn, status);
+    mg_response_header_add(conn, "Content-Type", type, -1);
+    mg_response_header_add(conn, "Content-Length", clen, -1);
+    mg_response_header_add(conn, "Cache-Control", "no-store", -1);
+    if (extra_name != NULL)
+        mg_response_header_add(conn, extra_name, extra_value, -1);
+    mg_response_header_send(conn);
+    if (!is_head(ri) && len > 0)
+        mg_write(conn, body, len);
+    return status;
+}
+
+static int
+reply_text(struct mg_connection *conn, int status, const char *text)
+{
+    return reply(conn, status, JM_HTTPD_TEXT_TYPE, text, strlen(text), NULL, NULL);
+}
+
+/* check_route answers 404 or 405 when the request is not an exact-path GET or
+ * HEAD of path; returns 0 when the handler should serve it. */
+static int
+check_route(struct mg_connection *conn, const char *path)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri->local_uri == NULL || strcmp(ri->local_uri, path) != 0)
+        return reply_text(conn, 404, "not found\n");
+    if (strcmp(ri->request_method, "GET") != 0 && !is_head(ri))
+        return reply(conn, 405, JM_HTTPD_TEXT_TYPE, "method not allowed\n",
+                     strlen("method not allowed\n"), "Allow",
+                     "GET, HEAD");
+    return 0;
+}
+
+static int
+route_known(const char *uri)
+{
+    return uri != NULL && (strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0 ||
+                           strcmp(uri, "/metrics") == 0);
+}
+
+/* on_begin_request answers every path other than the three routes with 404;
+ * returning 0 lets civetweb go on to the request handlers. */
+static int
+on_begin_request(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (route_known(ri->local_uri))
+        return 0;
+    return reply_text(conn, 404, "not found\n");
+}
+
+static int
+handle_healthz(struct mg_connection *conn, void *cbdata)
+{
+    (void)cbdata;
+    int rc = check_route(conn, "/healthz");
+    return rc != 0 ? rc : reply_text(conn, 200, "ok\n");
+}
+
+static int
+handle_readyz(struct mg_connection *conn, void *cbdata)
+{
+    jm_httpd *srv = cbdata;
+    int rc = check_route(conn, "/readyz");
+    if (rc != 0)
+        return rc;
+    char why[200] = "";
+    if (srv->ready == NULL || srv->ready(srv->user, why, sizeof(why)) == 1)
+        return reply_text(conn, 200, "ready\n");
+    why[sizeof(why) - 1] = '\0';
+    /* keep the reason on one line */
+    for (char *p = why; *p != '\0'; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    char body[256];
+    snprintf(body, sizeof(body), "not ready: %s\n", why[0] != '\0' ? why : "unspecified");
+    return reply_text(conn, 503, body);
+}
+
+static int
+handle_metrics(struct mg_connection *conn, void *cbdata)
+{
+    jm_httpd *srv = cbdata;
+    int rc = check_route(conn, "/metrics");
+    if (rc != 0)
+        return rc;
+    if (srv->refresh != NULL)
+        srv->refresh(srv->user);
+    size_t len = 0;
+    char *text = jm_metrics_render(srv->metrics, &len);
+    if (text == NULL)
+        return reply_text(conn, 500, "cannot render metrics\n");
+    reply(conn, 200, JM_HTTPD_METRICS_TYPE, text, len, NULL, NULL);
+    free(text);
+    return 200;
+}
+
+/* ---------------------------------------------------------------------------
+ * Start and stop
+ * ------------------------------------------------------------------------- */
+
+/* on_log_message takes civetweb's messages instead of letting civetweb print
+ * them: while mg_start2 runs they are collected (first one first: that is the
+ * cause, e.g. "cannot bind to ...: 98 (Address already in use)") for the
+ * start error; once serving they go to the JSON log as warnings. Non-zero
+ * tells civetweb the message was handled. */
+static int
+on_log_message(const struct mg_connection *conn, const char *message)
+{
+    struct mg_context *ctx = conn != NULL ? mg_get_context(conn) : NULL;
+    jm_httpd *srv = ctx != NULL ? mg_get_user_data(ctx) : NULL;
+    if (srv == NULL || message == NULL)
+        return 1;
+    int line = (int)strcspn(message, "\r\n");
+    pthread_mutex_lock(&srv->log_lock);
+    int serving = srv->serving;
+    if (!serving) {
+        size_t used = strlen(srv->start_log);
+        snprintf(srv->start_log + used, sizeof(srv->start_log) - used, "%s%.*s",
+                 used > 0 ? "; " : "", line, message);
+    }
+    pthread_mutex_unlock(&srv->log_lock);
+    if (serving) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%.*s", line, message);
+        jm_log_warn("httpd: civetweb reported an error", "error", msg, NULL);
+    }
+    return 1;
+}
+
+static pthread_once_t jm_httpd_init_once = PTHREAD_ONCE_INIT;
+
+static void
+init_civetweb(void)
+{
+    mg_init_library(0);
+}
+
+jm_httpd *
+jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
+{
+    if (opts == NULL || opts->metrics == NULL) {
+        jm_error_set(err, JM_ERR_INVALID, "metrics", "httpd needs a metrics registry");
+        return NULL;
+    }
+    char ports[300];
+    if (jm_httpd_listen_to_civetweb(opts->listen, ports, sizeof(ports)) != JM_OK) {
+        jm_error_set(err, JM_ERR_INVALID, "listen",
+                     "bad listen address \"%s\" (want host:port, :port or port, port 1-65535)",
+                     opts->listen != NULL ? opts->listen : "");
+        return NULL;
+    }
+    pthread_once(&jm_httpd_init_once, init_civetweb);
+
+    jm_httpd *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        jm_error_set(err, JM_ERR_NOMEM, NULL, "httpd: out of memory");
+        return NULL;
+    }
+    if (pthread_mutex_init(&srv->log_lock, NULL) != 0) {
+        free(srv);
+        jm_error_set(err, JM_ERR_NOMEM, NULL, "httpd: cannot create a mutex");
+        return NULL;
+    }
+    srv->metrics = opts->metrics;
+    srv->ready = opts->ready;
+    srv->refresh = opts->refresh;
+    srv->user = opts->user;
+
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.begin_request = on_begin_request;
+    cb.log_message = on_log_message;
+    const char *options[] = {
+        "listening_ports", ports,
+        "num_threads", JM_HTTPD_THREADS,
+        "request_timeout_ms", JM_HTTPD_REQUEST_TIMEOUT_MS,
+        NULL,
+    };
+    struct mg_init_data init = {.callbacks = &cb, .user_data = srv,
+                                .configuration_options = options};
+    unsigned code = 0;
+    char text[256] = "";
+    struct mg_error_data edata = {.code = &code, .text = text, .text_buffer_size = sizeof(text)};
+    srv->ctx = mg_start2(&init, &edata);
+    if (srv->ctx == NULL) {
+        /* The collected log lines name the cause; mg_start2's text is only
+         * "Failed to setup server ports". */
+        const char *why = srv->start_log[0] != '\0' ? srv->start_log
+                          : text[0] != '\0'         ? text
+                                                    : "unknown error";
+        jm_error_set(err, JM_ERR_IO, "listen", "httpd cannot listen on %s: %s", opts->listen,
+                     why);
+        pthread_mutex_destroy(&srv->log_lock);
+        free(srv);
+        return NULL;
+    }
+    pthread_mutex_lock(&srv->log_lock);
+    srv->serving = 1;
+    pthread_mutex_unlock(&srv->log_lock);
+    mg_set_request_handler(srv->ctx, "/healthz", handle_healthz, srv);
+    mg_set_request_handler(srv->ctx, "/readyz", handle_readyz, srv);
+    mg_set_request_handler(srv->ctx, "/metrics", handle_metrics, srv);
+    return srv;
+}
+
+void
+jm_httpd_stop(jm_httpd *srv)
+{
+    if (srv == NULL)
+        return;
+    mg_stop(srv->ctx);
+    pthread_mutex_destroy(&srv->log_lock);
+    free(srv);
+}

@@ -1,0 +1,534 @@
+/* queue.c - the C face of the transition scripts (libshared/lua/) and the reads.
+ * Each function builds the common script arguments (slot prefix, global
+ * prefix, retention), runs one script (or pipelines one per item) and maps
+ * the script's return code onto jm_err. See queue.h. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jobmill/queue.h"
+
+#define ARGS_MAX 16
+#define DEFAULT_RESULT_TTL 3600
+#define DEFAULT_FAILED_TTL 604800
+
+/* The arguments every script starts with (see lua/_lib.lua). */
+typedef struct script_call {
+    char slot[128];     /* KEYS[1] "<prefix>:{<tag>}:" */
+    char global[96];    /* ARGV[1] "<prefix>:" */
+    char rttl[24], fttl[24];
+    const char *args[ARGS_MAX];
+    size_t lens[ARGS_MAX];
+    int nargs;
+} script_call;
+
+static void
+call_init(script_call *c, const jm_redis *r, const char *tag, const jm_retention *ret)
+{
+    const char *p = jm_redis_prefix(r);
+    if (tag != NULL)
+        snprintf(c->slot, sizeof(c->slot), "%s:{%.4s}:", p, tag);
+    else
+        snprintf(c->slot, sizeof(c->slot), "%s:", p);
+    snprintf(c->global, sizeof(c->global), "%s:", p);
+    snprintf(c->rttl, sizeof(c->rttl), "%d",
+             ret != NULL && ret->result_ttl_s > 0 ? ret->result_ttl_s : DEFAULT_RESULT_TTL);
+    snprintf(c->fttl, sizeof(c->fttl), "%d",
+             ret != NULL && ret->failed_ttl_s > 0 ? ret->failed_ttl_s : DEFAULT_FAILED_TTL);
+    c->nargs = 0;
+    c->args[c->nargs] = c->global, c->lens[c->nargs++] = strlen(c->global);
+    c->args[c->nargs] = c->rttl, c->lens[c->nargs++] = strlen(c->rttl);
+    c->args[c->nargs] = c->fttl, c->lens[c->nargs++] = strlen(c->fttl);
+}
+
+static void
+call_arg(script_call *c, const char *s)
+{
+    c->args[c->nargs] = s;
+    c->lens[c->nargs++] = strlen(s);
+}
+
+static redisReply *
+call_run(jm_redis *r, script_call *c, const char *script, jm_error *err)
+{
+    const char *keys[1] = {c->slot};
+    return jm_redis_eval(r, err, script, 1, keys, c->nargs, c->args, c->lens);
+}
+
+static int
+call_pipe(jm_redis *r, script_call *c, const char *script, jm_error *err)
+{
+    const char *keys[1] = {c->slot};
+    return jm_redis_pipe_eval(r, err, script, 1, keys, c->nargs, c->args, c->lens);
+}
+
+/* Runs a script that answers one integer; *out gets it. */
+static int
+call_int(jm_redis *r, script_call *c, const char *script, long long *out, jm_error *err)
+{
+    redisReply *rep = call_run(r, c, script, err);
+    if (rep == NULL)
+        return err != NULL ? err->code : JM_ERR_REDIS;
+    if (rep->type != REDIS_REPLY_INTEGER) {
+        freeReplyObject(rep);
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "%s: unexpected reply type", script);
+    }
+    *out = rep->integer;
+    freeReplyObject(rep);
+    return JM_OK;
+}
+
+static int
+reply_err(jm_error *err)
+{
+    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
+}
+
+/* An element of an array reply as an integer (integer or bulk string). */
+static long long
+elem_ll(const redisReply *e)
+{
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING)
+        return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+static const char *
+elem_str(const redisReply *e)
+{
+    return e->type == REDIS_REPLY_STRING ? e->str : "";
+}
+
+/* ---- submit ---- */
+
+static void
+enqueue_args(script_call *c, const jm_job_spec *s, const char *id, int max_queues, char num[7][24])
+{
+    snprintf(num[0], 24, "%d", s->max_attempts > 0 ? s->max_attempts : 3);
+    snprintf(num[1], 24, "%d", s->timeout_s);
+    snprintf(num[2], 24, "%" PRId64, s->delay_ms);
+    snprintf(num[3], 24, "%" PRId64, s->run_at_ms);
+    snprintf(num[4], 24, "%" PRId64, s->expires_in_ms);
+    snprintf(num[5], 24, "%d", s->result_ttl_s);
+    call_arg(c, id);
+    call_arg(c, s->queue);
+    call_arg(c, s->type);
+    call_arg(c, s->payload != NULL ? s->payload : "null");
+    for (int i = 0; i < 6; i++)
+        call_arg(c, num[i]);
+    call_arg(c, s->idem_key != NULL ? s->idem_key : "");
+    snprintf(num[6], 24, "%d", max_queues > 0 ? max_queues : 0);
+    call_arg(c, num[6]);
+}
+
+static int
+enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_error *err)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: unexpected reply");
+    long long code = elem_ll(rep->element[0]);
+    if (code < 0)
+        return jm_error_set(err, JM_ERR_LIMIT, "queue",
+                            "queue would exceed max_queues; delete or reuse queues");
+    snprintf(out->id, sizeof(out->id), "%s", elem_str(rep->element[1]));
+    out->created = code == 1;
+    return JM_OK;
+}
+
+int
+jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueue_result *out,
+                 jm_error *err)
+{
+    char id[JM_ID_LEN + 1], num[7][24];
+    int rc = jm_id_new(spec->queue, id, err);
+    if (rc != JM_OK)
+        return rc;
+    script_call c;
+    call_init(&c, r, id, NULL);
+    enqueue_args(&c, spec, id, max_queues, num);
+    redisReply *rep = call_run(r, &c, "enqueue", err);
+    if (rep == NULL)
+        return reply_err(err);
+    rc = enqueue_result(rep, out, err);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
+                       jm_enqueue_result *out, jm_error *err)
+{
+    size_t sent = 0;
+    int rc = JM_OK;
+    for (; sent < n; sent++) {
+        char id[JM_ID_LEN + 1], num[7][24];
+        if ((rc = jm_id_new(specs[sent].queue, id, err)) != JM_OK)
+            break;
+        script_call c;
+        call_init(&c, r, id, NULL);
+        enqueue_args(&c, &specs[sent], id, max_queues, num);
+        if ((rc = call_pipe(r, &c, "enqueue", err)) != JM_OK)
+            break;
+    }
+    for (size_t i = 0; i < sent; i++) {
+        redisReply *rep = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
+        if (rep == NULL) {
+            if (rc == JM_OK)
+                rc = reply_err(err);
+            if (!jm_redis_connected(r))
+                break;
+            continue;
+        }
+        int one = rc == JM_OK ? enqueue_result(rep, &out[i], err) : JM_OK;
+        if (one != JM_OK)
+            rc = one;
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+/* ---- claim and the claimed job's life ---- */
+
+void
+jm_claim_clear(jm_claim *c)
+{
+    free(c->type);
+    free(c->payload);
+    memset(c, 0, sizeof(*c));
+}
+
+int
+jm_queue_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char *worker_id,
+               jm_claim *out, int *n, jm_error *err)
+{
+    *n = 0;
+    char tag[JM_TAG_LEN + 1], smax[16], slease[16];
+    jm_slot_tag(queue, tag);
+    snprintf(smax, sizeof(smax), "%d", max);
+    snprintf(slease, sizeof(slease), "%d", lease_ms);
+    script_call c;
+    call_init(&c, r, tag, NULL);
+    call_arg(&c, queue);
+    call_arg(&c, smax);
+    call_arg(&c, slease);
+    call_arg(&c, worker_id);
+    redisReply *rep = call_run(r, &c, "claim", err);
+    if (rep == NULL)
+        return reply_err(err);
+    if (rep->type != REDIS_REPLY_ARRAY || (rep->elements > 0 && (rep->elements - 1) % 9 != 0) ||
+        (rep->elements - (rep->elements > 0)) / 9 > (size_t)max) {
+        freeReplyObject(rep);
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "claim: unexpected reply");
+    }
+    size_t jobs = rep->elements > 0 ? (rep->elements - 1) / 9 : 0;
+    int64_t started = jobs > 0 ? elem_ll(rep->element[rep->elements - 1]) : 0;
+    for (size_t j = 0; j < jobs; j++) {
+        redisReply **e = rep->element + j * 9;
+        jm_claim *cl = &out[j];
+        memset(cl, 0, sizeof(*cl));
+        snprintf(cl->id, sizeof(cl->id), "%s", elem_str(e[0]));
+        snprintf(cl->queue, sizeof(cl->queue), "%s", queue);
+        cl->fence = elem_ll(e[1]);
+        cl->attempt = (int)elem_ll(e[2]);
+        cl->type = strdup(elem_str(e[3]));
+        cl->payload = strdup(elem_str(e[4]));
+        cl->max_attempts = (int)elem_ll(e[5]);
+        cl->timeout_s = (int)elem_ll(e[6]);
+        cl->created_ms = elem_ll(e[7]);
+        cl->run_at_ms = elem_ll(e[8]);
+        cl->started_ms = started;
+        /* On allocation failure the job stays claimed and the lease expiry
+         * recovers it; report what we could fill. */
+        if (cl->type == NULL || cl->payload == NULL) {
+            jm_claim_clear(cl);
+            freeReplyObject(rep);
+            return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        }
+        (*n)++;
+    }
+    freeReplyObject(rep);
+    return JM_OK;
+}
+
+int
+jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, int *status,
+                   jm_error *err)
+{
+    /* Group leases by queue; one script per queue, all pipelined. */
+    size_t *order = malloc(sizeof(*order) * (n > 0 ? n : 1));
+    char (*fences)[24] = malloc(sizeof(*fences) * (n > 0 ? n : 1));
+    const char **args = malloc(sizeof(*args) * (4 + 2 * n));
+    size_t *lens = malloc(sizeof(*lens) * (4 + 2 * n));
+    size_t *group_start = malloc(sizeof(*group_start) * (n + 1));
+    int rc = JM_OK;
+    if (order == NULL || fences == NULL || args == NULL || lens == NULL || group_start == NULL) {
+        rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    bool *used = calloc(n > 0 ? n : 1, sizeof(*used));
+    if (used == NULL) {
+        rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        goto done;
+    }
+    size_t k = 0, groups = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (used[i])
+            continue;
+        group_start[groups++] = k;
+        for (size_t j = i; j < n; j++) {
+            if (!used[j] && strcmp(leases[j].queue, leases[i].queue) == 0) {
+                used[j] = true;
+                order[k++] = j;
+            }
+        }
+    }
+    group_start[groups] = k;
+    free(used);
+    char slease[16];
+    snprintf(slease, sizeof(slease), "%d", lease_ms);
+    int sent = 0;
+    for (size_t g = 0; g < groups && rc == JM_OK; g++) {
+        const jm_lease *first = &leases[order[group_start[g]]];
+        script_call c;
+        call_init(&c, r, first->id, NULL);
+        size_t na = 0;
+        for (int a = 0; a < c.nargs; a++)
+            args[na] = c.args[a], lens[na++] = c.lens[a];
+        args[na] = slease, lens[na++] = strlen(slease);
+        for (size_t x = group_start[g]; x < group_start[g + 1]; x++) {
+            const jm_lease *l = &leases[order[x]];
+            snprintf(fences[x], 24, "%" PRId64, l->fence);
+            args[na] = l->id, lens[na++] = strlen(l->id);
+            args[na] = fences[x], lens[na++] = strlen(fences[x]);
+        }
+        const char *keys[1] = {c.slot};
+        rc = jm_redis_pipe_eval(r, err, "heartbeat", 1, keys, (int)na, args, lens);
+        if (rc == JM_OK)
+            sent++;
+    }
+    for (int g = 0; g < sent; g++) {
+        redisReply *rep = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
+        if (rep == NULL) {
+            if (rc == JM_OK)
+                rc = reply_err(err);
+            if (!jm_redis_connected(r))
+                break;
+            continue;
+        }
+        size_t cnt = group_start[g + 1] - group_start[g];
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != cnt) {
+            if (rc == JM_OK)
+                rc = jm_error_set(err, JM_ERR_REPLY, NULL, "heartbeat: unexpected reply");
+        } else {
+            for (size_t x = 0; x < cnt; x++)
+                status[order[group_start[g] + x]] = (int)elem_ll(rep->element[x]);
+        }
+        freeReplyObject(rep);
+    }
+done:
+    free(order);
+    free(fences);
+    free(args);
+    free(lens);
+    free(group_start);
+    return rc;
+}
+
+/* Runs a fenced script (complete, fail, release, progress, cancel ack) whose
+ * integer answer 0 means "guard refused". */
+static int
+fenced(jm_redis *r, const char *script, const char *id, int64_t fence, const char *extra[],
+       int n_extra, const jm_retention *ret, long long *code, jm_error *err)
+{
+    if (!jm_id_valid(id))
+        return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "not a job id");
+    char sfence[24];
+    snprintf(sfence, sizeof(sfence), "%" PRId64, fence);
+    script_call c;
+    call_init(&c, r, id, ret);
+    call_arg(&c, id);
+    if (strcmp(script, "cancel") == 0) {
+        call_arg(&c, "ack");
+        call_arg(&c, sfence);
+    } else {
+        call_arg(&c, sfence);
+    }
+    for (int i = 0; i < n_extra; i++)
+        call_arg(&c, extra[i]);
+    int rc = call_int(r, &c, script, code, err);
+    if (rc == JM_OK && *code == 0)
+        return jm_error_set(err, JM_ERR_FENCE, NULL,
+                            "job %s: claim with fence %" PRId64 " is no longer current", id,
+                            fence);
+    return rc;
+}
+
+int
+jm_queue_complete(jm_redis *r, const char *id, int64_t fence, const char *result,
+                  const jm_retention *ret, jm_error *err)
+{
+    const char *extra[1] = {result != NULL ? result : "null"};
+    long long code;
+    return fenced(r, "complete", id, fence, extra, 1, ret, &code, err);
+}
+
+int
+jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error, bool permanent,
+              int64_t backoff_ms, const jm_retention *ret, jm_state *out_state, jm_error *err)
+{
+    char sb[24];
+    snprintf(sb, sizeof(sb), "%" PRId64, backoff_ms > 0 ? backoff_ms : 0);
+    const char *extra[3] = {error != NULL ? error : "failed", permanent ? "1" : "0", sb};
+    long long code;
+    int rc = fenced(r, "fail", id, fence, extra, 3, ret, &code, err);
+    if (rc == JM_OK && out_state != NULL)
+        *out_state = code == 2 ? JM_STATE_FAILED : JM_STATE_SCHEDULED;
+    return rc;
+}
+
+int
+jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_error *err)
+{
+    long long code;
+    return fenced(r, "release", id, fence, NULL, 0, NULL, &code, err);
+}
+
+int
+jm_queue_cancel_ack(jm_redis *r, const char *id, int64_t fence, const jm_retention *ret,
+                    jm_error *err)
+{
+    long long code;
+    return fenced(r, "cancel", id, fence, NULL, 0, ret, &code, err);
+}
+
+int
+jm_queue_progress(jm_redis *r, const char *id, int64_t fence, const char *progress,
+                  jm_error *err)
+{
+    const char *extra[1] = {progress != NULL ? progress : "null"};
+    long long code;
+    return fenced(r, "progress", id, fence, extra, 1, NULL, &code, err);
+}
+
+/* ---- operator transitions ---- */
+
+static int
+by_id(jm_redis *r, const char *script, const char *id, const char *mode,
+      const jm_retention *ret, long long *code, jm_error *err)
+{
+    if (!jm_id_valid(id))
+        return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "job %s not found", id);
+    script_call c;
+    call_init(&c, r, id, ret);
+    call_arg(&c, id);
+    if (mode != NULL)
+        call_arg(&c, mode);
+    int rc = call_int(r, &c, script, code, err);
+    if (rc != JM_OK)
+        return rc;
+    if (*code < 0)
+        return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "job %s not found", id);
+    if (*code == 0)
+        return jm_error_set(err, JM_ERR_STATE, NULL, "job %s: its state forbids %s", id, script);
+    return JM_OK;
+}
+
+int
+jm_queue_cancel(jm_redis *r, const char *id, const jm_retention *ret, jm_error *err)
+{
+    long long code;
+    return by_id(r, "cancel", id, "request", ret, &code, err);
+}
+
+int
+jm_queue_retry(jm_redis *r, const char *id, jm_error *err)
+{
+    long long code;
+    return by_id(r, "retry", id, NULL, NULL, &code, err);
+}
+
+int
+jm_queue_pause(jm_redis *r, const char *queue, bool paused, jm_error *err)
+{
+    if (!jm_queue_name_valid(queue))
+        return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
+    char tag[JM_TAG_LEN + 1];
+    jm_slot_tag(queue, tag);
+    script_call c;
+    call_init(&c, r, tag, NULL);
+    call_arg(&c, queue);
+    call_arg(&c, paused ? "1" : "0");
+    long long code;
+    return call_int(r, &c, "pause", &code, err);
+}
+
+/* ---- janitor duties ---- */
+
+static redisReply *
+duty(jm_redis *r, const char *script, const char *queue, int batch, const jm_retention *ret,
+     jm_error *err)
+{
+    char tag[JM_TAG_LEN + 1], sb[16];
+    jm_slot_tag(queue, tag);
+    snprintf(sb, sizeof(sb), "%d", batch > 0 ? batch : 100);
+    script_call c;
+    call_init(&c, r, tag, ret);
+    call_arg(&c, queue);
+    call_arg(&c, sb);
+    return call_run(r, &c, script, err);
+}
+
+int
+jm_queue_requeue_expired(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
+                         int *n_requeued, int *n_failed, jm_error *err)
+{
+    redisReply *rep = duty(r, "requeue_expired", queue, batch, ret, err);
+    if (rep == NULL)
+        return reply_err(err);
+    int rc = JM_OK;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
+        *n_requeued = (int)elem_ll(rep->element[0]);
+        *n_failed = (int)elem_ll(rep->element[1]);
+    } else {
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "requeue_expired: unexpected reply");
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+static int
+duty_int(jm_redis *r, const char *script, const char *queue, int batch,
+         const jm_retention *ret, int *n, jm_error *err)
+{
+    redisReply *rep = duty(r, script, queue, batch, ret, err);
+    if (rep == NULL)
+        return reply_err(err);
+    int rc = JM_OK;
+    if (rep->type == REDIS_REPLY_INTEGER)
+        *n = (int)rep->integer;
+    else
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "%s: unexpected reply", script);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+jm_queue_promote_due(jm_redis *r, const char *queue, int batch, int *n, jm_error *err)
+{
+    return duty_int(r, "promote_due", queue, batch, NULL, n, err);
+}
+
+int
+jm_queue_expire_stale(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
+                      int *n, jm_error *err)
+{
+    return duty_int(r, "expire_stale", queue, batch, ret, n, err);
+}
+
+int
+jm_queue_purge(jm_redis *r, const char *queue, int batch, int *n, jm_error *err)
+{
+    return duty_int(r, "purge", queue, batch, NULL, n, err);
+}

@@ -1,0 +1,237 @@
+/* queue_read.c - the reads: a job, many jobs, queue names, queue stats and
+ * paged listings. Writes live in queue.c. See queue.h. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jobmill/queue.h"
+
+static int
+fail_code(jm_error *err)
+{
+    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
+}
+
+static void
+job_key(const jm_redis *r, const char *id, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:{%.4s}:job:%s", jm_redis_prefix(r), id, id);
+}
+
+/* Fills job from an HGETALL reply. */
+static int
+job_from_reply(jm_job *job, const char *id, const redisReply *rep, jm_error *err)
+{
+    if (rep->type != REDIS_REPLY_ARRAY)
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "HGETALL: unexpected reply");
+    const char **fv = malloc(sizeof(*fv) * (rep->elements + 1));
+    if (fv == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < rep->elements; i++)
+        fv[i] = rep->element[i]->type == REDIS_REPLY_STRING ? rep->element[i]->str : "";
+    int rc = jm_job_from_hash(job, id, fv, rep->elements, err);
+    free(fv);
+    return rc;
+}
+
+int
+jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->status = JM_STATE_UNKNOWN;
+    if (!jm_id_valid(id))
+        return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "job %s not found", id);
+    char key[160];
+    job_key(r, id, key, sizeof(key));
+    const char *argv[2] = {"HGETALL", key};
+    redisReply *rep = jm_redis_command_argv(r, err, 2, argv, NULL);
+    if (rep == NULL)
+        return fail_code(err);
+    int rc = job_from_reply(out, id, rep, err);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bool *found,
+                  jm_error *err)
+{
+    if (n == 0)
+        return JM_OK;
+    if (jm_redis_connect(r, err) != JM_OK)
+        return JM_ERR_REDIS;
+    redisContext *ctx = jm_redis_context(r);
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof(out[i]));
+        out[i].status = JM_STATE_UNKNOWN;
+        found[i] = false;
+        char key[160];
+        job_key(r, jm_id_valid(ids[i]) ? ids[i] : "0000-invalid", key, sizeof(key));
+        const char *argv[2] = {"HGETALL", key};
+        if (redisAppendCommandArgv(ctx, 2, argv, NULL) != REDIS_OK) {
+            jm_redis_drop(r);
+            return jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline append failed");
+        }
+    }
+    int rc = JM_OK;
+    for (size_t i = 0; i < n; i++) {
+        void *v = NULL;
+        if (redisGetReply(ctx, &v) != REDIS_OK || v == NULL) {
+            rc = jm_error_set(err, JM_ERR_REDIS, NULL, "redis: %s", ctx->errstr);
+            jm_redis_drop(r);
+            for (size_t k = 0; k < n; k++)
+                jm_job_clear(&out[k]), found[k] = false;
+            return rc;
+        }
+        redisReply *rep = v;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && jm_id_valid(ids[i])) {
+            jm_error e;
+            found[i] = job_from_reply(&out[i], ids[i], rep, &e) == JM_OK;
+        }
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+void
+jm_strv_free(char **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Copies the string elements of rep from index `from` into a new array. */
+static int
+strv_from_reply(const redisReply *rep, size_t from, char ***out, size_t *n, jm_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    size_t cnt = rep->elements > from ? rep->elements - from : 0;
+    char **v = calloc(cnt + 1, sizeof(*v));
+    if (v == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < cnt; i++) {
+        const redisReply *e = rep->element[from + i];
+        v[i] = strdup(e->type == REDIS_REPLY_STRING ? e->str : "");
+        if (v[i] == NULL) {
+            jm_strv_free(v, i);
+            return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        }
+    }
+    *out = v;
+    *n = cnt;
+    return JM_OK;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+jm_queue_names(jm_redis *r, char ***names, size_t *n, jm_error *err)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s:queues", jm_redis_prefix(r));
+    const char *argv[2] = {"SMEMBERS", key};
+    redisReply *rep = jm_redis_command_argv(r, err, 2, argv, NULL);
+    if (rep == NULL)
+        return fail_code(err);
+    int rc = rep->type == REDIS_REPLY_ARRAY
+                 ? strv_from_reply(rep, 0, names, n, err)
+                 : jm_error_set(err, JM_ERR_REPLY, NULL, "SMEMBERS: unexpected reply");
+    freeReplyObject(rep);
+    if (rc == JM_OK && *n > 1)
+        qsort(*names, *n, sizeof(**names), cmp_str);
+    return rc;
+}
+
+/* Runs a read-only script of one queue with extra args. */
+static redisReply *
+queue_script(jm_redis *r, const char *script, const char *queue, const char **extra, int n_extra,
+             jm_error *err)
+{
+    char tag[JM_TAG_LEN + 1], slot[128], global[96];
+    jm_slot_tag(queue, tag);
+    snprintf(slot, sizeof(slot), "%s:{%s}:", jm_redis_prefix(r), tag);
+    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    const char *keys[1] = {slot};
+    const char *args[12] = {global, "0", "0", queue};
+    int na = 4;
+    for (int i = 0; i < n_extra && na < 12; i++)
+        args[na++] = extra[i];
+    return jm_redis_eval(r, err, script, 1, keys, na, args, NULL);
+}
+
+int
+jm_queue_stats(jm_redis *r, const char *queue, jm_queue_info *out, jm_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->name, sizeof(out->name), "%s", queue);
+    if (!jm_queue_name_valid(queue))
+        return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
+    redisReply *rep = queue_script(r, "stats", queue, NULL, 0, err);
+    if (rep == NULL)
+        return fail_code(err);
+    int rc = JM_OK;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 || rep->elements % 2 != 0) {
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "stats: unexpected reply");
+    } else {
+        out->paused = rep->element[0]->integer != 0;
+        out->oldest_ms = rep->element[1]->integer;
+        for (size_t i = 2; i + 1 < rep->elements; i += 2) {
+            jm_state s = jm_state_parse(rep->element[i]->str);
+            if (s != JM_STATE_UNKNOWN)
+                out->counts[s] = strtoll(rep->element[i + 1]->str, NULL, 10);
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cursor, int limit,
+                  char ***ids, size_t *n, char next_cursor[64], jm_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    next_cursor[0] = '\0';
+    if (!jm_queue_name_valid(queue))
+        return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
+    long long off = 0;
+    if (cursor != NULL && cursor[0] != '\0') {
+        char *end;
+        off = strtoll(cursor, &end, 10);
+        if (*end != '\0' || off < 0)
+            return jm_error_set(err, JM_ERR_INVALID, "cursor", "cursor is not valid");
+    }
+    char soff[24], slim[16];
+    snprintf(soff, sizeof(soff), "%lld", off);
+    snprintf(slim, sizeof(slim), "%d", limit);
+    const char *extra[3] = {jm_state_name(state), soff, slim};
+    redisReply *rep = queue_script(r, "list", queue, extra, 3, err);
+    if (rep == NULL)
+        return fail_code(err);
+    int rc;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "list: unexpected reply");
+    } else {
+        long long nxt = rep->element[0]->integer;
+        if (nxt >= 0)
+            snprintf(next_cursor, 64, "%lld", nxt);
+        rc = strv_from_reply(rep, 1, ids, n, err);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+const char *
+jm_keys_done_channel(const jm_redis *r, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s:done", jm_redis_prefix(r));
+    return buf;
+}

@@ -1,0 +1,154 @@
+/* workers.c - the live-worker registry (see workers.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jobmill/workers.h"
+
+void
+jm_worker_info_clear(jm_worker_info *w)
+{
+    free(w->id);
+    free(w->host);
+    free(w->queues);
+    memset(w, 0, sizeof(*w));
+}
+
+static int
+fail_code(jm_error *err)
+{
+    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
+}
+
+int
+jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err)
+{
+    char global[96], pid[16], conc[16], busy[16], ttl[16];
+    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    snprintf(pid, sizeof(pid), "%d", w->pid);
+    snprintf(conc, sizeof(conc), "%d", w->concurrency);
+    snprintf(busy, sizeof(busy), "%d", w->busy);
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+    const char *keys[1] = {global};
+    const char *args[10] = {global, "0", "0", w->id, w->host != NULL ? w->host : "",
+                            pid, w->queues != NULL ? w->queues : "", conc, busy, ttl};
+    redisReply *rep = jm_redis_eval(r, err, "worker_beat", 1, keys, 10, args, NULL);
+    if (rep == NULL)
+        return fail_code(err);
+    freeReplyObject(rep);
+    return JM_OK;
+}
+
+int
+jm_workers_remove(jm_redis *r, const char *id, jm_error *err)
+{
+    char zkey[128], hkey[384];
+    snprintf(zkey, sizeof(zkey), "%s:workers", jm_redis_prefix(r));
+    snprintf(hkey, sizeof(hkey), "%s:worker:%s", jm_redis_prefix(r), id);
+    const char *a1[3] = {"ZREM", zkey, id};
+    redisReply *rep = jm_redis_command_argv(r, err, 3, a1, NULL);
+    if (rep == NULL)
+        return fail_code(err);
+    freeReplyObject(rep);
+    const char *a2[2] = {"DEL", hkey};
+    if ((rep = jm_redis_command_argv(r, err, 2, a2, NULL)) == NULL)
+        return fail_code(err);
+    freeReplyObject(rep);
+    return JM_OK;
+}
+
+void
+jm_workers_list_free(jm_worker_info *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        jm_worker_info_clear(&v[i]);
+    free(v);
+}
+
+static char *
+dup_or_empty(const char *s)
+{
+    return strdup(s != NULL ? s : "");
+}
+
+int
+jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    int64_t now = jm_redis_time_ms(r, err);
+    if (now < 0)
+        return fail_code(err);
+    char zkey[128];
+    snprintf(zkey, sizeof(zkey), "%s:workers", jm_redis_prefix(r));
+    const char *a[5] = {"ZRANGE", zkey, "0", "999", "WITHSCORES"};
+    redisReply *ids = jm_redis_command_argv(r, err, 5, a, NULL);
+    if (ids == NULL)
+        return fail_code(err);
+    size_t cnt = ids->type == REDIS_REPLY_ARRAY ? ids->elements / 2 : 0;
+    jm_worker_info *v = calloc(cnt + 1, sizeof(*v));
+    if (v == NULL) {
+        freeReplyObject(ids);
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    }
+    size_t got = 0;
+    int rc = JM_OK;
+    for (size_t i = 0; i < cnt && rc == JM_OK; i++) {
+        const char *id = ids->element[2 * i]->str;
+        char hkey[384];
+        snprintf(hkey, sizeof(hkey), "%s:worker:%s", jm_redis_prefix(r), id);
+        const char *h[6] = {"HMGET", hkey, "host", "pid", "queues", "concurrency"};
+        redisReply *rep = jm_redis_command_argv(r, err, 6, h, NULL);
+        if (rep == NULL) {
+            rc = fail_code(err);
+            break;
+        }
+        const char *h2[4] = {"HMGET", hkey, "busy", "started"};
+        redisReply *rep2 = jm_redis_command_argv(r, err, 4, h2, NULL);
+        if (rep2 == NULL) {
+            freeReplyObject(rep);
+            rc = fail_code(err);
+            break;
+        }
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 &&
+            rep->element[0]->type == REDIS_REPLY_STRING && rep2->type == REDIS_REPLY_ARRAY &&
+            rep2->elements == 2) {
+            jm_worker_info *w = &v[got++];
+            w->id = dup_or_empty(id);
+            w->host = dup_or_empty(rep->element[0]->str);
+            w->pid = rep->element[1]->str != NULL ? atoi(rep->element[1]->str) : 0;
+            w->queues = dup_or_empty(rep->element[2]->str);
+            w->concurrency = rep->element[3]->str != NULL ? atoi(rep->element[3]->str) : 0;
+            w->busy = rep2->element[0]->str != NULL ? atoi(rep2->element[0]->str) : 0;
+            w->started_ms = rep2->element[1]->str != NULL ? strtoll(rep2->element[1]->str, NULL, 10) : 0;
+            w->heartbeat_age_ms = now - strtoll(ids->element[2 * i + 1]->str, NULL, 10);
+            if (w->id == NULL || w->host == NULL || w->queues == NULL)
+                rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        }
+        freeReplyObject(rep);
+        freeReplyObject(rep2);
+    }
+    freeReplyObject(ids);
+    if (rc != JM_OK) {
+        jm_workers_list_free(v, got);
+        return rc;
+    }
+    *out = v;
+    *n = got;
+    return JM_OK;
+}
+
+int
+jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err)
+{
+    char global[96], hz[24];
+    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    snprintf(hz, sizeof(hz), "%lld", (long long)horizon_ms);
+    const char *keys[1] = {global};
+    const char *args[5] = {global, "0", "0", hz};
+    redisReply *rep = jm_redis_eval(r, err, "workers_prune", 1, keys, 4, args, NULL);
+    if (rep == NULL)
+        return fail_code(err);
+    *n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    freeReplyObject(rep);
+    return JM_OK;
+}

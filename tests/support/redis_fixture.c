@@ -1,0 +1,142 @@
+/* redis_fixture.c - see redis_fixture.h. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "redis_fixture.h"
+
+long long
+jm_test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+jm_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    socklen_t len = sizeof(a);
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int
+ping_ok(int port)
+{
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, (struct timeval){0, 200000});
+    int ok = 0;
+    if (c != NULL && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    if (c != NULL)
+        redisFree(c);
+    return ok;
+}
+
+static void
+spawn(jm_test_redis *t, const char *const *extra)
+{
+    const char *server = getenv("REDIS_SERVER");
+    if (server == NULL)
+        server = "redis-server";
+    char port[16];
+    snprintf(port, sizeof(port), "%d", t->port);
+    const char *argv[64] = {server, "--port", port, "--bind", "127.0.0.1", "--dir", t->dir,
+                            "--save", "", "--appendonly", "no", "--protected-mode", "no",
+                            "--loglevel", "warning", "--logfile", "redis.log"};
+    int argc = 17;
+    for (int i = 0; extra != NULL && extra[i] != NULL && argc < 62; i++)
+        argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        execvp(server, (char *const *)argv);
+        _exit(127);
+    }
+    t->pid = pid;
+    long long deadline = jm_test_now_ms() + 10000;
+    while (!ping_ok(t->port)) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            t->pid = 0;
+            return; /* died (port taken?): caller retries */
+        }
+        cr_assert(jm_test_now_ms() < deadline, "redis-server did not answer within 10 s");
+        usleep(5000); /* polling a condition with a deadline */
+    }
+}
+
+void
+jm_test_redis_start(jm_test_redis *t, const char *const *extra)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->dir, sizeof(t->dir), "/tmp/jm-redis-XXXXXX");
+    cr_assert(mkdtemp(t->dir) != NULL);
+    for (int attempt = 0; attempt < 5 && t->pid == 0; attempt++) {
+        t->port = jm_test_free_port();
+        spawn(t, extra);
+    }
+    cr_assert(t->pid > 0, "could not start redis-server");
+    snprintf(t->url, sizeof(t->url), "redis://127.0.0.1:%d/0", t->port);
+}
+
+static void
+kill_server(jm_test_redis *t)
+{
+    if (t->pid > 0) {
+        kill(t->pid, SIGKILL);
+        waitpid(t->pid, NULL, 0);
+        t->pid = 0;
+    }
+}
+
+void
+jm_test_redis_restart(jm_test_redis *t, const char *const *extra)
+{
+    kill_server(t);
+    spawn(t, extra);
+    cr_assert(t->pid > 0, "could not restart redis-server");
+}
+
+void
+jm_test_redis_stop(jm_test_redis *t)
+{
+    kill_server(t);
+    if (t->dir[0] != '\0') {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+        int rc = system(cmd);
+        (void)rc;
+        t->dir[0] = '\0';
+    }
+}
+
+jm_redis *
+jm_test_redis_connect(const jm_test_redis *t)
+{
+    jm_error err;
+    jm_redis *r = jm_redis_new(t->url, "jm", 5000, &err);
+    cr_assert(r != NULL, "jm_redis_new: %s", err.msg);
+    cr_assert(jm_redis_connect(r, &err) == JM_OK, "connect: %s", err.msg);
+    return r;
+}

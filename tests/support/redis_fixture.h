@@ -1,0 +1,37 @@
+/* redis_fixture.h - a throw-away redis-server on a free loopback port, for
+ * integration tests. Each test process starts its own (Criterion runs every
+ * test in its own process), so tests never share state.
+ *
+ * Ownership: jm_test_redis is caller storage; jm_test_redis_stop kills the
+ * server and removes its directory. jm_test_redis_connect returns a new
+ * jm_redis the caller frees with jm_redis_free.
+ */
+#ifndef JM_TEST_REDIS_FIXTURE_H
+#define JM_TEST_REDIS_FIXTURE_H
+
+#include <sys/types.h>
+#include "jobmill/redis.h"
+
+typedef struct jm_test_redis {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char url[128];
+} jm_test_redis;
+
+/* Starts redis-server ($REDIS_SERVER or "redis-server") on 127.0.0.1 and a free
+ * port, waits (with a deadline) until it answers PING. Aborts the test on
+ * failure. extra is NULL or a NULL-terminated list of extra server args. */
+void jm_test_redis_start(jm_test_redis *t, const char *const *extra);
+void jm_test_redis_stop(jm_test_redis *t);
+/* Restarts the same server on the same port and dir (AOF data kept). */
+void jm_test_redis_restart(jm_test_redis *t, const char *const *extra);
+jm_redis *jm_test_redis_connect(const jm_test_redis *t);
+
+/* A free loopback TCP port (bound then released). */
+int jm_test_free_port(void);
+
+/* Monotonic milliseconds. */
+long long jm_test_now_ms(void);
+
+#endif

@@ -1,0 +1,283 @@
+"""harness.py - shared helpers for the system tests (Python stdlib only).
+
+System tests start a throw-away redis-server and the real jobmill binaries on
+free loopback ports, drive them over HTTP and RESP, and kill/stop/restart
+them. Nothing here sleeps for a fixed time: every wait is a condition polled
+until a deadline (wait_for).
+
+Environment (set by CTest, see tests/CMakeLists.txt):
+  JOBMILL_BIN_DIR     directory holding jobmill-api, jobmill-worker, jobmill-janitor
+  REDIS_SERVER        path of redis-server
+  JOBMILL_TEST_SCALE  factor (0 < s <= 1) for the size of heavy tests
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("JOBMILL_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
+BIN_DIR = os.environ.get("JOBMILL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
+REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "redis-server")
+
+
+def scale():
+    """JOBMILL_TEST_SCALE as a float (1 = full size)."""
+    try:
+        return max(0.01, float(os.environ.get("JOBMILL_TEST_SCALE", "1")))
+    except ValueError:
+        return 1.0
+
+
+def scaled(n, minimum=1):
+    return max(minimum, int(n * scale()))
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(cond, timeout=10.0, interval=0.01, what="condition"):
+    """Polls cond() until it returns a truthy value or the deadline passes;
+    returns that value or raises AssertionError naming what."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = cond()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - a condition may fail while a server starts
+            last_exc = e
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s (last error: %r)"
+                                 % (timeout, what, last_exc))
+        time.sleep(interval)
+
+
+# ---- a minimal RESP client (no redis-py on a fresh machine) ----
+
+class RedisClient:
+    def __init__(self, port, host="127.0.0.1", timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n).decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError("bad RESP: %r" % line)
+
+    def __call__(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+
+class RedisServer:
+    """A throw-away redis-server on a free loopback port with its own dir."""
+
+    def __init__(self, extra=None, appendonly=False):
+        self.dir = tempfile.mkdtemp(prefix="jm-sys-redis-")
+        self.port = free_port()
+        self.extra = list(extra or [])
+        self.appendonly = appendonly
+        self.proc = None
+        self.start()
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def start(self):
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
+                "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "always", "--protected-mode", "no", "--loglevel", "warning",
+                "--logfile", "redis.log"] + self.extra
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.ping, timeout=10, what="redis-server on port %d" % self.port)
+
+    def ping(self):
+        try:
+            c = RedisClient(self.port, timeout=0.5)
+            try:
+                return c("PING") == "PONG"
+            finally:
+                c.close()
+        except OSError:
+            return False
+
+    def client(self):
+        return RedisClient(self.port)
+
+    def cmd(self, *args):
+        c = self.client()
+        try:
+            return c(*args)
+        finally:
+            c.close()
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def restart(self):
+        self.kill()
+        self.start()
+
+    def stop(self):
+        self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Service:
+    """One jobmill binary: started with env and flags, logs in a file."""
+
+    def __init__(self, name, redis_url, args=(), env=None, logdir=None):
+        self.name = name
+        self.binary = os.path.join(BIN_DIR, "jobmill-" + name)
+        self.args = list(args)
+        self.env = dict(os.environ)
+        self.env["REDIS_URL"] = redis_url
+        self.env.setdefault("JOBMILL_LOG_LEVEL", "info")
+        self.env.update(env or {})
+        self.logdir = logdir or tempfile.mkdtemp(prefix="jm-sys-log-")
+        self.log_path = None
+        self.proc = None
+
+    def start(self):
+        self.log_path = os.path.join(self.logdir, "%s-%d.log" % (self.name, int(time.time() * 1e6)))
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([self.binary] + self.args, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        self.signal(signal.SIGKILL)
+        return self.wait(10)
+
+    def terminate(self, timeout=30):
+        self.signal(signal.SIGTERM)
+        return self.wait(timeout)
+
+    def wait(self, timeout=30):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("%s (pid %d) did not exit within %ss; log:\n%s"
+                                 % (self.name, self.proc.pid, timeout, self.logs()[-4000:]))
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+
+    def stop(self):
+        """Best-effort cleanup for tearDown: SIGKILL the whole session."""
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+
+
+def http(method, url, body=None, headers=None, timeout=10.0, raw=False):
+    """Returns (status, headers dict with lower-case names, parsed JSON or text)."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        if isinstance(body, (bytes, str)):
+            data = body.encode() if isinstance(body, str) else body
+        else:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+        status, rh, payload = resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        status, rh, payload = e.code, e.headers, e.read()
+    h = {k.lower(): v for k, v in rh.items()}
+    text = payload.decode("utf-8", "replace")
+    if raw:
+        return status, h, text
+    try:
+        return status, h, json.loads(text) if text else None
+    except ValueError:
+        return status, h, text
+
+
+def wait_http(url, timeout=15.0, want=200):
+    """Waits until GET url answers the wanted status."""
+    def ok():
+        try:
+            return http("GET", url, timeout=1.0, raw=True)[0] == want
+        except OSError:
+            return False
+    wait_for(ok, timeout=timeout, what="GET %s -> %d" % (url, want))
