@@ -199,9 +199,6 @@ jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cu
 {
     *ids = NULL;
     *n = 0;
-    next_cursor[0] = '\0';
-    if (!jm_queue_name_valid(queue))
-        return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
     long long off = 0;
     if (cursor != NULL && cursor[0] != '\0') {
         char *end;
@@ -209,6 +206,9 @@ jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cu
         if (*end != '\0' || off < 0)
             return jm_error_set(err, JM_ERR_INVALID, "cursor", "cursor is not valid");
     }
+    next_cursor[0] = '\0'; /* only now: cursor and next_cursor may be the same buffer */
+    if (!jm_queue_name_valid(queue))
+        return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
     char soff[24], slim[16];
     snprintf(soff, sizeof(soff), "%lld", off);
     snprintf(slim, sizeof(slim), "%d", limit);

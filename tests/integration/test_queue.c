@@ -127,3 +127,543 @@ Test(queue, claim_empty_and_fifo)
     cr_assert_str_eq(c[0].id, d.id);
     jm_claim_clear(&c[0]);
 }
+
+Test(queue, fail_retries_then_dead_letters)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":2}");
+    jm_claim c = claim_one("default", 10000);
+    jm_state st;
+    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "boom", false, 0, &ret, &st, &err), JM_OK, "%s",
+                 err.msg);
+    cr_assert_eq(st, JM_STATE_SCHEDULED);
+    cr_assert_eq(state_of(e.id), JM_STATE_SCHEDULED);
+    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 1);
+    /* a stale fail of the same claim is refused */
+    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "again", false, 0, &ret, &st, &err), JM_ERR_FENCE);
+    jm_claim_clear(&c);
+    int n = 0;
+    cr_assert_eq(jm_queue_promote_due(r, "default", 100, &n, &err), JM_OK);
+    cr_assert_eq(n, 1);
+    c = claim_one("default", 10000);
+    cr_assert_eq(c.attempt, 2);
+    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "boom2", false, 0, &ret, &st, &err), JM_OK);
+    cr_assert_eq(st, JM_STATE_FAILED);
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, e.id, &j, &err), JM_OK);
+    cr_assert_eq(j.status, JM_STATE_FAILED);
+    cr_assert_eq(j.attempts, 2);
+    cr_assert_str_eq(j.error, "boom2");
+    jm_job_clear(&j);
+    cr_assert_eq(count_of("default", JM_STATE_FAILED), 1);
+    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+    jm_claim_clear(&c);
+}
+
+Test(queue, permanent_failure_skips_retries)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":5}");
+    jm_claim c = claim_one("default", 10000);
+    jm_state st;
+    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "bad input", true, 0, &ret, &st, &err), JM_OK);
+    cr_assert_eq(st, JM_STATE_FAILED);
+    cr_assert_eq(state_of(e.id), JM_STATE_FAILED);
+    jm_claim_clear(&c);
+}
+
+Test(queue, backoff_schedules_in_redis_time)
+{
+    submit("{\"type\":\"t\"}");
+    jm_claim c = claim_one("default", 10000);
+    jm_state st;
+    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "x", false, 60000, &ret, &st, &err), JM_OK);
+    int n = -1;
+    cr_assert_eq(jm_queue_promote_due(r, "default", 100, &n, &err), JM_OK);
+    cr_assert_eq(n, 0, "not due for a minute");
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, c.id, &j, &err), JM_OK);
+    int64_t now = jm_redis_time_ms(r, &err);
+    cr_assert(j.run_at_ms > now + 50000 && j.run_at_ms <= now + 60000);
+    jm_job_clear(&j);
+    jm_claim_clear(&c);
+}
+
+Test(queue, lease_expiry_requeues_and_fences_old_holder)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_claim old = claim_one("default", 50);
+    int64_t deadline = jm_test_now_ms() + 5000;
+    int req = 0, failed = 0;
+    while (req == 0 && jm_test_now_ms() < deadline) {
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, &err), JM_OK);
+        if (req == 0)
+            usleep(10000); /* polling the lease deadline with a deadline */
+    }
+    cr_assert_eq(req, 1);
+    cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
+    /* the old holder can commit nothing, renew nothing */
+    cr_assert_eq(jm_queue_complete(r, old.id, old.fence, "1", &ret, &err), JM_ERR_FENCE);
+    jm_lease l = {.id = old.id, .queue = "default", .fence = old.fence};
+    int status = -1;
+    cr_assert_eq(jm_queue_heartbeat(r, &l, 1, 1000, &status, &err), JM_OK);
+    cr_assert_eq(status, JM_LEASE_LOST);
+    jm_claim cur = claim_one("default", 10000);
+    cr_assert_eq(cur.attempt, 2);
+    cr_assert_gt(cur.fence, old.fence);
+    /* stale token after a requeue: every fenced transition refuses it */
+    jm_state st;
+    cr_assert_eq(jm_queue_fail(r, old.id, old.fence, "x", false, 0, &ret, &st, &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_release(r, old.id, old.fence, &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_progress(r, old.id, old.fence, "{}", &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_complete(r, cur.id, cur.fence, "\"new\"", &ret, &err), JM_OK);
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, e.id, &j, &err), JM_OK);
+    cr_assert_str_eq(j.result, "\"new\"");
+    jm_job_clear(&j);
+    jm_claim_clear(&old);
+    jm_claim_clear(&cur);
+}
+
+Test(queue, lease_expiry_without_attempts_left_dead_letters)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    jm_claim c = claim_one("default", 30);
+    int64_t deadline = jm_test_now_ms() + 5000;
+    int req = 0, failed = 0;
+    while (failed == 0 && jm_test_now_ms() < deadline) {
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, &err), JM_OK);
+        if (failed == 0)
+            usleep(10000);
+    }
+    cr_assert_eq(failed, 1);
+    cr_assert_eq(req, 0);
+    cr_assert_eq(state_of(e.id), JM_STATE_FAILED);
+    jm_claim_clear(&c);
+}
+
+Test(queue, heartbeat_extends_and_reports_cancel)
+{
+    submit("{\"type\":\"t\"}");
+    submit("{\"type\":\"t\",\"queue\":\"other\"}");
+    jm_claim a = claim_one("default", 200);
+    jm_claim b = claim_one("other", 200);
+    jm_lease ls[2] = {{a.id, "default", a.fence}, {b.id, "other", b.fence}};
+    int st[2] = {-1, -1};
+    cr_assert_eq(jm_queue_cancel(r, b.id, &ret, &err), JM_OK);
+    cr_assert_eq(state_of(b.id), JM_STATE_RUNNING, "running job is only flagged");
+    cr_assert_eq(jm_queue_heartbeat(r, ls, 2, 60000, st, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(st[0], JM_LEASE_OK);
+    cr_assert_eq(st[1], JM_LEASE_CANCEL);
+    /* the extended lease survives past the original 200 ms */
+    long long until = jm_test_now_ms() + 400;
+    while (jm_test_now_ms() < until)
+        usleep(20000); /* waiting out the original lease on purpose */
+    int req = 0, failed = 0;
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, &err), JM_OK);
+    cr_assert_eq(req, 0);
+    cr_assert_eq(jm_queue_cancel_ack(r, b.id, b.fence, &ret, &err), JM_OK);
+    cr_assert_eq(state_of(b.id), JM_STATE_CANCELED);
+    /* complete after cancel is refused */
+    cr_assert_eq(jm_queue_complete(r, b.id, b.fence, "1", &ret, &err), JM_ERR_FENCE);
+    /* cancel-ack without a request is refused */
+    cr_assert_eq(jm_queue_cancel_ack(r, a.id, a.fence, &ret, &err), JM_ERR_FENCE);
+    jm_claim_clear(&a);
+    jm_claim_clear(&b);
+}
+
+Test(queue, cancel_queued_and_scheduled_and_terminal)
+{
+    jm_enqueue_result q = submit("{\"type\":\"t\"}");
+    jm_enqueue_result s = submit("{\"type\":\"t\",\"delay_s\":100}");
+    cr_assert_eq(state_of(s.id), JM_STATE_SCHEDULED);
+    cr_assert_eq(jm_queue_cancel(r, q.id, &ret, &err), JM_OK);
+    cr_assert_eq(jm_queue_cancel(r, s.id, &ret, &err), JM_OK);
+    cr_assert_eq(state_of(q.id), JM_STATE_CANCELED);
+    cr_assert_eq(state_of(s.id), JM_STATE_CANCELED);
+    cr_assert_eq(count_of("default", JM_STATE_CANCELED), 2);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+    cr_assert_eq(jm_queue_cancel(r, q.id, &ret, &err), JM_ERR_STATE);
+    /* the canceled id left in pending is dropped by claim (lazy deletion) */
+    jm_claim c[2];
+    int n = -1;
+    cr_assert_eq(jm_queue_claim(r, "default", 2, 1000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(jm_queue_cancel(r, "0000AAAAAAAAAAAAAAAAAAAAAA", &ret, &err), JM_ERR_NOT_FOUND);
+    cr_assert_eq(jm_queue_cancel(r, "not-an-id", &ret, &err), JM_ERR_NOT_FOUND);
+}
+
+Test(queue, retry_resets_attempts)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    cr_assert_eq(jm_queue_retry(r, e.id, &err), JM_ERR_STATE, "queued cannot be retried");
+    jm_claim c = claim_one("default", 10000);
+    jm_state st;
+    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "x", false, 0, &ret, &st, &err), JM_OK);
+    cr_assert_eq(st, JM_STATE_FAILED);
+    cr_assert_eq(jm_queue_retry(r, e.id, &err), JM_OK, "%s", err.msg);
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, e.id, &j, &err), JM_OK);
+    cr_assert_eq(j.status, JM_STATE_QUEUED);
+    cr_assert_eq(j.attempts, 0);
+    cr_assert_null(j.error);
+    jm_job_clear(&j);
+    cr_assert_eq(count_of("default", JM_STATE_FAILED), 0);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 1);
+    jm_claim d = claim_one("default", 10000);
+    cr_assert_eq(d.attempt, 1);
+    cr_assert_gt(d.fence, c.fence);
+    jm_claim_clear(&c);
+    jm_claim_clear(&d);
+    /* the record is persistent again */
+    char key[128];
+    snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", e.id, e.id);
+    redisReply *rep = jm_redis_command(r, &err, "TTL %s", key);
+    cr_assert_not_null(rep);
+    cr_assert_eq(rep->integer, -1);
+    freeReplyObject(rep);
+}
+
+Test(queue, release_gives_attempt_back_at_head)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\"}");
+    jm_enqueue_result b = submit("{\"type\":\"t\"}");
+    jm_claim c = claim_one("default", 10000);
+    cr_assert_str_eq(c.id, a.id);
+    cr_assert_eq(jm_queue_release(r, c.id, c.fence, &err), JM_OK);
+    cr_assert_eq(jm_queue_release(r, c.id, c.fence, &err), JM_ERR_FENCE);
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, a.id, &j, &err), JM_OK);
+    cr_assert_eq(j.status, JM_STATE_QUEUED);
+    cr_assert_eq(j.attempts, 0);
+    jm_job_clear(&j);
+    jm_claim d = claim_one("default", 10000);
+    cr_assert_str_eq(d.id, a.id, "released job goes to the head, before %s", b.id);
+    cr_assert_eq(d.attempt, 1);
+    jm_claim_clear(&c);
+    jm_claim_clear(&d);
+}
+
+Test(queue, idempotent_replay)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\",\"idempotency_key\":\"k1\"}");
+    jm_enqueue_result b = submit("{\"type\":\"t\",\"idempotency_key\":\"k1\",\"payload\":9}");
+    cr_assert(a.created);
+    cr_assert_not(b.created);
+    cr_assert_str_eq(a.id, b.id);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 1);
+    /* after the job finishes, the key still returns it (and its result) */
+    jm_claim c = claim_one("default", 10000);
+    cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "42", &ret, &err), JM_OK);
+    jm_enqueue_result d = submit("{\"type\":\"t\",\"idempotency_key\":\"k1\"}");
+    cr_assert_str_eq(d.id, a.id);
+    cr_assert_not(d.created);
+    /* the key expires with the record */
+    redisReply *rep = jm_redis_command(r, &err, "TTL jm:idem:k1");
+    cr_assert_not_null(rep);
+    cr_assert(rep->integer > 3500 && rep->integer <= 3600);
+    freeReplyObject(rep);
+    jm_claim_clear(&c);
+}
+
+Test(queue, delay_then_promote)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"delay_s\":0.05}");
+    cr_assert_eq(state_of(e.id), JM_STATE_SCHEDULED);
+    jm_claim c[1];
+    int n = -1;
+    cr_assert_eq(jm_queue_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 0, "scheduled jobs are not claimable");
+    int64_t deadline = jm_test_now_ms() + 5000;
+    int promoted = 0;
+    while (promoted == 0 && jm_test_now_ms() < deadline) {
+        cr_assert_eq(jm_queue_promote_due(r, "default", 10, &promoted, &err), JM_OK);
+        if (promoted == 0)
+            usleep(5000);
+    }
+    cr_assert_eq(promoted, 1);
+    cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
+    jm_claim got = claim_one("default", 1000);
+    cr_assert_str_eq(got.id, e.id);
+    jm_claim_clear(&got);
+}
+
+Test(queue, expiry_of_waiting_jobs)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_enqueue_result b = submit("{\"type\":\"t\",\"expires_in_s\":0.05,\"delay_s\":100}");
+    int64_t deadline = jm_test_now_ms() + 5000;
+    int total = 0;
+    while (total < 2 && jm_test_now_ms() < deadline) {
+        int n = 0;
+        cr_assert_eq(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err), JM_OK);
+        total += n;
+        if (total < 2)
+            usleep(5000);
+    }
+    cr_assert_eq(total, 2);
+    cr_assert_eq(state_of(a.id), JM_STATE_EXPIRED);
+    cr_assert_eq(state_of(b.id), JM_STATE_EXPIRED);
+    cr_assert_eq(count_of("default", JM_STATE_EXPIRED), 2);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+}
+
+Test(queue, expiry_never_applies_once_started)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_claim c = claim_one("default", 10000);
+    long long until = jm_test_now_ms() + 100;
+    while (jm_test_now_ms() < until)
+        usleep(10000); /* past expires_at on purpose */
+    int n = -1;
+    cr_assert_eq(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err), JM_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "1", &ret, &err), JM_OK);
+    cr_assert_eq(state_of(e.id), JM_STATE_SUCCEEDED);
+    jm_claim_clear(&c);
+}
+
+Test(queue, claim_expires_a_stale_queued_job_instead_of_running_it)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.02}");
+    long long until = jm_test_now_ms() + 50;
+    while (jm_test_now_ms() < until)
+        usleep(5000);
+    jm_claim c[1];
+    int n = -1;
+    cr_assert_eq(jm_queue_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(state_of(e.id), JM_STATE_EXPIRED);
+}
+
+Test(queue, pause_blocks_claims)
+{
+    submit("{\"type\":\"t\"}");
+    cr_assert_eq(jm_queue_pause(r, "default", true, &err), JM_OK);
+    jm_queue_info info;
+    cr_assert_eq(jm_queue_stats(r, "default", &info, &err), JM_OK);
+    cr_assert(info.paused);
+    jm_claim c[1];
+    int n = -1;
+    cr_assert_eq(jm_queue_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 0);
+    submit("{\"type\":\"t\"}"); /* paused queues keep accepting */
+    cr_assert_eq(jm_queue_pause(r, "default", false, &err), JM_OK);
+    cr_assert_eq(jm_queue_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 1);
+    jm_claim_clear(&c[0]);
+}
+
+Test(queue, purge_removes_expired_records_from_indexes)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"result_ttl_s\":1}");
+    jm_claim c = claim_one("default", 10000);
+    cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "1", &ret, &err), JM_OK);
+    char key[128];
+    snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", e.id, e.id);
+    redisReply *rep = jm_redis_command(r, &err, "TTL %s", key);
+    cr_assert_eq(rep->integer, 1, "the job's own result_ttl_s wins");
+    freeReplyObject(rep);
+    rep = jm_redis_command(r, &err, "DEL %s", key); /* as if the TTL ran out */
+    freeReplyObject(rep);
+    int n = -1;
+    cr_assert_eq(jm_queue_purge(r, "default", 100, &n, &err), JM_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(count_of("default", JM_STATE_SUCCEEDED), 0);
+    jm_claim_clear(&c);
+}
+
+Test(queue, failed_jobs_keep_failed_ttl)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1,\"result_ttl_s\":5}");
+    jm_claim c = claim_one("default", 10000);
+    jm_state st;
+    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "x", false, 0, &ret, &st, &err), JM_OK);
+    char key[128];
+    snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", e.id, e.id);
+    redisReply *rep = jm_redis_command(r, &err, "TTL %s", key);
+    cr_assert(rep->integer > 86000, "dead letters keep failed_ttl, got %lld", rep->integer);
+    freeReplyObject(rep);
+    jm_claim_clear(&c);
+}
+
+Test(queue, list_and_names)
+{
+    submit("{\"type\":\"t\",\"queue\":\"b\"}");
+    for (int i = 0; i < 5; i++)
+        submit("{\"type\":\"t\",\"queue\":\"a\"}");
+    char **names;
+    size_t n;
+    cr_assert_eq(jm_queue_names(r, &names, &n, &err), JM_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(names[0], "a");
+    cr_assert_str_eq(names[1], "b");
+    jm_strv_free(names, n);
+    char **ids, cursor[64];
+    cr_assert_eq(jm_queue_list_ids(r, "a", JM_STATE_QUEUED, NULL, 3, &ids, &n, cursor, &err), JM_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(cursor, "3");
+    jm_strv_free(ids, n);
+    cr_assert_eq(jm_queue_list_ids(r, "a", JM_STATE_QUEUED, cursor, 3, &ids, &n, cursor, &err), JM_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(cursor, "");
+    jm_strv_free(ids, n);
+    cr_assert_eq(jm_queue_list_ids(r, "a", JM_STATE_QUEUED, "zz", 3, &ids, &n, cursor, &err),
+                 JM_ERR_INVALID);
+}
+
+Test(queue, max_queues_limit)
+{
+    json_t *b1 = json_pack("{s:s, s:s}", "type", "t", "queue", "q1");
+    json_t *b2 = json_pack("{s:s, s:s}", "type", "t", "queue", "q2");
+    jm_job_spec s1, s2;
+    cr_assert_eq(jm_job_spec_from_json(b1, "", &s1, &err), JM_OK);
+    cr_assert_eq(jm_job_spec_from_json(b2, "", &s2, &err), JM_OK);
+    jm_enqueue_result res;
+    cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, &err), JM_OK);
+    cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, &err), JM_OK, "existing queue is fine");
+    cr_assert_eq(jm_queue_enqueue(r, &s2, 1, &res, &err), JM_ERR_LIMIT);
+    cr_assert_eq(count_of("q2", JM_STATE_QUEUED), 0);
+    jm_job_spec_clear(&s1);
+    jm_job_spec_clear(&s2);
+    json_decref(b1);
+    json_decref(b2);
+}
+
+Test(queue, batch_is_pipelined_and_ordered)
+{
+    jm_job_spec specs[50];
+    for (int i = 0; i < 50; i++) {
+        json_t *b = json_pack("{s:s, s:i}", "type", "t", "payload", i);
+        cr_assert_eq(jm_job_spec_from_json(b, "", &specs[i], &err), JM_OK);
+        json_decref(b);
+    }
+    jm_enqueue_result res[50];
+    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 50, 0, res, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 50);
+    jm_claim c[50];
+    int n = 0;
+    cr_assert_eq(jm_queue_claim(r, "default", 50, 10000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 50);
+    for (int i = 0; i < 50; i++) {
+        cr_assert_str_eq(c[i].id, res[i].id);
+        char want[16];
+        snprintf(want, sizeof(want), "%d", i);
+        cr_assert_str_eq(c[i].payload, want);
+        jm_claim_clear(&c[i]);
+        jm_job_spec_clear(&specs[i]);
+    }
+}
+
+Test(queue, scripts_reload_after_flush)
+{
+    redisReply *rep = jm_redis_command(r, &err, "SCRIPT FLUSH");
+    cr_assert_not_null(rep);
+    freeReplyObject(rep);
+    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    cr_assert(e.created);
+}
+
+Test(queue, redis_down_fails_fast_then_recovers)
+{
+    jm_test_redis_restart(&srv, NULL); /* drops the connection; data gone (no AOF) */
+    jm_job_spec spec;
+    json_t *b = json_pack("{s:s}", "type", "t");
+    cr_assert_eq(jm_job_spec_from_json(b, "", &spec, &err), JM_OK);
+    jm_enqueue_result res;
+    int rc = jm_queue_enqueue(r, &spec, 0, &res, &err);
+    if (rc != JM_OK) /* the first call may meet the dead socket */
+        cr_assert_eq(rc, JM_ERR_REDIS);
+    int64_t deadline = jm_test_now_ms() + 10000;
+    while (rc != JM_OK && jm_test_now_ms() < deadline) {
+        usleep(20000);
+        rc = jm_queue_enqueue(r, &spec, 0, &res, &err);
+    }
+    cr_assert_eq(rc, JM_OK, "%s", err.msg);
+    jm_test_redis_stop(&srv);
+    long long t0 = jm_test_now_ms();
+    rc = jm_queue_enqueue(r, &spec, 0, &res, &err);
+    cr_assert_eq(rc, JM_ERR_REDIS);
+    cr_assert_lt(jm_test_now_ms() - t0, 6000, "must not hang");
+    jm_job_spec_clear(&spec);
+    json_decref(b);
+    jm_test_redis_start(&srv, NULL); /* for teardown */
+}
+
+/* 8 threads with their own connections claim from one queue of 10,000 jobs:
+ * every job is claimed exactly once. */
+#define CLAIM_JOBS 10000
+#define CLAIM_THREADS 8
+
+typedef struct claimer {
+    const char *url;
+    char (*ids)[JM_ID_LEN + 1];
+    int n;
+} claimer;
+
+static void *
+claim_thread(void *arg)
+{
+    claimer *c = arg;
+    jm_error e;
+    jm_redis *rr = jm_redis_new(c->url, "jm", 5000, &e);
+    jm_claim batch[16];
+    for (;;) {
+        int n = 0;
+        if (jm_queue_claim(rr, "default", 16, 60000, "w", batch, &n, &e) != JM_OK || n == 0)
+            break;
+        for (int i = 0; i < n; i++) {
+            memcpy(c->ids[c->n++], batch[i].id, JM_ID_LEN + 1);
+            jm_claim_clear(&batch[i]);
+        }
+    }
+    jm_redis_free(rr);
+    return NULL;
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
+{
+    enum { CHUNK = 500 };
+    jm_job_spec *specs = calloc(CHUNK, sizeof(*specs));
+    jm_enqueue_result *res = calloc(CHUNK, sizeof(*res));
+    json_t *b = json_pack("{s:s}", "type", "t");
+    for (int i = 0; i < CHUNK; i++)
+        cr_assert_eq(jm_job_spec_from_json(b, "", &specs[i], &err), JM_OK);
+    for (int k = 0; k < CLAIM_JOBS / CHUNK; k++)
+        cr_assert_eq(jm_queue_enqueue_batch(r, specs, CHUNK, 0, res, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), CLAIM_JOBS);
+
+    pthread_t th[CLAIM_THREADS];
+    claimer cl[CLAIM_THREADS];
+    for (int t = 0; t < CLAIM_THREADS; t++) {
+        cl[t] = (claimer){.url = srv.url, .ids = calloc(CLAIM_JOBS, JM_ID_LEN + 1), .n = 0};
+        pthread_create(&th[t], NULL, claim_thread, &cl[t]);
+    }
+    char(*all)[JM_ID_LEN + 1] = calloc(CLAIM_JOBS * 2, JM_ID_LEN + 1);
+    int total = 0;
+    for (int t = 0; t < CLAIM_THREADS; t++) {
+        pthread_join(th[t], NULL);
+        cr_assert_gt(cl[t].n, 0, "thread %d claimed nothing", t);
+        memcpy(all[total], cl[t].ids, (size_t)cl[t].n * (JM_ID_LEN + 1));
+        total += cl[t].n;
+        free(cl[t].ids);
+    }
+    cr_assert_eq(total, CLAIM_JOBS, "claimed %d of %d", total, CLAIM_JOBS);
+    qsort(all, (size_t)total, JM_ID_LEN + 1, cmp_id);
+    for (int i = 1; i < total; i++)
+        cr_assert_str_neq(all[i - 1], all[i], "double claim of %s", all[i]);
+    cr_assert_eq(count_of("default", JM_STATE_RUNNING), CLAIM_JOBS);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    free(all);
+    for (int i = 0; i < CHUNK; i++)
+        jm_job_spec_clear(&specs[i]);
+    free(specs);
+    free(res);
+    json_decref(b);
+}

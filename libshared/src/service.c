@@ -1,0 +1,103 @@
+/* service.c - common start-up and shutdown plumbing (see service.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "jobmill/log.h"
+#include "jobmill/service.h"
+
+volatile sig_atomic_t jm_signals = 0;
+
+static void
+on_stop_signal(int sig)
+{
+    (void)sig;
+    if (jm_signals < 100)
+        jm_signals++;
+}
+
+static void
+install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    struct sigaction ign;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGPIPE, &ign, NULL);
+}
+
+int
+jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
+{
+    memset(svc, 0, sizeof(*svc));
+    svc->name = name;
+    jm_log_init(name, JM_LOG_INFO);
+    jm_error err;
+    jm_error_clear(&err);
+    int rc = jm_config_load(&svc->cfg, name, argc, argv, &err);
+    if (rc == JM_ERR_USAGE) {
+        jm_config_free(&svc->cfg);
+        return 0;
+    }
+    if (rc != JM_OK) {
+        fprintf(stderr, "jobmill-%s: %s\n", name, err.msg);
+        jm_config_free(&svc->cfg);
+        return 2;
+    }
+    jm_log_level level = JM_LOG_INFO;
+    jm_log_level_parse(svc->cfg.log_level, &level);
+    jm_log_init(name, level);
+    install_signals();
+    jm_config_log(&svc->cfg);
+
+    svc->metrics = jm_metrics_new();
+    if (svc->metrics == NULL) {
+        jm_config_free(&svc->cfg);
+        return 1;
+    }
+    const char *vlabel[] = {"version", NULL};
+    jm_metric_family *info = jm_metrics_family(svc->metrics, "jobmill_build_info",
+                                               "Build information; the value is always 1.",
+                                               JM_METRIC_GAUGE, vlabel, NULL, 0);
+    const char *vval[] = {JM_VERSION, NULL};
+    if (info != NULL)
+        jm_metric_set(jm_metrics_series(info, vval), 1);
+    const char *oplabel[] = {"op", NULL};
+    svc->redis_errors = jm_metrics_family(svc->metrics, "jobmill_redis_errors_total",
+                                          "Redis calls that failed, by operation.",
+                                          JM_METRIC_COUNTER, oplabel, NULL, 0);
+    return -1;
+}
+
+void
+jm_service_redis_error(jm_service *svc, const char *op)
+{
+    if (svc->redis_errors == NULL)
+        return;
+    const char *v[] = {op, NULL};
+    jm_metric_series *s = jm_metrics_series(svc->redis_errors, v);
+    if (s != NULL)
+        jm_metric_inc(s);
+}
+
+void
+jm_service_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    /* nanosleep returns early with EINTR on a signal: exactly what we want. */
+    nanosleep(&ts, NULL);
+}
+
+void
+jm_service_finish(jm_service *svc)
+{
+    jm_metrics_free(svc->metrics);
+    svc->metrics = NULL;
+    jm_config_free(&svc->cfg);
+}
