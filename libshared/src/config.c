@@ -82,7 +82,7 @@ static const jm_cfg_field fields[] = {
     FSTR("worker.id", "JOBMILL_WORKER_ID", "worker-id", "ID", worker_id, NULL,
         check_worker_id, SVC_WORKER, "worker id; unset = host-pid-random"),
     { .key = "worker.queues", .env = "JOBMILL_QUEUES", .flag = "queues", .arg = "Q1,Q2",
-      .type = JM_CFG_QUEUES, .def_str = "default", .services = SVC_WORKER,
+      .type = JM_CFG_QUEUES, .off = OFF(queues), .def_str = "default", .services = SVC_WORKER,
       .help = "queues in priority order" },
     FINT("worker.concurrency", "JOBMILL_CONCURRENCY", "concurrency", "N", concurrency, 4, 1,
         1024, SVC_WORKER, "jobs in flight per process"),
@@ -99,8 +99,8 @@ static const jm_cfg_field fields[] = {
         backoff_base_ms, 1000, 1, 86400000, SVC_WORKER, "retry backoff base"),
     FINT("worker.backoff_max_ms", "JOBMILL_BACKOFF_MAX_MS", "backoff-max-ms", "MS",
         backoff_max_ms, 300000, 1, 86400000, SVC_WORKER, "retry backoff cap"),
-    { .key = "worker.handlers", .type = JM_CFG_HANDLERS, .services = SVC_WORKER,
-      .help = "exec handlers by job type (YAML only)" },
+    { .key = "worker.handlers", .type = JM_CFG_HANDLERS, .off = OFF(handlers),
+      .services = SVC_WORKER, .help = "exec handlers by job type (YAML only)" },
     FSTR("janitor.metrics_listen", NULL, NULL, "HOST:PORT", janitor_metrics_listen,
         "0.0.0.0:9090", check_listen, SVC_JANITOR, "health and metrics HTTP address"),
     FINT("janitor.interval_ms", "JOBMILL_JANITOR_INTERVAL_MS", "janitor-interval-ms", "MS",
@@ -307,7 +307,8 @@ void
 jm_cfg__replace_queues(jm_config *cfg, jm_cfg_queue *q, int n)
 {
     jm_cfg__free_queues(cfg->queues, cfg->n_queues);
-    memcpy(cfg->queues, q, (size_t)n * sizeof(*q));
+    if (n > 0)
+        memcpy(cfg->queues, q, (size_t)n * sizeof(*q));
     cfg->n_queues = n;
 }
 
@@ -316,7 +317,8 @@ jm_cfg__replace_handlers(jm_config *cfg, jm_cfg_handler *h, int n)
 {
     for (int i = 0; i < cfg->n_handlers; i++)
         jm_cfg__free_handler(&cfg->handlers[i]);
-    memcpy(cfg->handlers, h, (size_t)n * sizeof(*h));
+    if (n > 0)
+        memcpy(cfg->handlers, h, (size_t)n * sizeof(*h));
     cfg->n_handlers = n;
 }
 
@@ -450,7 +452,8 @@ jm_config_defaults(jm_config *cfg)
         const jm_cfg_field *f = &fields[i];
         if (f->type == JM_CFG_INT || f->type == JM_CFG_LONG)
             store_num(cfg, f, f->def_num);
-        else if (f->def_str != NULL && jm_cfg__set(cfg, f, f->def_str, false, f->key, NULL) != JM_OK)
+        else if (f->def_str != NULL &&
+                 jm_cfg__set(cfg, f, f->def_str, false, f->key, NULL) != JM_OK)
             return JM_ERR_NOMEM;  /* the defaults are valid: only memory can fail */
     }
     return JM_OK;
@@ -497,14 +500,16 @@ env_value(const char *name)
 }
 
 /* Without REDIS_URL, composes redis://[:password@]host:port/db from
- * REDIS_HOST/PORT/DB/PASSWORD when any of them is set. */
+ * REDIS_HOST/PORT/DB/PASSWORD when any of them is set. The password is used
+ * as written: the URL's userinfo ends at its last '@' (as in redis.c). */
 static int
 compose_redis_url(jm_config *cfg, jm_error *err)
 {
     const char *host = env_value("REDIS_HOST"), *port = env_value("REDIS_PORT");
     const char *db = env_value("REDIS_DB"), *pass = env_value("REDIS_PASSWORD");
     long port_n = 6379, db_n = 0;
-    if (env_value("REDIS_URL") != NULL || (host == NULL && port == NULL && db == NULL && pass == NULL))
+    if (env_value("REDIS_URL") != NULL ||
+        (host == NULL && port == NULL && db == NULL && pass == NULL))
         return JM_OK;
     if (host != NULL && strpbrk(host, "@/ \t\r\n") != NULL)
         return jm_error_set(err, JM_ERR_INVALID, "redis.url",
@@ -512,12 +517,9 @@ compose_redis_url(jm_config *cfg, jm_error *err)
     if (port != NULL && jm_cfg__parse_int(port, 1, 65535, &port_n) != JM_OK)
         return jm_error_set(err, JM_ERR_INVALID, "redis.url",
                             "REDIS_PORT: must be an integer between 1 and 65535");
-    if (db != NULL && jm_cfg__parse_int(db, 0, 65535, &db_n) != JM_OK)
+    if (db != NULL && jm_cfg__parse_int(db, 0, 1000, &db_n) != JM_OK)
         return jm_error_set(err, JM_ERR_INVALID, "redis.url",
-                            "REDIS_DB: must be an integer between 0 and 65535");
-    if (pass != NULL && strpbrk(pass, "@/") != NULL)
-        return jm_error_set(err, JM_ERR_INVALID, "redis.url",
-                            "REDIS_PASSWORD: must not contain '@' or '/'");
+                            "REDIS_DB: must be an integer between 0 and 1000");
     if (host == NULL)
         host = "127.0.0.1";
     size_t cap = strlen(host) + (pass != NULL ? strlen(pass) : 0) + 48;
@@ -591,7 +593,7 @@ walk_flags(jm_config *cfg, const char *service, int argc, char **argv, bool appl
             else
                 printf("jobmill-%s %s\n", service != NULL ? service : "jobmill", JM_VERSION);
             fflush(stdout);
-            return JM_ERR_USAGE;
+            return jm_error_set(err, JM_ERR_USAGE, NULL, "--%s was given", name);
         }
         bool is_config = is_flag(name, len, "config");
         const jm_cfg_field *f = is_config ? NULL : find_flag(name, len);
@@ -734,9 +736,9 @@ jm_config_usage(const char *service, FILE *out)
         if (twin != NULL)
             fprintf(out, " and %s", twin->key);
         if (f->type == JM_CFG_INT || f->type == JM_CFG_LONG)
-            fprintf(out, "; default %ld, %ld..%ld\n", f->def_num, f->min, f->max);
+            fprintf(out, "\n        default: %ld (%ld..%ld)\n", f->def_num, f->min, f->max);
         else
-            fprintf(out, "; default %s\n", f->def_str != NULL ? f->def_str : "unset");
+            fprintf(out, "\n        default: %s\n", f->def_str != NULL ? f->def_str : "unset");
     }
     fputs("  REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD\n"
           "        env only: without REDIS_URL, compose redis://[:password@]host:port/db\n",

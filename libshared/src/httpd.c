@@ -11,9 +11,9 @@
  * handler lookup, and each handler rechecks its exact path. Only GET and HEAD
  * are served; other methods get 405 with an Allow header.
  *
- * civetweb's log_message callback is routed into the server struct instead of
- * stderr: a failed mg_start (port in use, bad address) is reported through the
- * caller's jm_error with civetweb's own text.
+ * civetweb never prints: its log_message callback collects the messages of a
+ * failing start, so a busy port or bad address comes back in the caller's
+ * jm_error with civetweb's own text, and sends later ones to the JSON log.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -760,7 +760,7 @@ char *
 jm_metrics_render(jm_metrics *m, size_t *len)
 {
     strbuf sb = {0};
-    sb_reserve(&sb, 0);
+    sb_add(&sb, "", 0);          /* an empty registry renders "" (not NULL) */
     if (m != NULL) {
         pthread_mutex_lock(&m->lock);
         for (size_t i = 0; i < m->n_families; i++) {

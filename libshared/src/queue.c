@@ -156,36 +156,117 @@ jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueu
     return rc;
 }
 
+/* Refuses (JM_ERR_LIMIT, field jobs[i].queue) a batch that would create more
+ * queues than max_queues allows, before anything is stored. */
+static int
+batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues, jm_error *err)
+{
+    if (max_queues <= 0)
+        return JM_OK;
+    char key[128];
+    snprintf(key, sizeof(key), "%s:queues", jm_redis_prefix(r));
+    redisReply *rep = jm_redis_command(r, err, "SCARD %s", key);
+    if (rep == NULL)
+        return reply_err(err);
+    long long known = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+    freeReplyObject(rep);
+    for (size_t i = 0; i < n; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = strcmp(specs[k].queue, specs[i].queue) == 0;
+        if (seen)
+            continue;
+        const char *argv[3] = {"SISMEMBER", key, specs[i].queue};
+        if ((rep = jm_redis_command_argv(r, err, 3, argv, NULL)) == NULL)
+            return reply_err(err);
+        bool member = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
+        freeReplyObject(rep);
+        if (!member && ++known > max_queues) {
+            char field[64];
+            snprintf(field, sizeof(field), "jobs[%zu].queue", i);
+            return jm_error_set(err, JM_ERR_LIMIT, field,
+                                "%s would exceed max_queues (%d)", field, max_queues);
+        }
+    }
+    return JM_OK;
+}
+
+/* One MULTI/EXEC of n pipelined enqueue scripts: all are stored or none.
+ * *noscript is set when the script cache was flushed (nothing ran then). */
+static int
+batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LEN + 1],
+           int max_queues, jm_enqueue_result *out, bool *noscript, jm_error *err)
+{
+    *noscript = false;
+    const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
+    int rc = jm_redis_pipe_argv(r, err, 1, multi, NULL);
+    size_t sent = rc == JM_OK ? 1 : 0;
+    for (size_t i = 0; i < n && rc == JM_OK; i++) {
+        char num[7][24];
+        script_call c;
+        call_init(&c, r, ids[i], NULL);
+        enqueue_args(&c, &specs[i], ids[i], max_queues, num);
+        if ((rc = call_pipe(r, &c, "enqueue", err)) == JM_OK)
+            sent++;
+    }
+    if (rc == JM_OK && (rc = jm_redis_pipe_argv(r, err, 1, exec, NULL)) == JM_OK)
+        sent++;
+    if (rc != JM_OK) {
+        /* Without EXEC nothing runs; close the transaction politely. */
+        jm_redis_pipe_discard(r, (int)sent);
+        jm_redis_drop(r);
+        return rc;
+    }
+    /* MULTI and each command answer +OK / +QUEUED; EXEC answers the array. */
+    for (size_t i = 0; i + 1 < sent; i++) {
+        redisReply *rep = jm_redis_pipe_reply(r, err);
+        if (rep == NULL) {
+            jm_redis_pipe_discard(r, (int)(sent - i - 1));
+            return reply_err(err);
+        }
+        freeReplyObject(rep);
+    }
+    redisReply *rep = jm_redis_pipe_reply(r, err);
+    if (rep == NULL)
+        return reply_err(err);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        freeReplyObject(rep);
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue batch: transaction aborted");
+    }
+    for (size_t i = 0; i < n && rc == JM_OK; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type == REDIS_REPLY_ERROR) {
+            *noscript = strncmp(e->str, "NOSCRIPT", 8) == 0;
+            rc = jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: %s", e->str);
+        } else {
+            rc = enqueue_result(e, &out[i], err);
+        }
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 int
 jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
                        jm_enqueue_result *out, jm_error *err)
 {
-    size_t sent = 0;
-    int rc = JM_OK;
-    for (; sent < n; sent++) {
-        char id[JM_ID_LEN + 1], num[7][24];
-        if ((rc = jm_id_new(specs[sent].queue, id, err)) != JM_OK)
-            break;
-        script_call c;
-        call_init(&c, r, id, NULL);
-        enqueue_args(&c, &specs[sent], id, max_queues, num);
-        if ((rc = call_pipe(r, &c, "enqueue", err)) != JM_OK)
-            break;
-    }
-    for (size_t i = 0; i < sent; i++) {
-        redisReply *rep = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
-        if (rep == NULL) {
-            if (rc == JM_OK)
-                rc = reply_err(err);
-            if (!jm_redis_connected(r))
-                break;
-            continue;
-        }
-        int one = rc == JM_OK ? enqueue_result(rep, &out[i], err) : JM_OK;
-        if (one != JM_OK)
-            rc = one;
-        freeReplyObject(rep);
-    }
+    if (n == 0)
+        return JM_OK;
+    int rc = batch_queue_limit(r, specs, n, max_queues, err);
+    if (rc != JM_OK)
+        return rc;
+    char(*ids)[JM_ID_LEN + 1] = malloc(n * sizeof(*ids));
+    if (ids == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < n && rc == JM_OK; i++)
+        rc = jm_id_new(specs[i].queue, ids[i], err);
+    bool noscript = false;
+    if (rc == JM_OK)
+        rc = batch_once(r, specs, n, ids, max_queues, out, &noscript, err);
+    /* A flushed script cache ran none of the batch: load and try once more. */
+    if (rc != JM_OK && noscript && jm_redis_script_reload(r, "enqueue", err) == JM_OK)
+        rc = batch_once(r, specs, n, ids, max_queues, out, &noscript, err);
+    free(ids);
     return rc;
 }
 

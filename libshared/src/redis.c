@@ -383,6 +383,31 @@ jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, cons
     return JM_OK;
 }
 
+int
+jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
+                   const size_t *argvlen)
+{
+    if (jm_redis_connect(r, err) != JM_OK)
+        return JM_ERR_REDIS;
+    if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
+        jm_redis_drop(r);
+        return jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline append failed");
+    }
+    r->pipe_pending++;
+    return JM_OK;
+}
+
+int
+jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err)
+{
+    int i = script_index(name);
+    if (i < 0)
+        return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
+    if (jm_redis_connect(r, err) != JM_OK)
+        return JM_ERR_REDIS;
+    return load_script(r, i, err);
+}
+
 redisReply *
 jm_redis_pipe_reply(jm_redis *r, jm_error *err)
 {

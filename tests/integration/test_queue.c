@@ -667,3 +667,25 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
     free(res);
     json_decref(b);
 }
+
+Test(queue, batch_survives_script_flush_and_respects_max_queues)
+{
+    jm_job_spec specs[3];
+    const char *queues[3] = {"x", "y", "x"};
+    for (int i = 0; i < 3; i++) {
+        json_t *b = json_pack("{s:s, s:s}", "type", "t", "queue", queues[i]);
+        cr_assert_eq(jm_job_spec_from_json(b, "", &specs[i], &err), JM_OK);
+        json_decref(b);
+    }
+    jm_enqueue_result res[3];
+    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 1, res, &err), JM_ERR_LIMIT);
+    cr_assert_str_eq(err.field, "jobs[1].queue");
+    cr_assert_eq(count_of("x", JM_STATE_QUEUED), 0, "nothing stored");
+    redisReply *rep = jm_redis_command(r, &err, "SCRIPT FLUSH");
+    freeReplyObject(rep);
+    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 2, res, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(count_of("x", JM_STATE_QUEUED), 2);
+    cr_assert_eq(count_of("y", JM_STATE_QUEUED), 1);
+    for (int i = 0; i < 3; i++)
+        jm_job_spec_clear(&specs[i]);
+}

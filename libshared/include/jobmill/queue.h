@@ -40,8 +40,10 @@ typedef struct jm_enqueue_result {
 int jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues,
                      jm_enqueue_result *out, jm_error *err);
 
-/* jm_queue_enqueue_batch submits n specs in one pipelined round trip; out has
- * n slots. On JM_ERR_REDIS some may have been stored (each is atomic). */
+/* jm_queue_enqueue_batch submits n specs in one pipelined MULTI/EXEC: all are
+ * stored or none (a failure before EXEC stores nothing). out has n slots.
+ * JM_ERR_LIMIT (err->field "jobs[i].queue") when the batch would create more
+ * than max_queues queues, checked before anything is stored. */
 int jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
                            jm_enqueue_result *out, jm_error *err);
 

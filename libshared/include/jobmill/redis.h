@@ -85,6 +85,13 @@ redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkey
 int jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
                        const char **keys, int nargs, const char **args, const size_t *arglens);
 redisReply *jm_redis_pipe_reply(jm_redis *r, jm_error *err);
+/* jm_redis_pipe_argv appends a plain command (MULTI, EXEC, ...) to the
+ * pipeline. JM_OK or JM_ERR_REDIS. */
+int jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
+                       const size_t *argvlen);
+/* jm_redis_script_reload loads script `name` again (after a NOSCRIPT seen
+ * inside a transaction). JM_OK or an error. */
+int jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err);
 /* jm_redis_pipe_discard reads and frees n pending replies (after an error
  * midway), dropping the connection if that fails. */
 void jm_redis_pipe_discard(jm_redis *r, int n);
