@@ -370,6 +370,26 @@ Test(httpd, second_server_on_other_port)
     jm_httpd_stop(other);
 }
 
+Test(httpd, host_name_listen)
+{
+    jm_error err = {0};
+    jm_httpd *other = NULL;
+    int p2 = 0;
+    for (int attempt = 0; attempt < 5 && other == NULL; attempt++) {
+        p2 = free_port();
+        char listen[64];
+        snprintf(listen, sizeof(listen), "localhost:%d", p2);
+        jm_httpd_opts o = {.listen = listen, .metrics = reg};
+        other = jm_httpd_start(&o, &err);
+    }
+    cr_assert_not_null(other, "%s", err.msg);
+    http_resp r;
+    cr_assert_eq(http_do(p2, "GET", "/healthz", &r), 0);
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    jm_httpd_stop(other);
+}
+
 /* --- listen conversion (no server needed) ---------------------------------- */
 
 Test(httpd_listen, conversions)

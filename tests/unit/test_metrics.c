@@ -428,6 +428,33 @@ Test(metrics, concurrent_increments_are_exact, .timeout = 120)
 
 #define PROMTOOL "/usr/bin/promtool"
 
+/* Under `valgrind --trace-children=yes` promtool (a Go binary) runs under
+ * valgrind too, which reports the Go runtime and may replace its exit status
+ * (--error-exitcode). Then only promtool's own lines count: valgrind's start
+ * with "==pid==" or "--pid--". */
+static int
+under_valgrind(void)
+{
+    const char *p = getenv("LD_PRELOAD");
+    return p != NULL && strstr(p, "vgpreload") != NULL;
+}
+
+static void
+drop_valgrind_lines(char *s)
+{
+    char *w = s;
+    for (char *line = s; *line != '\0';) {
+        size_t n = strcspn(line, "\n");
+        size_t next = n + (line[n] == '\n');
+        if (!(strncmp(line, "==", 2) == 0 || strncmp(line, "--", 2) == 0)) {
+            memmove(w, line, next);
+            w += next;
+        }
+        line += next;
+    }
+    *w = '\0';
+}
+
 Test(metrics, promtool_check_metrics, .timeout = 60)
 {
     cr_assert_eq(access(PROMTOOL, X_OK), 0,
@@ -471,13 +498,17 @@ Test(metrics, promtool_check_metrics, .timeout = 60)
     snprintf(cmd, sizeof(cmd), PROMTOOL " check metrics < %s 2>&1", path);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
-    char msg[4096] = "";
+    char msg[65536] = "";
     size_t n = fread(msg, 1, sizeof(msg) - 1, p);
     msg[n] = '\0';
     int st = pclose(p);
     unlink(path);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "promtool rejected the render:\n%s\n---\n%s",
-              msg, out);
+    int ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (!ok && under_valgrind() && WIFEXITED(st)) {
+        drop_valgrind_lines(msg);
+        ok = msg[0] == '\0';
+    }
+    cr_assert(ok, "promtool rejected the render (status %d):\n%s\n---\n%s", st, msg, out);
     free(out);
     jm_metrics_free(m);
 }
