@@ -287,25 +287,65 @@ jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
     return check_reply(r, redisCommandArgv(r->ctx, argc, argv, argvlen), err, argv[0]);
 }
 
-/* Builds EVALSHA argv for script i into a (caller provides room for
- * 3 + nkeys + nargs entries). */
-static int
-build_eval(int i, char *sha, char *nk, size_t nklen, int nkeys, const char **keys, int nargs,
-           const char **args, const size_t *arglens, const char **av, size_t *al)
+/* The argv of one EVALSHA: small calls use the inline arrays, large ones
+ * (heartbeats of many jobs, batch reads) allocate. */
+#define EVAL_INLINE 32
+typedef struct eval_argv {
+    int script;
+    int n;
+    const char **av;
+    size_t *al;
+    const char *av_inline[EVAL_INLINE];
+    size_t al_inline[EVAL_INLINE];
+    char sha[41];
+    char nk[16];
+} eval_argv;
+
+static void
+eval_release(eval_argv *e)
 {
+    if (e->av != e->av_inline) {
+        free(e->av);
+        free(e->al);
+    }
+}
+
+/* Resolves the script, connects, and builds EVALSHA sha nkeys keys... args...
+ * Returns JM_OK or an error (nothing to release then). */
+static int
+eval_prepare(jm_redis *r, eval_argv *e, jm_error *err, const char *name, int nkeys,
+             const char **keys, int nargs, const char **args, const size_t *arglens)
+{
+    if ((e->script = script_index(name)) < 0)
+        return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
+    if (jm_redis_connect(r, err) != JM_OK)
+        return JM_ERR_REDIS;
+    size_t total = 3 + (size_t)nkeys + (size_t)nargs;
+    e->av = e->av_inline;
+    e->al = e->al_inline;
+    if (total > EVAL_INLINE) {
+        e->av = malloc(sizeof(*e->av) * total);
+        e->al = malloc(sizeof(*e->al) * total);
+        if (e->av == NULL || e->al == NULL) {
+            free(e->av);
+            free(e->al);
+            return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        }
+    }
     pthread_mutex_lock(&sha_lock);
-    memcpy(sha, script_sha[i], 41);
+    memcpy(e->sha, script_sha[e->script], 41);
     pthread_mutex_unlock(&sha_lock);
-    snprintf(nk, nklen, "%d", nkeys);
+    snprintf(e->nk, sizeof(e->nk), "%d", nkeys);
     int n = 0;
-    av[n] = "EVALSHA", al[n++] = 7;
-    av[n] = sha, al[n++] = 40;
-    av[n] = nk, al[n++] = strlen(nk);
+    e->av[n] = "EVALSHA", e->al[n++] = 7;
+    e->av[n] = e->sha, e->al[n++] = 40;
+    e->av[n] = e->nk, e->al[n++] = strlen(e->nk);
     for (int k = 0; k < nkeys; k++)
-        av[n] = keys[k], al[n++] = strlen(keys[k]);
+        e->av[n] = keys[k], e->al[n++] = strlen(keys[k]);
     for (int k = 0; k < nargs; k++)
-        av[n] = args[k], al[n++] = arglens != NULL ? arglens[k] : strlen(args[k]);
-    return n;
+        e->av[n] = args[k], e->al[n++] = arglens != NULL ? arglens[k] : strlen(args[k]);
+    e->n = n;
+    return JM_OK;
 }
 
 static int
@@ -318,38 +358,24 @@ redisReply *
 jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
               int nargs, const char **args, const size_t *arglens)
 {
-    int i = script_index(name);
-    if (i < 0) {
-        jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
+    eval_argv e;
+    if (eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
         return NULL;
-    }
-    if (jm_redis_connect(r, err) != JM_OK)
-        return NULL;
-    int total = 3 + nkeys + nargs;
-    const char **av = malloc(sizeof(*av) * (size_t)total);
-    size_t *al = malloc(sizeof(*al) * (size_t)total);
-    if (av == NULL || al == NULL) {
-        free(av);
-        free(al);
-        jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
-        return NULL;
-    }
-    char sha[41], nk[16];
-    redisReply *rep = NULL;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        int n = build_eval(i, sha, nk, sizeof(nk), nkeys, keys, nargs, args, arglens, av, al);
-        rep = redisCommandArgv(r->ctx, n, av, al);
-        if (!is_noscript(rep))
-            break;
+    redisReply *rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
+    if (is_noscript(rep)) {
+        /* The script cache was flushed (SCRIPT FLUSH, a failover): load, retry once. */
         freeReplyObject(rep);
         rep = NULL;
-        if (load_script(r, i, err) != JM_OK)
-            break;
+        if (load_script(r, e.script, err) != JM_OK) {
+            eval_release(&e);
+            return NULL;
+        }
+        pthread_mutex_lock(&sha_lock);
+        memcpy(e.sha, script_sha[e.script], 41);
+        pthread_mutex_unlock(&sha_lock);
+        rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
     }
-    free(av);
-    free(al);
-    if (rep == NULL && r->ctx == NULL)
-        return NULL; /* load_script failed and set err */
+    eval_release(&e);
     return check_reply(r, rep, err, name);
 }
 
@@ -357,24 +383,12 @@ int
 jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
                    int nargs, const char **args, const size_t *arglens)
 {
-    int i = script_index(name);
-    if (i < 0)
-        return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
-    if (jm_redis_connect(r, err) != JM_OK)
-        return JM_ERR_REDIS;
-    int total = 3 + nkeys + nargs;
-    const char **av = malloc(sizeof(*av) * (size_t)total);
-    size_t *al = malloc(sizeof(*al) * (size_t)total);
-    if (av == NULL || al == NULL) {
-        free(av);
-        free(al);
-        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
-    }
-    char sha[41], nk[16];
-    int n = build_eval(i, sha, nk, sizeof(nk), nkeys, keys, nargs, args, arglens, av, al);
-    int rc = redisAppendCommandArgv(r->ctx, n, av, al);
-    free(av);
-    free(al);
+    eval_argv e;
+    int rc = eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens);
+    if (rc != JM_OK)
+        return rc;
+    rc = redisAppendCommandArgv(r->ctx, e.n, e.av, e.al);
+    eval_release(&e);
     if (rc != REDIS_OK) {
         jm_redis_drop(r);
         return jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline append failed");
