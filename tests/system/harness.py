@@ -281,3 +281,78 @@ def wait_http(url, timeout=15.0, want=200):
         except OSError:
             return False
     wait_for(ok, timeout=timeout, what="GET %s -> %d" % (url, want))
+
+
+# ---- Grafana dashboard helpers (test_rules, test_observability) ----
+
+def grafana_targets(dashboard_path):
+    """Returns [(panel title, refId, expr)] for every Prometheus query target
+    of a Grafana dashboard JSON file, panels nested in rows included."""
+    with open(dashboard_path) as f:
+        dash = json.load(f)
+    out = []
+
+    def walk(panels):
+        for p in panels or []:
+            for t in p.get("targets") or []:
+                if t.get("expr"):
+                    out.append((p.get("title", ""), t.get("refId", ""), t["expr"]))
+            walk(p.get("panels"))
+    walk(dash.get("panels"))
+    return out
+
+
+def grafana_substitute(expr, rate_interval="1m", interval="15s", range_="1h", var_value=".*"):
+    """Replaces Grafana's built-in and template variables in a PromQL
+    expression with values Prometheus accepts: $__rate_interval, $__interval,
+    $__range, then $var / ${var} / ${var:fmt} / [[var]] with var_value."""
+    import re
+    for name, val in (("__rate_interval", rate_interval), ("__interval", interval),
+                      ("__range", range_)):
+        expr = re.sub(r"\$\{%s\}|\$%s\b" % (name, name), val, expr)
+    expr = re.sub(r"\$\{\w+(:\w+)?\}|\[\[\w+\]\]|\$[A-Za-z_]\w*", var_value, expr)
+    return expr
+
+
+# ---- jobmill-api helpers (test_api*, test_openapi) ----
+
+def start_api(redis_url, env=None, args=(), wait_ready=True, timeout=30.0):
+    """Starts jobmill-api on a free loopback port (drain delay 0 unless env
+    says otherwise) and waits until /healthz answers (and /readyz is 200 when
+    wait_ready). Returns (Service, base_url); the caller stops the Service."""
+    port = free_port()
+    e = {"JOBMILL_LISTEN": "127.0.0.1:%d" % port, "JOBMILL_API_DRAIN_DELAY_MS": "0",
+         "JOBMILL_API_THREADS": "8"}
+    e.update(env or {})
+    svc = Service("api", redis_url, args=args, env=e).start()
+    base = "http://127.0.0.1:%d" % port
+    try:
+        wait_http(base + "/healthz", timeout=timeout)
+        if wait_ready:
+            wait_http(base + "/readyz", timeout=timeout)
+    except AssertionError:
+        log = svc.logs()
+        svc.stop()
+        raise AssertionError("jobmill-api did not come up; log:\n%s" % log[-4000:])
+    return svc, base
+
+
+def testctl(redis_url, *args, check=True, env=None):
+    """Runs the jm_testctl tool (tests/tools) from BIN_DIR with args; returns
+    its stdout. Raises AssertionError on a non-zero exit when check."""
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([os.path.join(BIN_DIR, "jm_testctl"), redis_url] + [str(a) for a in args],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, timeout=30)
+    if check and p.returncode != 0:
+        raise AssertionError("jm_testctl %s failed (%d): %s"
+                             % (" ".join(map(str, args)), p.returncode, p.stderr.decode()))
+    return p.stdout.decode()
+
+
+def claim_one(redis_url, queue, lease_ms=60000):
+    """Claims the next job of queue through jm_testctl; returns (id, fence)."""
+    out = testctl(redis_url, "claim", queue, 1, lease_ms).split()
+    if len(out) != 2:
+        raise AssertionError("nothing to claim in queue %s" % queue)
+    return out[0], out[1]
