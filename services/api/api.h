@@ -1,0 +1,160 @@
+/* api.h - the jobmill-api service's shared types: the process-wide app, one
+ * request, the route table entry, and the prototypes every api file uses.
+ *
+ * Threading: civetweb serves requests on cfg.api_threads threads. Each thread
+ * owns one jm_redis (created in civetweb's init_thread callback, freed in
+ * exit_thread) and hands it to the request as req->redis; nothing Redis is
+ * ever shared between threads. The app is read-only after start except for
+ * its atomics and the objects that lock themselves (waiters, metrics).
+ *
+ * Error convention: handlers return the HTTP status they sent; helpers that
+ * can fail return a jm_err (see jobmill/err.h).
+ *
+ * Owned by the api engineer.
+ */
+#ifndef JOBMILL_API_H
+#define JOBMILL_API_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <civetweb.h>
+#include <jansson.h>
+#include "jobmill/err.h"
+#include "jobmill/queue.h"
+#include "jobmill/redis.h"
+#include "jobmill/service.h"
+
+typedef struct api_auth api_auth;
+typedef struct api_waiters api_waiters;
+typedef struct api_metrics api_metrics;
+
+/* The process: configuration, shared services, lifecycle flags. */
+typedef struct api_app {
+    jm_service *svc;          /* borrowed from main */
+    const jm_config *cfg;     /* &svc->cfg */
+    jm_retention retention;   /* from cfg, for cancel */
+    api_auth *auth;           /* NULL = no auth */
+    api_waiters *waiters;     /* long-polls and their subscriber thread */
+    api_metrics *metrics;     /* api metric families */
+    atomic_int draining;      /* SIGTERM seen: /readyz fails */
+    atomic_int version_ok;    /* jm_redis_check_version passed */
+    atomic_int stopping;      /* drain delay over: new /v1 requests get 503 */
+} api_app;
+
+/* Route flags. */
+#define API_ROUTE_OPEN 1u   /* no auth, no Redis gate: /healthz, /readyz, /metrics */
+#define API_ROUTE_BODY 2u   /* takes a JSON body (submit, batch) */
+
+#define API_PARAM_MAX 256   /* a path parameter, decoded, NUL included */
+
+typedef struct api_req api_req;
+typedef int (*api_handler_fn)(api_req *req);
+
+typedef struct api_route {
+    const char *method;   /* "GET", "POST" */
+    const char *path;     /* template: "/v1/jobs/{id}" */
+    api_handler_fn fn;
+    unsigned flags;
+} api_route;
+
+/* One request, on the stack of the serving thread. */
+struct api_req {
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    api_app *app;
+    jm_redis *redis;            /* this thread's handle (borrowed); NULL if none */
+    const api_route *route;     /* matched route, NULL for 404 */
+    int route_index;            /* index in the table, -1 for 404 */
+    char param[API_PARAM_MAX];  /* the one path parameter ({id} or {queue}) */
+    char *body;                 /* owned: the request body, NUL-terminated */
+    size_t body_len;
+};
+
+/* ---- routes.c: the single route table ---- */
+
+/* api_routes returns the table (static) and its size in *n. */
+const api_route *api_routes(size_t *n);
+/* api_route_match finds the route for method and path. Returns its index and
+ * copies the path parameter into param; -1 when no template matches the path
+ * (404); -2 when templates match but none for method, with the allowed methods
+ * written into allow ("GET, POST") and the first route whose template matched
+ * into *path_route (for the metric label). */
+int api_route_match(const char *method, const char *path, char param[API_PARAM_MAX],
+                    char *allow, size_t allow_len, int *path_route);
+/* api_routes_print writes "METHOD PATH" lines (the hidden --print-routes). */
+void api_routes_print(FILE *out);
+
+/* ---- server.c: civetweb glue and request dispatch ---- */
+
+typedef struct api_server api_server;
+/* api_server_start binds cfg.api_listen and serves. NULL with err set. */
+api_server *api_server_start(api_app *app, jm_error *err);
+/* api_server_quiesce waits up to timeout_ms until no request is in flight
+ * (civetweb drops writes once mg_stop begins). Returns whether it got idle. */
+bool api_server_quiesce(api_server *srv, int timeout_ms);
+/* api_server_stop closes the listener, joins the threads, frees srv; NULL is
+ * allowed. */
+void api_server_stop(api_server *srv);
+
+/* ---- request.c: body and query ---- */
+
+/* api_req_read_body enforces the size limit and media type, then reads the
+ * body into req->body. Returns 0 to go on, or the error status it sent. */
+int api_req_read_body(api_req *req);
+/* api_req_query copies query parameter name (URL-decoded) into buf. Returns
+ * 1 when present, 0 when absent, -1 when too long. */
+int api_req_query(const api_req *req, const char *name, char *buf, size_t len);
+/* api_req_parse_json parses req->body. Returns a new reference or NULL after
+ * sending 400 bad_json (*status gets it). */
+json_t *api_req_parse_json(api_req *req, int *status);
+
+/* ---- response.c: JSON responses and errors ---- */
+
+/* api_send_json sends status with body (stolen; NULL sends {}) as JSON. hdrs
+ * is NULL or a NULL-terminated list of name, value pairs. Returns status. */
+int api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs);
+/* api_send_text sends a text body of the given type. Returns status. */
+int api_send_text(api_req *req, int status, const char *type, const char *text, size_t len);
+/* api_send_error sends {"error":{"code","message","field"?}}. field may be
+ * NULL or "". Returns status. */
+int api_send_error(api_req *req, int status, const char *code, const char *field,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* api_send_jm_error maps a libshared error onto the contract's codes (Redis
+ * trouble is 503 with Retry-After, counted under op). Returns status. */
+int api_send_jm_error(api_req *req, const jm_error *err, const char *op);
+/* api_send_job reads job id and sends it with status (or the read's error). */
+int api_send_job(api_req *req, int status, const char *id, const char *op);
+
+/* ---- auth.c: bearer tokens ---- */
+
+/* api_auth_load reads the tokens file: one token per line, blank lines and
+ * # comments ignored. Returns a new api_auth or NULL with err set. */
+api_auth *api_auth_load(const char *path, jm_error *err);
+/* api_auth_check tells whether an Authorization header value carries a known
+ * bearer token, comparing in constant time. */
+bool api_auth_check(const api_auth *a, const char *header);
+size_t api_auth_count(const api_auth *a);
+void api_auth_free(api_auth *a);
+
+/* ---- handlers (jobs.c, jobs_batch.c, jobs_get.c, queues.c, workers.c, health.c) ---- */
+
+int api_jobs_submit(api_req *req);
+int api_jobs_batch(api_req *req);
+int api_jobs_get(api_req *req);
+int api_jobs_cancel(api_req *req);
+int api_jobs_retry(api_req *req);
+int api_queues_list(api_req *req);
+int api_queues_pause(api_req *req);
+int api_queues_resume(api_req *req);
+int api_queues_jobs(api_req *req);
+int api_workers_list(api_req *req);
+int api_health_live(api_req *req);
+int api_health_ready(api_req *req);
+int api_health_metrics(api_req *req);
+
+/* queues.c: the queue object {"name", a count per state, "paused"}. New ref. */
+json_t *api_queue_to_json(const jm_queue_info *q);
+
+#endif

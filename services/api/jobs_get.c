@@ -1,0 +1,137 @@
+/* jobs_get.c - GET /v1/jobs/{id}, with the ?wait=S long-poll.
+ *
+ * Without wait (or wait=0), or when the job is already terminal, the job is
+ * answered at once. Otherwise the request registers a waiter (waiters.h),
+ * then re-reads the job: a job that finished between the first read and the
+ * registration is caught here, and one that finishes later publishes its id,
+ * which wakes the waiter. No request polls Redis while it waits and none holds
+ * a Redis connection: the one subscriber thread listens for all of them.
+ * At the deadline, or when the api stops, the job is read once more and
+ * answered as it is (200). Beyond the waiter limit, ?wait answers at once.
+ *
+ * Owned by the api engineer.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "api.h"
+#include "waiters.h"
+
+#define API_WAIT_MAX_S 60.0
+#define API_WAIT_RETRY_MS 200 /* re-read after a failed read on a wake-up */
+
+/* parse_wait reads ?wait=S (seconds, 0-60, fractions allowed). Returns 0 and
+ * sets *secs, or -1 when it is malformed. */
+static int
+parse_wait(const api_req *req, double *secs)
+{
+    char buf[32];
+    *secs = 0;
+    int got = api_req_query(req, "wait", buf, sizeof(buf));
+    if (got == 0)
+        return 0;
+    if (got < 0 || buf[0] == '\0')
+        return -1;
+    char *end;
+    double v = strtod(buf, &end);
+    if (*end != '\0' || !isfinite(v) || v < 0 || v > API_WAIT_MAX_S)
+        return -1;
+    *secs = v;
+    return 0;
+}
+
+static struct timespec
+deadline_after(double secs)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ns = (long long)llround(secs * 1e9);
+    ts.tv_sec += (time_t)(ns / 1000000000LL);
+    ts.tv_nsec += (long)(ns % 1000000000LL);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* reread replaces *job with a fresh read. */
+static int
+reread(api_req *req, jm_job *job, jm_error *err)
+{
+    jm_job_clear(job);
+    return jm_queue_get(req->redis, req->param, job, err);
+}
+
+static bool
+ts_before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* wait_terminal sleeps on w until the job is terminal, the deadline or stop;
+ * *job is kept current. A read that fails on a wake-up (Redis just came
+ * back and this thread's connection is stale or in backoff) keeps the last
+ * job and is retried every API_WAIT_RETRY_MS, so the wake-up is not lost;
+ * only a read at the deadline (or at stop) decides. Returns JM_OK or the
+ * error of a deciding read. */
+static int
+wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *err)
+{
+    api_waiters *ws = req->app->waiters;
+    struct timespec deadline = deadline_after(secs), retry_at;
+    bool retry = false;
+    int rc = reread(req, job, err); /* the job may have finished before w was added */
+    while (rc == JM_OK && !jm_state_terminal(job->status)) {
+        bool early = retry && ts_before(&retry_at, &deadline);
+        api_wait_result res = api_waiters_wait(ws, w, early ? &retry_at : &deadline);
+        bool last = res == API_WAIT_STOP || (res == API_WAIT_TIMEOUT && !early);
+        jm_job fresh;
+        int got = jm_queue_get(req->redis, req->param, &fresh, err);
+        retry = false;
+        if (got == JM_OK) {
+            jm_job_clear(job);
+            *job = fresh;
+        } else if (last || got == JM_ERR_NOT_FOUND) {
+            rc = got;
+        } else {
+            retry = true;
+            retry_at = deadline_after(API_WAIT_RETRY_MS / 1000.0);
+        }
+        if (last)
+            break;
+    }
+    return rc;
+}
+
+int
+api_jobs_get(api_req *req)
+{
+    double secs;
+    if (parse_wait(req, &secs) != 0)
+        return api_send_error(req, 400, "invalid_field", "wait",
+                              "wait must be a number of seconds from 0 to 60");
+    if (!jm_id_valid(req->param))
+        return api_send_error(req, 404, "not_found", NULL, "job %s not found", req->param);
+    jm_job job;
+    jm_error err;
+    jm_error_clear(&err);
+    int rc = jm_queue_get(req->redis, req->param, &job, &err);
+    if (rc == JM_OK && secs > 0 && !jm_state_terminal(job.status)) {
+        api_waiter w;
+        memset(&w, 0, sizeof(w));
+        if (api_waiters_add(req->app->waiters, &w, req->param)) {
+            rc = wait_terminal(req, &w, &job, secs, &err);
+            api_waiters_remove(req->app->waiters, &w);
+        }
+    }
+    if (rc != JM_OK) {
+        jm_job_clear(&job);
+        return api_send_jm_error(req, &err, "get");
+    }
+    json_t *o = jm_job_to_json(&job);
+    jm_job_clear(&job);
+    return api_send_json(req, 200, o, NULL);
+}

@@ -1,0 +1,230 @@
+/* main.c - jobmill-api: start-up, the wait for a signal, the drain, the stop.
+ *
+ * Start: load the config (jm_service_start: --help/--version exit 0, a bad
+ * flag or config file exits 2), load the tokens file (unreadable: exit 2),
+ * start the long-poll subscriber, check the Redis layout version (newer than
+ * this build: exit 1; Redis down: serve anyway, answer 503 and retry the check
+ * until it passes), then listen (port in use: exit 1).
+ *
+ * Stop: the first SIGTERM/SIGINT makes /readyz answer 503 at once; the api
+ * keeps serving for api.drain_delay_ms (so load balancers stop sending), then
+ * answers new /v1 requests 503, wakes every long-poll (they answer the job as
+ * it is), waits for the requests in flight to be answered (civetweb drops
+ * writes once mg_stop begins), stops civetweb (joining its threads), frees
+ * everything and exits 0. A second signal exits at once with status 1.
+ *
+ * Signals are blocked in every thread but this one (the mask is inherited by
+ * the threads started below), so they interrupt this thread's sleeps at once.
+ *
+ * Exit codes: 0 clean stop or --help/--version; 1 cannot start (newer Redis
+ * layout, cannot listen, no memory) or a second signal; 2 bad flag, config or
+ * tokens file. Hidden flag: --print-routes prints the route table and exits.
+ *
+ * Owned by the api engineer.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "api.h"
+#include "api_metrics.h"
+#include "jobmill/log.h"
+#include "waiters.h"
+
+#define API_TICK_MS 100
+#define API_QUIESCE_EXTRA_MS 1000 /* past the Redis timeout of a last call */
+
+static long long
+mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+block_stop_signals(int how)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(how, &set, NULL);
+}
+
+/* effective_waiters caps long-polls below the thread count, so that waiting
+ * requests can never hold every HTTP thread (health probes must get
+ * through). */
+static int
+effective_waiters(const jm_config *cfg)
+{
+    int reserve = cfg->api_threads / 4 > 2 ? cfg->api_threads / 4 : 2;
+    int cap = cfg->api_threads - reserve;
+    if (cap < 0)
+        cap = 0;
+    return cfg->api_max_waiters < cap ? cfg->api_max_waiters : cap;
+}
+
+/* check_version returns 1 when the layout is fine, 0 to retry later (Redis
+ * unreachable), -1 when Redis holds a newer layout. */
+static int
+check_version(api_app *app, jm_redis *r, bool *warned)
+{
+    jm_error err;
+    jm_error_clear(&err);
+    int rc = jm_redis_check_version(r, &err);
+    if (rc == JM_OK) {
+        atomic_store(&app->version_ok, 1);
+        if (*warned)
+            jm_log_info("redis reachable; layout version checked", NULL);
+        return 1;
+    }
+    if (rc == JM_ERR_VERSION) {
+        jm_log_error("refusing to run against a newer redis layout", "error", err.msg, NULL);
+        return -1;
+    }
+    if (!*warned) {
+        jm_service_redis_error(app->svc, "version");
+        jm_log_warn("redis unreachable: answering 503 and retrying", "error", err.msg, NULL);
+        *warned = true;
+    }
+    return 0;
+}
+
+/* serve waits for the first signal, retrying the version check meanwhile.
+ * Returns 0 on a signal, 1 when the layout turned out newer. */
+static int
+serve(api_app *app, jm_redis *r, bool warned)
+{
+    while (jm_signals == 0) {
+        if (!atomic_load(&app->version_ok) && check_version(app, r, &warned) < 0)
+            return 1;
+        jm_service_sleep_ms(API_TICK_MS);
+    }
+    return 0;
+}
+
+/* drain keeps serving with /readyz failing for the drain delay. */
+static void
+drain(api_app *app)
+{
+    atomic_store(&app->draining, 1);
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%d", app->cfg->api_drain_delay_ms);
+    jm_log_info("draining: /readyz fails; still serving", "drain_delay_ms", ms, NULL);
+    long long until = mono_ms() + app->cfg->api_drain_delay_ms;
+    for (long long now = mono_ms(); now < until; now = mono_ms()) {
+        if (jm_signals >= 2) {
+            jm_log_warn("second signal: exiting now", NULL);
+            _exit(1);
+        }
+        long long left = until - now;
+        jm_service_sleep_ms(left < API_TICK_MS ? (int)left : API_TICK_MS);
+    }
+}
+
+static int
+run(jm_service *svc)
+{
+    api_app app;
+    memset(&app, 0, sizeof(app));
+    app.svc = svc;
+    app.cfg = &svc->cfg;
+    app.retention.result_ttl_s = svc->cfg.result_ttl_s;
+    app.retention.failed_ttl_s = svc->cfg.failed_ttl_s;
+    atomic_init(&app.draining, 0);
+    atomic_init(&app.version_ok, 0);
+    atomic_init(&app.stopping, 0);
+    int code = 1;
+    jm_redis *r = NULL;
+    api_server *srv = NULL;
+    bool civetweb = false;
+    jm_error err;
+    jm_error_clear(&err);
+
+    if (app.cfg->api_tokens_file != NULL) {
+        if ((app.auth = api_auth_load(app.cfg->api_tokens_file, &err)) == NULL) {
+            fprintf(stderr, "jobmill-api: %s\n", err.msg);
+            code = err.code == JM_ERR_NOMEM ? 1 : 2;
+            goto done;
+        }
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", api_auth_count(app.auth));
+        if (api_auth_count(app.auth) == 0)
+            jm_log_warn("the tokens file holds no token: every /v1 request will get 401",
+                        "file", app.cfg->api_tokens_file, NULL);
+        else
+            jm_log_info("bearer-token auth on", "tokens", n, NULL);
+    }
+    if ((app.metrics = api_metrics_new(svc)) == NULL) {
+        jm_log_error("cannot register metrics", NULL);
+        goto done;
+    }
+    block_stop_signals(SIG_BLOCK); /* threads started from here inherit the mask */
+    int max_waiters = effective_waiters(app.cfg);
+    if ((app.waiters = api_waiters_new(svc, max_waiters, &err)) == NULL) {
+        jm_log_error("cannot start the long-poll subscriber", "error", err.msg, NULL);
+        goto done;
+    }
+    r = jm_redis_new(app.cfg->redis_url, app.cfg->prefix, app.cfg->redis_timeout_ms, &err);
+    if (r == NULL) {
+        jm_log_error("cannot create a redis handle", "error", err.msg, NULL);
+        goto done;
+    }
+    bool warned = false;
+    if (check_version(&app, r, &warned) < 0)
+        goto done;
+    mg_init_library(0);
+    civetweb = true;
+    if ((srv = api_server_start(&app, &err)) == NULL) {
+        jm_log_error("cannot start the http server", "error", err.msg, NULL);
+        goto done;
+    }
+    block_stop_signals(SIG_UNBLOCK);
+    char thr[16], wt[16];
+    snprintf(thr, sizeof(thr), "%d", app.cfg->api_threads);
+    snprintf(wt, sizeof(wt), "%d", max_waiters);
+    jm_log_info("api listening", "listen", app.cfg->api_listen, "threads", thr, "max_waiters",
+                wt, "version", JM_VERSION, NULL);
+
+    code = serve(&app, r, warned);
+    if (code == 0)
+        drain(&app);
+    jm_log_info("stopping: waking long-polls, finishing in-flight requests", NULL);
+    atomic_store(&app.stopping, 1);
+    api_waiters_shutdown(app.waiters);
+    if (!api_server_quiesce(srv, app.cfg->redis_timeout_ms + API_QUIESCE_EXTRA_MS))
+        jm_log_warn("requests still in flight at stop; their answers are lost", NULL);
+
+done:
+    if (app.waiters != NULL)
+        api_waiters_shutdown(app.waiters);
+    api_server_stop(srv);
+    api_waiters_free(app.waiters);
+    if (civetweb)
+        mg_exit_library();
+    jm_redis_free(r);
+    api_metrics_free(app.metrics);
+    api_auth_free(app.auth);
+    if (code == 0)
+        jm_log_info("stopped", NULL);
+    return code;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--print-routes") == 0) {
+        api_routes_print(stdout);
+        return 0;
+    }
+    jm_service svc;
+    int rc = jm_service_start(&svc, "api", argc, argv);
+    if (rc >= 0)
+        return rc;
+    rc = run(&svc);
+    jm_service_finish(&svc);
+    return rc;
+}

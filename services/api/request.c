@@ -1,0 +1,131 @@
+/* request.c - reading a request: the body (size limit, media type), query
+ * parameters and JSON parsing.
+ *
+ * The size limit (cfg.api_max_body_bytes) is enforced twice: on the declared
+ * Content-Length before a byte is read, and on the bytes actually read (a
+ * chunked body declares nothing), so no request can make the api buffer more
+ * than the limit plus one read.
+ *
+ * Owned by the api engineer.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "api.h"
+
+#define API_READ_CHUNK 65536
+
+/* media_is_json accepts "application/json" with optional parameters
+ * ("; charset=utf-8"), case-insensitively. */
+static bool
+media_is_json(const char *ct)
+{
+    if (ct == NULL)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    static const char want[] = "application/json";
+    if (strncasecmp(ct, want, sizeof(want) - 1) != 0)
+        return false;
+    const char *rest = ct + sizeof(want) - 1;
+    while (*rest == ' ' || *rest == '\t')
+        rest++;
+    return *rest == '\0' || *rest == ';';
+}
+
+static bool
+is_chunked(const api_req *req)
+{
+    const char *te = mg_get_header(req->conn, "Transfer-Encoding");
+    for (const char *p = te; p != NULL && *p != '\0'; p++)
+        if (strncasecmp(p, "chunked", 7) == 0)
+            return true;
+    return false;
+}
+
+int
+api_req_read_body(api_req *req)
+{
+    long long declared = req->ri->content_length;
+    long long max = req->app->cfg->api_max_body_bytes;
+    bool chunked = declared < 0 && is_chunked(req);
+    if (declared > max)
+        return api_send_error(req, 413, "too_large", NULL,
+                              "request body of %lld bytes is over the limit of %lld bytes",
+                              declared, max);
+    if (declared <= 0 && !chunked)
+        return 0; /* no body */
+    if (!media_is_json(mg_get_header(req->conn, "Content-Type")))
+        return api_send_error(req, 415, "unsupported_media_type", NULL,
+                              "a request body must have Content-Type: application/json");
+
+    size_t cap = declared > 0 ? (size_t)declared + 1 : API_READ_CHUNK;
+    char *buf = malloc(cap);
+    if (buf == NULL)
+        return api_send_error(req, 500, "internal", NULL, "out of memory");
+    size_t len = 0;
+    while (declared <= 0 || (long long)len < declared) {
+        if (len + 1 >= cap) {
+            if ((long long)len > max)
+                break;
+            size_t ncap = cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (nb == NULL) {
+                free(buf);
+                return api_send_error(req, 500, "internal", NULL, "out of memory");
+            }
+            buf = nb, cap = ncap;
+        }
+        int n = mg_read(req->conn, buf + len, cap - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        if ((long long)len > max)
+            break;
+    }
+    if ((long long)len > max) {
+        free(buf);
+        return api_send_error(req, 413, "too_large", NULL,
+                              "request body is over the limit of %lld bytes", max);
+    }
+    if (declared > 0 && (long long)len < declared) {
+        free(buf);
+        return api_send_error(req, 400, "bad_json", NULL,
+                              "request body ended after %zu of %lld bytes", len, declared);
+    }
+    buf[len] = '\0';
+    req->body = buf;
+    req->body_len = len;
+    return 0;
+}
+
+int
+api_req_query(const api_req *req, const char *name, char *buf, size_t len)
+{
+    const char *q = req->ri->query_string;
+    if (q == NULL)
+        return 0;
+    int n = mg_get_var(q, strlen(q), name, buf, len);
+    if (n == -1)
+        return 0;
+    if (n < 0)
+        return -1;
+    return 1;
+}
+
+json_t *
+api_req_parse_json(api_req *req, int *status)
+{
+    if (req->body == NULL || req->body_len == 0) {
+        *status = api_send_error(req, 400, "bad_json", NULL, "the request body is empty");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (v == NULL)
+        *status = api_send_error(req, 400, "bad_json", NULL,
+                                 "malformed JSON at line %d column %d: %s", jerr.line,
+                                 jerr.column, jerr.text);
+    return v;
+}

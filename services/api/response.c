@@ -1,0 +1,144 @@
+/* response.c - JSON responses and the contract's error objects.
+ *
+ * Every response carries Content-Type, Content-Length and Cache-Control:
+ * no-store. Errors are {"error":{"code","message","field"?}} with the codes of
+ * CONTRACT.md; Redis trouble (JM_ERR_REDIS, and error replies such as LOADING
+ * while a restarted Redis reads its AOF) is 503 unavailable with
+ * Retry-After: 1. 5xx answers are logged at warn.
+ *
+ * Owned by the api engineer.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "api.h"
+#include "jobmill/log.h"
+
+#define API_JSON_TYPE "application/json"
+
+static int
+send_raw(api_req *req, int status, const char *type, const char *body, size_t len,
+         const char *const *hdrs)
+{
+    char clen[24];
+    snprintf(clen, sizeof(clen), "%zu", len);
+    mg_response_header_start(req->conn, status);
+    mg_response_header_add(req->conn, "Content-Type", type, -1);
+    mg_response_header_add(req->conn, "Content-Length", clen, -1);
+    mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
+    for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL && hdrs[i + 1] != NULL; i += 2)
+        mg_response_header_add(req->conn, hdrs[i], hdrs[i + 1], -1);
+    mg_response_header_send(req->conn);
+    if (len > 0)
+        mg_write(req->conn, body, len);
+    return status;
+}
+
+int
+api_send_text(api_req *req, int status, const char *type, const char *text, size_t len)
+{
+    return send_raw(req, status, type, text, len, NULL);
+}
+
+int
+api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs)
+{
+    if (body == NULL)
+        body = json_object();
+    char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(body);
+    if (text == NULL) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        return send_raw(req, 500, API_JSON_TYPE, oom, sizeof(oom) - 1, NULL);
+    }
+    send_raw(req, status, API_JSON_TYPE, text, strlen(text), hdrs);
+    free(text);
+    return status;
+}
+
+/* send_error_v builds and sends the error object; hdrs as in api_send_json. */
+static int
+send_error_v(api_req *req, int status, const char *code, const char *field,
+             const char *const *hdrs, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (status >= 500) {
+        char st[16];
+        snprintf(st, sizeof(st), "%d", status);
+        jm_log_warn("request failed", "route", req->route != NULL ? req->route->path : "",
+                    "status", st, "code", code, "error", msg, NULL);
+    }
+    json_t *e = json_object();
+    json_object_set_new(e, "code", json_string(code));
+    json_object_set_new(e, "message", json_string(msg));
+    if (field != NULL && field[0] != '\0')
+        json_object_set_new(e, "field", json_string(field));
+    json_t *o = json_object();
+    json_object_set_new(o, "error", e);
+    return api_send_json(req, status, o, hdrs);
+}
+
+int
+api_send_error(api_req *req, int status, const char *code, const char *field, const char *fmt,
+               ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = send_error_v(req, status, code, field, NULL, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int
+send_error_h(api_req *req, int status, const char *code, const char *field,
+             const char *const *hdrs, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = send_error_v(req, status, code, field, hdrs, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int
+api_send_jm_error(api_req *req, const jm_error *err, const char *op)
+{
+    static const char *const retry_after[] = {"Retry-After", "1", NULL};
+    const char *msg = err->msg[0] != '\0' ? err->msg : jm_err_name(err->code);
+    switch (err->code) {
+    case JM_ERR_INVALID:
+        return api_send_error(req, 400, "invalid_field", err->field, "%s", msg);
+    case JM_ERR_LIMIT:
+        return api_send_error(req, 400, "invalid_field", err->field[0] ? err->field : "queue",
+                              "%s", msg);
+    case JM_ERR_NOT_FOUND:
+        return api_send_error(req, 404, "not_found", NULL, "%s", msg);
+    case JM_ERR_STATE:
+        return api_send_error(req, 409, "invalid_state", NULL, "%s", msg);
+    case JM_ERR_TOO_LARGE:
+        return api_send_error(req, 413, "too_large", err->field, "%s", msg);
+    case JM_ERR_REDIS:
+    case JM_ERR_REPLY:
+        jm_service_redis_error(req->app->svc, op);
+        return send_error_h(req, 503, "unavailable", NULL, retry_after,
+                            "redis is unavailable, retry later (%s)", msg);
+    default:
+        return api_send_error(req, 500, "internal", NULL, "%s", msg);
+    }
+}
+
+int
+api_send_job(api_req *req, int status, const char *id, const char *op)
+{
+    jm_job job;
+    jm_error err;
+    jm_error_clear(&err);
+    if (jm_queue_get(req->redis, id, &job, &err) != JM_OK)
+        return api_send_jm_error(req, &err, op);
+    json_t *o = jm_job_to_json(&job);
+    jm_job_clear(&job);
+    return api_send_json(req, status, o, NULL);
+}

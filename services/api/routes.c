@@ -1,0 +1,104 @@
+/* routes.c - the api's one route table and the path matcher.
+ *
+ * This table is the single source of the HTTP surface: dispatch, the 405
+ * Allow header, the metric route labels (the templates, never raw ids) and
+ * --print-routes all read it, and tests/system/test_openapi.py extracts the
+ * ROUTE(...) lines with a regex and compares them with docs/openapi.yaml.
+ * Keep one ROUTE per line, method and path as string literals.
+ *
+ * A template segment "{name}" matches one non-empty path segment; a route has
+ * at most one parameter. Literal routes come before parameter routes that
+ * could shadow them ("/v1/jobs/batch" before "/v1/jobs/{id}").
+ *
+ * Owned by the api engineer.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "api.h"
+
+#define ROUTE(method, path, fn, flags) {method, path, fn, flags}
+
+static const api_route routes[] = {
+    ROUTE("POST", "/v1/jobs", api_jobs_submit, API_ROUTE_BODY),
+    ROUTE("POST", "/v1/jobs/batch", api_jobs_batch, API_ROUTE_BODY),
+    ROUTE("GET", "/v1/jobs/{id}", api_jobs_get, 0),
+    ROUTE("POST", "/v1/jobs/{id}/cancel", api_jobs_cancel, 0),
+    ROUTE("POST", "/v1/jobs/{id}/retry", api_jobs_retry, 0),
+    ROUTE("GET", "/v1/queues", api_queues_list, 0),
+    ROUTE("POST", "/v1/queues/{queue}/pause", api_queues_pause, 0),
+    ROUTE("POST", "/v1/queues/{queue}/resume", api_queues_resume, 0),
+    ROUTE("GET", "/v1/queues/{queue}/jobs", api_queues_jobs, 0),
+    ROUTE("GET", "/v1/workers", api_workers_list, 0),
+    ROUTE("GET", "/healthz", api_health_live, API_ROUTE_OPEN),
+    ROUTE("GET", "/readyz", api_health_ready, API_ROUTE_OPEN),
+    ROUTE("GET", "/metrics", api_health_metrics, API_ROUTE_OPEN),
+};
+
+#define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const api_route *
+api_routes(size_t *n)
+{
+    *n = N_ROUTES;
+    return routes;
+}
+
+/* match_path compares path with template tpl segment by segment; on a match
+ * the parameter segment (if any) is copied into param. */
+static bool
+match_path(const char *tpl, const char *path, char param[API_PARAM_MAX])
+{
+    const char *t = tpl, *p = path;
+    while (*t != '\0' && *p != '\0') {
+        if (*t != '/' || *p != '/')
+            return false;
+        t++, p++;
+        size_t tl = strcspn(t, "/"), pl = strcspn(p, "/");
+        if (tl >= 2 && t[0] == '{' && t[tl - 1] == '}') {
+            if (pl == 0 || pl >= API_PARAM_MAX)
+                return false;
+            memcpy(param, p, pl);
+            param[pl] = '\0';
+        } else if (tl != pl || memcmp(t, p, tl) != 0) {
+            return false;
+        }
+        t += tl, p += pl;
+    }
+    return *t == '\0' && *p == '\0';
+}
+
+int
+api_route_match(const char *method, const char *path, char param[API_PARAM_MAX], char *allow,
+                size_t allow_len, int *path_route)
+{
+    char scratch[API_PARAM_MAX];
+    bool path_known = false;
+    *path_route = -1;
+    if (allow_len > 0)
+        allow[0] = '\0';
+    for (size_t i = 0; i < N_ROUTES; i++) {
+        scratch[0] = '\0';
+        if (!match_path(routes[i].path, path, scratch))
+            continue;
+        if (strcmp(routes[i].method, method) == 0) {
+            memcpy(param, scratch, sizeof(scratch));
+            return (int)i;
+        }
+        if (!path_known)
+            *path_route = (int)i;
+        path_known = true;
+        if (strstr(allow, routes[i].method) == NULL) {
+            size_t used = strlen(allow);
+            snprintf(allow + used, allow_len - used, "%s%s", used > 0 ? ", " : "",
+                     routes[i].method);
+        }
+    }
+    return path_known ? -2 : -1;
+}
+
+void
+api_routes_print(FILE *out)
+{
+    for (size_t i = 0; i < N_ROUTES; i++)
+        fprintf(out, "%s %s\n", routes[i].method, routes[i].path);
+}

@@ -1,0 +1,334 @@
+/* server.c - civetweb glue: start/stop, one jm_redis per server thread, and
+ * the dispatch every request goes through (route match, 404/405, auth, the
+ * Redis gate, body reading, metrics).
+ *
+ * civetweb matches request handlers by prefix, so the api registers one
+ * dispatcher for "/v1" (which takes every "/v1/..." path) and the three
+ * health paths; the begin_request callback sends every other path through
+ * the same dispatcher (where it meets the route table's 404) before civetweb
+ * would try to serve files.
+ *
+ * civetweb drops every write once mg_stop has begun, so the stop sequence is:
+ * main sets app->stopping (new /v1 requests get 503), wakes the long-polls,
+ * waits in api_server_quiesce until no request is in flight, and only then
+ * calls mg_stop.
+ *
+ * Each server thread gets its own jm_redis from init_thread (thread_type 1)
+ * and frees it in exit_thread; requests find it with mg_get_thread_pointer.
+ * civetweb's own messages go to the JSON log (and, during start, into the
+ * start error).
+ *
+ * Owned by the api engineer.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "api.h"
+#include "api_metrics.h"
+#include "jobmill/httpd.h"
+#include "jobmill/log.h"
+
+#define API_REQUEST_TIMEOUT_MS "30000"
+
+struct api_server {
+    struct mg_context *ctx;
+    api_app *app;                /* borrowed */
+    pthread_mutex_t log_lock;    /* guards serving and start_log */
+    int serving;
+    char start_log[256];
+    atomic_int handlers_set;     /* the request handlers are registered */
+    pthread_mutex_t idle_lock;   /* guards inflight */
+    pthread_cond_t idle_cond;    /* signalled when inflight drops to 0 */
+    int inflight;                /* requests between dispatch and answer */
+};
+
+static double
+mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* dispatch routes one request and returns the status it sent. */
+static int
+dispatch(api_req *req)
+{
+    const char *method = req->ri->request_method;
+    const char *path = req->ri->local_uri != NULL ? req->ri->local_uri : "";
+    char allow[64];
+    int path_route = -1;
+    size_t n_routes;
+    const api_route *routes = api_routes(&n_routes);
+    req->route_index = api_route_match(method, path, req->param, allow, sizeof(allow),
+                                       &path_route);
+    if (req->route_index == -1)
+        return api_send_error(req, 404, "not_found", NULL, "no route for %s %s", method, path);
+    if (req->route_index == -2) {
+        req->route = &routes[path_route];
+        req->route_index = -1;
+        json_t *e = json_object();
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s is not allowed on %s; allowed: %s", method, path, allow);
+        json_object_set_new(e, "code", json_string("method_not_allowed"));
+        json_object_set_new(e, "message", json_string(msg));
+        json_t *o = json_object();
+        json_object_set_new(o, "error", e);
+        const char *hdrs[] = {"Allow", allow, NULL};
+        return api_send_json(req, 405, o, hdrs);
+    }
+    req->route = &routes[req->route_index];
+    api_app *app = req->app;
+    if (!(req->route->flags & API_ROUTE_OPEN) && atomic_load(&app->stopping)) {
+        static const char *const hdrs[] = {"Retry-After", "1", NULL};
+        json_t *e = json_object();
+        json_object_set_new(e, "code", json_string("unavailable"));
+        json_object_set_new(e, "message", json_string("the api is shutting down; retry"));
+        json_t *o = json_object();
+        json_object_set_new(o, "error", e);
+        return api_send_json(req, 503, o, hdrs);
+    }
+    if (!(req->route->flags & API_ROUTE_OPEN)) {
+        if (app->auth != NULL &&
+            !api_auth_check(app->auth, mg_get_header(req->conn, "Authorization"))) {
+            json_t *e = json_object();
+            json_object_set_new(e, "code", json_string("unauthorized"));
+            json_object_set_new(e, "message",
+                                json_string("a valid bearer token is required "
+                                            "(Authorization: Bearer <token>)"));
+            json_t *o = json_object();
+            json_object_set_new(o, "error", e);
+            const char *hdrs[] = {"WWW-Authenticate", "Bearer realm=\"jobmill\"", NULL};
+            return api_send_json(req, 401, o, hdrs);
+        }
+        if (req->redis == NULL || !atomic_load(&app->version_ok)) {
+            jm_error err;
+            jm_error_set(&err, JM_ERR_REDIS, NULL,
+                         req->redis == NULL ? "no redis handle on this thread"
+                                            : "redis layout version not verified yet");
+            return api_send_jm_error(req, &err, "version");
+        }
+    }
+    if (strcmp(method, "POST") == 0) {
+        int rc = api_req_read_body(req);
+        if (rc != 0)
+            return rc;
+    }
+    return req->route->fn(req);
+}
+
+/* serve runs one request end to end, counted in srv->inflight. */
+static int
+serve(struct mg_connection *conn, api_server *srv)
+{
+    api_app *app = srv->app;
+    pthread_mutex_lock(&srv->idle_lock);
+    srv->inflight++;
+    pthread_mutex_unlock(&srv->idle_lock);
+    double t0 = mono_s();
+    api_req req;
+    memset(&req, 0, sizeof(req));
+    req.conn = conn;
+    req.ri = mg_get_request_info(conn);
+    req.app = app;
+    req.redis = mg_get_thread_pointer(conn);
+    req.route_index = -1;
+    int status = dispatch(&req);
+    free(req.body);
+    api_metrics_request(app->metrics, req.route != NULL ? req.route->path : API_ROUTE_UNMATCHED,
+                        status, mono_s() - t0);
+    pthread_mutex_lock(&srv->idle_lock);
+    if (--srv->inflight == 0)
+        pthread_cond_broadcast(&srv->idle_cond);
+    pthread_mutex_unlock(&srv->idle_lock);
+    return status;
+}
+
+static int
+on_request(struct mg_connection *conn, void *cbdata)
+{
+    return serve(conn, cbdata);
+}
+
+/* handled_by_handler tells whether civetweb will pass uri to one of the
+ * registered handlers; everything else is served from begin_request. */
+static bool
+handled_by_handler(const char *uri)
+{
+    if (uri == NULL)
+        return false;
+    return strcmp(uri, "/v1") == 0 || strncmp(uri, "/v1/", 4) == 0 ||
+           strcmp(uri, "/healthz") == 0 || strcmp(uri, "/readyz") == 0 ||
+           strcmp(uri, "/metrics") == 0;
+}
+
+static int
+on_begin_request(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    api_server *srv = mg_get_user_data(mg_get_context(conn));
+    if (atomic_load(&srv->handlers_set) && handled_by_handler(ri->local_uri))
+        return 0;
+    return serve(conn, srv);
+}
+
+static void *
+on_init_thread(const struct mg_context *ctx, int thread_type)
+{
+    if (thread_type != 1)
+        return NULL;
+    api_server *srv = mg_get_user_data(ctx);
+    const jm_config *cfg = srv->app->cfg;
+    jm_error err;
+    jm_error_clear(&err);
+    jm_redis *r = jm_redis_new(cfg->redis_url, cfg->prefix, cfg->redis_timeout_ms, &err);
+    if (r == NULL)
+        jm_log_error("api: cannot create a redis handle for a server thread", "error", err.msg,
+                     NULL);
+    return r;
+}
+
+static void
+on_exit_thread(const struct mg_context *ctx, int thread_type, void *thread_pointer)
+{
+    (void)ctx;
+    if (thread_type == 1)
+        jm_redis_free(thread_pointer);
+}
+
+/* on_log_message: civetweb's messages are collected during start (they name
+ * the cause of a failed bind) and logged at warn afterwards. */
+static int
+on_log_message(const struct mg_connection *conn, const char *message)
+{
+    struct mg_context *ctx = conn != NULL ? mg_get_context(conn) : NULL;
+    api_server *srv = ctx != NULL ? mg_get_user_data(ctx) : NULL;
+    if (srv == NULL || message == NULL)
+        return 1;
+    int line = (int)strcspn(message, "\r\n");
+    pthread_mutex_lock(&srv->log_lock);
+    int serving = srv->serving;
+    if (!serving) {
+        size_t used = strlen(srv->start_log);
+        snprintf(srv->start_log + used, sizeof(srv->start_log) - used, "%s%.*s",
+                 used > 0 ? "; " : "", line, message);
+    }
+    pthread_mutex_unlock(&srv->log_lock);
+    if (serving) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%.*s", line, message);
+        jm_log_warn("api: civetweb reported an error", "error", msg, NULL);
+    }
+    return 1;
+}
+
+api_server *
+api_server_start(api_app *app, jm_error *err)
+{
+    char ports[300], threads[16];
+    if (jm_httpd_listen_to_civetweb(app->cfg->api_listen, ports, sizeof(ports)) != JM_OK) {
+        jm_error_set(err, JM_ERR_INVALID, "api.listen", "bad listen address \"%s\"",
+                     app->cfg->api_listen);
+        return NULL;
+    }
+    snprintf(threads, sizeof(threads), "%d", app->cfg->api_threads);
+    api_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    if (pthread_mutex_init(&srv->log_lock, NULL) != 0) {
+        free(srv);
+        jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a mutex");
+        return NULL;
+    }
+    if (pthread_mutex_init(&srv->idle_lock, NULL) != 0) {
+        pthread_mutex_destroy(&srv->log_lock);
+        free(srv);
+        jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a mutex");
+        return NULL;
+    }
+    if (pthread_cond_init(&srv->idle_cond, NULL) != 0) {
+        pthread_mutex_destroy(&srv->idle_lock);
+        pthread_mutex_destroy(&srv->log_lock);
+        free(srv);
+        jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a condition variable");
+        return NULL;
+    }
+    srv->app = app;
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.begin_request = on_begin_request;
+    cb.init_thread = on_init_thread;
+    cb.exit_thread = on_exit_thread;
+    cb.log_message = on_log_message;
+    const char *options[] = {
+        "listening_ports", ports,
+        "num_threads", threads,
+        "request_timeout_ms", API_REQUEST_TIMEOUT_MS,
+        NULL,
+    };
+    struct mg_init_data init = {.callbacks = &cb, .user_data = srv,
+                                .configuration_options = options};
+    unsigned code = 0;
+    char text[256] = "";
+    struct mg_error_data edata = {.code = &code, .text = text, .text_buffer_size = sizeof(text)};
+    srv->ctx = mg_start2(&init, &edata);
+    if (srv->ctx == NULL) {
+        const char *why = srv->start_log[0] != '\0' ? srv->start_log
+                          : text[0] != '\0'         ? text
+                                                    : "unknown error";
+        jm_error_set(err, JM_ERR_IO, "api.listen", "cannot listen on %s: %s",
+                     app->cfg->api_listen, why);
+        pthread_cond_destroy(&srv->idle_cond);
+        pthread_mutex_destroy(&srv->idle_lock);
+        pthread_mutex_destroy(&srv->log_lock);
+        free(srv);
+        return NULL;
+    }
+    pthread_mutex_lock(&srv->log_lock);
+    srv->serving = 1;
+    pthread_mutex_unlock(&srv->log_lock);
+    mg_set_request_handler(srv->ctx, "/v1", on_request, srv);
+    mg_set_request_handler(srv->ctx, "/healthz", on_request, srv);
+    mg_set_request_handler(srv->ctx, "/readyz", on_request, srv);
+    mg_set_request_handler(srv->ctx, "/metrics", on_request, srv);
+    atomic_store(&srv->handlers_set, 1);
+    return srv;
+}
+
+bool
+api_server_quiesce(api_server *srv, int timeout_ms)
+{
+    if (srv == NULL)
+        return true;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->idle_lock);
+    while (srv->inflight > 0)
+        if (pthread_cond_timedwait(&srv->idle_cond, &srv->idle_lock, &until) != 0)
+            break;
+    bool idle = srv->inflight == 0;
+    pthread_mutex_unlock(&srv->idle_lock);
+    return idle;
+}
+
+void
+api_server_stop(api_server *srv)
+{
+    if (srv == NULL)
+        return;
+    mg_stop(srv->ctx);
+    pthread_cond_destroy(&srv->idle_cond);
+    pthread_mutex_destroy(&srv->idle_lock);
+    pthread_mutex_destroy(&srv->log_lock);
+    free(srv);
+}

@@ -1,0 +1,261 @@
+"""test_api_ops.py - jobmill-api operations: Redis outages and recovery,
+readiness, bearer auth, the queue limit, SIGTERM drain, and the command line.
+
+Each test starts its own redis-server and api (on free loopback ports) since
+most of them kill, restart or misconfigure something.
+"""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+import harness
+from harness import BIN_DIR, Service, http, start_api, wait_for
+
+API = os.path.join(BIN_DIR, "jobmill-api")
+
+
+def sanitizer_clean(test, svc):
+    log = svc.logs()
+    test.assertNotIn("Sanitizer", log, log[-6000:])
+    test.assertNotIn("runtime error:", log, log[-6000:])
+
+
+class OpsTest(unittest.TestCase):
+    def setUp(self):
+        self.cleanup = []
+
+    def tearDown(self):
+        for f in reversed(self.cleanup):
+            f()
+
+    def redis(self, **kw):
+        r = harness.RedisServer(**kw)
+        self.cleanup.append(r.stop)
+        return r
+
+    def api(self, redis_url, env=None, **kw):
+        svc, base = start_api(redis_url, env=env, **kw)
+        self.cleanup.append(svc.stop)
+        return svc, base
+
+    def stop_clean(self, svc):
+        self.assertEqual(svc.terminate(timeout=30), 0, svc.logs()[-4000:])
+        sanitizer_clean(self, svc)
+
+    # ---- Redis trouble ----
+
+    def test_redis_down_gives_503_then_recovers_without_restart(self):
+        r = self.redis()
+        svc, base = self.api(r.url)
+        st, _, job = http("POST", base + "/v1/jobs", {"queue": "rd", "type": "t"})
+        self.assertEqual(st, 201)
+        r.kill()
+        for method, path, body in (("POST", "/v1/jobs", {"type": "t"}),
+                                   ("GET", "/v1/jobs/" + job["id"], None),
+                                   ("POST", "/v1/jobs/batch", {"jobs": [{"type": "t"}]}),
+                                   ("GET", "/v1/queues", None),
+                                   ("GET", "/v1/queues/rd/jobs?state=queued", None),
+                                   ("POST", "/v1/queues/rd/pause", None),
+                                   ("POST", "/v1/jobs/%s/cancel" % job["id"], None),
+                                   ("GET", "/v1/workers", None)):
+            with self.subTest(path=path):
+                t0 = time.monotonic()
+                st, h, err = http(method, base + path, body, timeout=30)
+                self.assertEqual(st, 503, err)
+                self.assertEqual(err["error"]["code"], "unavailable")
+                self.assertEqual(h.get("retry-after"), "1")
+                self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(http("GET", base + "/healthz")[0], 200)
+        st, _, ready = http("GET", base + "/readyz")
+        self.assertEqual(st, 503)
+        self.assertTrue(ready["reason"])
+        self.assertEqual(http("GET", base + "/metrics", raw=True)[0], 200)
+        self.assertTrue(svc.alive())
+        r.start()  # same port, empty data
+        wait_for(lambda: http("POST", base + "/v1/jobs", {"queue": "rd", "type": "t"})[0] == 201,
+                 timeout=30, what="submits succeed after Redis came back")
+        wait_for(lambda: http("GET", base + "/readyz")[0] == 200, timeout=30,
+                 what="/readyz 200 again")
+        self.stop_clean(svc)
+
+    def test_redis_down_at_start_keeps_running_and_retries(self):
+        r = self.redis()
+        r.kill()  # its port stays reserved for the restart below
+        svc, base = self.api(r.url, wait_ready=False)
+        st, h, err = http("POST", base + "/v1/jobs", {"type": "t"})
+        self.assertEqual((st, err["error"]["code"], h.get("retry-after")), (503, "unavailable", "1"))
+        self.assertEqual(http("GET", base + "/readyz")[0], 503)
+        self.assertTrue(svc.alive())
+        r.start()
+        wait_for(lambda: http("GET", base + "/readyz")[0] == 200, timeout=30,
+                 what="/readyz 200 once Redis is up")
+        self.assertEqual(http("POST", base + "/v1/jobs", {"type": "t"})[0], 201)
+        self.assertEqual(r.cmd("GET", "jm:version"), "1")
+        self.stop_clean(svc)
+
+    def test_newer_layout_refuses_to_start(self):
+        r = self.redis()
+        r.cmd("SET", "jm:version", "99")
+        port = harness.free_port()
+        svc = Service("api", r.url, env={"JOBMILL_LISTEN": "127.0.0.1:%d" % port}).start()
+        self.cleanup.append(svc.stop)
+        self.assertEqual(svc.wait(30), 1)
+        self.assertIn("newer", svc.logs())
+        sanitizer_clean(self, svc)
+
+    def test_readyz_refuses_an_evicting_redis(self):
+        r = self.redis(extra=["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"])
+        svc, base = self.api(r.url, wait_ready=False)
+        st, _, body = http("GET", base + "/readyz")
+        self.assertEqual(st, 503, body)
+        self.assertIn("allkeys-lru", body["reason"])
+        self.assertEqual(http("GET", base + "/healthz")[0], 200)
+        r.cmd("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        wait_for(lambda: http("GET", base + "/readyz")[0] == 200, timeout=10,
+                 what="/readyz 200 with noeviction")
+        self.stop_clean(svc)
+
+    def test_queue_limit(self):
+        r = self.redis()
+        svc, base = self.api(r.url, env={"JOBMILL_MAX_QUEUES": "2"})
+        for q in ("ql1", "ql2"):
+            self.assertEqual(http("POST", base + "/v1/jobs", {"queue": q, "type": "t"})[0], 201)
+        before = http("GET", base + "/v1/queues")[2]
+        st, _, err = http("POST", base + "/v1/jobs", {"queue": "ql3", "type": "t"})
+        self.assertEqual((st, err["error"]["code"], err["error"]["field"]),
+                         (400, "invalid_field", "queue"), err)
+        st, _, err = http("POST", base + "/v1/jobs/batch",
+                          {"jobs": [{"queue": "ql1", "type": "t"}, {"queue": "ql4", "type": "t"}]})
+        self.assertEqual((st, err["error"]["field"]), (400, "jobs[1].queue"), err)
+        self.assertEqual(http("GET", base + "/v1/queues")[2], before)
+        # known queues still take jobs
+        self.assertEqual(http("POST", base + "/v1/jobs", {"queue": "ql2", "type": "t"})[0], 201)
+        self.stop_clean(svc)
+
+    # ---- auth ----
+
+    def test_bearer_auth(self):
+        r = self.redis()
+        d = tempfile.mkdtemp(prefix="jm-sys-tokens-")
+        tokens = os.path.join(d, "tokens")
+        with open(tokens, "w") as f:
+            f.write("# api tokens\n\n  s3cret-one  \n# s3cret-commented\ns3cret-two\n")
+        svc, base = self.api(r.url, env={"JOBMILL_API_TOKENS_FILE": tokens})
+        for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret-one"},
+                     {"Authorization": "Bearer s3cret-commented"},
+                     {"Authorization": "Bearer s3cret-on"}, {"Authorization": "Basic s3cret-one"}):
+            with self.subTest(hdrs=hdrs):
+                st, h, err = http("GET", base + "/v1/queues", headers=hdrs)
+                self.assertEqual((st, err["error"]["code"]), (401, "unauthorized"))
+                self.assertIn("Bearer", h.get("www-authenticate", ""))
+        st, _, _ = http("POST", base + "/v1/jobs", {"type": "t"})
+        self.assertEqual(st, 401)
+        self.assertEqual(r.cmd("SCARD", "jm:queues"), 0)  # nothing stored
+        for tok in ("s3cret-one", "s3cret-two"):
+            st, _, body = http("GET", base + "/v1/queues", headers={"Authorization":
+                                                                    "Bearer " + tok})
+            self.assertEqual(st, 200, body)
+        st, _, _ = http("POST", base + "/v1/jobs", {"type": "t"},
+                        headers={"Authorization": "bearer s3cret-two"})
+        self.assertEqual(st, 201)
+        for path in ("/healthz", "/readyz", "/metrics"):
+            self.assertEqual(http("GET", base + path, raw=True)[0], 200, path)
+        self.stop_clean(svc)
+
+    def test_unreadable_tokens_file_exits_2(self):
+        r = self.redis()
+        p = subprocess.run([API, "--api-tokens-file", "/nonexistent/tokens"],
+                           env=dict(os.environ, REDIS_URL=r.url,
+                                    JOBMILL_LISTEN="127.0.0.1:%d" % harness.free_port()),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"/nonexistent/tokens", p.stderr)
+
+    # ---- drain ----
+
+    def test_sigterm_drains_then_exits_0(self):
+        r = self.redis()
+        svc, base = self.api(r.url, env={"JOBMILL_API_DRAIN_DELAY_MS": "1500"})
+        st, _, job = http("POST", base + "/v1/jobs", {"queue": "dr", "type": "t"})
+        self.assertEqual(st, 201)
+        waiter = subprocess.Popen(["python3", "-c", (
+            "import sys, harness; st, _, b = harness.http('GET', sys.argv[1], timeout=60);"
+            "print(st, b['status'])"), base + "/v1/jobs/%s?wait=55" % job["id"]],
+            cwd=harness.HERE, stdout=subprocess.PIPE)
+        self.cleanup.append(lambda: waiter.kill() if waiter.poll() is None else None)
+        wait_for(lambda: "jobmill_api_long_polls 1" in http("GET", base + "/metrics", raw=True)[2],
+                 timeout=10, what="the long-poll registered")
+        t0 = time.monotonic()
+        svc.signal(signal.SIGTERM)
+        wait_for(lambda: http("GET", base + "/readyz")[0] == 503, timeout=1.0,
+                 what="/readyz 503 right after SIGTERM")
+        st, _, body = http("GET", base + "/readyz")
+        self.assertIn("draining", body["reason"])
+        # still serving during the drain delay
+        self.assertEqual(http("GET", base + "/v1/jobs/" + job["id"])[0], 200)
+        self.assertLess(time.monotonic() - t0, 1.4)
+        code = svc.wait(30)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(code, 0, svc.logs()[-4000:])
+        self.assertGreaterEqual(elapsed, 1.4)
+        out, _ = waiter.communicate(timeout=30)
+        self.assertEqual(out.decode().split(), ["200", "queued"])  # woken, answered as it is
+        sanitizer_clean(self, svc)
+
+    def test_second_sigterm_exits_at_once(self):
+        r = self.redis()
+        svc, base = self.api(r.url, env={"JOBMILL_API_DRAIN_DELAY_MS": "60000"})
+        svc.signal(signal.SIGTERM)
+        wait_for(lambda: http("GET", base + "/readyz")[0] == 503, timeout=5,
+                 what="draining")
+        t0 = time.monotonic()
+        svc.signal(signal.SIGTERM)
+        code = svc.wait(10)
+        self.assertEqual(code, 1)
+        self.assertLess(time.monotonic() - t0, 5)
+
+
+class CommandLineTest(unittest.TestCase):
+    def run_api(self, *args, env=None):
+        e = dict(os.environ)
+        e.update(env or {})
+        return subprocess.run([API] + list(args), env=e, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=30)
+
+    def test_help_and_version_exit_0(self):
+        p = self.run_api("--help")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"--max-waiters", p.stdout)
+        p = self.run_api("--version")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(b"0.", p.stdout)
+
+    def test_bad_flag_exits_2(self):
+        p = self.run_api("--no-such-flag")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(b"no-such-flag", p.stderr)
+        p = self.run_api("--max-waiters", "lots")
+        self.assertEqual(p.returncode, 2)
+
+    def test_bad_config_file_exits_2_naming_file_and_line(self):
+        d = tempfile.mkdtemp(prefix="jm-sys-cfg-")
+        path = os.path.join(d, "api.yaml")
+        with open(path, "w") as f:
+            f.write("api:\n  listen: 127.0.0.1:1\n  max_waiters: many\n")
+        p = self.run_api("--config", path)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        err = p.stderr.decode()
+        self.assertIn("%s:3" % path, err)
+        self.assertEqual(len(err.strip().splitlines()), 1, err)
+
+    def test_print_routes(self):
+        p = self.run_api("--print-routes")
+        self.assertEqual(p.returncode, 0)
+        self.assertIn(b"GET /v1/jobs/{id}", p.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
