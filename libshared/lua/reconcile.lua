@@ -7,7 +7,8 @@
 -- The invariants it restores (every other script keeps them):
 --   a running record is in `active`; a scheduled one in `scheduled`; a queued
 --   one in `pending`; a terminal one in the ZSET of its state; a queued or
---   scheduled record with expires_at is in `deadlines`;
+--   scheduled record with expires_at that never started is in `deadlines`
+--   (expiry never applies once started: claim takes it out for good);
 --   an entry of active/scheduled/deadlines/a terminal ZSET belongs to a record
 --   of that queue in the matching state (terminal entries whose record expired
 --   are purged with their count, as purge.lua does);
@@ -156,7 +157,8 @@ elseif mode == 'pending' then
 
 elseif mode == 'record' then
   local id, max_len = ARGV[5], tonumber(ARGV[6])
-  local f = redis.call('HMGET', jkey(id), 'status', 'queue', 'run_at', 'expires_at', 'finished')
+  local f = redis.call('HMGET', jkey(id), 'status', 'queue', 'run_at', 'expires_at', 'finished',
+    'started')
   local st, q = f[1], f[2]
   if not st or not q then return {0, 0} end
   local unleased, unindexed = 0, 0
@@ -183,7 +185,7 @@ elseif mode == 'record' then
       unindexed = 1
     end
   end
-  if (st == 'queued' or st == 'scheduled') and f[4]
+  if (st == 'queued' or st == 'scheduled') and f[4] and not f[6]
      and not redis.call('ZSCORE', qkey(q, 'deadlines'), id) then
     redis.call('ZADD', qkey(q, 'deadlines'), tonumber(f[4]) or now_ms(), id)
     unindexed = unindexed + 1

@@ -72,7 +72,7 @@ static const jm_cfg_field fields[] = {
     FINT("api.drain_delay_ms", "JOBMILL_API_DRAIN_DELAY_MS", "api-drain-delay-ms", "MS",
         api_drain_delay_ms, 5000, 0, 600000, SVC_API,
         "after SIGTERM, /readyz fails this long before the listener closes"),
-    FINT("api.threads", "JOBMILL_API_THREADS", "api-threads", "N", api_threads, 32, 2, 512,
+    FINT("api.threads", "JOBMILL_API_THREADS", "api-threads", "N", api_threads, 64, 2, 1024,
         SVC_API, "HTTP worker threads"),
     { .key = "worker.metrics_listen", .env = "JOBMILL_METRICS_LISTEN",
       .flag = "metrics-listen", .arg = "HOST:PORT", .type = JM_CFG_STR,

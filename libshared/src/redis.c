@@ -150,9 +150,14 @@ jm_redis_drop(jm_redis *r)
         r->ctx = NULL;
     }
     r->pipe_pending = 0;
-    r->backoff_ms = r->backoff_ms == 0 ? BACKOFF_MIN_MS
-                                       : (r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                                             : r->backoff_ms * 2);
+    if (r->backoff_ms == 0) {
+        /* The first failure of a working connection (say, Redis restarted):
+         * the next call may reconnect at once; backoff starts after that. */
+        r->backoff_ms = BACKOFF_MIN_MS;
+        r->next_try_ms = 0;
+        return;
+    }
+    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
     r->next_try_ms = mono_ms() + r->backoff_ms;
 }
 

@@ -46,7 +46,7 @@ api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs)
 {
     if (body == NULL)
         body = json_object();
-    char *text = body != NULL ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    char *text = body != NULL ? json_dumps(body, JM_JSON_DUMP_FLAGS) : NULL;
     json_decref(body);
     if (text == NULL) {
         static const char oom[] =

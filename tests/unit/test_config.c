@@ -139,7 +139,7 @@ Test(config, defaults)
     cr_assert_eq(cfg.api_max_waiters, 256);
     cr_assert_eq(cfg.api_max_queues, 1000);
     cr_assert_eq(cfg.api_drain_delay_ms, 5000);
-    cr_assert_eq(cfg.api_threads, 32);
+    cr_assert_eq(cfg.api_threads, 64);
     cr_assert_str_eq(cfg.worker_metrics_listen, "0.0.0.0:9090");
     cr_assert_null(cfg.worker_id);
     cr_assert_eq(cfg.n_queues, 1);
@@ -388,8 +388,8 @@ Test(config, int_errors_name_the_source)
                      "JOBMILL_MAX_BODY_BYTES: must be an integer between 1024 and 1073741824");
     expect_env_error("JOBMILL_CONCURRENCY", "0",
                      "JOBMILL_CONCURRENCY: must be an integer between 1 and 1024");
-    expect_env_error("JOBMILL_API_THREADS", "513",
-                     "JOBMILL_API_THREADS: must be an integer between 2 and 512");
+    expect_env_error("JOBMILL_API_THREADS", "1025",
+                     "JOBMILL_API_THREADS: must be an integer between 2 and 1024");
     expect_env_error("JOBMILL_RESULT_TTL_S", "31536001",
                      "JOBMILL_RESULT_TTL_S: must be an integer between 1 and 31536000");
 }

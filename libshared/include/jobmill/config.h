@@ -46,7 +46,7 @@ typedef struct jm_config {
     int api_max_waiters;
     int api_max_queues;
     int api_drain_delay_ms;
-    int api_threads;        /* civetweb worker threads, default 32 */
+    int api_threads;        /* civetweb worker threads, default 64 */
     /* worker */
     char *worker_metrics_listen;
     char *worker_id;        /* NULL = generated host-pid-random */

@@ -1,0 +1,371 @@
+/* reconcile.c - the janitor's reconciler: a cursor over the job records and
+ * every queue's indexes, advanced a bounded slice per Redis call; every
+ * repair is made by lua/reconcile.lua, which re-checks its own guard.
+ * Owned by the janitor's author. See reconcile.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "jobmill/job.h"
+#include "jobmill/queue.h"
+#include "jobmill/reconcile.h"
+
+/* Pending lists longer than this are not walked (LRANGE at an offset and
+ * LREM are O(N)); claim drops their dead entries lazily anyway. */
+#define RECONCILE_PENDING_MAX 100000
+
+enum { STAGE_START, STAGE_RECORDS, STAGE_QUEUES };
+enum { PHASE_SMALL, PHASE_INDEX, PHASE_PENDING, PHASE_COUNTS };
+
+static const char *const zsets[] = {"active", "scheduled", "deadlines", "succeeded",
+                                    "failed", "canceled", "expired"};
+#define N_ZSETS ((int)(sizeof(zsets) / sizeof(zsets[0])))
+
+static const char *const kind_names[JM_REPAIR_KIND_COUNT] = {
+    "active_not_running", "running_without_lease", "orphan_entry",
+    "stale_entry",        "unindexed_record",      "counts_drift",
+};
+
+struct jm_reconciler {
+    int slice;              /* entries per call */
+    int counts_max;         /* recount queues whose indexes hold at most this */
+    int stage;              /* STAGE_* */
+    char scan_cursor[32];   /* SCAN cursor over job records */
+    char **queues;          /* owned: queue names snapshotted at cycle start */
+    size_t n_queues;
+    size_t qi;              /* current queue */
+    int phase;              /* PHASE_* within the current queue */
+    int zi;                 /* current ZSET in PHASE_INDEX */
+    char zcursor[32];       /* ZSCAN cursor in PHASE_INDEX */
+    long long offset;       /* LRANGE offset in PHASE_PENDING */
+};
+
+const char *
+jm_repair_kind_name(jm_repair_kind k)
+{
+    return k >= 0 && k < JM_REPAIR_KIND_COUNT ? kind_names[k] : "unknown";
+}
+
+jm_reconciler *
+jm_reconciler_new(int slice, int counts_max)
+{
+    jm_reconciler *rec = calloc(1, sizeof(*rec));
+    if (rec == NULL)
+        return NULL;
+    rec->slice = slice > 0 ? slice : 500;
+    rec->counts_max = counts_max > 0 ? counts_max : 0;
+    rec->stage = STAGE_START;
+    return rec;
+}
+
+static void
+drop_queues(jm_reconciler *rec)
+{
+    jm_strv_free(rec->queues, rec->n_queues);
+    rec->queues = NULL;
+    rec->n_queues = 0;
+    rec->qi = 0;
+}
+
+void
+jm_reconciler_free(jm_reconciler *rec)
+{
+    if (rec == NULL)
+        return;
+    drop_queues(rec);
+    free(rec);
+}
+
+static int
+fail_code(jm_error *err)
+{
+    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
+}
+
+static long long
+elem_ll(const redisReply *e)
+{
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING)
+        return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+/* Runs reconcile.lua in the slot slot ("<prefix>:{tag}:") with the mode's
+ * arguments; returns a new reply with at least min_elems integer-ish
+ * elements, or NULL with err set. */
+static redisReply *
+run(jm_redis *r, const char *slot, const char *const *extra, int n_extra, size_t min_elems,
+    jm_error *err)
+{
+    char global[96];
+    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    const char *keys[1] = {slot};
+    const char *args[12] = {global, "0", "0"};
+    int na = 3;
+    for (int i = 0; i < n_extra && na < 12; i++)
+        args[na++] = extra[i];
+    redisReply *rep = jm_redis_eval(r, err, "reconcile", 1, keys, na, args, NULL);
+    if (rep == NULL)
+        return NULL;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < min_elems) {
+        freeReplyObject(rep);
+        jm_error_set(err, JM_ERR_REPLY, NULL, "reconcile %s: unexpected reply", extra[0]);
+        return NULL;
+    }
+    return rep;
+}
+
+static void
+queue_slot(const jm_redis *r, const char *queue, char *slot, size_t len)
+{
+    char tag[JM_TAG_LEN + 1];
+    jm_slot_tag(queue, tag);
+    snprintf(slot, len, "%s:{%s}:", jm_redis_prefix(r), tag);
+}
+
+/* ---- records: SCAN the job keys, check each with one pipelined script ---- */
+
+/* Writes the SCAN MATCH pattern of job keys, the prefix's glob characters
+ * escaped. */
+static void
+record_pattern(const char *prefix, char *out, size_t len)
+{
+    size_t o = 0;
+    for (const char *p = prefix; *p != '\0' && o + 2 < len; p++) {
+        if (strchr("*?[]\\", *p) != NULL)
+            out[o++] = '\\';
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+    snprintf(out + o, len - o, ":{*}:job:*");
+}
+
+/* If key is "<prefix>:{tag}:job:<id>" with a valid id of that tag, writes the
+ * slot prefix into slot and returns the id inside key; else NULL. */
+static const char *
+record_id(const char *prefix, const char *key, char *slot, size_t slot_len)
+{
+    size_t pl = strlen(prefix);
+    if (strncmp(key, prefix, pl) != 0 || strncmp(key + pl, ":{", 2) != 0)
+        return NULL;
+    const char *tag = key + pl + 2;
+    if (strlen(tag) < JM_TAG_LEN + 6 + JM_ID_LEN || strncmp(tag + JM_TAG_LEN, "}:job:", 6) != 0)
+        return NULL;
+    const char *id = tag + JM_TAG_LEN + 6;
+    if (!jm_id_valid(id) || strncmp(id, tag, JM_TAG_LEN) != 0)
+        return NULL;
+    snprintf(slot, slot_len, "%.*s", (int)(pl + 2 + JM_TAG_LEN + 2), key);
+    return id;
+}
+
+static int
+records_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
+{
+    const char *prefix = jm_redis_prefix(r);
+    char pattern[256], count[16], maxlen[16];
+    record_pattern(prefix, pattern, sizeof(pattern));
+    snprintf(count, sizeof(count), "%d", rec->slice);
+    snprintf(maxlen, sizeof(maxlen), "%d", rec->counts_max);
+    const char *scan[6] = {"SCAN", rec->scan_cursor, "MATCH", pattern, "COUNT", count};
+    redisReply *rep = jm_redis_command_argv(r, err, 6, scan, NULL);
+    if (rep == NULL)
+        return fail_code(err);
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(rep);
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "SCAN: unexpected reply");
+    }
+    char global[96];
+    snprintf(global, sizeof(global), "%s:", prefix);
+    const redisReply *keys = rep->element[1];
+    int rc = JM_OK, sent = 0;
+    for (size_t i = 0; i < keys->elements && rc == JM_OK; i++) {
+        char slot[128];
+        const char *key = keys->element[i]->type == REDIS_REPLY_STRING ? keys->element[i]->str
+                                                                         : "";
+        const char *id = record_id(prefix, key, slot, sizeof(slot));
+        if (id == NULL)
+            continue;
+        const char *kv[1] = {slot};
+        const char *args[6] = {global, "0", "0", "record", id, maxlen};
+        rc = jm_redis_pipe_eval(r, err, "reconcile", 1, kv, 6, args, NULL);
+        if (rc == JM_OK)
+            sent++;
+    }
+    for (int i = 0; i < sent; i++) {
+        redisReply *one = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
+        if (one == NULL) {
+            if (rc == JM_OK)
+                rc = fail_code(err);
+            if (!jm_redis_connected(r))
+                break;
+            continue;
+        }
+        if (one->type == REDIS_REPLY_ARRAY && one->elements == 2) {
+            repaired[JM_REPAIR_RUNNING_UNLEASED] += elem_ll(one->element[0]);
+            repaired[JM_REPAIR_UNINDEXED_RECORD] += elem_ll(one->element[1]);
+        } else if (rc == JM_OK) {
+            rc = jm_error_set(err, JM_ERR_REPLY, NULL, "reconcile record: unexpected reply");
+        }
+        freeReplyObject(one);
+    }
+    if (rc == JM_OK) {
+        snprintf(rec->scan_cursor, sizeof(rec->scan_cursor), "%s", rep->element[0]->str);
+        if (strcmp(rec->scan_cursor, "0") == 0)
+            rec->stage = STAGE_QUEUES;
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- one queue's indexes ---- */
+
+static void
+next_queue(jm_reconciler *rec)
+{
+    rec->qi++;
+    rec->phase = PHASE_SMALL;
+    rec->zi = 0;
+    snprintf(rec->zcursor, sizeof(rec->zcursor), "0");
+    rec->offset = 0;
+}
+
+static int
+queue_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
+{
+    const char *q = rec->queues[rec->qi];
+    char slot[128], a[3][32];
+    queue_slot(r, q, slot, sizeof(slot));
+    redisReply *rep = NULL;
+    switch (rec->phase) {
+    case PHASE_SMALL: {
+        snprintf(a[0], sizeof(a[0]), "%d", rec->slice);
+        const char *ex[3] = {"small", q, a[0]};
+        if ((rep = run(r, slot, ex, 3, 1, err)) == NULL)
+            return fail_code(err);
+        if (elem_ll(rep->element[0]) < 0) {
+            rec->phase = PHASE_INDEX;
+        } else if (rep->elements == 4) {
+            repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[0]);
+            repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[1]);
+            repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[2]);
+            repaired[JM_REPAIR_COUNTS] += elem_ll(rep->element[3]);
+            next_queue(rec);
+        } else {
+            freeReplyObject(rep);
+            return jm_error_set(err, JM_ERR_REPLY, NULL, "reconcile small: unexpected reply");
+        }
+        break;
+    }
+    case PHASE_INDEX: {
+        snprintf(a[0], sizeof(a[0]), "%d", rec->slice);
+        const char *ex[5] = {"index", q, zsets[rec->zi], rec->zcursor, a[0]};
+        if ((rep = run(r, slot, ex, 5, 4, err)) == NULL)
+            return fail_code(err);
+        repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[1]);
+        repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[2]);
+        repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[3]);
+        const redisReply *cur = rep->element[0];
+        snprintf(rec->zcursor, sizeof(rec->zcursor), "%s",
+                 cur->type == REDIS_REPLY_STRING ? cur->str : "0");
+        if (strcmp(rec->zcursor, "0") == 0 && ++rec->zi >= N_ZSETS) {
+            rec->phase = PHASE_PENDING;
+            rec->offset = 0;
+        }
+        break;
+    }
+    case PHASE_PENDING: {
+        snprintf(a[0], sizeof(a[0]), "%lld", rec->offset);
+        snprintf(a[1], sizeof(a[1]), "%d", rec->slice);
+        snprintf(a[2], sizeof(a[2]), "%d", RECONCILE_PENDING_MAX);
+        const char *ex[5] = {"pending", q, a[0], a[1], a[2]};
+        if ((rep = run(r, slot, ex, 5, 3, err)) == NULL)
+            return fail_code(err);
+        repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[1]);
+        repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[2]);
+        long long nxt = elem_ll(rep->element[0]);
+        if (nxt < 0)
+            rec->phase = PHASE_COUNTS;
+        else
+            rec->offset = nxt;
+        break;
+    }
+    default: {
+        snprintf(a[0], sizeof(a[0]), "%d", rec->counts_max);
+        const char *ex[3] = {"counts", q, a[0]};
+        if ((rep = run(r, slot, ex, 3, 1, err)) == NULL)
+            return fail_code(err);
+        long long fixed = elem_ll(rep->element[0]);
+        if (fixed > 0)
+            repaired[JM_REPAIR_COUNTS] += fixed;
+        next_queue(rec);
+        break;
+    }
+    }
+    freeReplyObject(rep);
+    return JM_OK;
+}
+
+/* ---- the cursor ---- */
+
+static int
+start_cycle(jm_reconciler *rec, jm_redis *r, jm_error *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int rc = jm_queue_names(r, &names, &n, err);
+    if (rc != JM_OK)
+        return rc;
+    /* Keep only well-formed names: a corrupt member must not build keys. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (jm_queue_name_valid(names[i]))
+            names[k++] = names[i];
+        else
+            free(names[i]);
+    }
+    drop_queues(rec);
+    rec->queues = names;
+    rec->n_queues = k;
+    rec->qi = 0;
+    rec->phase = PHASE_SMALL;
+    rec->zi = 0;
+    snprintf(rec->zcursor, sizeof(rec->zcursor), "0");
+    rec->offset = 0;
+    snprintf(rec->scan_cursor, sizeof(rec->scan_cursor), "0");
+    rec->stage = STAGE_RECORDS;
+    return JM_OK;
+}
+
+int
+jm_reconciler_step(jm_reconciler *rec, jm_redis *r, int max_slices,
+                   int64_t repaired[JM_REPAIR_KIND_COUNT], int *cycle_done, jm_error *err)
+{
+    *cycle_done = 0;
+    for (int used = 0; used < max_slices; used++) {
+        int rc;
+        if (rec->stage == STAGE_START) {
+            rc = start_cycle(rec, r, err);
+        } else if (rec->stage == STAGE_RECORDS) {
+            rc = records_slice(rec, r, repaired, err);
+        } else if (rec->qi < rec->n_queues) {
+            rc = queue_slice(rec, r, repaired, err);
+        } else {
+            drop_queues(rec);
+            rec->stage = STAGE_START;
+            *cycle_done = 1;
+            return JM_OK;
+        }
+        if (rc != JM_OK)
+            return rc;
+    }
+    /* A cycle whose last queue just finished is done without another call. */
+    if (rec->stage == STAGE_QUEUES && rec->qi >= rec->n_queues) {
+        drop_queues(rec);
+        rec->stage = STAGE_START;
+        *cycle_done = 1;
+    }
+    return JM_OK;
+}
