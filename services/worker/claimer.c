@@ -1,0 +1,125 @@
+/* claimer.c - the claim loop (see worker.h).
+ *
+ * One thread with its own connection. Each round it waits (condition
+ * variable, no polling) until a slot is free, then visits the queues in this
+ * round's order (strict priority, or weighted: order.h) and claims up to the
+ * free slot count with one jm_queue_claim call per queue until the slots are
+ * filled. When a round yields nothing the worker is idle: it blocks in
+ * BLPOP on its queues' wake lists (jm_wake_wait, WK_WAKE_TIMEOUT_MS so the
+ * drain flag is seen), then claims again. Every script that makes a job
+ * claimable pushes a wake token, so an idle worker starts a new job within
+ * a round trip or two of its submission. On Redis errors it backs off
+ * (100 ms doubling to 2 s, cut short by a drain) and tries again: a Redis
+ * outage pauses claiming, it never ends the process.
+ *
+ * Owner: the worker engineer.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "jobmill/log.h"
+#include "jobmill/wake.h"
+#include "wclock.h"
+#include "worker.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+
+/* trouble logs a Redis error (at most once per outage) and backs off.
+ * Returns 1 when draining began meanwhile. */
+static int
+trouble(wk_worker *w, const char *op, const jm_error *err, int *backoff_ms)
+{
+    jm_service_redis_error(w->svc, op);
+    if (*backoff_ms == 0)
+        jm_log_warn("redis unavailable; claiming paused", "op", op, "error", err->msg, NULL);
+    *backoff_ms = *backoff_ms == 0 ? BACKOFF_MIN_MS
+                  : *backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                      : *backoff_ms * 2;
+    return wk_slots_wait_drain(&w->slots, *backoff_ms);
+}
+
+/* round claims up to free jobs; returns how many were claimed, or -1 on a
+ * Redis error (err set, *op names the call). */
+static int
+round_claim(wk_worker *w, jm_claim *buf, int free_slots, const char **op, jm_error *err)
+{
+    int order[JM_CFG_MAX_QUEUES];
+    wk_order_next(&w->order, order);
+    int total = 0;
+    for (int k = 0; k < w->order.n && total < free_slots; k++) {
+        if (wk_slots_is_draining(&w->slots))
+            break;
+        const char *q = w->queue_names[order[k]];
+        int got = 0;
+        int64_t t0 = wk_mono_ms();
+        int rc = jm_queue_claim(w->claim_r, q, free_slots - total, w->cfg->lease_ms, w->id, buf,
+                                &got, err);
+        for (int j = 0; j < got; j++) {
+            if (wk_slots_assign(&w->slots, &buf[j], t0 + w->cfg->lease_ms) < 0) {
+                /* Cannot happen (only this thread fills slots); the lease
+                 * expiry gives the job back. */
+                jm_log_error("no free slot for a claimed job", "job_id", buf[j].id, NULL);
+                jm_claim_clear(&buf[j]);
+            }
+        }
+        total += got;
+        if (rc != JM_OK) {
+            *op = "claim";
+            return -1;
+        }
+    }
+    return total;
+}
+
+static void *
+claimer_main(void *p)
+{
+    wk_worker *w = p;
+    jm_claim *buf = calloc((size_t)w->slots.n, sizeof(*buf));
+    int backoff_ms = 0;
+    while (buf != NULL) {
+        int free_slots = wk_slots_wait_free(&w->slots);
+        if (free_slots == 0)
+            break; /* draining */
+        jm_error err;
+        jm_error_clear(&err);
+        const char *op = "claim";
+        int got = round_claim(w, buf, free_slots, &op, &err);
+        if (got < 0) {
+            if (trouble(w, op, &err, &backoff_ms))
+                break;
+            continue;
+        }
+        if (backoff_ms != 0) {
+            jm_log_info("redis reachable again; claiming resumed", NULL);
+            backoff_ms = 0;
+        }
+        if (got > 0 || wk_slots_is_draining(&w->slots))
+            continue;
+        int rc = jm_wake_wait(w->claim_r, w->queue_names, (size_t)w->order.n, WK_WAKE_TIMEOUT_MS,
+                              &err);
+        if (rc != JM_OK && trouble(w, "wake", &err, &backoff_ms))
+            break;
+    }
+    if (buf == NULL)
+        jm_log_error("claimer: out of memory", NULL);
+    free(buf);
+    atomic_store(&w->claimer_done, 1);
+    wk_worker_notify(w);
+    return NULL;
+}
+
+int
+wk_claimer_start(wk_worker *w, jm_error *err)
+{
+    wk_order_init(&w->order, w->cfg->queues, w->cfg->n_queues);
+    if (pthread_create(&w->claimer, NULL, claimer_main, w) != 0)
+        return jm_error_set(err, JM_ERR_IO, NULL, "cannot start the claimer thread");
+    return JM_OK;
+}
+
+void
+wk_claimer_join(wk_worker *w)
+{
+    pthread_join(w->claimer, NULL);
+}

@@ -1,0 +1,219 @@
+/* commit.c - committing the outcome of one attempt (see worker.h).
+ *
+ * What is committed, from the handler's outcome and the slot's stop reason:
+ *   result                      -> complete (even if a cancel came late)
+ *   failure, cancel requested   -> cancel_ack (canceled, no retry)
+ *   failure                     -> fail with backoff (the script schedules a
+ *                                  retry or dead-letters)
+ *   stopped: cancel             -> cancel_ack
+ *   stopped: drain              -> release (head of the queue, attempt back)
+ *   stopped: lease lost/expired -> nothing (someone else owns the job)
+ * Every call carries the claim's fence; JM_ERR_FENCE means the lease was
+ * lost and the outcome is dropped (counted in leases_lost). While Redis is
+ * unreachable the call is retried with capped backoff for as long as the
+ * lease is ours by our own estimate (the heartbeat keeps renewing it while
+ * the slot is busy), so an outcome is never dropped silently. When a retry
+ * is refused after a reply was lost, the job is read back to tell "our
+ * earlier try committed" from "the lease was lost".
+ *
+ * Owner: the worker engineer.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include "backoff.h"
+#include "handler.h"
+#include "jobmill/log.h"
+#include "wclock.h"
+#include "worker.h"
+
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 2000
+
+typedef enum action {
+    ACT_NONE = 0,
+    ACT_COMPLETE,
+    ACT_FAIL,
+    ACT_CANCEL_ACK,
+    ACT_RELEASE,
+} action;
+
+static const char *const act_op[] = {"none", "complete", "fail", "cancel_ack", "release"};
+
+static _Thread_local wk_rng rng;
+static _Thread_local int rng_seeded;
+
+static action
+decide(const wk_outcome *o, wk_stop stop)
+{
+    if (o->kind == WK_OUT_OK)
+        return ACT_COMPLETE;
+    if (o->kind == WK_OUT_FAIL)
+        return stop == WK_STOP_CANCEL ? ACT_CANCEL_ACK : ACT_FAIL;
+    switch (stop) {
+    case WK_STOP_CANCEL: return ACT_CANCEL_ACK;
+    case WK_STOP_LEASE_LOST:
+    case WK_STOP_LEASE_EXPIRED: return ACT_NONE;
+    default: return ACT_RELEASE;
+    }
+}
+
+static int
+call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t backoff,
+     jm_state *st, jm_error *err)
+{
+    const char *error = o->error != NULL ? o->error : "failed";
+    switch (a) {
+    case ACT_COMPLETE:
+        return jm_queue_complete(w->out_r, c->id, c->fence, o->result, &w->ret, err);
+    case ACT_FAIL:
+        return jm_queue_fail(w->out_r, c->id, c->fence, error, o->permanent, backoff, &w->ret,
+                             st, err);
+    case ACT_CANCEL_ACK:
+        return jm_queue_cancel_ack(w->out_r, c->id, c->fence, &w->ret, err);
+    case ACT_RELEASE:
+        return jm_queue_release(w->out_r, c->id, c->fence, err);
+    case ACT_NONE: break;
+    }
+    return JM_OK;
+}
+
+/* landed reads the job back after a refused retry: 1 when it is no longer
+ * running under our fence in the state our call would have produced. */
+static int
+landed(wk_worker *w, action a, const jm_claim *c, jm_state *st)
+{
+    jm_job job;
+    jm_error err;
+    jm_error_clear(&err);
+    pthread_mutex_lock(&w->out_mu);
+    int rc = jm_queue_get(w->out_r, c->id, &job, &err);
+    pthread_mutex_unlock(&w->out_mu);
+    if (rc != JM_OK) {
+        jm_job_clear(&job);
+        return 0;
+    }
+    int ok = 0;
+    switch (a) {
+    case ACT_COMPLETE: ok = job.fence == c->fence && job.status == JM_STATE_SUCCEEDED; break;
+    case ACT_CANCEL_ACK: ok = job.fence == c->fence && job.status == JM_STATE_CANCELED; break;
+    case ACT_FAIL:
+        ok = job.fence == c->fence &&
+             (job.status == JM_STATE_FAILED || job.status == JM_STATE_SCHEDULED);
+        *st = job.status == JM_STATE_FAILED ? JM_STATE_FAILED : JM_STATE_SCHEDULED;
+        break;
+    case ACT_RELEASE:
+        ok = job.fence == c->fence && job.status == JM_STATE_QUEUED;
+        break;
+    case ACT_NONE: break;
+    }
+    jm_job_clear(&job);
+    return ok;
+}
+
+static void
+log_outcome(wk_worker *w, const jm_claim *c, const char *status, double run_s,
+            const char *error)
+{
+    char attempt[16], dur[32], fence[32];
+    snprintf(attempt, sizeof(attempt), "%d", c->attempt);
+    snprintf(dur, sizeof(dur), "%.0f", run_s * 1000.0);
+    snprintf(fence, sizeof(fence), "%" PRId64, c->fence);
+    jm_log_level lvl = strcmp(status, "lease_lost") == 0 || strcmp(status, "uncommitted") == 0
+                           ? JM_LOG_WARN
+                           : JM_LOG_INFO;
+    jm_log(lvl, "job outcome", "job_id", c->id, "queue", c->queue, "type", c->type, "worker",
+           w->id, "attempt", attempt, "fence", fence, "status", status, "duration_ms", dur,
+           "error", error, NULL);
+}
+
+/* account updates metrics for a committed action; returns the log status. */
+static const char *
+account(wk_worker *w, action a, const jm_claim *c, jm_state st)
+{
+    switch (a) {
+    case ACT_COMPLETE:
+        wk_metrics_finished(&w->m, c->queue, WK_FINISH_SUCCEEDED);
+        return "succeeded";
+    case ACT_FAIL:
+        if (st == JM_STATE_FAILED) {
+            wk_metrics_finished(&w->m, c->queue, WK_FINISH_FAILED);
+            return "failed";
+        }
+        wk_metrics_retry(&w->m, c->queue);
+        return "retrying";
+    case ACT_CANCEL_ACK:
+        wk_metrics_finished(&w->m, c->queue, WK_FINISH_CANCELED);
+        return "canceled";
+    case ACT_RELEASE: return "released";
+    case ACT_NONE: break;
+    }
+    return "none";
+}
+
+/* lease_gone tells whether the lease of slot is certainly not ours. */
+static int
+lease_gone(wk_worker *w, int slot)
+{
+    wk_stop s = wk_slots_stop_reason(&w->slots, slot);
+    return s >= WK_STOP_LEASE_EXPIRED || wk_mono_ms() >= wk_slots_lease_deadline(&w->slots, slot);
+}
+
+void
+wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
+{
+    const jm_claim *c = wk_slots_claim(&w->slots, slot);
+    action a = decide(o, wk_slots_stop_reason(&w->slots, slot));
+    const char *error = o->kind == WK_OUT_OK ? NULL : o->error;
+    if (a == ACT_NONE) {
+        wk_metric_bump(w->m.leases_lost);
+        log_outcome(w, c, "lease_lost", run_s, error);
+        return;
+    }
+    if (!rng_seeded) {
+        wk_rng_seed(&rng, (uint64_t)slot + 1);
+        rng_seeded = 1;
+    }
+    int64_t backoff = wk_backoff_ms(c->attempt, w->cfg->backoff_base_ms, w->cfg->backoff_max_ms,
+                                    wk_rng_unit(&rng));
+    int retry_ms = RETRY_MIN_MS, lost_reply = 0;
+    for (;;) {
+        jm_state st = JM_STATE_SCHEDULED;
+        jm_error err;
+        jm_error_clear(&err);
+        pthread_mutex_lock(&w->out_mu);
+        int rc = call(w, a, c, o, backoff, &st, &err);
+        pthread_mutex_unlock(&w->out_mu);
+        if (rc == JM_OK) {
+            log_outcome(w, c, account(w, a, c, st), run_s, error);
+            return;
+        }
+        if (rc == JM_ERR_FENCE) {
+            if (lost_reply && landed(w, a, c, &st)) {
+                log_outcome(w, c, account(w, a, c, st), run_s, error);
+                return;
+            }
+            wk_metric_bump(w->m.leases_lost);
+            log_outcome(w, c, "lease_lost", run_s, error);
+            return;
+        }
+        if (rc != JM_ERR_REDIS && rc != JM_ERR_REPLY) {
+            jm_log_error("outcome not committed", "job_id", c->id, "op", act_op[a], "error",
+                         err.msg, NULL);
+            log_outcome(w, c, "uncommitted", run_s, error);
+            return;
+        }
+        jm_service_redis_error(w->svc, act_op[a]);
+        lost_reply = 1;
+        if (lease_gone(w, slot)) {
+            jm_log_warn("lease expired while Redis was unreachable; the job will be retried",
+                        "job_id", c->id, "op", act_op[a], "error", err.msg, NULL);
+            log_outcome(w, c, "uncommitted", run_s, error);
+            return;
+        }
+        jm_log_warn("outcome commit failed; retrying", "job_id", c->id, "op", act_op[a],
+                    "error", err.msg, NULL);
+        jm_service_sleep_ms(retry_ms);
+        retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+    }
+}

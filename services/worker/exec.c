@@ -1,0 +1,454 @@
+/* exec.c - the exec handler: one child process per attempt (see handler.h).
+ *
+ * The payload goes to the child's stdin, stdout is collected as the result
+ * (at most max_result_bytes), the last STDERR_TAIL bytes of stderr become
+ * the error text. One poll() loop pumps the three pipes and also watches
+ * the slot's stop fd (cancel, lost lease, drain), a pidfd for the child's
+ * exit, and the deadlines: the job timeout sends SIGTERM to the child's
+ * process group, SIGKILL follows KILL_GRACE_MS later. A lost lease skips the
+ * grace (SIGKILL at once): another worker may already run the job.
+ *
+ * When the child exits, its process group is SIGKILLed before the child is
+ * reaped (so the group id cannot have been reused), which ends anything it
+ * left running; output still buffered in the pipes is read for at most
+ * AFTER_EXIT_MS more. Every child is reaped and every fd closed on every
+ * path.
+ *
+ * Owner: the worker engineer.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <jansson.h>
+#include "handler.h"
+#include "jobmill/log.h"
+#include "spawn.h"
+#include "wclock.h"
+
+#define KILL_GRACE_MS 2000
+#define AFTER_EXIT_MS 1000
+#define STDERR_TAIL 2048
+#define READ_CHUNK 65536
+#define NO_PIDFD_POLL_MS 20
+
+typedef struct pump {
+    pid_t pid;
+    int in_fd, out_fd, err_fd, pidfd;
+    const char *in_buf;
+    size_t in_len, in_off;
+    char *out;
+    size_t out_len, out_cap;
+    size_t max_out;
+    char tail[STDERR_TAIL];
+    size_t tail_len;
+    int exited, status;
+    int too_large, timed_out, term_sent, kill_sent;
+    wk_stop stopped;
+    int64_t timeout_at, kill_at, after_exit_at;
+} pump;
+
+static void
+close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+static int
+parent_end(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    return fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
+static void
+signal_group(pump *p, int sig)
+{
+    if (p->exited)
+        return;
+    kill(-p->pid, sig);
+    if (sig == SIGKILL)
+        p->kill_sent = 1;
+}
+
+static void
+send_term(pump *p, int64_t now)
+{
+    if (p->term_sent)
+        return;
+    p->term_sent = 1;
+    p->kill_at = now + KILL_GRACE_MS;
+    signal_group(p, SIGTERM);
+}
+
+static void
+on_stop(pump *p, const wk_job_ctx *ctx, int64_t now)
+{
+    wk_stop why = wk_slots_stop_reason(ctx->slots, ctx->slot);
+    if (why == WK_STOP_NONE || p->exited)
+        return;
+    if (why > p->stopped)
+        p->stopped = why;
+    if (why >= WK_STOP_LEASE_EXPIRED)
+        signal_group(p, SIGKILL);
+    else
+        send_term(p, now);
+}
+
+static void
+read_out(pump *p)
+{
+    for (;;) {
+        if (p->out_len + READ_CHUNK + 1 > p->out_cap) {
+            size_t cap = p->out_cap == 0 ? READ_CHUNK + 1 : p->out_cap * 2;
+            if (cap > p->max_out + READ_CHUNK + 1)
+                cap = p->max_out + READ_CHUNK + 1;
+            char *n = realloc(p->out, cap);
+            if (n == NULL) {
+                p->too_large = 1; /* cannot hold it: treat as over the limit */
+                signal_group(p, SIGKILL);
+                close_fd(&p->out_fd);
+                return;
+            }
+            p->out = n;
+            p->out_cap = cap;
+        }
+        ssize_t r = read(p->out_fd, p->out + p->out_len, READ_CHUNK);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r <= 0) {
+            close_fd(&p->out_fd);
+            return;
+        }
+        p->out_len += (size_t)r;
+        if (p->out_len > p->max_out) {
+            p->too_large = 1;
+            signal_group(p, SIGKILL);
+            close_fd(&p->out_fd);
+            return;
+        }
+    }
+}
+
+static void
+read_err(pump *p)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t r = read(p->err_fd, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r <= 0) {
+            close_fd(&p->err_fd);
+            return;
+        }
+        size_t n = (size_t)r;
+        if (n >= STDERR_TAIL) {
+            memcpy(p->tail, buf + n - STDERR_TAIL, STDERR_TAIL);
+            p->tail_len = STDERR_TAIL;
+        } else {
+            size_t keep = p->tail_len + n > STDERR_TAIL ? STDERR_TAIL - n : p->tail_len;
+            memmove(p->tail, p->tail + p->tail_len - keep, keep);
+            memcpy(p->tail + keep, buf, n);
+            p->tail_len = keep + n;
+        }
+    }
+}
+
+static void
+write_in(pump *p)
+{
+    while (p->in_off < p->in_len) {
+        ssize_t w = write(p->in_fd, p->in_buf + p->in_off, p->in_len - p->in_off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN)
+            return;
+        if (w < 0) { /* EPIPE: the child does not read its stdin */
+            close_fd(&p->in_fd);
+            return;
+        }
+        p->in_off += (size_t)w;
+    }
+    close_fd(&p->in_fd);
+}
+
+/* child_gone tells (without reaping) whether the child has exited. */
+static int
+child_gone(pump *p)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == ECHILD;
+    return si.si_pid == p->pid;
+}
+
+/* reap ends the child's process group, then reaps the child. */
+static void
+reap(pump *p, const wk_job_ctx *ctx, int64_t now)
+{
+    kill(-p->pid, SIGKILL); /* leftovers; the zombie leader keeps the group id ours */
+    wk_slots_set_child(ctx->slots, ctx->slot, 0);
+    int st = 0;
+    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    p->status = st;
+    p->exited = 1;
+    p->after_exit_at = now + AFTER_EXIT_MS;
+    close_fd(&p->pidfd);
+    close_fd(&p->in_fd);
+}
+
+static int
+min_timeout(int64_t now, int64_t at, int cur)
+{
+    if (at <= 0)
+        return cur;
+    int64_t d = at - now;
+    if (d < 0)
+        d = 0;
+    if (d > 60000)
+        d = 60000;
+    return cur < 0 || d < cur ? (int)d : cur;
+}
+
+static void
+pump_loop(pump *p, const wk_job_ctx *ctx)
+{
+    for (;;) {
+        int64_t now = wk_mono_ms();
+        if (!p->exited) {
+            if (p->timeout_at > 0 && now >= p->timeout_at && !p->term_sent) {
+                p->timed_out = 1;
+                send_term(p, now);
+            }
+            if (p->term_sent && !p->kill_sent && now >= p->kill_at)
+                signal_group(p, SIGKILL);
+        } else if ((p->out_fd < 0 && p->err_fd < 0) || now >= p->after_exit_at) {
+            return;
+        }
+        struct pollfd fds[5];
+        int nf = 0, i_stop = -1, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
+        if (!p->exited) {
+            fds[i_stop = nf++] = (struct pollfd){.fd = ctx->stop_fd, .events = POLLIN};
+            if (p->pidfd >= 0)
+                fds[i_pid = nf++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
+        }
+        if (p->in_fd >= 0)
+            fds[i_in = nf++] = (struct pollfd){.fd = p->in_fd, .events = POLLOUT};
+        if (p->out_fd >= 0)
+            fds[i_out = nf++] = (struct pollfd){.fd = p->out_fd, .events = POLLIN};
+        if (p->err_fd >= 0)
+            fds[i_err = nf++] = (struct pollfd){.fd = p->err_fd, .events = POLLIN};
+        int tmo = -1;
+        if (!p->exited) {
+            if (!p->term_sent)
+                tmo = min_timeout(now, p->timeout_at, tmo);
+            else if (!p->kill_sent)
+                tmo = min_timeout(now, p->kill_at, tmo);
+            if (p->pidfd < 0)
+                tmo = min_timeout(now, now + NO_PIDFD_POLL_MS, tmo);
+        } else {
+            tmo = min_timeout(now, p->after_exit_at, tmo);
+        }
+        int rc = poll(fds, (nfds_t)nf, tmo);
+        if (rc < 0 && errno != EINTR)
+            jm_log_error("exec: poll failed", "error", strerror(errno), NULL);
+        now = wk_mono_ms();
+        const short ready = POLLIN | POLLOUT | POLLHUP | POLLERR | POLLNVAL;
+        if (rc > 0 && i_stop >= 0 && (fds[i_stop].revents & ready))
+            on_stop(p, ctx, now);
+        if (rc > 0 && i_in >= 0 && (fds[i_in].revents & ready))
+            write_in(p);
+        if (rc > 0 && i_out >= 0 && (fds[i_out].revents & ready))
+            read_out(p);
+        if (rc > 0 && i_err >= 0 && (fds[i_err].revents & ready))
+            read_err(p);
+        if (!p->exited && ((i_pid >= 0 && rc > 0 && (fds[i_pid].revents & ready)) ||
+                           (p->pidfd < 0 && child_gone(p))))
+            reap(p, ctx, now);
+        if (rc < 0 && errno == EINTR)
+            continue;
+    }
+}
+
+/* tail_text returns the stderr tail as valid UTF-8 without trailing
+ * whitespace, in a new string ("" when empty). */
+static char *
+tail_text(const pump *p)
+{
+    char *s = malloc(p->tail_len + 1);
+    if (s == NULL)
+        return NULL;
+    size_t k = 0;
+    const unsigned char *t = (const unsigned char *)p->tail;
+    for (size_t i = 0; i < p->tail_len;) {
+        unsigned c = t[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = n > 0 && i + n <= p->tail_len;
+        for (size_t j = 1; ok && j < n; j++)
+            ok = (t[i + j] & 0xC0) == 0x80;
+        if (ok && n == 1 && c == 0)
+            ok = 0;
+        if (!ok) {
+            if (i >= 3 || (c & 0xC0) != 0x80) /* leading cut-off continuation bytes vanish */
+                s[k++] = '?';
+            i++;
+            continue;
+        }
+        memcpy(s + k, t + i, n);
+        k += n;
+        i += n;
+    }
+    while (k > 0 && (s[k - 1] == '\n' || s[k - 1] == '\r' || s[k - 1] == ' ' || s[k - 1] == '\t'))
+        k--;
+    s[k] = '\0';
+    return s;
+}
+
+static int
+permanent_code(const jm_cfg_handler *h, int code)
+{
+    for (int i = 0; i < h->n_permanent_exit_codes; i++)
+        if (h->permanent_exit_codes[i] == code)
+            return 1;
+    return 0;
+}
+
+/* result_json parses stdout: empty (or blank) is null; else a JSON value. */
+static void
+result_json(pump *p, wk_outcome *out, const char *tail)
+{
+    size_t i = 0;
+    while (i < p->out_len && strchr(" \t\r\n", p->out[i]) != NULL)
+        i++;
+    if (i == p->out_len) {
+        wk_outcome_ok(out, "null");
+        return;
+    }
+    json_error_t je;
+    json_t *v = json_loadb(p->out, p->out_len, JSON_DECODE_ANY, &je);
+    if (v == NULL) {
+        wk_outcome_fail(out, false, "stdout is not valid JSON (%s)%s%s", je.text,
+                        tail[0] ? ": " : "", tail);
+        return;
+    }
+    char *text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(v);
+    if (text == NULL) {
+        wk_outcome_fail(out, false, "out of memory encoding the result");
+        return;
+    }
+    wk_outcome_ok(out, text);
+    free(text);
+}
+
+static void
+judge(pump *p, const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
+{
+    char *tail = tail_text(p);
+    const char *t = tail != NULL ? tail : "";
+    const char *sep = t[0] ? ": " : "";
+    if (p->stopped != WK_STOP_NONE) {
+        wk_outcome_stopped(out, p->stopped);
+    } else if (p->too_large) {
+        wk_outcome_fail(out, true, "result too large: stdout exceeds max_result_bytes (%zu)",
+                        p->max_out);
+    } else if (p->timed_out) {
+        wk_outcome_fail(out, false, "timeout after %" PRId64 " ms%s%s", ctx->timeout_ms, sep, t);
+    } else if (WIFSIGNALED(p->status)) {
+        wk_outcome_fail(out, false, "killed by signal %d%s%s", WTERMSIG(p->status), sep, t);
+    } else if (WIFEXITED(p->status) && WEXITSTATUS(p->status) != 0) {
+        int code = WEXITSTATUS(p->status);
+        wk_outcome_fail(out, permanent_code(h, code) != 0, "exit code %d%s%s", code, sep, t);
+    } else {
+        result_json(p, out, t);
+    }
+    free(tail);
+}
+
+void
+wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
+{
+    const jm_claim *c = ctx->claim;
+    jm_error err;
+    jm_error_clear(&err);
+    char path[4096];
+    if (wk_spawn_resolve(h->argv[0], path, sizeof(path), &err) != JM_OK) {
+        wk_metric_bump(ctx->metrics->spawn_failures);
+        wk_outcome_fail(out, false, "spawn: %s", err.msg);
+        return;
+    }
+    char e_id[64], e_q[96], e_att[48], e_fence[64];
+    snprintf(e_id, sizeof(e_id), "JOBMILL_JOB_ID=%s", c->id);
+    snprintf(e_q, sizeof(e_q), "JOBMILL_QUEUE=%s", c->queue);
+    snprintf(e_att, sizeof(e_att), "JOBMILL_ATTEMPT=%d", c->attempt);
+    snprintf(e_fence, sizeof(e_fence), "JOBMILL_FENCE=%" PRId64, c->fence);
+    const char *extra[] = {e_id, e_q, e_att, e_fence};
+    char **envp = wk_spawn_env(extra, 4);
+    pump p;
+    memset(&p, 0, sizeof(p));
+    p.in_fd = p.out_fd = p.err_fd = p.pidfd = -1;
+    int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
+    if (envp == NULL || pipe(in) != 0 || pipe(o) != 0 || pipe(e) != 0) {
+        wk_metric_bump(ctx->metrics->spawn_failures);
+        wk_outcome_fail(out, false, "spawn: %s", envp == NULL ? "out of memory" : strerror(errno));
+        close_fd(&in[0]), close_fd(&in[1]), close_fd(&o[0]), close_fd(&o[1]);
+        close_fd(&e[0]), close_fd(&e[1]);
+        wk_spawn_env_free(envp);
+        return;
+    }
+    parent_end(in[1]);
+    parent_end(o[0]);
+    parent_end(e[0]);
+    wk_spawn_req req = {.path = path, .argv = h->argv, .envp = envp,
+                        .stdin_fd = in[0], .stdout_fd = o[1], .stderr_fd = e[1]};
+    p.pid = wk_spawn(&req, &err);
+    wk_spawn_env_free(envp);
+    p.in_fd = in[1];
+    p.out_fd = o[0];
+    p.err_fd = e[0];
+    if (p.pid < 0) {
+        wk_metric_bump(ctx->metrics->spawn_failures);
+        wk_outcome_fail(out, false, "spawn: %s", err.msg);
+        close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd);
+        return;
+    }
+    wk_slots_set_child(ctx->slots, ctx->slot, p.pid);
+#ifdef SYS_pidfd_open
+    p.pidfd = (int)syscall(SYS_pidfd_open, p.pid, 0);
+    if (p.pidfd >= 0)
+        fcntl(p.pidfd, F_SETFD, FD_CLOEXEC);
+#endif
+    p.in_buf = c->payload != NULL ? c->payload : "null";
+    p.in_len = strlen(p.in_buf);
+    p.max_out = ctx->cfg->max_result_bytes > 0 ? (size_t)ctx->cfg->max_result_bytes : 1048576;
+    int64_t start = wk_mono_ms();
+    p.timeout_at = ctx->timeout_ms > 0 ? start + ctx->timeout_ms : 0;
+    if (p.in_len == 0)
+        close_fd(&p.in_fd);
+    /* A stop that arrived before the spawn is acted on at once. */
+    on_stop(&p, ctx, start);
+    pump_loop(&p, ctx);
+    judge(&p, h, ctx, out);
+    free(p.out);
+    close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd), close_fd(&p.pidfd);
+}

@@ -1,0 +1,145 @@
+/* wmetrics.c - registration and updates of the worker's metrics (see
+ * wmetrics.h).
+ *
+ * Owner: the worker engineer.
+ */
+#include <string.h>
+#include "wmetrics.h"
+
+static const char *const finish_names[WK_FINISH_COUNT] = {"succeeded", "failed", "canceled"};
+static const char *const builtin_types[] = {"echo", "sleep", "fail"};
+#define N_BUILTINS (sizeof(builtin_types) / sizeof(builtin_types[0]))
+#define UNHANDLED_TYPE "unhandled"
+
+static jm_metric_series *
+plain(jm_metrics *reg, const char *name, const char *help, jm_metric_type type)
+{
+    jm_metric_family *f = jm_metrics_family(reg, name, help, type, NULL, NULL, 0);
+    return f != NULL ? jm_metrics_series(f, NULL) : NULL;
+}
+
+/* handled_type tells whether type names a built-in or a configured handler. */
+static int
+handled_type(const jm_config *cfg, const char *type)
+{
+    for (size_t i = 0; i < N_BUILTINS; i++)
+        if (strcmp(type, builtin_types[i]) == 0)
+            return 1;
+    return jm_config_handler(cfg, type) != NULL;
+}
+
+int
+wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg)
+{
+    memset(m, 0, sizeof(*m));
+    m->cfg = cfg;
+    const char *ql[] = {"queue", NULL};
+    const char *qsl[] = {"queue", "status", NULL};
+    const char *qtl[] = {"queue", "type", NULL};
+    jm_metric_family *fin = jm_metrics_family(
+        reg, "jobmill_jobs_finished_total",
+        "Jobs this worker moved to a terminal state, by queue and status.", JM_METRIC_COUNTER,
+        qsl, NULL, 0);
+    m->duration = jm_metrics_family(reg, "jobmill_job_duration_seconds",
+                                    "Handler run time of each attempt.", JM_METRIC_HISTOGRAM,
+                                    qtl, NULL, 0);
+    jm_metric_family *wait = jm_metrics_family(
+        reg, "jobmill_job_wait_seconds",
+        "Time from submit (or run_at) to the start of the attempt.", JM_METRIC_HISTOGRAM, ql,
+        NULL, 0);
+    jm_metric_family *retries = jm_metrics_family(
+        reg, "jobmill_worker_retries_total",
+        "Failed attempts scheduled for a retry with backoff, by queue.", JM_METRIC_COUNTER, ql,
+        NULL, 0);
+    if (fin == NULL || m->duration == NULL || wait == NULL || retries == NULL)
+        return -1;
+    for (int q = 0; q < cfg->n_queues && q < JM_CFG_MAX_QUEUES; q++) {
+        const char *name = cfg->queues[q].name;
+        for (int s = 0; s < WK_FINISH_COUNT; s++) {
+            const char *v[] = {name, finish_names[s], NULL};
+            if ((m->finished[q][s] = jm_metrics_series(fin, v)) == NULL)
+                return -1;
+        }
+        const char *v[] = {name, NULL};
+        if ((m->wait[q] = jm_metrics_series(wait, v)) == NULL ||
+            (m->retries[q] = jm_metrics_series(retries, v)) == NULL)
+            return -1;
+        for (size_t b = 0; b < N_BUILTINS; b++) {
+            const char *tv[] = {name, builtin_types[b], NULL};
+            if (jm_metrics_series(m->duration, tv) == NULL)
+                return -1;
+        }
+        for (int h = 0; h < cfg->n_handlers; h++) {
+            const char *tv[] = {name, cfg->handlers[h].type, NULL};
+            if (jm_metrics_series(m->duration, tv) == NULL)
+                return -1;
+        }
+    }
+    m->busy = plain(reg, "jobmill_worker_busy", "Jobs in flight in this worker.",
+                    JM_METRIC_GAUGE);
+    m->concurrency = plain(reg, "jobmill_worker_concurrency",
+                           "Jobs this worker runs at once at most.", JM_METRIC_GAUGE);
+    m->leases_lost = plain(reg, "jobmill_worker_leases_lost_total",
+                           "Claims whose lease was lost before an outcome was committed.",
+                           JM_METRIC_COUNTER);
+    m->spawn_failures = plain(reg, "jobmill_worker_exec_spawn_failures_total",
+                              "Exec handlers that could not be started.", JM_METRIC_COUNTER);
+    m->heartbeats = plain(reg, "jobmill_worker_heartbeats_total",
+                          "Lease renewal round trips that succeeded.", JM_METRIC_COUNTER);
+    if (m->busy == NULL || m->concurrency == NULL || m->leases_lost == NULL ||
+        m->spawn_failures == NULL || m->heartbeats == NULL)
+        return -1;
+    jm_metric_set(m->concurrency, cfg->concurrency);
+    return 0;
+}
+
+int
+wk_metrics_queue(const wk_metrics *m, const char *queue)
+{
+    for (int q = 0; q < m->cfg->n_queues && q < JM_CFG_MAX_QUEUES; q++)
+        if (strcmp(m->cfg->queues[q].name, queue) == 0)
+            return q;
+    return -1;
+}
+
+void
+wk_metric_bump(jm_metric_series *s)
+{
+    if (s != NULL)
+        jm_metric_inc(s);
+}
+
+void
+wk_metrics_finished(wk_metrics *m, const char *queue, wk_finish status)
+{
+    int q = wk_metrics_queue(m, queue);
+    if (q >= 0 && status >= 0 && status < WK_FINISH_COUNT)
+        wk_metric_bump(m->finished[q][status]);
+}
+
+void
+wk_metrics_retry(wk_metrics *m, const char *queue)
+{
+    int q = wk_metrics_queue(m, queue);
+    if (q >= 0)
+        wk_metric_bump(m->retries[q]);
+}
+
+void
+wk_metrics_wait(wk_metrics *m, const char *queue, double seconds)
+{
+    int q = wk_metrics_queue(m, queue);
+    if (q >= 0 && m->wait[q] != NULL)
+        jm_metric_observe(m->wait[q], seconds < 0 ? 0 : seconds);
+}
+
+void
+wk_metrics_duration(wk_metrics *m, const char *queue, const char *type, double seconds)
+{
+    if (wk_metrics_queue(m, queue) < 0 || m->duration == NULL)
+        return;
+    const char *v[] = {queue, handled_type(m->cfg, type) ? type : UNHANDLED_TYPE, NULL};
+    jm_metric_series *s = jm_metrics_series(m->duration, v);
+    if (s != NULL)
+        jm_metric_observe(s, seconds < 0 ? 0 : seconds);
+}
