@@ -15,10 +15,16 @@
  * failing start, so a busy port or bad address comes back in the caller's
  * jm_error with civetweb's own text, and sends later ones to the JSON log.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 #include <civetweb.h>
 #include "jobmill/httpd.h"
 #include "jobmill/log.h"
@@ -337,12 +343,80 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
     return srv;
 }
 
+typedef struct stopper {
+    struct mg_context *ctx;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+} stopper;
+
+static void *
+stop_thread(void *arg)
+{
+    stopper *st = arg;
+    mg_stop(st->ctx);
+    pthread_mutex_lock(&st->lock);
+    st->done = true;
+    pthread_cond_signal(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    return NULL;
+}
+
+/* Connects to 127.0.0.1:port and closes at once: wakes civetweb's poll(). */
+static void
+poke(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
+    (void)rc;
+    close(fd);
+}
+
+void
+jm_httpd_civetweb_stop(struct mg_context *ctx)
+{
+    struct mg_server_port ports[8];
+    int n = mg_get_server_ports(ctx, 8, ports);
+    stopper st = {.ctx = ctx, .done = false};
+    pthread_mutex_init(&st.lock, NULL);
+    pthread_cond_init(&st.cond, NULL);
+    pthread_t th;
+    if (n <= 0 || pthread_create(&th, NULL, stop_thread, &st) != 0) {
+        mg_stop(ctx);
+    } else {
+        pthread_mutex_lock(&st.lock);
+        while (!st.done) {
+            pthread_mutex_unlock(&st.lock);
+            for (int i = 0; i < n; i++)
+                poke(ports[i].port);
+            pthread_mutex_lock(&st.lock);
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 50 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (!st.done)
+                pthread_cond_timedwait(&st.cond, &st.lock, &until);
+        }
+        pthread_mutex_unlock(&st.lock);
+        pthread_join(th, NULL);
+    }
+    pthread_cond_destroy(&st.cond);
+    pthread_mutex_destroy(&st.lock);
+}
+
 void
 jm_httpd_stop(jm_httpd *srv)
 {
     if (srv == NULL)
         return;
-    mg_stop(srv->ctx);
+    jm_httpd_civetweb_stop(srv->ctx);
     pthread_mutex_destroy(&srv->log_lock);
     free(srv);
 }

@@ -19,6 +19,7 @@ struct jm_redis {
     jm_redis_url url;
     char *prefix;
     int timeout_ms;
+    int read_timeout_ms; /* command timeout; 0 = timeout_ms (kept across reconnects) */
     int backoff_ms;      /* current reconnect backoff; 0 = none */
     int64_t next_try_ms; /* monotonic: no connect attempt before this */
     int pipe_pending;    /* replies still to read in a pipeline */
@@ -164,8 +165,9 @@ jm_redis_drop(jm_redis *r)
 void
 jm_redis_set_read_timeout(jm_redis *r, int timeout_ms)
 {
+    r->read_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
     if (r->ctx != NULL)
-        redisSetTimeout(r->ctx, tv_ms(timeout_ms > 0 ? timeout_ms : r->timeout_ms));
+        redisSetTimeout(r->ctx, tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
 }
 
 /* Checks a reply from a synchronous call on ctx. Returns the reply (new) or
@@ -236,7 +238,7 @@ jm_redis_connect(jm_redis *r, jm_error *err)
         jm_redis_drop(r);
         return JM_ERR_REDIS;
     }
-    redisSetTimeout(c, tv_ms(r->timeout_ms));
+    redisSetTimeout(c, tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
     redisEnableKeepAlive(c);
     r->ctx = c;
     redisReply *rep = NULL;

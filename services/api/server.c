@@ -326,7 +326,7 @@ api_server_stop(api_server *srv)
 {
     if (srv == NULL)
         return;
-    mg_stop(srv->ctx);
+    jm_httpd_civetweb_stop(srv->ctx);
     pthread_cond_destroy(&srv->idle_cond);
     pthread_mutex_destroy(&srv->idle_lock);
     pthread_mutex_destroy(&srv->log_lock);

@@ -40,6 +40,14 @@ jm_httpd *jm_httpd_start(const jm_httpd_opts *opts, jm_error *err);
  * NULL is allowed. */
 void jm_httpd_stop(jm_httpd *srv);
 
+struct mg_context;
+
+/* jm_httpd_civetweb_stop runs mg_stop(ctx) without civetweb's 2 s stop
+ * latency: its master thread only looks at the stop flag between 2 s polls,
+ * so while mg_stop runs we poke each listening port over loopback until it
+ * returns. Shared with the api, which runs its own civetweb context. */
+void jm_httpd_civetweb_stop(struct mg_context *ctx);
+
 /* jm_httpd_listen_to_civetweb converts "host:port" (or ":port", "port") to
  * civetweb's listening_ports syntax ("127.0.0.1:9090", "9090"). Returns
  * JM_OK or JM_ERR_INVALID. Shared with the api. */

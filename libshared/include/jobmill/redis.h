@@ -56,7 +56,7 @@ int jm_redis_connected(const jm_redis *r);
 
 /* jm_redis_set_read_timeout changes the command timeout (for blocking
  * commands such as BLPOP, set it longer than their own timeout); 0 restores
- * the handle's default. */
+ * the handle's default. It stays in force across reconnects. */
 void jm_redis_set_read_timeout(jm_redis *r, int timeout_ms);
 
 /* jm_redis_command runs a printf-style hiredis command. Returns a new reply,
