@@ -10,25 +10,30 @@
 --   scheduled record with expires_at that never started is in `deadlines`
 --   (expiry never applies once started: claim takes it out for good);
 --   an entry of active/scheduled/deadlines/a terminal ZSET belongs to a record
---   of that queue in the matching state (terminal entries whose record expired
---   are purged with their count, as purge.lua does);
+--   of that queue in the matching state;
 --   counts[st] = distinct pending ids whose record is queued (st = queued),
 --   active/scheduled entries whose record is running/scheduled, terminal
 --   entries whose record is in that state or gone (purge takes those out).
 -- Pending entries whose record is in another state are claim's to drop (lazy
 -- deletion, see _lib.lua) and are left alone.
+-- Entries that outlive their record in the normal course of things are not
+-- drift: a terminal entry whose record's retention TTL ran out (purge.lua's
+-- work: removed with its count) and a pending entry whose lazily deleted
+-- job's record expired (removed). Those are reported as `purged`, apart from
+-- the repairs, so a healthy system reports no repair at all.
 --
 -- ARGV[4] = mode, then:
 --   'small', queue, max: when all the queue's indexes hold at most max entries,
 --       check every entry and recompute counts in this one call.
---       Returns {-1} when too big, else {orphans, active_not_running, stale, counts_fixed}.
+--       Returns {-1} when too big, else {purged, orphans, active_not_running,
+--       stale, counts_fixed}.
 --   'index', queue, index, cursor, count: one ZSCAN slice of active, scheduled,
 --       deadlines or a terminal ZSET. Returns {next_cursor ('0' = done),
---       orphans, active_not_running, stale}.
+--       purged, orphans, active_not_running, stale}.
 --   'pending', queue, offset, count, max_len: one LRANGE slice of pending;
---       entries with no record (or another queue's) are removed. Skipped
---       (done at once) when the list is longer than max_len, since LREM is
---       O(N). Returns {next_offset (-1 = done), orphans, stale}.
+--       entries with no record (purged) or another queue's record (stale) are
+--       removed. Skipped (done at once) when the list is longer than max_len,
+--       since LREM is O(N). Returns {next_offset (-1 = done), purged, stale}.
 --   'record', id, max_len: one job record is put back in the index its state
 --       needs; a running record missing from active gets a lease deadline of
 --       now, so the normal expiry requeues it. A queued record is looked for
@@ -50,14 +55,18 @@ end
 -- check_ids checks ids of ZSET idx of queue q, removing what does not belong.
 local function check_ids(q, idx, ids, step)
   local zk = qkey(q, idx)
-  local orphans, notrun, stale = 0, 0, 0
+  local purged, orphans, notrun, stale = 0, 0, 0, 0
   for i = 1, #ids, step do
     local id = ids[i]
     local f = redis.call('HMGET', jkey(id), 'status', 'queue')
     if not f[1] then
       if redis.call('ZREM', zk, id) == 1 then
-        orphans = orphans + 1
-        if TERMINAL[idx] then count(q, idx, -1) end
+        if TERMINAL[idx] then
+          count(q, idx, -1)
+          purged = purged + 1
+        else
+          orphans = orphans + 1
+        end
       end
     elseif not entry_ok(q, idx, f[1], f[2]) then
       if redis.call('ZREM', zk, id) == 1 then
@@ -65,25 +74,25 @@ local function check_ids(q, idx, ids, step)
       end
     end
   end
-  return orphans, notrun, stale
+  return purged, orphans, notrun, stale
 end
 
 -- check_pending removes pending entries of q (ids) with no record or another
--- queue's record; returns orphans, stale and how many entries went.
+-- queue's record; returns purged, stale and how many entries went.
 local function check_pending(q, ids)
   local pk = qkey(q, 'pending')
-  local orphans, stale, removed = 0, 0, 0
+  local purged, stale, removed = 0, 0, 0
   for _, id in ipairs(ids) do
     local f = redis.call('HMGET', jkey(id), 'status', 'queue')
     if not f[1] or f[2] ~= q then
       local k = redis.call('LREM', pk, 0, id)
       if k > 0 then
         removed = removed + k
-        if not f[1] then orphans = orphans + 1 else stale = stale + 1 end
+        if not f[1] then purged = purged + 1 else stale = stale + 1 end
       end
     end
   end
-  return orphans, stale, removed
+  return purged, stale, removed
 end
 
 local function index_size(q)
@@ -128,13 +137,13 @@ end
 if mode == 'small' then
   local q, max = ARGV[5], tonumber(ARGV[6])
   if index_size(q) > max then return {-1} end
-  local orphans, notrun, stale = 0, 0, 0
+  local purged, orphans, notrun, stale = 0, 0, 0, 0
   for _, idx in ipairs(ZSETS) do
-    local o, n, s = check_ids(q, idx, redis.call('ZRANGE', qkey(q, idx), 0, -1), 1)
-    orphans, notrun, stale = orphans + o, notrun + n, stale + s
+    local p, o, n, s = check_ids(q, idx, redis.call('ZRANGE', qkey(q, idx), 0, -1), 1)
+    purged, orphans, notrun, stale = purged + p, orphans + o, notrun + n, stale + s
   end
-  local o, s = check_pending(q, redis.call('LRANGE', qkey(q, 'pending'), 0, -1))
-  return {orphans + o, notrun, stale + s, recount(q)}
+  local p, s = check_pending(q, redis.call('LRANGE', qkey(q, 'pending'), 0, -1))
+  return {purged + p, orphans, notrun, stale + s, recount(q)}
 
 elseif mode == 'index' then
   local q, idx, cursor, n = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
@@ -142,18 +151,18 @@ elseif mode == 'index' then
   for _, z in ipairs(ZSETS) do if z == idx then ok = true end end
   if not ok then return redis.error_reply('reconcile: unknown index ' .. idx) end
   local res = redis.call('ZSCAN', qkey(q, idx), cursor, 'COUNT', n)
-  local orphans, notrun, stale = check_ids(q, idx, res[2], 2)
-  return {res[1], orphans, notrun, stale}
+  local purged, orphans, notrun, stale = check_ids(q, idx, res[2], 2)
+  return {res[1], purged, orphans, notrun, stale}
 
 elseif mode == 'pending' then
   local q, off, n, max_len = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
   local pk = qkey(q, 'pending')
   if redis.call('LLEN', pk) > max_len then return {-1, 0, 0} end
   local ids = redis.call('LRANGE', pk, off, off + n - 1)
-  local orphans, stale, removed = check_pending(q, ids)
+  local purged, stale, removed = check_pending(q, ids)
   local nxt = -1
   if #ids == n then nxt = math.max(0, off + n - removed) end
-  return {nxt, orphans, stale}
+  return {nxt, purged, stale}
 
 elseif mode == 'record' then
   local id, max_len = ARGV[5], tonumber(ARGV[6])

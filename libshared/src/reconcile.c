@@ -160,7 +160,7 @@ record_id(const char *prefix, const char *key, char *slot, size_t slot_len)
 }
 
 static int
-records_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
+records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *err)
 {
     const char *prefix = jm_redis_prefix(r);
     char pattern[256], count[16], maxlen[16];
@@ -204,8 +204,8 @@ records_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
             continue;
         }
         if (one->type == REDIS_REPLY_ARRAY && one->elements == 2) {
-            repaired[JM_REPAIR_RUNNING_UNLEASED] += elem_ll(one->element[0]);
-            repaired[JM_REPAIR_UNINDEXED_RECORD] += elem_ll(one->element[1]);
+            t->repaired[JM_REPAIR_RUNNING_UNLEASED] += elem_ll(one->element[0]);
+            t->repaired[JM_REPAIR_UNINDEXED_RECORD] += elem_ll(one->element[1]);
         } else if (rc == JM_OK) {
             rc = jm_error_set(err, JM_ERR_REPLY, NULL, "reconcile record: unexpected reply");
         }
@@ -232,8 +232,18 @@ next_queue(jm_reconciler *rec)
     rec->offset = 0;
 }
 
+static void
+purged(jm_reconcile_tally *t, const char *queue, long long n)
+{
+    if (n <= 0)
+        return;
+    t->purged += n;
+    if (t->on_purged != NULL)
+        t->on_purged(t->user, queue, n);
+}
+
 static int
-queue_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
+queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *err)
 {
     const char *q = rec->queues[rec->qi];
     char slot[128], a[3][32];
@@ -247,11 +257,12 @@ queue_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
             return fail_code(err);
         if (elem_ll(rep->element[0]) < 0) {
             rec->phase = PHASE_INDEX;
-        } else if (rep->elements == 4) {
-            repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[0]);
-            repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[1]);
-            repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[2]);
-            repaired[JM_REPAIR_COUNTS] += elem_ll(rep->element[3]);
+        } else if (rep->elements == 5) {
+            purged(t, q, elem_ll(rep->element[0]));
+            t->repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[1]);
+            t->repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[2]);
+            t->repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[3]);
+            t->repaired[JM_REPAIR_COUNTS] += elem_ll(rep->element[4]);
             next_queue(rec);
         } else {
             freeReplyObject(rep);
@@ -262,11 +273,12 @@ queue_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
     case PHASE_INDEX: {
         snprintf(a[0], sizeof(a[0]), "%d", rec->slice);
         const char *ex[5] = {"index", q, zsets[rec->zi], rec->zcursor, a[0]};
-        if ((rep = run(r, slot, ex, 5, 4, err)) == NULL)
+        if ((rep = run(r, slot, ex, 5, 5, err)) == NULL)
             return fail_code(err);
-        repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[1]);
-        repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[2]);
-        repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[3]);
+        purged(t, q, elem_ll(rep->element[1]));
+        t->repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[2]);
+        t->repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[3]);
+        t->repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[4]);
         const redisReply *cur = rep->element[0];
         snprintf(rec->zcursor, sizeof(rec->zcursor), "%s",
                  cur->type == REDIS_REPLY_STRING ? cur->str : "0");
@@ -283,8 +295,8 @@ queue_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
         const char *ex[5] = {"pending", q, a[0], a[1], a[2]};
         if ((rep = run(r, slot, ex, 5, 3, err)) == NULL)
             return fail_code(err);
-        repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[1]);
-        repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[2]);
+        purged(t, q, elem_ll(rep->element[1]));
+        t->repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[2]);
         long long nxt = elem_ll(rep->element[0]);
         if (nxt < 0)
             rec->phase = PHASE_COUNTS;
@@ -299,7 +311,7 @@ queue_slice(jm_reconciler *rec, jm_redis *r, int64_t *repaired, jm_error *err)
             return fail_code(err);
         long long fixed = elem_ll(rep->element[0]);
         if (fixed > 0)
-            repaired[JM_REPAIR_COUNTS] += fixed;
+            t->repaired[JM_REPAIR_COUNTS] += fixed;
         next_queue(rec);
         break;
     }
@@ -340,8 +352,8 @@ start_cycle(jm_reconciler *rec, jm_redis *r, jm_error *err)
 }
 
 int
-jm_reconciler_step(jm_reconciler *rec, jm_redis *r, int max_slices,
-                   int64_t repaired[JM_REPAIR_KIND_COUNT], int *cycle_done, jm_error *err)
+jm_reconciler_step(jm_reconciler *rec, jm_redis *r, int max_slices, jm_reconcile_tally *tally,
+                   int *cycle_done, jm_error *err)
 {
     *cycle_done = 0;
     for (int used = 0; used < max_slices; used++) {
@@ -349,9 +361,9 @@ jm_reconciler_step(jm_reconciler *rec, jm_redis *r, int max_slices,
         if (rec->stage == STAGE_START) {
             rc = start_cycle(rec, r, err);
         } else if (rec->stage == STAGE_RECORDS) {
-            rc = records_slice(rec, r, repaired, err);
+            rc = records_slice(rec, r, tally, err);
         } else if (rec->qi < rec->n_queues) {
-            rc = queue_slice(rec, r, repaired, err);
+            rc = queue_slice(rec, r, tally, err);
         } else {
             drop_queues(rec);
             rec->stage = STAGE_START;

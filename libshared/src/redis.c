@@ -25,6 +25,33 @@ struct jm_redis {
     int pipe_pending;    /* replies still to read in a pipeline */
 };
 
+/* The process-wide latency observer (jm_redis_set_latency_hook). */
+static jm_redis_latency_fn latency_hook;
+static void *latency_user;
+
+void
+jm_redis_set_latency_hook(jm_redis_latency_fn fn, void *user)
+{
+    latency_user = user;
+    latency_hook = fn;
+}
+
+static int64_t
+mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Reports one synchronous round trip, begun at start_us, to the hook. */
+static void
+observe(int64_t start_us)
+{
+    if (latency_hook != NULL)
+        latency_hook(latency_user, (double)(mono_us() - start_us) / 1e6);
+}
+
 /* SHA1 of every script, filled by SCRIPT LOAD; the same on every server, so
  * one table serves every connection. */
 static char script_sha[MAX_SCRIPTS][41];
@@ -280,7 +307,9 @@ jm_redis_command(jm_redis *r, jm_error *err, const char *fmt, ...)
         return NULL;
     va_list ap;
     va_start(ap, fmt);
+    int64_t t0 = mono_us();
     redisReply *rep = redisvCommand(r->ctx, fmt, ap);
+    observe(t0);
     va_end(ap);
     return check_reply(r, rep, err, "command");
 }
@@ -291,7 +320,10 @@ jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
 {
     if (jm_redis_connect(r, err) != JM_OK)
         return NULL;
-    return check_reply(r, redisCommandArgv(r->ctx, argc, argv, argvlen), err, argv[0]);
+    int64_t t0 = mono_us();
+    redisReply *rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
+    observe(t0);
+    return check_reply(r, rep, err, argv[0]);
 }
 
 /* The argv of one EVALSHA: small calls use the inline arrays, large ones
@@ -368,7 +400,9 @@ jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const cha
     eval_argv e;
     if (eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
         return NULL;
+    int64_t t0 = mono_us();
     redisReply *rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
+    observe(t0);
     if (is_noscript(rep)) {
         /* The script cache was flushed (SCRIPT FLUSH, a failover): load, retry once. */
         freeReplyObject(rep);

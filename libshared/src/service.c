@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "jobmill/log.h"
+#include "jobmill/redis.h"
 #include "jobmill/service.h"
 
 volatile sig_atomic_t jm_signals = 0;
@@ -30,6 +31,12 @@ install_signals(void)
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGPIPE, &ign, NULL);
+}
+
+static void
+record_latency(void *user, double seconds)
+{
+    jm_metric_observe(user, seconds);
 }
 
 int
@@ -72,6 +79,13 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     svc->redis_errors = jm_metrics_family(svc->metrics, "jobmill_redis_errors_total",
                                           "Redis calls that failed, by operation.",
                                           JM_METRIC_COUNTER, oplabel, NULL, 0);
+    jm_metric_family *lat = jm_metrics_family(
+        svc->metrics, "jobmill_redis_request_duration_seconds",
+        "Round-trip time of synchronous Redis commands and scripts.", JM_METRIC_HISTOGRAM, NULL,
+        NULL, 0);
+    jm_metric_series *lat_series = lat != NULL ? jm_metrics_series(lat, NULL) : NULL;
+    if (lat_series != NULL)
+        jm_redis_set_latency_hook(record_latency, lat_series);
     return -1;
 }
 
@@ -97,6 +111,7 @@ jm_service_sleep_ms(int ms)
 void
 jm_service_finish(jm_service *svc)
 {
+    jm_redis_set_latency_hook(NULL, NULL);
     jm_metrics_free(svc->metrics);
     svc->metrics = NULL;
     jm_config_free(&svc->cfg);

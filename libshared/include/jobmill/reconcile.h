@@ -30,7 +30,7 @@
 typedef enum jm_repair_kind {
     JM_REPAIR_ACTIVE_NOT_RUNNING = 0, /* active entry whose record is not running: removed */
     JM_REPAIR_RUNNING_UNLEASED,       /* running record missing from active: lease deadline now */
-    JM_REPAIR_ORPHAN_ENTRY,           /* index entry with no record: removed */
+    JM_REPAIR_ORPHAN_ENTRY,           /* active/scheduled/deadlines entry with no record: removed */
     JM_REPAIR_STALE_ENTRY,            /* index entry whose record is in another state: removed */
     JM_REPAIR_UNINDEXED_RECORD,       /* queued/scheduled/terminal record missing from its index */
     JM_REPAIR_COUNTS,                 /* a queue's count of one state rewritten from the indexes */
@@ -40,6 +40,20 @@ typedef enum jm_repair_kind {
 /* jm_repair_kind_name returns the static label value of k
  * ("active_not_running", ...), or "unknown". */
 const char *jm_repair_kind_name(jm_repair_kind k);
+
+/* What reconciler steps did, added to by each step (caller storage; zero it
+ * before the first step). Entries that outlive their record in the normal
+ * course of things are not drift and are counted apart from the repairs: a
+ * terminal entry whose record's retention TTL ran out (removed with its
+ * count, as jm_queue_purge does) and a pending entry of a lazily deleted job
+ * whose record expired. So a healthy system reports no repair at all. */
+typedef struct jm_reconcile_tally {
+    int64_t repaired[JM_REPAIR_KIND_COUNT];
+    int64_t purged;                       /* total of the purged entries */
+    /* called for every slice that purged n > 0 entries of queue; may be NULL */
+    void (*on_purged)(void *user, const char *queue, int64_t n);
+    void *user;                           /* borrowed, passed to on_purged */
+} jm_reconcile_tally;
 
 typedef struct jm_reconciler jm_reconciler;
 
@@ -53,12 +67,12 @@ jm_reconciler *jm_reconciler_new(int slice, int counts_max);
 void jm_reconciler_free(jm_reconciler *rc);
 
 /* jm_reconciler_step runs up to max_slices bounded calls of the current
- * cycle, adding what it repaired to repaired[kind] (caller storage, not
- * cleared). *cycle_done is set to 1 when the cycle finished in this call (the
- * step stops there; the next step starts a new cycle), else 0. On an error
- * the cursor stays where it was, so the next step retries the same slice.
+ * cycle, adding what it did to *tally (borrowed, not cleared). *cycle_done is
+ * set to 1 when the cycle finished in this call (the step stops there; the
+ * next step starts a new cycle), else 0. On an error the cursor stays where
+ * it was, so the next step retries the same slice (repairs are idempotent).
  * Returns JM_OK or the error of the failing call (JM_ERR_REDIS, ...). */
-int jm_reconciler_step(jm_reconciler *rc, jm_redis *r, int max_slices,
-                       int64_t repaired[JM_REPAIR_KIND_COUNT], int *cycle_done, jm_error *err);
+int jm_reconciler_step(jm_reconciler *rc, jm_redis *r, int max_slices, jm_reconcile_tally *tally,
+                       int *cycle_done, jm_error *err);
 
 #endif

@@ -32,6 +32,15 @@ typedef struct jm_redis_url {
 
 typedef struct jm_redis jm_redis;
 
+/* A latency observer: called after every synchronous round trip (commands
+ * and scripts, not pipelines) with its duration, from the calling thread.
+ * Must be cheap and thread-safe. */
+typedef void (*jm_redis_latency_fn)(void *user, double seconds);
+
+/* jm_redis_set_latency_hook installs the process-wide observer (NULL removes
+ * it). Call once at start-up, before any connection is used. */
+void jm_redis_set_latency_hook(jm_redis_latency_fn fn, void *user);
+
 /* jm_redis_url_parse parses redis://[[user]:password@]host:port/db (port and
  * db optional: 6379, 0). Returns JM_OK or JM_ERR_INVALID. */
 int jm_redis_url_parse(const char *url, jm_redis_url *out, jm_error *err);
