@@ -16,9 +16,11 @@ while claimed < max and scanned < max + 1000 do
   if not id then break end
   scanned = scanned + 1
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'status', 'expires_at')
+  local f = redis.call('HMGET', jk, 'status', 'expires_at', 'started')
   if f[1] == 'queued' then
-    if f[2] and tonumber(f[2]) <= now then
+    -- expiry applies only to a job that never started (not to one released
+    -- by a drain or requeued after a lost lease)
+    if f[2] and not f[3] and tonumber(f[2]) <= now then
       terminal(id, q, 'queued', 'expired', now)
     else
       local fence = redis.call('INCR', qkey(q, 'fence'))

@@ -563,7 +563,8 @@ duty(jm_redis *r, const char *script, const char *queue, int batch, const jm_ret
 
 int
 jm_queue_requeue_expired(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
-                         int *n_requeued, int *n_failed, jm_error *err)
+                         int *n_requeued, int *n_failed, int *n_canceled, int *n_dropped,
+                         jm_error *err)
 {
     redisReply *rep = duty(r, "requeue_expired", queue, batch, ret, err);
     if (rep == NULL)
@@ -572,6 +573,10 @@ jm_queue_requeue_expired(jm_redis *r, const char *queue, int batch, const jm_ret
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
         *n_requeued = (int)elem_ll(rep->element[0]);
         *n_failed = (int)elem_ll(rep->element[1]);
+        if (n_canceled != NULL)
+            *n_canceled = (int)elem_ll(rep->element[2]);
+        if (n_dropped != NULL)
+            *n_dropped = (int)elem_ll(rep->element[3]);
     } else {
         rc = jm_error_set(err, JM_ERR_REPLY, NULL, "requeue_expired: unexpected reply");
     }

@@ -50,9 +50,9 @@ typedef int (*duty_fn)(janitor *j, const char *queue, int *n, jm_error *err);
 static int
 duty_requeue(janitor *j, const char *queue, int *n, jm_error *err)
 {
-    int requeued = 0, failed = 0;
+    int requeued = 0, failed = 0, canceled = 0, dropped = 0;
     int rc = jm_queue_requeue_expired(j->redis, queue, j->svc.cfg.janitor_batch, &j->ret,
-                                      &requeued, &failed, err);
+                                      &requeued, &failed, &canceled, &dropped, err);
     if (rc != JM_OK)
         return rc;
     janitor_metrics_add(j->m.requeued, queue,
@@ -66,7 +66,7 @@ duty_requeue(janitor *j, const char *queue, int *n, jm_error *err)
         jm_log_info("expired leases recovered", "queue", queue, "requeued", a, "dead_lettered",
                     b, NULL);
     }
-    *n = requeued + failed;
+    *n = requeued + failed + canceled + dropped; /* a full batch means "call again" */
     return JM_OK;
 }
 

@@ -234,7 +234,7 @@ Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
     int requeued = 0, calls = 0;
     while (requeued < 7) {
         int nr = 0, nf = 0;
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, &err), JM_OK,
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, NULL, NULL, &err), JM_OK,
                      "%s", err.msg);
         cr_assert_leq(nr + nf, 3, "a call handles at most its batch");
         cr_assert_eq(nf, 0);
@@ -252,7 +252,7 @@ Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
     cr_assert_eq(llen_pending("default"), 7, "each job is back in pending exactly once");
     /* nothing left to requeue */
     int nr = -1, nf = -1;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
     cr_assert_eq(nr + nf, 0);
     /* claiming again gives attempt 2 */
     jm_claim c = claim_one("default", 60000);
@@ -272,7 +272,7 @@ Test(janitor, requeue_expired_dead_letters_without_attempts_left)
     int64_t deadline = jm_test_now_ms() + 5000;
     int nr = 0, nf = 0;
     while (nf == 0) {
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, &err), JM_OK);
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
         cr_assert_eq(nr, 0);
         if (nf == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline);
@@ -465,7 +465,7 @@ Test(janitor, running_record_without_lease_gets_deadline_now_then_requeues)
     double score = zscore("default", "active", e.id);
     cr_assert(score >= (double)before && score <= (double)after, "deadline is now");
     int nr = 0, nf = 0;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
     cr_assert_eq(nr, 1, "the normal expiry requeues it");
     jm_claim again = claim_one("default", 60000);
     cr_assert_str_eq(again.id, e.id);
@@ -706,7 +706,7 @@ Test(janitor, concurrent_reconcilers_repair_once, .timeout = 120)
     cr_assert_eq(unleased, N, "each lost lease repaired once, got %lld", (long long)unleased);
     cr_assert_eq(orphans, N, "each ghost removed once, got %lld", (long long)orphans);
     int nr = 0, nf = 0;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 500, &ret, &nr, &nf, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 500, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
     cr_assert_eq(nr, N);
 }
 
@@ -731,7 +731,7 @@ rq_thread(void *p)
     int64_t deadline = jm_test_now_ms() + 10000;
     for (int idle = 0; conn != NULL && idle < 50 && jm_test_now_ms() < deadline;) {
         int nr = 0, nf = 0;
-        if (jm_queue_requeue_expired(conn, "default", 7, &ret, &nr, &nf, &e) != JM_OK)
+        if (jm_queue_requeue_expired(conn, "default", 7, &ret, &nr, &nf, NULL, NULL, &e) != JM_OK)
             a->errors++;
         a->requeued += nr;
         idle = nr == 0 ? idle + 1 : 0;

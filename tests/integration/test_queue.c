@@ -194,7 +194,7 @@ Test(queue, lease_expiry_requeues_and_fences_old_holder)
     int64_t deadline = jm_test_now_ms() + 5000;
     int req = 0, failed = 0;
     while (req == 0 && jm_test_now_ms() < deadline) {
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, &err), JM_OK);
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
         if (req == 0)
             usleep(10000); /* polling the lease deadline with a deadline */
     }
@@ -230,7 +230,7 @@ Test(queue, lease_expiry_without_attempts_left_dead_letters)
     int64_t deadline = jm_test_now_ms() + 5000;
     int req = 0, failed = 0;
     while (failed == 0 && jm_test_now_ms() < deadline) {
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, &err), JM_OK);
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
         if (failed == 0)
             usleep(10000);
     }
@@ -258,7 +258,7 @@ Test(queue, heartbeat_extends_and_reports_cancel)
     while (jm_test_now_ms() < until)
         usleep(20000); /* waiting out the original lease on purpose */
     int req = 0, failed = 0;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
     cr_assert_eq(req, 0);
     cr_assert_eq(jm_queue_cancel_ack(r, b.id, b.fence, &ret, &err), JM_OK);
     cr_assert_eq(state_of(b.id), JM_STATE_CANCELED);
@@ -688,4 +688,18 @@ Test(queue, batch_survives_script_flush_and_respects_max_queues)
     cr_assert_eq(count_of("y", JM_STATE_QUEUED), 1);
     for (int i = 0; i < 3; i++)
         jm_job_spec_clear(&specs[i]);
+}
+
+Test(queue, released_job_never_expires_at_claim)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_claim c = claim_one("default", 10000);
+    cr_assert_eq(jm_queue_release(r, c.id, c.fence, &err), JM_OK);
+    long long until = jm_test_now_ms() + 100;
+    while (jm_test_now_ms() < until)
+        usleep(10000); /* past expires_at on purpose */
+    jm_claim d = claim_one("default", 10000);
+    cr_assert_str_eq(d.id, e.id, "a job that started once never expires");
+    jm_claim_clear(&c);
+    jm_claim_clear(&d);
 }

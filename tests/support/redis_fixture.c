@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -70,6 +71,11 @@ spawn(jm_test_redis *t, const char *const *extra)
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* The server dies with the test process, even when a failed setup
+         * assertion skips the teardown. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(127);
         execvp(server, (char *const *)argv);
         _exit(127);
     }

@@ -10,6 +10,7 @@ Environment (set by CTest, see tests/CMakeLists.txt):
   REDIS_SERVER        path of redis-server
   JOBMILL_TEST_SCALE  factor (0 < s <= 1) for the size of heavy tests
 """
+import ctypes
 import json
 import os
 import shutil
@@ -25,6 +26,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("JOBMILL_SOURCE_DIR", os.path.normpath(os.path.join(HERE, "..", "..")))
 BIN_DIR = os.environ.get("JOBMILL_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
 REDIS_SERVER = os.environ.get("REDIS_SERVER", shutil.which("redis-server") or "redis-server")
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent():
+    """preexec_fn: the child gets SIGKILL when the test process dies, so a
+    crashed or interrupted test never leaves servers behind."""
+    _libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 def scale():
@@ -142,7 +152,8 @@ class RedisServer:
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "always", "--protected-mode", "no", "--loglevel", "warning",
                 "--logfile", "redis.log"] + self.extra
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=die_with_parent)
         wait_for(self.ping, timeout=10, what="redis-server on port %d" % self.port)
 
     def ping(self):
@@ -199,7 +210,7 @@ class Service:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.binary] + self.args, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         return self
 
     @property

@@ -129,9 +129,12 @@ int jm_queue_pause(jm_redis *r, const char *queue, bool paused, jm_error *err);
 /* ---- janitor duties: each handles at most batch ids; *n gets how many ---- */
 
 /* Expired leases: back to queued (attempt spent at claim), dead-lettered when
- * none are left, canceled when a cancel was requested. */
+ * none are left, canceled when a cancel was requested; active entries whose
+ * record is not running are dropped. n_canceled and n_dropped may be NULL.
+ * The four counts add up to the ids handled (batch at most). */
 int jm_queue_requeue_expired(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
-                             int *n_requeued, int *n_failed, jm_error *err);
+                             int *n_requeued, int *n_failed, int *n_canceled, int *n_dropped,
+                             jm_error *err);
 /* Due scheduled jobs -> queued. */
 int jm_queue_promote_due(jm_redis *r, const char *queue, int batch, int *n, jm_error *err);
 /* Queued/scheduled jobs past expires_at -> expired. */
