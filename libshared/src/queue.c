@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/queue.h"
+#include "reply.h"
 
 #define ARGS_MAX 16
 #define DEFAULT_RESULT_TTL 3600
@@ -78,29 +79,6 @@ call_int(jm_redis *r, script_call *c, const char *script, long long *out, jm_err
     return JM_OK;
 }
 
-static int
-reply_err(jm_error *err)
-{
-    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
-}
-
-/* An element of an array reply as an integer (integer or bulk string). */
-static long long
-elem_ll(const redisReply *e)
-{
-    if (e->type == REDIS_REPLY_INTEGER)
-        return e->integer;
-    if (e->type == REDIS_REPLY_STRING)
-        return strtoll(e->str, NULL, 10);
-    return 0;
-}
-
-static const char *
-elem_str(const redisReply *e)
-{
-    return e->type == REDIS_REPLY_STRING ? e->str : "";
-}
-
 /* ---- submit ---- */
 
 static void
@@ -128,11 +106,11 @@ enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_error *err)
 {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
         return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: unexpected reply");
-    long long code = elem_ll(rep->element[0]);
+    long long code = jm__reply_ll(rep->element[0]);
     if (code < 0)
         return jm_error_set(err, JM_ERR_LIMIT, "queue",
                             "queue would exceed max_queues; delete or reuse queues");
-    snprintf(out->id, sizeof(out->id), "%s", elem_str(rep->element[1]));
+    snprintf(out->id, sizeof(out->id), "%s", jm__reply_str(rep->element[1]));
     out->created = code == 1;
     return JM_OK;
 }
@@ -150,7 +128,7 @@ jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueu
     enqueue_args(&c, spec, id, max_queues, num);
     redisReply *rep = call_run(r, &c, "enqueue", err);
     if (rep == NULL)
-        return reply_err(err);
+        return jm__err_code(err);
     rc = enqueue_result(rep, out, err);
     freeReplyObject(rep);
     return rc;
@@ -167,7 +145,7 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
     snprintf(key, sizeof(key), "%s:queues", jm_redis_prefix(r));
     redisReply *rep = jm_redis_command(r, err, "SCARD %s", key);
     if (rep == NULL)
-        return reply_err(err);
+        return jm__err_code(err);
     long long known = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
     freeReplyObject(rep);
     for (size_t i = 0; i < n; i++) {
@@ -178,7 +156,7 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
             continue;
         const char *argv[3] = {"SISMEMBER", key, specs[i].queue};
         if ((rep = jm_redis_command_argv(r, err, 3, argv, NULL)) == NULL)
-            return reply_err(err);
+            return jm__err_code(err);
         bool member = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
         freeReplyObject(rep);
         if (!member && ++known > max_queues) {
@@ -222,13 +200,13 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
         redisReply *rep = jm_redis_pipe_reply(r, err);
         if (rep == NULL) {
             jm_redis_pipe_discard(r, (int)(sent - i - 1));
-            return reply_err(err);
+            return jm__err_code(err);
         }
         freeReplyObject(rep);
     }
     redisReply *rep = jm_redis_pipe_reply(r, err);
     if (rep == NULL)
-        return reply_err(err);
+        return jm__err_code(err);
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
         freeReplyObject(rep);
         return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue batch: transaction aborted");
@@ -297,28 +275,28 @@ jm_queue_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char
     call_arg(&c, worker_id);
     redisReply *rep = call_run(r, &c, "claim", err);
     if (rep == NULL)
-        return reply_err(err);
+        return jm__err_code(err);
     if (rep->type != REDIS_REPLY_ARRAY || (rep->elements > 0 && (rep->elements - 1) % 9 != 0) ||
         (rep->elements - (rep->elements > 0)) / 9 > (size_t)max) {
         freeReplyObject(rep);
         return jm_error_set(err, JM_ERR_REPLY, NULL, "claim: unexpected reply");
     }
     size_t jobs = rep->elements > 0 ? (rep->elements - 1) / 9 : 0;
-    int64_t started = jobs > 0 ? elem_ll(rep->element[rep->elements - 1]) : 0;
+    int64_t started = jobs > 0 ? jm__reply_ll(rep->element[rep->elements - 1]) : 0;
     for (size_t j = 0; j < jobs; j++) {
         redisReply **e = rep->element + j * 9;
         jm_claim *cl = &out[j];
         memset(cl, 0, sizeof(*cl));
-        snprintf(cl->id, sizeof(cl->id), "%s", elem_str(e[0]));
+        snprintf(cl->id, sizeof(cl->id), "%s", jm__reply_str(e[0]));
         snprintf(cl->queue, sizeof(cl->queue), "%s", queue);
-        cl->fence = elem_ll(e[1]);
-        cl->attempt = (int)elem_ll(e[2]);
-        cl->type = strdup(elem_str(e[3]));
-        cl->payload = strdup(elem_str(e[4]));
-        cl->max_attempts = (int)elem_ll(e[5]);
-        cl->timeout_s = (int)elem_ll(e[6]);
-        cl->created_ms = elem_ll(e[7]);
-        cl->run_at_ms = elem_ll(e[8]);
+        cl->fence = jm__reply_ll(e[1]);
+        cl->attempt = (int)jm__reply_ll(e[2]);
+        cl->type = strdup(jm__reply_str(e[3]));
+        cl->payload = strdup(jm__reply_str(e[4]));
+        cl->max_attempts = (int)jm__reply_ll(e[5]);
+        cl->timeout_s = (int)jm__reply_ll(e[6]);
+        cl->created_ms = jm__reply_ll(e[7]);
+        cl->run_at_ms = jm__reply_ll(e[8]);
         cl->started_ms = started;
         /* On allocation failure the job stays claimed and the lease expiry
          * recovers it; report what we could fill. */
@@ -393,7 +371,7 @@ jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, 
         redisReply *rep = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
         if (rep == NULL) {
             if (rc == JM_OK)
-                rc = reply_err(err);
+                rc = jm__err_code(err);
             if (!jm_redis_connected(r))
                 break;
             continue;
@@ -404,7 +382,7 @@ jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, 
                 rc = jm_error_set(err, JM_ERR_REPLY, NULL, "heartbeat: unexpected reply");
         } else {
             for (size_t x = 0; x < cnt; x++)
-                status[order[group_start[g] + x]] = (int)elem_ll(rep->element[x]);
+                status[order[group_start[g] + x]] = (int)jm__reply_ll(rep->element[x]);
         }
         freeReplyObject(rep);
     }
@@ -568,15 +546,15 @@ jm_queue_requeue_expired(jm_redis *r, const char *queue, int batch, const jm_ret
 {
     redisReply *rep = duty(r, "requeue_expired", queue, batch, ret, err);
     if (rep == NULL)
-        return reply_err(err);
+        return jm__err_code(err);
     int rc = JM_OK;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4) {
-        *n_requeued = (int)elem_ll(rep->element[0]);
-        *n_failed = (int)elem_ll(rep->element[1]);
+        *n_requeued = (int)jm__reply_ll(rep->element[0]);
+        *n_failed = (int)jm__reply_ll(rep->element[1]);
         if (n_canceled != NULL)
-            *n_canceled = (int)elem_ll(rep->element[2]);
+            *n_canceled = (int)jm__reply_ll(rep->element[2]);
         if (n_dropped != NULL)
-            *n_dropped = (int)elem_ll(rep->element[3]);
+            *n_dropped = (int)jm__reply_ll(rep->element[3]);
     } else {
         rc = jm_error_set(err, JM_ERR_REPLY, NULL, "requeue_expired: unexpected reply");
     }
@@ -590,7 +568,7 @@ duty_int(jm_redis *r, const char *script, const char *queue, int batch,
 {
     redisReply *rep = duty(r, script, queue, batch, ret, err);
     if (rep == NULL)
-        return reply_err(err);
+        return jm__err_code(err);
     int rc = JM_OK;
     if (rep->type == REDIS_REPLY_INTEGER)
         *n = (int)rep->integer;

@@ -5,12 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/queue.h"
-
-static int
-fail_code(jm_error *err)
-{
-    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
-}
+#include "reply.h"
 
 static void
 job_key(const jm_redis *r, const char *id, char *buf, size_t len)
@@ -46,7 +41,7 @@ jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err)
     const char *argv[2] = {"HGETALL", key};
     redisReply *rep = jm_redis_command_argv(r, err, 2, argv, NULL);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     int rc = job_from_reply(out, id, rep, err);
     freeReplyObject(rep);
     return rc;
@@ -140,7 +135,7 @@ jm_queue_names(jm_redis *r, char ***names, size_t *n, jm_error *err)
     const char *argv[2] = {"SMEMBERS", key};
     redisReply *rep = jm_redis_command_argv(r, err, 2, argv, NULL);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     int rc = rep->type == REDIS_REPLY_ARRAY
                  ? strv_from_reply(rep, 0, names, n, err)
                  : jm_error_set(err, JM_ERR_REPLY, NULL, "SMEMBERS: unexpected reply");
@@ -176,7 +171,7 @@ jm_queue_stats(jm_redis *r, const char *queue, jm_queue_info *out, jm_error *err
         return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
     redisReply *rep = queue_script(r, "stats", queue, NULL, 0, err);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     int rc = JM_OK;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 || rep->elements % 2 != 0) {
         rc = jm_error_set(err, JM_ERR_REPLY, NULL, "stats: unexpected reply");
@@ -215,7 +210,7 @@ jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cu
     const char *extra[3] = {jm_state_name(state), soff, slim};
     redisReply *rep = queue_script(r, "list", queue, extra, 3, err);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     int rc;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1) {
         rc = jm_error_set(err, JM_ERR_REPLY, NULL, "list: unexpected reply");

@@ -8,6 +8,7 @@
 #include "jobmill/job.h"
 #include "jobmill/queue.h"
 #include "jobmill/reconcile.h"
+#include "reply.h"
 
 /* Pending lists longer than this are not walked (LRANGE at an offset and
  * LREM are O(N)); claim drops their dead entries lazily anyway. */
@@ -73,22 +74,6 @@ jm_reconciler_free(jm_reconciler *rec)
         return;
     drop_queues(rec);
     free(rec);
-}
-
-static int
-fail_code(jm_error *err)
-{
-    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
-}
-
-static long long
-elem_ll(const redisReply *e)
-{
-    if (e->type == REDIS_REPLY_INTEGER)
-        return e->integer;
-    if (e->type == REDIS_REPLY_STRING)
-        return strtoll(e->str, NULL, 10);
-    return 0;
 }
 
 /* Runs reconcile.lua in the slot slot ("<prefix>:{tag}:") with the mode's
@@ -170,7 +155,7 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
     const char *scan[6] = {"SCAN", rec->scan_cursor, "MATCH", pattern, "COUNT", count};
     redisReply *rep = jm_redis_command_argv(r, err, 6, scan, NULL);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
         rep->element[0]->type != REDIS_REPLY_STRING ||
         rep->element[1]->type != REDIS_REPLY_ARRAY) {
@@ -198,14 +183,14 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
         redisReply *one = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
         if (one == NULL) {
             if (rc == JM_OK)
-                rc = fail_code(err);
+                rc = jm__err_code(err);
             if (!jm_redis_connected(r))
                 break;
             continue;
         }
         if (one->type == REDIS_REPLY_ARRAY && one->elements == 2) {
-            t->repaired[JM_REPAIR_RUNNING_UNLEASED] += elem_ll(one->element[0]);
-            t->repaired[JM_REPAIR_UNINDEXED_RECORD] += elem_ll(one->element[1]);
+            t->repaired[JM_REPAIR_RUNNING_UNLEASED] += jm__reply_ll(one->element[0]);
+            t->repaired[JM_REPAIR_UNINDEXED_RECORD] += jm__reply_ll(one->element[1]);
         } else if (rc == JM_OK) {
             rc = jm_error_set(err, JM_ERR_REPLY, NULL, "reconcile record: unexpected reply");
         }
@@ -254,15 +239,15 @@ queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *er
         snprintf(a[0], sizeof(a[0]), "%d", rec->slice);
         const char *ex[3] = {"small", q, a[0]};
         if ((rep = run(r, slot, ex, 3, 1, err)) == NULL)
-            return fail_code(err);
-        if (elem_ll(rep->element[0]) < 0) {
+            return jm__err_code(err);
+        if (jm__reply_ll(rep->element[0]) < 0) {
             rec->phase = PHASE_INDEX;
         } else if (rep->elements == 5) {
-            purged(t, q, elem_ll(rep->element[0]));
-            t->repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[1]);
-            t->repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[2]);
-            t->repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[3]);
-            t->repaired[JM_REPAIR_COUNTS] += elem_ll(rep->element[4]);
+            purged(t, q, jm__reply_ll(rep->element[0]));
+            t->repaired[JM_REPAIR_ORPHAN_ENTRY] += jm__reply_ll(rep->element[1]);
+            t->repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += jm__reply_ll(rep->element[2]);
+            t->repaired[JM_REPAIR_STALE_ENTRY] += jm__reply_ll(rep->element[3]);
+            t->repaired[JM_REPAIR_COUNTS] += jm__reply_ll(rep->element[4]);
             next_queue(rec);
         } else {
             freeReplyObject(rep);
@@ -274,11 +259,11 @@ queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *er
         snprintf(a[0], sizeof(a[0]), "%d", rec->slice);
         const char *ex[5] = {"index", q, zsets[rec->zi], rec->zcursor, a[0]};
         if ((rep = run(r, slot, ex, 5, 5, err)) == NULL)
-            return fail_code(err);
-        purged(t, q, elem_ll(rep->element[1]));
-        t->repaired[JM_REPAIR_ORPHAN_ENTRY] += elem_ll(rep->element[2]);
-        t->repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += elem_ll(rep->element[3]);
-        t->repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[4]);
+            return jm__err_code(err);
+        purged(t, q, jm__reply_ll(rep->element[1]));
+        t->repaired[JM_REPAIR_ORPHAN_ENTRY] += jm__reply_ll(rep->element[2]);
+        t->repaired[JM_REPAIR_ACTIVE_NOT_RUNNING] += jm__reply_ll(rep->element[3]);
+        t->repaired[JM_REPAIR_STALE_ENTRY] += jm__reply_ll(rep->element[4]);
         const redisReply *cur = rep->element[0];
         snprintf(rec->zcursor, sizeof(rec->zcursor), "%s",
                  cur->type == REDIS_REPLY_STRING ? cur->str : "0");
@@ -294,10 +279,10 @@ queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *er
         snprintf(a[2], sizeof(a[2]), "%d", RECONCILE_PENDING_MAX);
         const char *ex[5] = {"pending", q, a[0], a[1], a[2]};
         if ((rep = run(r, slot, ex, 5, 3, err)) == NULL)
-            return fail_code(err);
-        purged(t, q, elem_ll(rep->element[1]));
-        t->repaired[JM_REPAIR_STALE_ENTRY] += elem_ll(rep->element[2]);
-        long long nxt = elem_ll(rep->element[0]);
+            return jm__err_code(err);
+        purged(t, q, jm__reply_ll(rep->element[1]));
+        t->repaired[JM_REPAIR_STALE_ENTRY] += jm__reply_ll(rep->element[2]);
+        long long nxt = jm__reply_ll(rep->element[0]);
         if (nxt < 0)
             rec->phase = PHASE_COUNTS;
         else
@@ -308,8 +293,8 @@ queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *er
         snprintf(a[0], sizeof(a[0]), "%d", rec->counts_max);
         const char *ex[3] = {"counts", q, a[0]};
         if ((rep = run(r, slot, ex, 3, 1, err)) == NULL)
-            return fail_code(err);
-        long long fixed = elem_ll(rep->element[0]);
+            return jm__err_code(err);
+        long long fixed = jm__reply_ll(rep->element[0]);
         if (fixed > 0)
             t->repaired[JM_REPAIR_COUNTS] += fixed;
         next_queue(rec);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/workers.h"
+#include "reply.h"
 
 void
 jm_worker_info_clear(jm_worker_info *w)
@@ -11,12 +12,6 @@ jm_worker_info_clear(jm_worker_info *w)
     free(w->host);
     free(w->queues);
     memset(w, 0, sizeof(*w));
-}
-
-static int
-fail_code(jm_error *err)
-{
-    return err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
 }
 
 int
@@ -33,7 +28,7 @@ jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err)
                             pid, w->queues != NULL ? w->queues : "", conc, busy, ttl};
     redisReply *rep = jm_redis_eval(r, err, "worker_beat", 1, keys, 10, args, NULL);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     freeReplyObject(rep);
     return JM_OK;
 }
@@ -47,11 +42,11 @@ jm_workers_remove(jm_redis *r, const char *id, jm_error *err)
     const char *a1[3] = {"ZREM", zkey, id};
     redisReply *rep = jm_redis_command_argv(r, err, 3, a1, NULL);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     freeReplyObject(rep);
     const char *a2[2] = {"DEL", hkey};
     if ((rep = jm_redis_command_argv(r, err, 2, a2, NULL)) == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     freeReplyObject(rep);
     return JM_OK;
 }
@@ -77,13 +72,13 @@ jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
     *n = 0;
     int64_t now = jm_redis_time_ms(r, err);
     if (now < 0)
-        return fail_code(err);
+        return jm__err_code(err);
     char zkey[128];
     snprintf(zkey, sizeof(zkey), "%s:workers", jm_redis_prefix(r));
     const char *a[5] = {"ZRANGE", zkey, "0", "999", "WITHSCORES"};
     redisReply *ids = jm_redis_command_argv(r, err, 5, a, NULL);
     if (ids == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     size_t cnt = ids->type == REDIS_REPLY_ARRAY ? ids->elements / 2 : 0;
     jm_worker_info *v = calloc(cnt + 1, sizeof(*v));
     if (v == NULL) {
@@ -99,14 +94,14 @@ jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
         const char *h[6] = {"HMGET", hkey, "host", "pid", "queues", "concurrency"};
         redisReply *rep = jm_redis_command_argv(r, err, 6, h, NULL);
         if (rep == NULL) {
-            rc = fail_code(err);
+            rc = jm__err_code(err);
             break;
         }
         const char *h2[4] = {"HMGET", hkey, "busy", "started"};
         redisReply *rep2 = jm_redis_command_argv(r, err, 4, h2, NULL);
         if (rep2 == NULL) {
             freeReplyObject(rep);
-            rc = fail_code(err);
+            rc = jm__err_code(err);
             break;
         }
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 4 &&
@@ -147,7 +142,7 @@ jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err)
     const char *args[5] = {global, "0", "0", hz};
     redisReply *rep = jm_redis_eval(r, err, "workers_prune", 1, keys, 4, args, NULL);
     if (rep == NULL)
-        return fail_code(err);
+        return jm__err_code(err);
     *n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
     freeReplyObject(rep);
     return JM_OK;
