@@ -1,6 +1,5 @@
 -- reconcile (janitor's reconciler): finds index drift and repairs it, one
--- bounded slice per call. Owned by the janitor's author; driven by
--- libshared/src/reconcile.c. Every repair re-checks its own guard here, in
+-- bounded slice per call, driven by libshared/src/reconcile.c. Every repair re-checks its own guard here, in
 -- the same atomic call that makes it, so any number of janitors may run this
 -- at once: two janitors repairing the same entry change it once.
 --

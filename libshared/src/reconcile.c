@@ -1,7 +1,7 @@
 /* reconcile.c - the janitor's reconciler: a cursor over the job records and
  * every queue's indexes, advanced a bounded slice per Redis call; every
  * repair is made by lua/reconcile.lua, which re-checks its own guard.
- * Owned by the janitor's author. See reconcile.h. */
+ * See reconcile.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* janitor.h - jobmill-janitor's internal interfaces: the janitor state shared
  * by its files (main.c the loop, tick.c the duties of one tick,
  * reconcile_pass.c the reconciler slice, janitor_metrics.c the families,
- * ready.c the /readyz check). Owned by the janitor's author.
+ * ready.c the /readyz check).
  *
  * Ownership: main.c owns the one janitor value and everything in it; the
  * other files borrow it. Only the main thread touches it, except the

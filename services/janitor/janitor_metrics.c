@@ -1,7 +1,6 @@
 /* janitor_metrics.c - the janitor's metric families (docs/janitor.md lists
  * them). Every labelled counter is created at 0 for every known queue and
- * every reason/kind, so the families are complete from start-up. Owned by
- * the janitor's author. */
+ * every reason/kind, so the families are complete from start-up. */
 #include "janitor.h"
 
 static const char *const reason_names[JANITOR_REASON_COUNT] = {"lease_expired", "dead_lettered"};

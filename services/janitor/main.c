@@ -1,5 +1,5 @@
-/* main.c - jobmill-janitor: start-up, the tick loop and shutdown. Owned by
- * the janitor's author; docs/janitor.md describes the service.
+/* main.c - jobmill-janitor: start-up, the tick loop and shutdown;
+ * docs/janitor.md describes the service.
  *
  * Each tick (janitor.interval_ms, measured from tick start) runs tick.c's
  * duties; the rest of the interval is slept with jm_service_sleep_ms, which a

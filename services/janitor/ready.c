@@ -2,7 +2,7 @@
  * the Redis layout version was checked, while Redis is unreachable or its
  * maxmemory-policy is not noeviction. The check runs on a civetweb thread
  * with its own connection (a jm_redis is not thread-safe), serialised by a
- * mutex. Owned by the janitor's author. */
+ * mutex. */
 #include <stdio.h>
 #include "janitor.h"
 

@@ -3,7 +3,7 @@
  * budget, resuming from the cursor the janitor keeps across ticks; what it
  * repaired goes to jobmill_janitor_repaired_total{kind} and the log, what it
  * purged (entries whose record expired normally) to
- * jobmill_janitor_purged_total{queue}. Owned by the janitor's author. */
+ * jobmill_janitor_purged_total{queue}. */
 #include <inttypes.h>
 #include <stdio.h>
 #include "janitor.h"

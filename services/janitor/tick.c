@@ -3,7 +3,7 @@
  * their deadline and purge finished records past retention; then prune dead
  * workers and, every janitor.reconcile_every ticks, run a reconciler pass.
  * Each duty is one libshared call (one Lua script that re-checks its guard),
- * so several janitors may tick at once. Owned by the janitor's author. */
+ * so several janitors may tick at once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>

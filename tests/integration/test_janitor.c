@@ -2,7 +2,7 @@
  * reconciler repair on deliberately corrupted states, against a real
  * redis-server (one per test process, see redis_fixture.h). Corruption is
  * written with raw commands (jm_redis_command), as a crash or an operator
- * would leave it. Owned by the janitor's author. */
+ * would leave it. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdio.h>

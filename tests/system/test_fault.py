@@ -10,7 +10,7 @@ committed result carries the fence recorded last for it in the file (no
 zombie overwrote a newer claim's outcome); and every job a killed worker held
 left that worker's hands (requeued, and maybe re-claimed) within lease + one
 tick + slack of the kill: measured per job by polling GET /v1/jobs/{id}, the
-worst case printed and asserted. Owned by the janitor's author.
+worst case printed and asserted.
 """
 import json
 import os

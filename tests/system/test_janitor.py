@@ -8,7 +8,7 @@ Redis never double-requeue an expired lease.
 
 Jobs are submitted, claimed and read back with the test tools (jm_submit,
 jm_testctl): no api or worker is needed. Corruption for the reconciler is
-written with raw Redis commands. Owned by the janitor's author.
+written with raw Redis commands.
 """
 import json
 import os

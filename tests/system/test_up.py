@@ -5,8 +5,7 @@ the api, two workers and the janitor, runs the demo job, then stops all of it
 and exits 0. These tests run it with the binaries of this build (--bin-dir,
 no rebuild) and a scratch state dir (JOBMILL_UP_DIR), then check that it
 succeeded, that --config reaches every service, that a bad config fails
-cleanly, and that no process it started is left. Owned by the janitor's
-author.
+cleanly, and that no process it started is left.
 """
 import os
 import re

@@ -3,7 +3,7 @@
  * their state needs, counts that disagree with the indexes), incrementally,
  * in bounded slices, with a cursor kept in the caller's memory.
  *
- * Owned by the janitor's author; the scripts are libshared/lua/reconcile.lua.
+ * the scripts are libshared/lua/reconcile.lua.
  * Every repair is one Lua call that re-checks its own guard, so any number of
  * reconcilers (janitor replicas) may run against one Redis at once.
  *

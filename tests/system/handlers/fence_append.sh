@@ -1,6 +1,5 @@
 #!/bin/sh
-# fence_append.sh FILE - exec handler of tests/system/test_fault.py (owned by
-# the janitor's author). Records the claim it runs under by appending
+# fence_append.sh FILE - exec handler of tests/system/test_fault.py. Records the claim it runs under by appending
 # "JOB_ID FENCE" to FILE (one short O_APPEND write, atomic between writers),
 # works for a random 0-200 ms, then answers {"fence": FENCE}. The test checks
 # that each job's committed result carries the fence recorded last for it.
