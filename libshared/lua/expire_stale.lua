@@ -5,8 +5,9 @@ local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', qkey(q, 'deadlines'), '-inf', now, 'LIMIT', 0, batch)
 local n = 0
 for _, id in ipairs(ids) do
-  local st = redis.call('HGET', jkey(id), 'status')
-  if st == 'queued' or st == 'scheduled' then
+  local f = redis.call('HMGET', jkey(id), 'status', 'started')
+  local st = f[1]
+  if (st == 'queued' or st == 'scheduled') and not f[2] then
     terminal(id, q, st, 'expired', now)
     n = n + 1
   else

@@ -17,7 +17,7 @@ for _, id in ipairs(ids) do
   elseif f[4] == '1' then
     terminal(id, q, 'running', 'canceled', now)
     canceled = canceled + 1
-  elseif tonumber(f[2]) >= tonumber(f[3]) then
+  elseif (tonumber(f[2]) or 0) >= (tonumber(f[3]) or 0) then
     redis.call('HSET', jk, 'error', 'lease expired: worker lost')
     terminal(id, q, 'running', 'failed', now)
     failed = failed + 1

@@ -173,7 +173,7 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
  * *noscript is set when the script cache was flushed (nothing ran then). */
 static int
 batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LEN + 1],
-           int max_queues, jm_enqueue_result *out, bool *noscript, jm_error *err)
+           jm_enqueue_result *out, bool *noscript, jm_error *err)
 {
     *noscript = false;
     const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
@@ -183,7 +183,9 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
         char num[7][24];
         script_call c;
         call_init(&c, r, ids[i], NULL);
-        enqueue_args(&c, &specs[i], ids[i], max_queues, num);
+        /* max_queues was checked for the whole batch before: a script must
+         * not refuse one job of a transaction that cannot roll back. */
+        enqueue_args(&c, &specs[i], ids[i], 0, num);
         if ((rc = call_pipe(r, &c, "enqueue", err)) == JM_OK)
             sent++;
     }
@@ -240,10 +242,10 @@ jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_
         rc = jm_id_new(specs[i].queue, ids[i], err);
     bool noscript = false;
     if (rc == JM_OK)
-        rc = batch_once(r, specs, n, ids, max_queues, out, &noscript, err);
+        rc = batch_once(r, specs, n, ids, out, &noscript, err);
     /* A flushed script cache ran none of the batch: load and try once more. */
     if (rc != JM_OK && noscript && jm_redis_script_reload(r, "enqueue", err) == JM_OK)
-        rc = batch_once(r, specs, n, ids, max_queues, out, &noscript, err);
+        rc = batch_once(r, specs, n, ids, out, &noscript, err);
     free(ids);
     return rc;
 }
@@ -443,7 +445,9 @@ jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error, boo
     long long code;
     int rc = fenced(r, "fail", id, fence, extra, 3, ret, &code, err);
     if (rc == JM_OK && out_state != NULL)
-        *out_state = code == 2 ? JM_STATE_FAILED : JM_STATE_SCHEDULED;
+        *out_state = code == 3   ? JM_STATE_CANCELED
+                     : code == 2 ? JM_STATE_FAILED
+                                 : JM_STATE_SCHEDULED;
     return rc;
 }
 

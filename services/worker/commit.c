@@ -99,11 +99,13 @@ landed(wk_worker *w, action a, const jm_claim *c, jm_state *st)
     case ACT_CANCEL_ACK: ok = job.fence == c->fence && job.status == JM_STATE_CANCELED; break;
     case ACT_FAIL:
         ok = job.fence == c->fence &&
-             (job.status == JM_STATE_FAILED || job.status == JM_STATE_SCHEDULED);
-        *st = job.status == JM_STATE_FAILED ? JM_STATE_FAILED : JM_STATE_SCHEDULED;
+             (job.status == JM_STATE_FAILED || job.status == JM_STATE_SCHEDULED ||
+              job.status == JM_STATE_CANCELED);
+        *st = job.status;
         break;
     case ACT_RELEASE:
-        ok = job.fence == c->fence && job.status == JM_STATE_QUEUED;
+        ok = job.fence == c->fence &&
+             (job.status == JM_STATE_QUEUED || job.status == JM_STATE_CANCELED);
         break;
     case ACT_NONE: break;
     }
@@ -139,6 +141,10 @@ account(wk_worker *w, action a, const jm_claim *c, jm_state st)
         if (st == JM_STATE_FAILED) {
             wk_metrics_finished(&w->m, c->queue, WK_FINISH_FAILED);
             return "failed";
+        }
+        if (st == JM_STATE_CANCELED) {
+            wk_metrics_finished(&w->m, c->queue, WK_FINISH_CANCELED);
+            return "canceled";
         }
         wk_metrics_retry(&w->m, c->queue);
         return "retrying";

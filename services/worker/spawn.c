@@ -56,6 +56,15 @@ overridden(const char *entry, const char *const *extra, size_t n_extra)
     return 0;
 }
 
+/* private tells whether an inherited variable is the worker's own
+ * configuration: REDIS_* (the URL may carry a password) and JOBMILL_*. A
+ * handler never gets them, so it cannot reach Redis past the fencing. */
+static int
+private(const char *entry)
+{
+    return strncmp(entry, "REDIS_", 6) == 0 || strncmp(entry, "JOBMILL_", 8) == 0;
+}
+
 char **
 wk_spawn_env(const char *const *extra, size_t n_extra)
 {
@@ -67,7 +76,7 @@ wk_spawn_env(const char *const *extra, size_t n_extra)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        if (overridden(environ[i], extra, n_extra))
+        if (overridden(environ[i], extra, n_extra) || private(environ[i]))
             continue;
         if ((env[k++] = strdup(environ[i])) == NULL)
             goto failed;

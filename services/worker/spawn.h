@@ -27,7 +27,8 @@ typedef struct wk_spawn_req {
  * path into out (len bytes). Returns JM_OK or JM_ERR_NOT_FOUND. */
 int wk_spawn_resolve(const char *argv0, char *out, size_t len, jm_error *err);
 
-/* wk_spawn_env returns a new environment: this process's, minus any earlier
+/* wk_spawn_env returns a new environment: this process's minus REDIS_* and
+ * JOBMILL_* (the worker's own configuration) and minus any earlier
  * value of the names in extra, plus extra ("NAME=value" strings, copied).
  * NULL on no memory. Free with wk_spawn_env_free. */
 char **wk_spawn_env(const char *const *extra, size_t n_extra);

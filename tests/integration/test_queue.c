@@ -703,3 +703,52 @@ Test(queue, released_job_never_expires_at_claim)
     jm_claim_clear(&c);
     jm_claim_clear(&d);
 }
+
+Test(queue, cancel_request_survives_fail_and_release)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\",\"max_attempts\":5}");
+    jm_enqueue_result b = submit("{\"type\":\"t\",\"max_attempts\":5}");
+    jm_claim ca = claim_one("default", 10000);
+    jm_claim cb = claim_one("default", 10000);
+    cr_assert_eq(jm_queue_cancel(r, a.id, &ret, &err), JM_OK);
+    cr_assert_eq(jm_queue_cancel(r, b.id, &ret, &err), JM_OK);
+    jm_state st = JM_STATE_UNKNOWN;
+    cr_assert_eq(jm_queue_fail(r, ca.id, ca.fence, "boom", false, 0, &ret, &st, &err), JM_OK);
+    cr_assert_eq(st, JM_STATE_CANCELED, "a retryable failure must not resurrect a canceled job");
+    cr_assert_eq(state_of(a.id), JM_STATE_CANCELED);
+    cr_assert_eq(jm_queue_release(r, cb.id, cb.fence, &err), JM_OK);
+    cr_assert_eq(state_of(b.id), JM_STATE_CANCELED, "a drain must not put it back");
+    cr_assert_eq(count_of("default", JM_STATE_CANCELED), 2);
+    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 0);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+    jm_claim_clear(&ca);
+    jm_claim_clear(&cb);
+}
+
+Test(queue, malformed_running_record_does_not_block_lease_recovery)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\"}");
+    jm_enqueue_result b = submit("{\"type\":\"t\"}");
+    jm_claim ca = claim_one("default", 20);
+    jm_claim cb = claim_one("default", 20);
+    char key[128];
+    snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", a.id, a.id);
+    redisReply *rep = jm_redis_command(r, &err, "HDEL %s attempts max_attempts", key);
+    freeReplyObject(rep);
+    int64_t deadline = jm_test_now_ms() + 5000;
+    int req = 0, failed = 0, total = 0;
+    while (total < 2 && jm_test_now_ms() < deadline) {
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL,
+                                              &err),
+                     JM_OK, "%s", err.msg);
+        total += req + failed;
+        if (total < 2)
+            usleep(10000);
+    }
+    cr_assert_eq(total, 2);
+    cr_assert_eq(state_of(a.id), JM_STATE_FAILED, "malformed record is dead-lettered");
+    cr_assert_eq(state_of(b.id), JM_STATE_QUEUED);
+    jm_claim_clear(&ca);
+    jm_claim_clear(&cb);
+}

@@ -391,6 +391,20 @@ printf '{"payload":%s,"id":"%s","queue":"%s","attempt":%s,"fence":%s,"argc":%d,"
         self.assertGreater(r["fence"], 0)
         self.assertEqual((r["argc"], r["arg1"]), (1, "two words; $(rm -rf /)"))
 
+    def test_exec_does_not_see_the_workers_configuration(self):
+        sh = self.script("secrets.sh", r"""
+cat >/dev/null
+printf '{"redis":"%s","jobmill":"%s","path":"%s","fence":"%s"}' \
+  "$(env | grep -c '^REDIS_')" "$(env | grep '^JOBMILL_' | grep -vc '^JOBMILL_\(JOB_ID\|QUEUE\|ATTEMPT\|FENCE\)=')" \
+  "${PATH:+set}" "${JOBMILL_FENCE:+set}"
+""")
+        cfg = self.config({"secrets": {"exec": ["/bin/sh", sh]}})
+        self.start_worker(queues="jobs", config=cfg)
+        jid = self.submit_one({"queue": "jobs", "type": "secrets"})
+        j = self.wait_job(jid)
+        self.assertEqual(j["status"], "succeeded", j)
+        self.assertEqual(j["result"], {"redis": "0", "jobmill": "0", "path": "set", "fence": "set"})
+
     def test_exec_results_and_failures(self):
         ok_empty = self.script("empty.sh", "cat >/dev/null\n")
         not_json = self.script("notjson.sh", "echo 'hello there'\n")

@@ -95,13 +95,15 @@ int jm_queue_complete(jm_redis *r, const char *id, int64_t fence, const char *re
 
 /* jm_queue_fail commits a failed attempt. With attempts left and !permanent
  * the job is scheduled again after backoff_ms (*out_state = SCHEDULED); else it
- * is dead-lettered (*out_state = FAILED). JM_ERR_FENCE when stale. */
+ * is dead-lettered (*out_state = FAILED); a job whose cancel was requested
+ * becomes canceled (*out_state = CANCELED). JM_ERR_FENCE when stale. */
 int jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error,
                   bool permanent, int64_t backoff_ms, const jm_retention *ret,
                   jm_state *out_state, jm_error *err);
 
 /* jm_queue_release puts a running job back at the head of its queue and
- * gives its attempt back (drain). JM_ERR_FENCE when stale. */
+ * gives its attempt back (drain); a job whose cancel was requested becomes
+ * canceled instead. JM_ERR_FENCE when stale. */
 int jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_error *err);
 
 /* jm_queue_cancel_ack: the worker stopped a job whose cancel was requested;
