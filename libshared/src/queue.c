@@ -69,7 +69,7 @@ call_int(jm_redis *r, script_call *c, const char *script, long long *out, jm_err
 {
     redisReply *rep = call_run(r, c, script, err);
     if (rep == NULL)
-        return err != NULL ? err->code : JM_ERR_REDIS;
+        return jm__err_code(err);
     if (rep->type != REDIS_REPLY_INTEGER) {
         freeReplyObject(rep);
         return jm_error_set(err, JM_ERR_REPLY, NULL, "%s: unexpected reply type", script);
@@ -431,7 +431,7 @@ jm_queue_complete(jm_redis *r, const char *id, int64_t fence, const char *result
                   const jm_retention *ret, jm_error *err)
 {
     const char *extra[1] = {result != NULL ? result : "null"};
-    long long code;
+    long long code = 0;
     return fenced(r, "complete", id, fence, extra, 1, ret, &code, err);
 }
 
@@ -442,7 +442,7 @@ jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error, boo
     char sb[24];
     snprintf(sb, sizeof(sb), "%" PRId64, backoff_ms > 0 ? backoff_ms : 0);
     const char *extra[3] = {error != NULL ? error : "failed", permanent ? "1" : "0", sb};
-    long long code;
+    long long code = 0;
     int rc = fenced(r, "fail", id, fence, extra, 3, ret, &code, err);
     if (rc == JM_OK && out_state != NULL)
         *out_state = code == 3   ? JM_STATE_CANCELED
@@ -454,7 +454,7 @@ jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error, boo
 int
 jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_error *err)
 {
-    long long code;
+    long long code = 0;
     return fenced(r, "release", id, fence, NULL, 0, NULL, &code, err);
 }
 
@@ -462,7 +462,7 @@ int
 jm_queue_cancel_ack(jm_redis *r, const char *id, int64_t fence, const jm_retention *ret,
                     jm_error *err)
 {
-    long long code;
+    long long code = 0;
     return fenced(r, "cancel", id, fence, NULL, 0, ret, &code, err);
 }
 
@@ -471,7 +471,7 @@ jm_queue_progress(jm_redis *r, const char *id, int64_t fence, const char *progre
                   jm_error *err)
 {
     const char *extra[1] = {progress != NULL ? progress : "null"};
-    long long code;
+    long long code = 0;
     return fenced(r, "progress", id, fence, extra, 1, NULL, &code, err);
 }
 
@@ -501,14 +501,14 @@ by_id(jm_redis *r, const char *script, const char *id, const char *mode,
 int
 jm_queue_cancel(jm_redis *r, const char *id, const jm_retention *ret, jm_error *err)
 {
-    long long code;
+    long long code = 0;
     return by_id(r, "cancel", id, "request", ret, &code, err);
 }
 
 int
 jm_queue_retry(jm_redis *r, const char *id, jm_error *err)
 {
-    long long code;
+    long long code = 0;
     return by_id(r, "retry", id, NULL, NULL, &code, err);
 }
 
@@ -523,7 +523,7 @@ jm_queue_pause(jm_redis *r, const char *queue, bool paused, jm_error *err)
     call_init(&c, r, tag, NULL);
     call_arg(&c, queue);
     call_arg(&c, paused ? "1" : "0");
-    long long code;
+    long long code = 0;
     return call_int(r, &c, "pause", &code, err);
 }
 

@@ -59,7 +59,7 @@ api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs)
 }
 
 /* send_error_v builds and sends the error object; hdrs as in api_send_json. */
-static int
+__attribute__((format(printf, 6, 0))) static int
 send_error_v(api_req *req, int status, const char *code, const char *field,
              const char *const *hdrs, const char *fmt, va_list ap)
 {
@@ -92,7 +92,7 @@ api_send_error(api_req *req, int status, const char *code, const char *field, co
     return rc;
 }
 
-static int
+__attribute__((format(printf, 6, 7))) static int
 send_error_h(api_req *req, int status, const char *code, const char *field,
              const char *const *hdrs, const char *fmt, ...)
 {

@@ -8,13 +8,13 @@
  *      (send time + lease_ms), which is never later than Redis's deadline.
  *   2. stops every handler whose lease estimate has passed: renewals have
  *      been failing (Redis unreachable), so another worker may soon take the
- *      job. The thread also wakes at the earliest estimate, not only on its
- *      period, so that kill happens before the lease can be reclaimed.
+ *      job. A separate watchdog thread does this (it never touches Redis), so
+ *      a renewal call blocked on a hung Redis for up to redis.timeout_ms
+ *      cannot delay the kill past the lease: the kill happens before the
+ *      lease can be reclaimed.
  *   3. registers/refreshes the worker in the registry (jm_workers_beat,
  *      TTL a few periods) and, at most once a second, probes Redis for
  *      /readyz (reachable, maxmemory-policy noeviction).
- *
- * Owner: the worker engineer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -124,11 +124,8 @@ hb_main(void *p)
             if (!was_down)
                 jm_log_warn("lease renewal failed", "error", err.msg, NULL);
         }
-        int64_t earliest = wk_slots_expire(&w->slots, wk_mono_ms());
         beat(w, &last_probe, &was_down);
         int64_t next = t0 + w->cfg->heartbeat_ms;
-        if (earliest < next)
-            next = earliest;
         pthread_mutex_lock(&w->hb_mu);
         while (!w->hb_stop && wk_cond_wait_until(&w->hb_cond, &w->hb_mu, next) == 0)
             ;
@@ -145,20 +142,57 @@ hb_main(void *p)
     return NULL;
 }
 
+static void
+signal_stop(wk_worker *w)
+{
+    pthread_mutex_lock(&w->hb_mu);
+    w->hb_stop = 1;
+    pthread_cond_broadcast(&w->hb_cond);
+    pthread_mutex_unlock(&w->hb_mu);
+}
+
+/* The watchdog: wakes at the earliest lease estimate (and at least every
+ * WATCHDOG_MAX_MS) and stops every handler whose estimate has passed. Lease
+ * estimates only move later (renewals, new claims), so waiting until the
+ * earliest one seen is never too late. */
+#define WATCHDOG_MAX_MS 250
+
+static void *
+watchdog_main(void *p)
+{
+    wk_worker *w = p;
+    for (;;) {
+        int64_t now = wk_mono_ms();
+        int64_t next = wk_slots_expire(&w->slots, now);
+        if (next > now + WATCHDOG_MAX_MS)
+            next = now + WATCHDOG_MAX_MS;
+        pthread_mutex_lock(&w->hb_mu);
+        while (!w->hb_stop && wk_cond_wait_until(&w->hb_cond, &w->hb_mu, next) == 0)
+            ;
+        int stop = w->hb_stop;
+        pthread_mutex_unlock(&w->hb_mu);
+        if (stop)
+            return NULL;
+    }
+}
+
 int
 wk_heartbeat_start(wk_worker *w, jm_error *err)
 {
     if (pthread_create(&w->heartbeat, NULL, hb_main, w) != 0)
         return jm_error_set(err, JM_ERR_IO, NULL, "cannot start the heartbeat thread");
+    if (pthread_create(&w->watchdog, NULL, watchdog_main, w) != 0) {
+        signal_stop(w);
+        pthread_join(w->heartbeat, NULL);
+        return jm_error_set(err, JM_ERR_IO, NULL, "cannot start the lease watchdog thread");
+    }
     return JM_OK;
 }
 
 void
 wk_heartbeat_stop(wk_worker *w)
 {
-    pthread_mutex_lock(&w->hb_mu);
-    w->hb_stop = 1;
-    pthread_cond_signal(&w->hb_cond);
-    pthread_mutex_unlock(&w->hb_mu);
+    signal_stop(w);
     pthread_join(w->heartbeat, NULL);
+    pthread_join(w->watchdog, NULL);
 }

@@ -53,8 +53,9 @@ typedef struct wk_worker {
     void *runner_args;             /* owned by runner.c */
     int n_runners;
     pthread_t heartbeat;
+    pthread_t watchdog;            /* kills handlers whose lease estimate passed */
     pthread_mutex_t hb_mu;
-    pthread_cond_t hb_cond;        /* wakes the heartbeat to stop */
+    pthread_cond_t hb_cond;        /* wakes the heartbeat and watchdog to stop */
     int hb_stop;                   /* under hb_mu */
 } wk_worker;
 

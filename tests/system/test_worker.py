@@ -613,3 +613,27 @@ class ServiceTest(WorkerCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LeaseWatchdogTest(WorkerCase):
+
+    def test_handler_dies_within_its_lease_when_redis_hangs(self):
+        # Redis frozen (SIGSTOP): renewals block for the whole Redis timeout
+        # (4 s here). The handler must still die by the lease estimate (1 s
+        # after the last renewal was sent), before Redis could hand the job to
+        # anyone else, not when the blocked renewal finally gives up.
+        pidfile = os.path.join(self.tmp, "pid")
+        sh = self.script("hang.sh", 'echo $$ > "%s"; exec sleep 30\n' % pidfile)
+        cfg = self.config({"hang": {"exec": ["/bin/sh", sh]}})
+        self.start_worker(queues="jobs", config=cfg, lease_ms=1000, heartbeat_ms=300,
+                          env={"JOBMILL_REDIS_TIMEOUT_MS": "4000"})
+        self.submit_one({"queue": "jobs", "type": "hang"})
+        pid = int(wait_for(lambda: read_text(pidfile).strip(), timeout=10, what="handler pid"))
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        t0 = time.monotonic()
+        try:
+            wait_for(lambda: not proc_alive(pid), timeout=8, what="handler killed")
+            elapsed = time.monotonic() - t0
+        finally:
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+        self.assertLess(elapsed, 1.6, "handler outlived its lease by %.2f s" % (elapsed - 1.0))

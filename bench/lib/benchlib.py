@@ -1,0 +1,166 @@
+"""benchlib.py - helpers shared by bench/lib/*.py (Python stdlib only).
+
+Every driver prints progress on stderr and its result as one last stdout
+line "RESULT {json}". Processes it starts live in the driver's own process
+group, which bench.py kills as a whole when the driver is done or overdue.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+
+def env_int(name, default):
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+N = env_int("BENCH_N", 20000)            # jobs for bulk enqueue + processing
+M = env_int("BENCH_M", 5000)             # jobs for single enqueue
+LAT = env_int("BENCH_LAT", 200)          # latency samples
+WARM = env_int("BENCH_WARMUP", 10)       # latency warm-up samples (not counted)
+PROCS = env_int("BENCH_PROCS", 2)        # worker processes
+CONC = env_int("BENCH_CONC", 8)          # concurrency per worker process
+CLIENTS = env_int("BENCH_CLIENTS", 4)    # concurrent clients for single enqueue
+BULK = env_int("BENCH_BULK", 1000)       # jobs per bulk call
+PROCESS_TIMEOUT = env_int("BENCH_PROCESS_TIMEOUT", 90)  # s to wait for N completions
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+def log(*a):
+    print("  [%s]" % os.path.basename(sys.argv[0]), *a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def pct(sorted_vals, p):
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_vals:
+        return None
+    k = max(0, min(len(sorted_vals) - 1, int(-(-p * len(sorted_vals) // 100)) - 1))
+    return sorted_vals[k]
+
+
+def latency_summary(ms, how, **extra):
+    s = sorted(ms)
+    out = {"samples": len(s), "p50_ms": pct(s, 50), "p95_ms": pct(s, 95), "p99_ms": pct(s, 99),
+           "mean_ms": sum(s) / len(s) if s else None, "max_ms": s[-1] if s else None, "how": how}
+    out.update(extra)
+    return out
+
+
+def rate(jobs, seconds, how, **extra):
+    out = {"jobs": jobs, "seconds": seconds, "rate": jobs / seconds if seconds > 0 else None,
+           "how": how}
+    out.update(extra)
+    return out
+
+
+def emit(result):
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+class RespClient:
+    """A minimal RESP client (no redis-py needed for the jobmill driver)."""
+
+    def __init__(self, url, timeout=10.0):
+        hostport = url.split("://", 1)[1].split("/", 1)[0]
+        host, port = hostport.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("redis closed the connection")
+                self.buf += chunk
+            data, self.buf = self.buf[:n], self.buf[n + 2:]
+            return data.decode("utf-8", "replace")
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError("bad RESP: %r" % line)
+
+    def __call__(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            b = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+
+def redis_cpu_s(info_text):
+    """used_cpu_user + used_cpu_sys from the text of INFO cpu."""
+    tot = 0.0
+    for line in info_text.splitlines():
+        if line.startswith(("used_cpu_user:", "used_cpu_sys:")):
+            tot += float(line.split(":", 1)[1])
+    return tot
+
+
+def wait_until(cond, timeout, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(interval)
+    return cond()
+
+
+def spawn(argv, logpath, env=None, cwd=None):
+    """Starts a child in this driver's process group, output to logpath."""
+    f = open(logpath, "ab")
+    return subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+
+
+def stop_all(procs, grace=10.0):
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.terminate()
+            except OSError:
+                pass
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
