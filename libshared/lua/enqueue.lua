@@ -1,12 +1,19 @@
 -- enqueue: a new job, queued or scheduled; or the existing job of its
 -- idempotency key. ARGV[4..] = id, queue, type, payload, max_attempts,
 -- timeout_s, delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key,
--- max_queues. Returns {1, id} created, {0, id} existing, {-1, 'max_queues'}.
+-- max_queues. Returns {1, id, record...} created, {0, id, record...} the
+-- existing job of the key, {-1, 'max_queues'}; record is the job's HGETALL,
+-- so a submit needs no second round trip to answer with the stored job.
 local id, q, idem = ARGV[4], ARGV[5], ARGV[14]
 if idem ~= '' then
   local existing = redis.call('GET', GP .. 'idem:' .. idem)
-  if existing and redis.call('EXISTS', GP .. '{' .. string.sub(existing, 1, 4) .. '}:job:' .. existing) == 1 then
-    return {0, existing}
+  if existing then
+    local rec = redis.call('HGETALL', GP .. '{' .. string.sub(existing, 1, 4) .. '}:job:' .. existing)
+    if #rec > 0 then
+      table.insert(rec, 1, existing)
+      table.insert(rec, 1, 0)
+      return rec
+    end
   end
 end
 local maxq = tonumber(ARGV[15])
@@ -41,4 +48,7 @@ else
 end
 redis.call('SADD', GP .. 'queues', q)
 count(q, status, 1)
-return {1, id}
+local rec = redis.call('HGETALL', jk)
+table.insert(rec, 1, id)
+table.insert(rec, 1, 1)
+return rec

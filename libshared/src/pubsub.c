@@ -5,8 +5,6 @@
  * in the subscription every idle second. Instead jm_pubsub_next first drains
  * replies hiredis has already buffered, then poll(2)s the socket for at most
  * timeout_ms and only reads when data is there.
- *
- * Owned by the api engineer.
  */
 #include <errno.h>
 #include <poll.h>

@@ -101,10 +101,12 @@ enqueue_args(script_call *c, const jm_job_spec *s, const char *id, int max_queue
     call_arg(c, num[6]);
 }
 
+/* Reads an enqueue reply {code, id, field, value...}; fills job from the
+ * record when job is not NULL. */
 static int
-enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_error *err)
+enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_job *job, jm_error *err)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
         return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: unexpected reply");
     long long code = jm__reply_ll(rep->element[0]);
     if (code < 0)
@@ -112,12 +114,29 @@ enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_error *err)
                             "queue would exceed max_queues; delete or reuse queues");
     snprintf(out->id, sizeof(out->id), "%s", jm__reply_str(rep->element[1]));
     out->created = code == 1;
-    return JM_OK;
+    if (job == NULL)
+        return JM_OK;
+    size_t n = rep->elements - 2;
+    const char **fv = malloc(sizeof(*fv) * (n + 1));
+    if (fv == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        fv[i] = jm__reply_str(rep->element[2 + i]);
+    int rc = jm_job_from_hash(job, out->id, fv, n, err);
+    free(fv);
+    return rc;
 }
 
 int
 jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueue_result *out,
                  jm_error *err)
+{
+    return jm_queue_enqueue_job(r, spec, max_queues, out, NULL, err);
+}
+
+int
+jm_queue_enqueue_job(jm_redis *r, const jm_job_spec *spec, int max_queues,
+                     jm_enqueue_result *out, jm_job *job, jm_error *err)
 {
     char id[JM_ID_LEN + 1], num[7][24];
     int rc = jm_id_new(spec->queue, id, err);
@@ -129,7 +148,7 @@ jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueu
     redisReply *rep = call_run(r, &c, "enqueue", err);
     if (rep == NULL)
         return jm__err_code(err);
-    rc = enqueue_result(rep, out, err);
+    rc = enqueue_result(rep, out, job, err);
     freeReplyObject(rep);
     return rc;
 }
@@ -173,7 +192,7 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
  * *noscript is set when the script cache was flushed (nothing ran then). */
 static int
 batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LEN + 1],
-           jm_enqueue_result *out, bool *noscript, jm_error *err)
+           jm_enqueue_result *out, jm_job *jobs, bool *noscript, jm_error *err)
 {
     *noscript = false;
     const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
@@ -219,7 +238,7 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
             *noscript = strncmp(e->str, "NOSCRIPT", 8) == 0;
             rc = jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: %s", e->str);
         } else {
-            rc = enqueue_result(e, &out[i], err);
+            rc = enqueue_result(e, &out[i], jobs != NULL ? &jobs[i] : NULL, err);
         }
     }
     freeReplyObject(rep);
@@ -230,8 +249,19 @@ int
 jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
                        jm_enqueue_result *out, jm_error *err)
 {
+    return jm_queue_enqueue_batch_jobs(r, specs, n, max_queues, out, NULL, err);
+}
+
+int
+jm_queue_enqueue_batch_jobs(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
+                            jm_enqueue_result *out, jm_job *jobs, jm_error *err)
+{
     if (n == 0)
         return JM_OK;
+    for (size_t i = 0; jobs != NULL && i < n; i++) {
+        memset(&jobs[i], 0, sizeof(jobs[i]));
+        jobs[i].status = JM_STATE_UNKNOWN;
+    }
     int rc = batch_queue_limit(r, specs, n, max_queues, err);
     if (rc != JM_OK)
         return rc;
@@ -242,11 +272,13 @@ jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_
         rc = jm_id_new(specs[i].queue, ids[i], err);
     bool noscript = false;
     if (rc == JM_OK)
-        rc = batch_once(r, specs, n, ids, out, &noscript, err);
+        rc = batch_once(r, specs, n, ids, out, jobs, &noscript, err);
     /* A flushed script cache ran none of the batch: load and try once more. */
     if (rc != JM_OK && noscript && jm_redis_script_reload(r, "enqueue", err) == JM_OK)
-        rc = batch_once(r, specs, n, ids, out, &noscript, err);
+        rc = batch_once(r, specs, n, ids, out, jobs, &noscript, err);
     free(ids);
+    for (size_t i = 0; rc != JM_OK && jobs != NULL && i < n; i++)
+        jm_job_clear(&jobs[i]);
     return rc;
 }
 

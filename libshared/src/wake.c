@@ -1,6 +1,6 @@
 /* wake.c - BLPOP on the wake lists of a worker's queues (see wake.h).
  *
- * Owner: the worker engineer. The only place that spells the wake key.
+ * The only place that spells the wake key.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,8 +9,6 @@
  *
  * Error convention: handlers return the HTTP status they sent; helpers that
  * can fail return a jm_err (see jobmill/err.h).
- *
- * Owned by the api engineer.
  */
 #ifndef JOBMILL_API_H
 #define JOBMILL_API_H

@@ -1,7 +1,5 @@
 /* api_metrics.c - the api's metric families and the scrape-time queue gauges
  * (see api_metrics.h).
- *
- * Owned by the api engineer.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -13,8 +13,6 @@
  *
  * Ownership: api_metrics_new returns an object freed with api_metrics_free;
  * the families themselves belong to the registry.
- *
- * Owned by the api engineer.
  */
 #ifndef JOBMILL_API_METRICS_H
 #define JOBMILL_API_METRICS_H

@@ -6,8 +6,6 @@
  * "Authorization: Bearer <token>". Every configured token is compared, each in
  * time that depends only on the presented token's length, so neither which
  * token matched nor how many leading bytes matched leaks through timing.
- *
- * Owned by the api engineer.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -6,8 +6,6 @@
  * checked, while Redis is unreachable, and while Redis's maxmemory-policy is
  * not noeviction (jm_redis_ready); 200 otherwise. /metrics renders the
  * registry after refreshing the (cached) queue gauges.
- *
- * Owned by the api engineer.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -5,8 +5,6 @@
  * Idempotency: the key comes from the Idempotency-Key header or the body's
  * idempotency_key (both given and different: 400). The enqueue script returns
  * the existing job of a known key; the answer is then 200 instead of 201.
- *
- * Owned by the api engineer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,19 +36,16 @@ jobs_spec(const json_t *body, const char *idem_header, jm_job_spec *spec, jm_err
     return JM_OK;
 }
 
-/* send_job_created answers a submit with the stored job and its Location. */
+/* send_job_created answers a submit with the job as stored (from the
+ * enqueue call itself: no second round trip that could fail after the job was
+ * accepted) and its Location. Clears job. */
 static int
-send_job_created(api_req *req, int status, const char *id)
+send_job_created(api_req *req, int status, jm_job *job)
 {
-    jm_job job;
-    jm_error err;
-    jm_error_clear(&err);
-    if (jm_queue_get(req->redis, id, &job, &err) != JM_OK)
-        return api_send_jm_error(req, &err, "get");
-    json_t *o = jm_job_to_json(&job);
-    jm_job_clear(&job);
+    json_t *o = jm_job_to_json(job);
     char loc[64];
-    snprintf(loc, sizeof(loc), "/v1/jobs/%s", id);
+    snprintf(loc, sizeof(loc), "/v1/jobs/%s", job->id);
+    jm_job_clear(job);
     const char *hdrs[] = {"Location", loc, NULL};
     return api_send_json(req, status, o, hdrs);
 }
@@ -72,7 +67,9 @@ api_jobs_submit(api_req *req)
         return api_send_jm_error(req, &err, "submit");
     }
     jm_enqueue_result res;
-    rc = jm_queue_enqueue(req->redis, &spec, req->app->cfg->api_max_queues, &res, &err);
+    jm_job job;
+    rc = jm_queue_enqueue_job(req->redis, &spec, req->app->cfg->api_max_queues, &res, &job,
+                              &err);
     if (rc == JM_OK && res.created) {
         api_metrics_submitted(req->app->metrics, spec.queue, 1);
         jm_log_debug("job submitted", "job_id", res.id, "queue", spec.queue, "type", spec.type,
@@ -81,7 +78,7 @@ api_jobs_submit(api_req *req)
     jm_job_spec_clear(&spec);
     if (rc != JM_OK)
         return api_send_jm_error(req, &err, "submit");
-    return send_job_created(req, res.created ? 201 : 200, res.id);
+    return send_job_created(req, res.created ? 201 : 200, &job);
 }
 
 /* transition runs cancel or retry on the job of the path and answers the job;

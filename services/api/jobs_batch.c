@@ -1,15 +1,13 @@
 /* jobs_batch.c - POST /v1/jobs/batch: {"jobs":[spec...]}, at most 1000.
  *
  * The whole batch is validated before anything is stored: any invalid job is
- * a 400 naming jobs[i].field. Then jm_queue_enqueue_batch stores all of them
- * or none in one pipelined MULTI/EXEC (a batch whose new queues would pass
- * max_queues is refused first, naming jobs[i].queue), and jm_queue_get_many
- * reads them back in one more round trip; the answer lists the jobs in
- * request order.
+ * a 400 naming jobs[i].field. Then jm_queue_enqueue_batch_jobs stores all of
+ * them or none in one pipelined MULTI/EXEC (a batch whose new queues would
+ * pass max_queues is refused first, naming jobs[i].queue) and returns the
+ * records as stored; the answer lists the jobs in request order.
  * Per-job idempotency keys work as for single submits; the Idempotency-Key
  * header is refused here (it cannot name one job of many).
- *
- * Owned by the api engineer.
+
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,51 +45,21 @@ validate(const json_t *jobs, jm_job_spec *specs, size_t n, jm_error *err)
     return JM_OK;
 }
 
-/* respond reads the stored jobs back and answers 201 in request order. */
+/* respond answers 201 with the jobs as stored, in request order, and clears
+ * them. */
 static int
-respond(api_req *req, const jm_job_spec *specs, const jm_enqueue_result *res, size_t n)
+respond(api_req *req, jm_job *jobs, size_t n)
 {
-    const char **ids = calloc(n, sizeof(*ids));
-    jm_job *jobs = calloc(n, sizeof(*jobs));
-    bool *found = calloc(n, sizeof(*found));
     json_t *arr = json_array();
-    int status;
-    jm_error err;
-    jm_error_clear(&err);
-    if (ids == NULL || jobs == NULL || found == NULL || arr == NULL) {
-        status = api_send_error(req, 500, "internal", NULL, "out of memory");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++)
-        ids[i] = res[i].id;
-    if (jm_queue_get_many(req->redis, ids, n, jobs, found, &err) != JM_OK) {
-        status = api_send_jm_error(req, &err, "get");
-        goto done;
-    }
+    if (arr == NULL)
+        return api_send_error(req, 500, "internal", NULL, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        json_t *o;
-        if (found[i]) {
-            o = jm_job_to_json(&jobs[i]);
-        } else { /* gone already (purged); say what we know */
-            o = json_object();
-            json_object_set_new(o, "id", json_string(res[i].id));
-            json_object_set_new(o, "queue", json_string(specs[i].queue));
-        }
-        json_array_append_new(arr, o);
+        json_array_append_new(arr, jm_job_to_json(&jobs[i]));
+        jm_job_clear(&jobs[i]);
     }
     json_t *body = json_object();
     json_object_set_new(body, "jobs", arr);
-    arr = NULL;
-    status = api_send_json(req, 201, body, NULL);
-
-done:
-    for (size_t i = 0; jobs != NULL && i < n; i++)
-        jm_job_clear(&jobs[i]);
-    json_decref(arr);
-    free(ids);
-    free(jobs);
-    free(found);
-    return status;
+    return api_send_json(req, 201, body, NULL);
 }
 
 int
@@ -114,18 +82,20 @@ api_jobs_batch(api_req *req)
     }
     jm_job_spec *specs = calloc(n, sizeof(*specs));
     jm_enqueue_result *res = calloc(n, sizeof(*res));
+    jm_job *stored = calloc(n, sizeof(*stored));
     jm_error err;
     jm_error_clear(&err);
-    int rc = specs != NULL && res != NULL
+    int rc = specs != NULL && res != NULL && stored != NULL
                  ? validate(jobs, specs, n, &err)
                  : jm_error_set(&err, JM_ERR_NOMEM, NULL, "out of memory");
     json_decref(body);
     if (rc == JM_OK)
-        rc = jm_queue_enqueue_batch(req->redis, specs, n, req->app->cfg->api_max_queues, res,
-                                    &err);
+        rc = jm_queue_enqueue_batch_jobs(req->redis, specs, n, req->app->cfg->api_max_queues,
+                                         res, stored, &err);
     if (rc != JM_OK) {
         specs_free(specs, n);
         free(res);
+        free(stored);
         return api_send_jm_error(req, &err, "submit");
     }
     for (size_t i = 0; i < n; i++)
@@ -136,8 +106,9 @@ api_jobs_batch(api_req *req)
         snprintf(cnt, sizeof(cnt), "%zu", n);
         jm_log_debug("batch submitted", "jobs", cnt, "first_queue", specs[0].queue, NULL);
     }
-    status = respond(req, specs, res, n);
+    status = respond(req, stored, n);
     specs_free(specs, n);
     free(res);
+    free(stored);
     return status;
 }

@@ -8,8 +8,6 @@
  * a Redis connection: the one subscriber thread listens for all of them.
  * At the deadline, or when the api stops, the job is read once more and
  * answered as it is (200). Beyond the waiter limit, ?wait answers at once.
- *
- * Owned by the api engineer.
  */
 #include <math.h>
 #include <stdio.h>

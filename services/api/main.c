@@ -19,8 +19,6 @@
  * Exit codes: 0 clean stop or --help/--version; 1 cannot start (newer Redis
  * layout, cannot listen, no memory) or a second signal; 2 bad flag, config or
  * tokens file. Hidden flag: --print-routes prints the route table and exits.
- *
- * Owned by the api engineer.
  */
 #include <signal.h>
 #include <stdio.h>

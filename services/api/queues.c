@@ -10,8 +10,6 @@
  * may be skipped or seen twice across pages. Ids whose record is gone or no
  * longer in the asked state are left out, so a page may hold fewer than
  * `limit` jobs while next_cursor is still a string; null means the end.
- *
- * Owned by the api engineer.
  */
 #include <stdio.h>
 #include <stdlib.h>

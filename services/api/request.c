@@ -5,8 +5,6 @@
  * Content-Length before a byte is read, and on the bytes actually read (a
  * chunked body declares nothing), so no request can make the api buffer more
  * than the limit plus one read.
- *
- * Owned by the api engineer.
  */
 #include <stdio.h>
 #include <stdlib.h>

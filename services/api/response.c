@@ -5,8 +5,6 @@
  * CONTRACT.md; Redis trouble (JM_ERR_REDIS, and error replies such as LOADING
  * while a restarted Redis reads its AOF) is 503 unavailable with
  * Retry-After: 1. 5xx answers are logged at warn.
- *
- * Owned by the api engineer.
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -9,8 +9,6 @@
  * A template segment "{name}" matches one non-empty path segment; a route has
  * at most one parameter. Literal routes come before parameter routes that
  * could shadow them ("/v1/jobs/batch" before "/v1/jobs/{id}").
- *
- * Owned by the api engineer.
  */
 #include <stdio.h>
 #include <string.h>

@@ -17,8 +17,6 @@
  * and frees it in exit_thread; requests find it with mg_get_thread_pointer.
  * civetweb's own messages go to the JSON log (and, during start, into the
  * start error).
- *
- * Owned by the api engineer.
  */
 #include <pthread.h>
 #include <stdio.h>

@@ -6,8 +6,6 @@
  * wakes exactly the requests waiting for that id. The subscriber thread reads
  * with a bounded wait (jm_pubsub_next, 250 ms) so it sees the stop flag, and
  * reconnects with the jm_redis backoff when Redis drops.
- *
- * Owned by the api engineer.
  */
 #include <errno.h>
 #include <stdatomic.h>

@@ -14,8 +14,6 @@
  * api_waiters_free after api_waiters_shutdown and after every request thread
  * is gone. An api_waiter is caller storage (the request's stack) and must be
  * removed before it goes out of scope.
- *
- * Owned by the api engineer.
  */
 #ifndef JOBMILL_API_WAITERS_H
 #define JOBMILL_API_WAITERS_H

@@ -3,8 +3,6 @@
  * A worker object is {"id", "host", "pid", "queues" (array, in the worker's
  * order), "concurrency", "busy", "started_at" (epoch seconds), and
  * "heartbeat_age_ms" (Redis time since its last beat)}.
- *
- * Owned by the api engineer.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,4 @@
 /* backoff.c - retry delay with jitter and a small PRNG (see backoff.h).
- *
- * Owner: the worker engineer.
  */
 #include <pthread.h>
 #include <time.h>

@@ -1,7 +1,7 @@
 /* backoff.h - retry delays of failed attempts, with jitter (CONTRACT.md):
  * min(backoff_max, backoff_base * 2^(n-1)) * uniform[0.5, 1].
  *
- * Owner: the worker engineer. Pure computation plus a tiny per-thread PRNG;
+ * Pure computation plus a tiny per-thread PRNG;
  * no I/O, no locks.
  */
 #ifndef WK_BACKOFF_H

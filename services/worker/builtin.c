@@ -2,8 +2,6 @@
  *   echo   result = payload
  *   sleep  payload {"ms": N}: waits N ms, stopping at once on a stop request
  *   fail   payload {"message": "...", "permanent": bool}: fails the attempt
- *
- * Owner: the worker engineer.
  */
 #include <errno.h>
 #include <poll.h>

@@ -11,8 +11,6 @@
  * a round trip or two of its submission. On Redis errors it backs off
  * (100 ms doubling to 2 s, cut short by a drain) and tries again: a Redis
  * outage pauses claiming, it never ends the process.
- *
- * Owner: the worker engineer.
  */
 #include <stdlib.h>
 #include <string.h>

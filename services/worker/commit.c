@@ -15,8 +15,6 @@
  * the slot is busy), so an outcome is never dropped silently. When a retry
  * is refused after a reply was lost, the job is read back to tell "our
  * earlier try committed" from "the lease was lost".
- *
- * Owner: the worker engineer.
  */
 #include <inttypes.h>
 #include <stdio.h>

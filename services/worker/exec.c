@@ -13,8 +13,6 @@
  * left running; output still buffered in the pipes is read for at most
  * AFTER_EXIT_MS more. Every child is reaped and every fd closed on every
  * path.
- *
- * Owner: the worker engineer.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -7,8 +7,6 @@
  *
  * Ownership: the outcome owns result and error (malloc'd, may be NULL);
  * release with wk_outcome_clear.
- *
- * Owner: the worker engineer.
  */
 #ifndef WK_HANDLER_H
 #define WK_HANDLER_H

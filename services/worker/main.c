@@ -13,8 +13,6 @@
  * given back). Once every slot is free: stop the threads, deregister, free
  * everything, exit 0. A second signal exits at once (exit code 1): the
  * handlers' process groups are SIGKILLed and the leases left to expire.
- *
- * Owner: the worker engineer.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,6 +1,4 @@
 /* order.c - strict priority or smooth weighted round robin (see order.h).
- *
- * Owner: the worker engineer.
  */
 #include <string.h>
 #include "order.h"

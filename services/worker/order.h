@@ -6,7 +6,7 @@
  * over many rounds each queue leads in proportion to its weight and no slot
  * stays idle while any queue has work.
  *
- * Owner: the worker engineer. Used by the claimer thread only (no locks).
+ * Used by the claimer thread only (no locks).
  */
 #ifndef WK_ORDER_H
 #define WK_ORDER_H

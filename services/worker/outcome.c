@@ -1,6 +1,4 @@
 /* outcome.c - building and freeing handler outcomes (see handler.h).
- *
- * Owner: the worker engineer.
  */
 #include <stdarg.h>
 #include <stdio.h>

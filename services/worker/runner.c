@@ -9,8 +9,6 @@
  * the built-ins; any other type fails permanently with the error
  * `no handler for type "X"`. Timeout: the job's own timeout_s, else the
  * handler's (built-ins only have the job's).
- *
- * Owner: the worker engineer.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,4 @@
 /* slots.c - the in-flight table (see slots.h).
- *
- * Owner: the worker engineer.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -15,8 +15,6 @@
  * Ownership: the table owns the claims of busy slots. A runner may read its
  * slot's claim without the lock while the slot is busy (nobody writes it
  * then); the claim is cleared when the slot is released.
- *
- * Owner: the worker engineer.
  */
 #ifndef WK_SLOTS_H
 #define WK_SLOTS_H

@@ -2,8 +2,6 @@
  *
  * Between fork and exec the child runs only async-signal-safe calls: the
  * parent prepares argv, envp and the resolved path beforehand.
- *
- * Owner: the worker engineer.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -7,8 +7,6 @@
  * given pipes as stdin/stdout/stderr, no other inherited fd, default signal
  * dispositions and an empty signal mask. argv is used as written: no shell.
  * Exec failures come back to the parent through a close-on-exec pipe.
- *
- * Owner: the worker engineer.
  */
 #ifndef WK_SPAWN_H
 #define WK_SPAWN_H

@@ -1,6 +1,4 @@
 /* wclock.c - monotonic time and deadline waits (see wclock.h).
- *
- * Owner: the worker engineer.
  */
 #include <errno.h>
 #include <time.h>

@@ -1,7 +1,5 @@
 /* wclock.h - the worker's monotonic clock and deadline waits on condition
  * variables bound to that clock (wall-clock jumps never stretch a wait).
- *
- * Owner: the worker engineer.
  */
 #ifndef WK_WCLOCK_H
 #define WK_WCLOCK_H

@@ -1,7 +1,5 @@
 /* wmetrics.c - registration and updates of the worker's metrics (see
  * wmetrics.h).
- *
- * Owner: the worker engineer.
  */
 #include <string.h>
 #include "wmetrics.h"

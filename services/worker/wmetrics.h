@@ -6,7 +6,7 @@
  * exec handlers); any other type is reported as "unhandled", so job input
  * can never blow up the series count.
  *
- * Owner: the worker engineer. Series live in the service's registry;
+ * Series live in the service's registry;
  * updates are lock-free and safe from any thread.
  */
 #ifndef WK_WMETRICS_H

@@ -1,7 +1,5 @@
 /* worker.c - building and tearing down the shared worker state, its
  * identity, and the readiness answer (see worker.h).
- *
- * Owner: the worker engineer.
  */
 #include <errno.h>
 #include <fcntl.h>

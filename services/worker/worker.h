@@ -7,8 +7,6 @@
  * starts), hb_r to the heartbeat thread (and to main after it is joined),
  * out_r to whichever runner holds out_mu. That is three connections,
  * whatever the concurrency.
- *
- * Owner: the worker engineer.
  */
 #ifndef WK_WORKER_H
 #define WK_WORKER_H

@@ -19,8 +19,6 @@
  *
  * The key prefix comes from JOBMILL_PREFIX (default "jm"). Exit status: 0 ok,
  * 1 an operation failed (message on stderr), 2 usage.
- *
- * Owner: the worker engineer (tests).
  */
 #include <signal.h>
 #include <stdio.h>

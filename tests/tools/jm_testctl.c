@@ -8,8 +8,6 @@
  *
  * The key prefix comes from JOBMILL_PREFIX (default "jm"). Exit status: 0 ok,
  * 1 the operation failed (message on stderr), 2 usage.
- *
- * Owned by the api engineer (tests).
  */
 #include <stdio.h>
 #include <stdlib.h>

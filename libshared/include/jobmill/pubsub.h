@@ -12,7 +12,7 @@
  * keeps nothing), so a caller that resubscribes must re-check whatever it was
  * waiting for. Like every jm_redis, a subscribed handle belongs to one thread.
  *
- * Owned by the api engineer; part of libshared so that no service spells a
+ * Part of libshared so that no service spells a
  * Redis command.
  */
 #ifndef JOBMILL_PUBSUB_H

@@ -5,7 +5,7 @@
  * list is trimmed to a small bound). An idle worker whose claim round found
  * nothing blocks here instead of sleep-polling, then claims again.
  *
- * Owner: the worker engineer. The key is built here so that no service spells
+ * The key is built here so that no service spells
  * a key name.
  */
 #ifndef JOBMILL_WAKE_H
