@@ -25,6 +25,7 @@
 #include "wclock.h"
 #include "worker.h"
 
+#define MAX_REPLY_ERRORS 3
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 2000
 
@@ -180,7 +181,7 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
     }
     int64_t backoff = wk_backoff_ms(c->attempt, w->cfg->backoff_base_ms, w->cfg->backoff_max_ms,
                                     wk_rng_unit(&rng));
-    int retry_ms = RETRY_MIN_MS, lost_reply = 0;
+    int retry_ms = RETRY_MIN_MS, lost_reply = 0, reply_errors = 0;
     for (;;) {
         jm_state st = JM_STATE_SCHEDULED;
         jm_error err;
@@ -208,6 +209,15 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
             return;
         }
         jm_service_redis_error(w->svc, act_op[a]);
+        /* An error reply (a result Redis refuses, a broken record) repeats
+         * forever: give up after a few, free the slot and let the lease
+         * expire, so the janitor retries or dead-letters the job. */
+        if (rc == JM_ERR_REPLY && ++reply_errors >= MAX_REPLY_ERRORS) {
+            jm_log_error("outcome refused by Redis; leaving the job to lease expiry", "job_id",
+                         c->id, "op", act_op[a], "error", err.msg, NULL);
+            log_outcome(w, c, "uncommitted", run_s, error);
+            return;
+        }
         lost_reply = 1;
         if (lease_gone(w, slot)) {
             jm_log_warn("lease expired while Redis was unreachable; the job will be retried",

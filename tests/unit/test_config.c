@@ -385,7 +385,7 @@ Test(config, int_errors_name_the_source)
     expect_env_error("JOBMILL_LEASE_MS", "-", msg);
     expect_env_error("JOBMILL_LEASE_MS", "99999999999999999999999", msg);
     expect_env_error("JOBMILL_MAX_BODY_BYTES", "1073741825",
-                     "JOBMILL_MAX_BODY_BYTES: must be an integer between 1024 and 1073741824");
+                     "JOBMILL_MAX_BODY_BYTES: must be an integer between 1024 and 268435456");
     expect_env_error("JOBMILL_CONCURRENCY", "0",
                      "JOBMILL_CONCURRENCY: must be an integer between 1 and 1024");
     expect_env_error("JOBMILL_API_THREADS", "1025",
@@ -399,11 +399,11 @@ Test(config, int_bounds_inclusive)
     jm_config cfg;
     jm_error err;
     cr_assert_eq(LOAD(&cfg, &err, "--lease-ms", "3600000", "--concurrency", "1024",
-                      "--max-body-bytes", "1073741824", "--max-waiters", "100000"),
+                      "--max-body-bytes", "268435456", "--max-waiters", "100000"),
                  JM_OK, "%s", err.msg);
     cr_assert_eq(cfg.lease_ms, 3600000);
     cr_assert_eq(cfg.concurrency, 1024);
-    cr_assert_eq(cfg.api_max_body_bytes, 1073741824L);
+    cr_assert_eq(cfg.api_max_body_bytes, 268435456L);
     cr_assert_eq(cfg.api_max_waiters, 100000);
     jm_config_free(&cfg);
 }
@@ -617,7 +617,7 @@ Test(config, yaml_bad_int_with_line)
     expect_yaml_error("worker:\n  lease_ms:\n",
                       "2: worker.lease_ms: must be an integer between 100 and 3600000");
     expect_yaml_error("api:\n  max_body_bytes: 99999999999999999999\n",
-                      "2: api.max_body_bytes: must be an integer between 1024 and 1073741824");
+                      "2: api.max_body_bytes: must be an integer between 1024 and 268435456");
 }
 
 Test(config, yaml_quoted_int_and_string_values)
