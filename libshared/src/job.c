@@ -223,7 +223,10 @@ jm_job_spec_from_json(const json_t *body, const char *field_prefix, jm_job_spec 
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
 
     const json_t *p = json_object_get(body, "payload");
-    spec->payload = json_dumps(p != NULL ? p : json_null(), JM_JSON_DUMP_FLAGS);
+    /* 17 digits: the stored payload keeps every double exactly, so handlers
+     * see the numbers the client sent (responses print 16, see job.h). */
+    spec->payload = json_dumps(p != NULL ? p : json_null(),
+                               JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     if (spec->payload == NULL)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
 

@@ -124,9 +124,10 @@ int jm_job_from_hash(jm_job *job, const char *id, const char *const *fv, size_t 
 /* jm_job_to_json returns a new reference: the job object of CONTRACT.md. */
 json_t *jm_job_to_json(const jm_job *job);
 
-/* The jansson flags for every JSON text jobmill writes: compact, any value,
- * and 16 significant digits so 0.1 stays "0.1" and epoch seconds keep their
- * milliseconds. */
+/* The jansson flags for the JSON jobmill answers with: compact, any value,
+ * and 16 significant digits so 0.1 prints "0.1" and epoch seconds keep their
+ * milliseconds. Stored payloads keep 17 (exact doubles); a response may
+ * print the rare value that needs 17 digits with 16. */
 #define JM_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16))
 
 /* jm_json_parse_text parses JSON text (any value, "null" for NULL) into a new
