@@ -40,9 +40,7 @@ struct jm_httpd {
     jm_httpd_ready_fn ready;
     jm_httpd_refresh_fn refresh;
     void *user;                  /* borrowed */
-    pthread_mutex_t log_lock;    /* guards serving and start_log */
-    int serving;                 /* mg_start2 succeeded: log, don't collect */
-    char start_log[256];         /* civetweb's messages during mg_start2 */
+    jm_civetweb_log clog;        /* civetweb's messages (start errors, warnings) */
 };
 
 /* ---------------------------------------------------------------------------
@@ -238,32 +236,64 @@ handle_metrics(struct mg_connection *conn, void *cbdata)
  * Start and stop
  * ------------------------------------------------------------------------- */
 
-/* on_log_message takes civetweb's messages instead of letting civetweb print
- * them: while mg_start2 runs they are collected (first one first: that is the
- * cause, e.g. "cannot bind to ...: 98 (Address already in use)") for the
- * start error; once serving they go to the JSON log as warnings. Non-zero
- * tells civetweb the message was handled. */
+int
+jm_civetweb_log_init(jm_civetweb_log *l, const char *who)
+{
+    memset(l, 0, sizeof(*l));
+    l->who = who;
+    return pthread_mutex_init(&l->lock, NULL) == 0 ? JM_OK : JM_ERR_NOMEM;
+}
+
+void
+jm_civetweb_log_message(jm_civetweb_log *l, const char *message)
+{
+    int line = (int)strcspn(message, "\r\n");
+    pthread_mutex_lock(&l->lock);
+    int serving = l->serving;
+    if (!serving) {
+        size_t used = strlen(l->start_log);
+        snprintf(l->start_log + used, sizeof(l->start_log) - used, "%s%.*s",
+                 used > 0 ? "; " : "", line, message);
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (serving) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%.*s", line, message);
+        jm_log_warn("civetweb reported an error", "server", l->who, "error", msg, NULL);
+    }
+}
+
+void
+jm_civetweb_log_serving(jm_civetweb_log *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->serving = 1;
+    pthread_mutex_unlock(&l->lock);
+}
+
+const char *
+jm_civetweb_log_cause(const jm_civetweb_log *l, const char *fallback)
+{
+    if (l->start_log[0] != '\0')
+        return l->start_log;
+    return fallback != NULL && fallback[0] != '\0' ? fallback : "unknown error";
+}
+
+void
+jm_civetweb_log_destroy(jm_civetweb_log *l)
+{
+    pthread_mutex_destroy(&l->lock);
+}
+
+/* on_log_message: civetweb's messages go to the server's jm_civetweb_log.
+ * Non-zero tells civetweb the message was handled. */
 static int
 on_log_message(const struct mg_connection *conn, const char *message)
 {
     struct mg_context *ctx = conn != NULL ? mg_get_context(conn) : NULL;
     jm_httpd *srv = ctx != NULL ? mg_get_user_data(ctx) : NULL;
-    if (srv == NULL || message == NULL)
-        return 1;
-    int line = (int)strcspn(message, "\r\n");
-    pthread_mutex_lock(&srv->log_lock);
-    int serving = srv->serving;
-    if (!serving) {
-        size_t used = strlen(srv->start_log);
-        snprintf(srv->start_log + used, sizeof(srv->start_log) - used, "%s%.*s",
-                 used > 0 ? "; " : "", line, message);
-    }
-    pthread_mutex_unlock(&srv->log_lock);
-    if (serving) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%.*s", line, message);
-        jm_log_warn("httpd: civetweb reported an error", "error", msg, NULL);
-    }
+    if (srv != NULL && message != NULL)
+        jm_civetweb_log_message(&srv->clog, message);
     return 1;
 }
 
@@ -296,7 +326,7 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
         jm_error_set(err, JM_ERR_NOMEM, NULL, "httpd: out of memory");
         return NULL;
     }
-    if (pthread_mutex_init(&srv->log_lock, NULL) != 0) {
+    if (jm_civetweb_log_init(&srv->clog, "httpd") != JM_OK) {
         free(srv);
         jm_error_set(err, JM_ERR_NOMEM, NULL, "httpd: cannot create a mutex");
         return NULL;
@@ -325,18 +355,13 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
     if (srv->ctx == NULL) {
         /* The collected log lines name the cause; mg_start2's text is only
          * "Failed to setup server ports". */
-        const char *why = srv->start_log[0] != '\0' ? srv->start_log
-                          : text[0] != '\0'         ? text
-                                                    : "unknown error";
         jm_error_set(err, JM_ERR_IO, "listen", "httpd cannot listen on %s: %s", opts->listen,
-                     why);
-        pthread_mutex_destroy(&srv->log_lock);
+                     jm_civetweb_log_cause(&srv->clog, text));
+        jm_civetweb_log_destroy(&srv->clog);
         free(srv);
         return NULL;
     }
-    pthread_mutex_lock(&srv->log_lock);
-    srv->serving = 1;
-    pthread_mutex_unlock(&srv->log_lock);
+    jm_civetweb_log_serving(&srv->clog);
     mg_set_request_handler(srv->ctx, "/healthz", handle_healthz, srv);
     mg_set_request_handler(srv->ctx, "/readyz", handle_readyz, srv);
     mg_set_request_handler(srv->ctx, "/metrics", handle_metrics, srv);
@@ -417,6 +442,6 @@ jm_httpd_stop(jm_httpd *srv)
     if (srv == NULL)
         return;
     jm_httpd_civetweb_stop(srv->ctx);
-    pthread_mutex_destroy(&srv->log_lock);
+    jm_civetweb_log_destroy(&srv->clog);
     free(srv);
 }

@@ -33,9 +33,7 @@
 struct api_server {
     struct mg_context *ctx;
     api_app *app;                /* borrowed */
-    pthread_mutex_t log_lock;    /* guards serving and start_log */
-    int serving;
-    char start_log[256];
+    jm_civetweb_log clog;        /* civetweb's messages (start errors, warnings) */
     atomic_int handlers_set;     /* the request handlers are registered */
     pthread_mutex_t idle_lock;   /* guards inflight */
     pthread_cond_t idle_cond;    /* signalled when inflight drops to 0 */
@@ -196,29 +194,14 @@ on_exit_thread(const struct mg_context *ctx, int thread_type, void *thread_point
         jm_redis_free(thread_pointer);
 }
 
-/* on_log_message: civetweb's messages are collected during start (they name
- * the cause of a failed bind) and logged at warn afterwards. */
+/* on_log_message: civetweb's messages go to the server's jm_civetweb_log. */
 static int
 on_log_message(const struct mg_connection *conn, const char *message)
 {
     struct mg_context *ctx = conn != NULL ? mg_get_context(conn) : NULL;
     api_server *srv = ctx != NULL ? mg_get_user_data(ctx) : NULL;
-    if (srv == NULL || message == NULL)
-        return 1;
-    int line = (int)strcspn(message, "\r\n");
-    pthread_mutex_lock(&srv->log_lock);
-    int serving = srv->serving;
-    if (!serving) {
-        size_t used = strlen(srv->start_log);
-        snprintf(srv->start_log + used, sizeof(srv->start_log) - used, "%s%.*s",
-                 used > 0 ? "; " : "", line, message);
-    }
-    pthread_mutex_unlock(&srv->log_lock);
-    if (serving) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%.*s", line, message);
-        jm_log_warn("api: civetweb reported an error", "error", msg, NULL);
-    }
+    if (srv != NULL && message != NULL)
+        jm_civetweb_log_message(&srv->clog, message);
     return 1;
 }
 
@@ -237,20 +220,20 @@ api_server_start(api_app *app, jm_error *err)
         jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         return NULL;
     }
-    if (pthread_mutex_init(&srv->log_lock, NULL) != 0) {
+    if (jm_civetweb_log_init(&srv->clog, "api") != JM_OK) {
         free(srv);
         jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a mutex");
         return NULL;
     }
     if (pthread_mutex_init(&srv->idle_lock, NULL) != 0) {
-        pthread_mutex_destroy(&srv->log_lock);
+        jm_civetweb_log_destroy(&srv->clog);
         free(srv);
         jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a mutex");
         return NULL;
     }
     if (pthread_cond_init(&srv->idle_cond, NULL) != 0) {
         pthread_mutex_destroy(&srv->idle_lock);
-        pthread_mutex_destroy(&srv->log_lock);
+        jm_civetweb_log_destroy(&srv->clog);
         free(srv);
         jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a condition variable");
         return NULL;
@@ -275,20 +258,15 @@ api_server_start(api_app *app, jm_error *err)
     struct mg_error_data edata = {.code = &code, .text = text, .text_buffer_size = sizeof(text)};
     srv->ctx = mg_start2(&init, &edata);
     if (srv->ctx == NULL) {
-        const char *why = srv->start_log[0] != '\0' ? srv->start_log
-                          : text[0] != '\0'         ? text
-                                                    : "unknown error";
         jm_error_set(err, JM_ERR_IO, "api.listen", "cannot listen on %s: %s",
-                     app->cfg->api_listen, why);
+                     app->cfg->api_listen, jm_civetweb_log_cause(&srv->clog, text));
         pthread_cond_destroy(&srv->idle_cond);
         pthread_mutex_destroy(&srv->idle_lock);
-        pthread_mutex_destroy(&srv->log_lock);
+        jm_civetweb_log_destroy(&srv->clog);
         free(srv);
         return NULL;
     }
-    pthread_mutex_lock(&srv->log_lock);
-    srv->serving = 1;
-    pthread_mutex_unlock(&srv->log_lock);
+    jm_civetweb_log_serving(&srv->clog);
     mg_set_request_handler(srv->ctx, "/v1", on_request, srv);
     mg_set_request_handler(srv->ctx, "/healthz", on_request, srv);
     mg_set_request_handler(srv->ctx, "/readyz", on_request, srv);
@@ -327,6 +305,6 @@ api_server_stop(api_server *srv)
     jm_httpd_civetweb_stop(srv->ctx);
     pthread_cond_destroy(&srv->idle_cond);
     pthread_mutex_destroy(&srv->idle_lock);
-    pthread_mutex_destroy(&srv->log_lock);
+    jm_civetweb_log_destroy(&srv->clog);
     free(srv);
 }

@@ -13,6 +13,7 @@
 #ifndef JOBMILL_HTTPD_H
 #define JOBMILL_HTTPD_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include "jobmill/err.h"
 #include "jobmill/metrics.h"
@@ -41,6 +42,28 @@ jm_httpd *jm_httpd_start(const jm_httpd_opts *opts, jm_error *err);
 void jm_httpd_stop(jm_httpd *srv);
 
 struct mg_context;
+
+/* jm_civetweb_log takes civetweb's log messages (its log_message callback)
+ * for a server that runs its own civetweb context: while mg_start2 runs they
+ * are collected, first one first (that is the cause, e.g. "cannot bind to
+ * ...: 98 (Address already in use)"), for the start error; once serving they
+ * go to the JSON log at warn. Caller storage: init before mg_start2, mark
+ * serving after it succeeded, destroy after mg_stop. who ("httpd", "api")
+ * is a borrowed literal used in log lines. */
+typedef struct jm_civetweb_log {
+    pthread_mutex_t lock; /* guards serving and start_log */
+    int serving;
+    char start_log[256];
+    const char *who;
+} jm_civetweb_log;
+
+int jm_civetweb_log_init(jm_civetweb_log *l, const char *who); /* JM_OK or JM_ERR_NOMEM */
+void jm_civetweb_log_message(jm_civetweb_log *l, const char *message);
+void jm_civetweb_log_serving(jm_civetweb_log *l);
+/* The collected start messages, else fallback (mg_start2's own text, which
+ * is only "Failed to setup server ports"), else "unknown error". Borrowed. */
+const char *jm_civetweb_log_cause(const jm_civetweb_log *l, const char *fallback);
+void jm_civetweb_log_destroy(jm_civetweb_log *l);
 
 /* jm_httpd_civetweb_stop runs mg_stop(ctx) without civetweb's 2 s stop
  * latency: its master thread only looks at the stop flag between 2 s polls,
