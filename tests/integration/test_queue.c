@@ -63,6 +63,23 @@ count_of(const char *queue, jm_state s)
     return info.counts[s];
 }
 
+/* Polls Redis's clock (the one every deadline uses) until the expires_at of
+ * job id has passed, with a deadline. */
+static void
+wait_past_expiry(const char *id)
+{
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, id, &j, &err), JM_OK);
+    int64_t expires = j.expires_ms;
+    jm_job_clear(&j);
+    cr_assert_gt(expires, 0);
+    long long deadline = jm_test_now_ms() + 5000;
+    while (jm_redis_time_ms(r, &err) <= expires) {
+        cr_assert_lt(jm_test_now_ms(), deadline, "Redis time never passed expires_at");
+        usleep(2000);
+    }
+}
+
 static jm_claim
 claim_one(const char *queue, int lease_ms)
 {
@@ -253,10 +270,16 @@ Test(queue, heartbeat_extends_and_reports_cancel)
     cr_assert_eq(jm_queue_heartbeat(r, ls, 2, 60000, st, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(st[0], JM_LEASE_OK);
     cr_assert_eq(st[1], JM_LEASE_CANCEL);
-    /* the extended lease survives past the original 200 ms */
-    long long until = jm_test_now_ms() + 400;
-    while (jm_test_now_ms() < until)
-        usleep(20000); /* waiting out the original lease on purpose */
+    /* the lease deadline moved a minute ahead in Redis time, so nothing
+     * expires where the original 200 ms lease would have */
+    int64_t now = jm_redis_time_ms(r, &err);
+    char key[128];
+    snprintf(key, sizeof(key), "jm:{%.4s}:q:default:active", a.id);
+    redisReply *score = jm_redis_command(r, &err, "ZSCORE %s %s", key, a.id);
+    cr_assert_not_null(score);
+    cr_assert_eq(score->type, REDIS_REPLY_STRING);
+    cr_assert_gt(strtoll(score->str, NULL, 10), now + 50000);
+    freeReplyObject(score);
     int req = 0, failed = 0;
     cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
     cr_assert_eq(req, 0);
@@ -412,9 +435,7 @@ Test(queue, expiry_never_applies_once_started)
 {
     jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
     jm_claim c = claim_one("default", 10000);
-    long long until = jm_test_now_ms() + 100;
-    while (jm_test_now_ms() < until)
-        usleep(10000); /* past expires_at on purpose */
+    wait_past_expiry(e.id);
     int n = -1;
     cr_assert_eq(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
@@ -426,9 +447,7 @@ Test(queue, expiry_never_applies_once_started)
 Test(queue, claim_expires_a_stale_queued_job_instead_of_running_it)
 {
     jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.02}");
-    long long until = jm_test_now_ms() + 50;
-    while (jm_test_now_ms() < until)
-        usleep(5000);
+    wait_past_expiry(e.id);
     jm_claim c[1];
     int n = -1;
     cr_assert_eq(jm_queue_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
@@ -695,9 +714,7 @@ Test(queue, released_job_never_expires_at_claim)
     jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
     jm_claim c = claim_one("default", 10000);
     cr_assert_eq(jm_queue_release(r, c.id, c.fence, &err), JM_OK);
-    long long until = jm_test_now_ms() + 100;
-    while (jm_test_now_ms() < until)
-        usleep(10000); /* past expires_at on purpose */
+    wait_past_expiry(e.id);
     jm_claim d = claim_one("default", 10000);
     cr_assert_str_eq(d.id, e.id, "a job that started once never expires");
     jm_claim_clear(&c);
