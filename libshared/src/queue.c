@@ -23,9 +23,24 @@ typedef struct script_call {
     int nargs;
 } script_call;
 
+/* The process's retention defaults, for calls that pass no jm_retention
+ * (claim expiring a stale job, for one). Set once at start-up. */
+static jm_retention default_ret = {DEFAULT_RESULT_TTL, DEFAULT_FAILED_TTL};
+
+void
+jm_queue_set_retention(const jm_retention *ret)
+{
+    if (ret->result_ttl_s > 0)
+        default_ret.result_ttl_s = ret->result_ttl_s;
+    if (ret->failed_ttl_s > 0)
+        default_ret.failed_ttl_s = ret->failed_ttl_s;
+}
+
 static void
 call_init(script_call *c, const jm_redis *r, const char *tag, const jm_retention *ret)
 {
+    if (ret == NULL)
+        ret = &default_ret;
     const char *p = jm_redis_prefix(r);
     if (tag != NULL)
         snprintf(c->slot, sizeof(c->slot), "%s:{%.4s}:", p, tag);
@@ -33,9 +48,9 @@ call_init(script_call *c, const jm_redis *r, const char *tag, const jm_retention
         snprintf(c->slot, sizeof(c->slot), "%s:", p);
     snprintf(c->global, sizeof(c->global), "%s:", p);
     snprintf(c->rttl, sizeof(c->rttl), "%d",
-             ret != NULL && ret->result_ttl_s > 0 ? ret->result_ttl_s : DEFAULT_RESULT_TTL);
+             ret->result_ttl_s > 0 ? ret->result_ttl_s : default_ret.result_ttl_s);
     snprintf(c->fttl, sizeof(c->fttl), "%d",
-             ret != NULL && ret->failed_ttl_s > 0 ? ret->failed_ttl_s : DEFAULT_FAILED_TTL);
+             ret->failed_ttl_s > 0 ? ret->failed_ttl_s : default_ret.failed_ttl_s);
     c->nargs = 0;
     c->args[c->nargs] = c->global, c->lens[c->nargs++] = strlen(c->global);
     c->args[c->nargs] = c->rttl, c->lens[c->nargs++] = strlen(c->rttl);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 #include "jobmill/log.h"
+#include "jobmill/queue.h"
 #include "jobmill/redis.h"
 #include "jobmill/service.h"
 
@@ -62,6 +63,8 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     jm_log_init(name, level);
     install_signals();
     jm_config_log(&svc->cfg);
+    jm_queue_set_retention(&(jm_retention){.result_ttl_s = svc->cfg.result_ttl_s,
+                                           .failed_ttl_s = svc->cfg.failed_ttl_s});
 
     svc->metrics = jm_metrics_new();
     if (svc->metrics == NULL) {

@@ -769,3 +769,21 @@ Test(queue, malformed_running_record_does_not_block_lease_recovery)
     jm_claim_clear(&ca);
     jm_claim_clear(&cb);
 }
+
+Test(queue, process_retention_reaches_claim_expiry)
+{
+    jm_queue_set_retention(&(jm_retention){.result_ttl_s = 120, .failed_ttl_s = 240});
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.02}");
+    wait_past_expiry(e.id);
+    jm_claim c[1];
+    int n = -1;
+    cr_assert_eq(jm_queue_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(state_of(e.id), JM_STATE_EXPIRED);
+    char key[128];
+    snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", e.id, e.id);
+    redisReply *rep = jm_redis_command(r, &err, "TTL %s", key);
+    cr_assert_not_null(rep);
+    cr_assert(rep->integer > 100 && rep->integer <= 120, "TTL %lld", rep->integer);
+    freeReplyObject(rep);
+}

@@ -27,6 +27,11 @@ typedef struct jm_retention {
     int failed_ttl_s;  /* failed (dead-letter) */
 } jm_retention;
 
+/* jm_queue_set_retention sets the process's defaults for every call given a
+ * NULL jm_retention (and for zero fields of a given one). Call once at
+ * start-up, before threads; jm_service_start does it from the config. */
+void jm_queue_set_retention(const jm_retention *ret);
+
 /* ---- submit ---- */
 
 typedef struct jm_enqueue_result {
