@@ -272,17 +272,20 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
             jm_log_error("exec: poll failed", "error", strerror(errno), NULL);
         now = wk_mono_ms();
         const short ready = POLLIN | POLLOUT | POLLHUP | POLLERR | POLLNVAL;
-        if (rc > 0 && i_stop >= 0 && (fds[i_stop].revents & ready))
-            on_stop(p, ctx, now);
         if (rc > 0 && i_in >= 0 && (fds[i_in].revents & ready))
             write_in(p);
         if (rc > 0 && i_out >= 0 && (fds[i_out].revents & ready))
             read_out(p);
         if (rc > 0 && i_err >= 0 && (fds[i_err].revents & ready))
             read_err(p);
+        /* Reap before looking at a stop request: a child that exited in the
+         * same instant finished its work, and its outcome is committed (the
+         * fence still decides whether it counts). */
         if (!p->exited && ((i_pid >= 0 && rc > 0 && (fds[i_pid].revents & ready)) ||
                            (p->pidfd < 0 && child_gone(p))))
             reap(p, ctx, now);
+        if (rc > 0 && i_stop >= 0 && (fds[i_stop].revents & ready))
+            on_stop(p, ctx, now);
         if (rc < 0 && errno == EINTR)
             continue;
     }
