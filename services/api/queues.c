@@ -152,7 +152,12 @@ list_page(api_req *req, char **ids, size_t n, jm_state state, const char *next)
     int rc = jm_queue_get_many(req->redis, (const char *const *)ids, n, jobs, found, &err);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        if (rc == JM_OK && found[i] && jobs[i].status == state)
+        /* Skip ids whose record moved on, and repeats: a canceled then
+         * retried job can stand twice in pending (lazy deletion). */
+        bool repeat = false;
+        for (size_t k = 0; k < i && !repeat; k++)
+            repeat = strcmp(ids[k], ids[i]) == 0;
+        if (rc == JM_OK && found[i] && jobs[i].status == state && !repeat)
             json_array_append_new(arr, jm_job_to_json(&jobs[i]));
         jm_job_clear(&jobs[i]);
     }

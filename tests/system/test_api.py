@@ -428,6 +428,17 @@ class QueuesTest(ApiTestBase):
         st, _, page = self.req("GET", "/v1/queues/lq/jobs?state=canceled")
         self.assertEqual([j["id"] for j in page["jobs"]], [ids[0]])
 
+    def test_list_queued_shows_a_retried_job_once(self):
+        jid = self.submit({"queue": "rq1", "type": "t"})["id"]
+        st, _, _ = self.req("POST", "/v1/jobs/%s/cancel" % jid)
+        self.assertEqual(st, 200)
+        st, _, job = self.req("POST", "/v1/jobs/%s/retry" % jid)
+        self.assertEqual((st, job["status"]), (200, "queued"))
+        # the canceled entry is still in pending (lazy deletion) next to the new one
+        st, _, page = self.req("GET", "/v1/queues/rq1/jobs?state=queued")
+        self.assertEqual([j["id"] for j in page["jobs"]], [jid])
+        self.assertEqual(self.queues()["rq1"]["queued"], 1)
+
     def test_list_jobs_argument_errors(self):
         self.submit({"queue": "la", "type": "t"})
         for qs, field in (("", "state"), ("?state=bogus", "state"), ("?state=queued&limit=0",
