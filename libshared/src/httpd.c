@@ -41,6 +41,7 @@ struct jm_httpd {
     jm_httpd_refresh_fn refresh;
     void *user;                  /* borrowed */
     jm_civetweb_log clog;        /* civetweb's messages (start errors, warnings) */
+    char listen[128];            /* the configured address, for the stop */
 };
 
 /* ---------------------------------------------------------------------------
@@ -331,6 +332,7 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
         jm_error_set(err, JM_ERR_NOMEM, NULL, "httpd: cannot create a mutex");
         return NULL;
     }
+    snprintf(srv->listen, sizeof(srv->listen), "%s", opts->listen);
     srv->metrics = opts->metrics;
     srv->ready = opts->ready;
     srv->refresh = opts->refresh;
@@ -387,25 +389,42 @@ stop_thread(void *arg)
     return NULL;
 }
 
-/* Connects to 127.0.0.1:port and closes at once: wakes civetweb's poll(). */
+/* Connects to addr:port and closes at once: wakes civetweb's poll(). */
 static void
-poke(int port)
+poke(struct in_addr addr, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr = addr};
     int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
     (void)rc;
     close(fd);
 }
 
+/* poke_address finds where our own listener can be reached from here: 1 and
+ * *addr set, or 0 when the host is not one we poke. */
+static int
+poke_address(const char *listen, struct in_addr *addr)
+{
+    const char *colon = listen != NULL ? strrchr(listen, ':') : NULL;
+    char host[64] = "";
+    if (colon != NULL && (size_t)(colon - listen) < sizeof(host))
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - listen), listen);
+    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0) {
+        addr->s_addr = htonl(INADDR_LOOPBACK);
+        return 1;
+    }
+    return inet_pton(AF_INET, host, addr) == 1;
+}
+
 void
-jm_httpd_civetweb_stop(struct mg_context *ctx)
+jm_httpd_civetweb_stop(struct mg_context *ctx, const char *listen)
 {
     struct mg_server_port ports[8];
-    int n = mg_get_server_ports(ctx, 8, ports);
+    struct in_addr addr;
+    int n = poke_address(listen, &addr) ? mg_get_server_ports(ctx, 8, ports) : 0;
     stopper st = {.ctx = ctx, .done = false};
     pthread_mutex_init(&st.lock, NULL);
     pthread_cond_init(&st.cond, NULL);
@@ -417,7 +436,7 @@ jm_httpd_civetweb_stop(struct mg_context *ctx)
         while (!st.done) {
             pthread_mutex_unlock(&st.lock);
             for (int i = 0; i < n; i++)
-                poke(ports[i].port);
+                poke(addr, ports[i].port);
             pthread_mutex_lock(&st.lock);
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
@@ -441,7 +460,7 @@ jm_httpd_stop(jm_httpd *srv)
 {
     if (srv == NULL)
         return;
-    jm_httpd_civetweb_stop(srv->ctx);
+    jm_httpd_civetweb_stop(srv->ctx, srv->listen);
     jm_civetweb_log_destroy(&srv->clog);
     free(srv);
 }

@@ -499,10 +499,14 @@ jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error, boo
 }
 
 int
-jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_error *err)
+jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_state *out_state,
+                 jm_error *err)
 {
     long long code = 0;
-    return fenced(r, "release", id, fence, NULL, 0, NULL, &code, err);
+    int rc = fenced(r, "release", id, fence, NULL, 0, NULL, &code, err);
+    if (rc == JM_OK && out_state != NULL)
+        *out_state = code == 2 ? JM_STATE_CANCELED : JM_STATE_QUEUED;
+    return rc;
 }
 
 int

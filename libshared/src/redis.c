@@ -44,11 +44,13 @@ mono_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Reports one synchronous round trip, begun at start_us, to the hook. */
+/* Reports one synchronous round trip of r, begun at start_us, to the hook;
+ * blocking commands (a read timeout override is set: BLPOP) wait on purpose
+ * and are not round trips. */
 static void
-observe(int64_t start_us)
+observe(const jm_redis *r, int64_t start_us)
 {
-    if (latency_hook != NULL)
+    if (latency_hook != NULL && r->read_timeout_ms == 0)
         latency_hook(latency_user, (double)(mono_us() - start_us) / 1e6);
 }
 
@@ -197,6 +199,19 @@ jm_redis_set_read_timeout(jm_redis *r, int timeout_ms)
         redisSetTimeout(r->ctx, tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
 }
 
+/* transient_error tells whether an error reply passes by itself. */
+static int
+transient_error(const char *msg)
+{
+    static const char *const prefixes[] = {"OOM ", "BUSY ", "LOADING ", "READONLY ",
+                                           "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ",
+                                           "NOREPLICAS "};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+        if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    return 0;
+}
+
 /* Checks a reply from a synchronous call on ctx. Returns the reply (new) or
  * NULL with err set; drops the connection on I/O errors. */
 static redisReply *
@@ -209,7 +224,11 @@ check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *what)
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
-        jm_error_set(err, JM_ERR_REPLY, NULL, "redis %s: %.*s", what, (int)rep->len, rep->str);
+        /* Errors that pass by themselves (a full or busy, loading or failing
+         * over Redis) are JM_ERR_REDIS like an outage: callers retry them.
+         * Everything else (a script error, a wrong type) would repeat. */
+        int code = transient_error(rep->str) ? JM_ERR_REDIS : JM_ERR_REPLY;
+        jm_error_set(err, code, NULL, "redis %s: %.*s", what, (int)rep->len, rep->str);
         freeReplyObject(rep);
         return NULL;
     }
@@ -309,7 +328,7 @@ jm_redis_command(jm_redis *r, jm_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     int64_t t0 = mono_us();
     redisReply *rep = redisvCommand(r->ctx, fmt, ap);
-    observe(t0);
+    observe(r, t0);
     va_end(ap);
     return check_reply(r, rep, err, "command");
 }
@@ -322,7 +341,7 @@ jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
         return NULL;
     int64_t t0 = mono_us();
     redisReply *rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
-    observe(t0);
+    observe(r, t0);
     return check_reply(r, rep, err, argv[0]);
 }
 
@@ -402,7 +421,7 @@ jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const cha
         return NULL;
     int64_t t0 = mono_us();
     redisReply *rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
-    observe(t0);
+    observe(r, t0);
     if (is_noscript(rep)) {
         /* The script cache was flushed (SCRIPT FLUSH, a failover): load, retry once. */
         freeReplyObject(rep);

@@ -53,8 +53,7 @@ jm_wake_wait(jm_redis *r, const char *const *queues, size_t n, int timeout_ms, j
         goto done;
     jm_redis_set_read_timeout(r, timeout_ms + WAKE_READ_SLACK_MS);
     redisReply *rep = jm_redis_command_argv(r, err, (int)argc, argv, NULL);
-    if (jm_redis_connected(r))
-        jm_redis_set_read_timeout(r, 0);
+    jm_redis_set_read_timeout(r, 0); /* kept across reconnects: always restore */
     if (rep == NULL) {
         rc = err != NULL && err->code != JM_OK ? err->code : JM_ERR_REDIS;
         goto done;

@@ -51,8 +51,11 @@ static int
 respond(api_req *req, jm_job *jobs, size_t n)
 {
     json_t *arr = json_array();
-    if (arr == NULL)
+    if (arr == NULL) {
+        for (size_t i = 0; i < n; i++)
+            jm_job_clear(&jobs[i]);
         return api_send_error(req, 500, "internal", NULL, "out of memory");
+    }
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, jm_job_to_json(&jobs[i]));
         jm_job_clear(&jobs[i]);

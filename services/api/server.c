@@ -302,7 +302,7 @@ api_server_stop(api_server *srv)
 {
     if (srv == NULL)
         return;
-    jm_httpd_civetweb_stop(srv->ctx);
+    jm_httpd_civetweb_stop(srv->ctx, srv->app->cfg->api_listen);
     pthread_cond_destroy(&srv->idle_cond);
     pthread_mutex_destroy(&srv->idle_lock);
     jm_civetweb_log_destroy(&srv->clog);

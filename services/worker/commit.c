@@ -71,7 +71,7 @@ call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t bac
     case ACT_CANCEL_ACK:
         return jm_queue_cancel_ack(w->out_r, c->id, c->fence, &w->ret, err);
     case ACT_RELEASE:
-        return jm_queue_release(w->out_r, c->id, c->fence, err);
+        return jm_queue_release(w->out_r, c->id, c->fence, st, err);
     case ACT_NONE: break;
     }
     return JM_OK;
@@ -105,6 +105,7 @@ landed(wk_worker *w, action a, const jm_claim *c, jm_state *st)
     case ACT_RELEASE:
         ok = job.fence == c->fence &&
              (job.status == JM_STATE_QUEUED || job.status == JM_STATE_CANCELED);
+        *st = job.status;
         break;
     case ACT_NONE: break;
     }
@@ -150,7 +151,12 @@ account(wk_worker *w, action a, const jm_claim *c, jm_state st)
     case ACT_CANCEL_ACK:
         wk_metrics_finished(&w->m, c->queue, WK_FINISH_CANCELED);
         return "canceled";
-    case ACT_RELEASE: return "released";
+    case ACT_RELEASE:
+        if (st == JM_STATE_CANCELED) {
+            wk_metrics_finished(&w->m, c->queue, WK_FINISH_CANCELED);
+            return "canceled";
+        }
+        return "released";
     case ACT_NONE: break;
     }
     return "none";

@@ -229,7 +229,7 @@ Test(queue, lease_expiry_requeues_and_fences_old_holder)
     /* stale token after a requeue: every fenced transition refuses it */
     jm_state st;
     cr_assert_eq(jm_queue_fail(r, old.id, old.fence, "x", false, 0, &ret, &st, &err), JM_ERR_FENCE);
-    cr_assert_eq(jm_queue_release(r, old.id, old.fence, &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_release(r, old.id, old.fence, NULL, &err), JM_ERR_FENCE);
     cr_assert_eq(jm_queue_progress(r, old.id, old.fence, "{}", &err), JM_ERR_FENCE);
     cr_assert_eq(jm_queue_complete(r, cur.id, cur.fence, "\"new\"", &ret, &err), JM_OK);
     jm_job j;
@@ -352,8 +352,8 @@ Test(queue, release_gives_attempt_back_at_head)
     jm_enqueue_result b = submit("{\"type\":\"t\"}");
     jm_claim c = claim_one("default", 10000);
     cr_assert_str_eq(c.id, a.id);
-    cr_assert_eq(jm_queue_release(r, c.id, c.fence, &err), JM_OK);
-    cr_assert_eq(jm_queue_release(r, c.id, c.fence, &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_release(r, c.id, c.fence, NULL, &err), JM_OK);
+    cr_assert_eq(jm_queue_release(r, c.id, c.fence, NULL, &err), JM_ERR_FENCE);
     jm_job j;
     cr_assert_eq(jm_queue_get(r, a.id, &j, &err), JM_OK);
     cr_assert_eq(j.status, JM_STATE_QUEUED);
@@ -713,7 +713,7 @@ Test(queue, released_job_never_expires_at_claim)
 {
     jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
     jm_claim c = claim_one("default", 10000);
-    cr_assert_eq(jm_queue_release(r, c.id, c.fence, &err), JM_OK);
+    cr_assert_eq(jm_queue_release(r, c.id, c.fence, NULL, &err), JM_OK);
     wait_past_expiry(e.id);
     jm_claim d = claim_one("default", 10000);
     cr_assert_str_eq(d.id, e.id, "a job that started once never expires");
@@ -733,7 +733,7 @@ Test(queue, cancel_request_survives_fail_and_release)
     cr_assert_eq(jm_queue_fail(r, ca.id, ca.fence, "boom", false, 0, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_CANCELED, "a retryable failure must not resurrect a canceled job");
     cr_assert_eq(state_of(a.id), JM_STATE_CANCELED);
-    cr_assert_eq(jm_queue_release(r, cb.id, cb.fence, &err), JM_OK);
+    cr_assert_eq(jm_queue_release(r, cb.id, cb.fence, NULL, &err), JM_OK);
     cr_assert_eq(state_of(b.id), JM_STATE_CANCELED, "a drain must not put it back");
     cr_assert_eq(count_of("default", JM_STATE_CANCELED), 2);
     cr_assert_eq(count_of("default", JM_STATE_RUNNING), 0);
@@ -786,4 +786,24 @@ Test(queue, process_retention_reaches_claim_expiry)
     cr_assert_not_null(rep);
     cr_assert(rep->integer > 100 && rep->integer <= 120, "TTL %lld", rep->integer);
     freeReplyObject(rep);
+}
+
+Test(queue, full_redis_is_transient_not_a_bad_reply)
+{
+    redisReply *rep = jm_redis_command(r, &err, "CONFIG SET maxmemory 1");
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
+    jm_job_spec spec;
+    json_t *b = json_pack("{s:s}", "type", "t");
+    cr_assert_eq(jm_job_spec_from_json(b, "", &spec, &err), JM_OK);
+    jm_enqueue_result res;
+    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_ERR_REDIS,
+                 "OOM must read as 'Redis unavailable, retry': %s", err.msg);
+    cr_assert(strstr(err.msg, "OOM") != NULL, "%s", err.msg);
+    rep = jm_redis_command(r, &err, "CONFIG SET maxmemory 0");
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
+    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_OK, "%s", err.msg);
+    jm_job_spec_clear(&spec);
+    json_decref(b);
 }

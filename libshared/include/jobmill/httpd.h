@@ -67,9 +67,12 @@ void jm_civetweb_log_destroy(jm_civetweb_log *l);
 
 /* jm_httpd_civetweb_stop runs mg_stop(ctx) without civetweb's 2 s stop
  * latency: its master thread only looks at the stop flag between 2 s polls,
- * so while mg_stop runs we poke each listening port over loopback until it
- * returns. Shared with the api, which runs its own civetweb context. */
-void jm_httpd_civetweb_stop(struct mg_context *ctx);
+ * so while mg_stop runs we connect to our own listening port until it
+ * returns. listen is the configured address ("host:port"): a wildcard or
+ * "localhost" host is poked on 127.0.0.1, an IPv4 literal on itself; any
+ * other host is not poked (plain mg_stop). Shared with the api, which runs
+ * its own civetweb context. */
+void jm_httpd_civetweb_stop(struct mg_context *ctx, const char *listen);
 
 /* jm_httpd_listen_to_civetweb converts "host:port" (or ":port", "port") to
  * civetweb's listening_ports syntax ("127.0.0.1:9090", "9090"). Returns

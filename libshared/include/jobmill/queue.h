@@ -119,9 +119,11 @@ int jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error,
                   jm_state *out_state, jm_error *err);
 
 /* jm_queue_release puts a running job back at the head of its queue and
- * gives its attempt back (drain); a job whose cancel was requested becomes
- * canceled instead. JM_ERR_FENCE when stale. */
-int jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_error *err);
+ * gives its attempt back (drain; *out_state = QUEUED); a job whose cancel was
+ * requested becomes canceled instead (*out_state = CANCELED). out_state may
+ * be NULL. JM_ERR_FENCE when stale. */
+int jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_state *out_state,
+                     jm_error *err);
 
 /* jm_queue_cancel_ack: the worker stopped a job whose cancel was requested;
  * it becomes canceled. JM_ERR_FENCE when stale. */
