@@ -48,18 +48,19 @@ end
 local function terminal(id, q, from, to, now)
   local jk = jkey(id)
   leave(id, q, from)
-  redis.call('ZREM', qkey(q, 'deadlines'), id)
+  -- a running job left the deadlines index when it was claimed
+  if from ~= 'running' then redis.call('ZREM', qkey(q, 'deadlines'), id) end
   redis.call('HSET', jk, 'status', to, 'finished', now)
   redis.call('ZADD', qkey(q, to), now, id)
   count(q, to, 1)
+  local f = redis.call('HMGET', jk, 'result_ttl', 'idem')
   local ttl = FAILED_TTL
   if to ~= 'failed' then
-    ttl = tonumber(redis.call('HGET', jk, 'result_ttl') or '0') or 0
+    ttl = tonumber(f[1] or '0') or 0
     if ttl <= 0 then ttl = RESULT_TTL end
   end
   redis.call('EXPIRE', jk, ttl)
-  local idem = redis.call('HGET', jk, 'idem')
-  if idem then redis.call('EXPIRE', GP .. 'idem:' .. idem, ttl) end
+  if f[2] then redis.call('EXPIRE', GP .. 'idem:' .. f[2], ttl) end
   redis.call('PUBLISH', GP .. 'done', id)
 end
 

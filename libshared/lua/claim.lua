@@ -16,7 +16,10 @@ while claimed < max and scanned < max + 1000 do
   if not id then break end
   scanned = scanned + 1
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'status', 'expires_at', 'started')
+  -- one read for the guard and the answer: status, expires_at, started,
+  -- attempts, then the 6 fields handed to the worker
+  local f = redis.call('HMGET', jk, 'status', 'expires_at', 'started', 'attempts', 'type',
+    'payload', 'max_attempts', 'timeout_s', 'created', 'run_at')
   if f[1] == 'queued' then
     -- expiry applies only to a job that never started (not to one released
     -- by a drain or requeued after a lost lease)
@@ -24,19 +27,17 @@ while claimed < max and scanned < max + 1000 do
       terminal(id, q, 'queued', 'expired', now)
     else
       local fence = redis.call('INCR', qkey(q, 'fence'))
-      local attempt = redis.call('HINCRBY', jk, 'attempts', 1)
+      local attempt = (tonumber(f[4]) or 0) + 1
       redis.call('HSET', jk, 'status', 'running', 'fence', fence, 'worker', worker,
-        'started', now, 'cancel', 0)
+        'started', now, 'cancel', 0, 'attempts', attempt)
       redis.call('ZADD', qkey(q, 'active'), now + lease, id)
-      redis.call('ZREM', qkey(q, 'deadlines'), id)
+      if f[2] then redis.call('ZREM', qkey(q, 'deadlines'), id) end
       count(q, 'queued', -1)
       count(q, 'running', 1)
-      local g = redis.call('HMGET', jk, 'type', 'payload', 'max_attempts', 'timeout_s',
-        'created', 'run_at')
       out[#out + 1] = id
       out[#out + 1] = fence
       out[#out + 1] = attempt
-      for i = 1, 6 do out[#out + 1] = g[i] or '' end
+      for i = 5, 10 do out[#out + 1] = f[i] or '' end
       claimed = claimed + 1
     end
   end

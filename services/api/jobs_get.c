@@ -55,14 +55,6 @@ deadline_after(double secs)
     return ts;
 }
 
-/* reread replaces *job with a fresh read. */
-static int
-reread(api_req *req, jm_job *job, jm_error *err)
-{
-    jm_job_clear(job);
-    return jm_queue_get(req->redis, req->param, job, err);
-}
-
 static bool
 ts_before(const struct timespec *a, const struct timespec *b)
 {
@@ -70,25 +62,23 @@ ts_before(const struct timespec *a, const struct timespec *b)
 }
 
 /* wait_terminal sleeps on w until the job is terminal, the deadline or stop;
- * *job is kept current. A read that fails on a wake-up (Redis just came
- * back and this thread's connection is stale or in backoff) keeps the last
- * job and is retried every API_WAIT_RETRY_MS, so the wake-up is not lost;
- * only a read at the deadline (or at stop) decides. Returns JM_OK or the
- * error of a deciding read. */
+ * *job is kept current. A read that fails (Redis going away or just back,
+ * this thread's connection stale or in backoff) keeps the last job and is
+ * retried every API_WAIT_RETRY_MS, so no wake-up is lost; that includes the
+ * first read after w was added, which a Redis restart can meet. Only a read
+ * at the deadline (or at stop) decides. Returns JM_OK or the error of a
+ * deciding read. */
 static int
 wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *err)
 {
     api_waiters *ws = req->app->waiters;
     struct timespec deadline = deadline_after(secs), retry_at;
-    bool retry = false;
-    int rc = reread(req, job, err); /* the job may have finished before w was added */
-    while (rc == JM_OK && !jm_state_terminal(job->status)) {
-        bool early = retry && ts_before(&retry_at, &deadline);
-        api_wait_result res = api_waiters_wait(ws, w, early ? &retry_at : &deadline);
-        bool last = res == API_WAIT_STOP || (res == API_WAIT_TIMEOUT && !early);
+    bool retry = false, last = false;
+    int rc = JM_OK;
+    for (;;) {
+        /* the job may have finished before w was added: read before waiting */
         jm_job fresh;
         int got = jm_queue_get(req->redis, req->param, &fresh, err);
-        retry = false;
         if (got == JM_OK) {
             jm_job_clear(job);
             *job = fresh;
@@ -98,8 +88,12 @@ wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *e
             retry = true;
             retry_at = deadline_after(API_WAIT_RETRY_MS / 1000.0);
         }
-        if (last)
+        if (last || rc != JM_OK || jm_state_terminal(job->status))
             break;
+        bool early = retry && ts_before(&retry_at, &deadline);
+        api_wait_result res = api_waiters_wait(ws, w, early ? &retry_at : &deadline);
+        last = res == API_WAIT_STOP || (res == API_WAIT_TIMEOUT && !early);
+        retry = false;
     }
     return rc;
 }

@@ -158,7 +158,7 @@ class WaitTest(unittest.TestCase):
                      what="the api resubscribed")
         finally:
             c.close()
-        self.assertTrue(w.is_alive())
+        self.assertTrue(w.is_alive(), "the long-poll ended early: %r %r" % (w.result, w.error))
         jid, fence = claim_one(self.redis.url, "w-restart")
         testctl(self.redis.url, "complete", jid, fence)
         done_at = time.monotonic()
