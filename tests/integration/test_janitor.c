@@ -40,16 +40,7 @@ TestSuite(janitor, .init = setup, .fini = teardown, .timeout = 60);
 static jm_enqueue_result
 submit(const char *json)
 {
-    json_error_t je;
-    json_t *body = json_loads(json, 0, &je);
-    cr_assert(body != NULL, "bad test json: %s", je.text);
-    jm_job_spec spec;
-    cr_assert_eq(jm_job_spec_from_json(body, "", &spec, &err), JM_OK, "%s", err.msg);
-    jm_enqueue_result res;
-    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_OK, "%s", err.msg);
-    jm_job_spec_clear(&spec);
-    json_decref(body);
-    return res;
+    return jm_test_submit(r, json);
 }
 
 static jm_job
@@ -242,7 +233,7 @@ Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
         calls++;
         if (nr == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline, "leases never expired");
-            usleep(2000); /* polling Redis time past the lease deadline */
+            jm_test_pause(); /* polling Redis time past the lease deadline */
         }
     }
     cr_assert_eq(requeued, 7);
@@ -276,7 +267,7 @@ Test(janitor, requeue_expired_dead_letters_without_attempts_left)
         cr_assert_eq(nr, 0);
         if (nf == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline);
-            usleep(2000); /* polling Redis time past the lease deadline */
+            jm_test_pause(); /* polling Redis time past the lease deadline */
         }
     }
     cr_assert_eq(nf, 1);
@@ -310,7 +301,7 @@ Test(janitor, promote_due_in_batches)
         promoted += n;
         if (n == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline);
-            usleep(2000); /* polling Redis time past run_at */
+            jm_test_pause(); /* polling Redis time past run_at */
         }
     }
     for (int i = 0; i < 4; i++)
@@ -336,7 +327,7 @@ Test(janitor, expire_stale_only_before_start)
         expired += n;
         if (n == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline);
-            usleep(2000); /* polling Redis time past expires_at */
+            jm_test_pause(); /* polling Redis time past expires_at */
         }
     }
     cr_assert_eq(state_of(q.id), JM_STATE_EXPIRED);
@@ -345,8 +336,8 @@ Test(janitor, expire_stale_only_before_start)
     cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
     cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
     /* a started job never expires, even past its deadline */
-    while (jm_redis_time_ms(r, &err) < c.started_ms + 60)
-        usleep(2000); /* polling Redis time past the started job's deadline */
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= c.started_ms + 60, 5000,
+                       "Redis time past the started job's deadline");
     int n = -1;
     cr_assert_eq(jm_queue_expire_stale(r, "run", 10, &ret, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
@@ -375,7 +366,7 @@ Test(janitor, purge_after_retention)
         cr_assert_eq(jm_queue_purge(r, "default", 100, &n, &err), JM_OK);
         if (n == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline, "record never expired");
-            usleep(20000); /* polling the record's TTL */
+            jm_test_pause(); /* polling the record's TTL */
         }
     }
     cr_assert_eq(n, 1);
@@ -395,8 +386,7 @@ Test(janitor, prune_silent_workers_only)
     cr_assert_eq(jm_workers_beat(r, &old, 60000, &err), JM_OK, "%s", err.msg);
     /* the old worker's last beat is 50 ms behind the fresh one's */
     int64_t t0 = jm_redis_time_ms(r, &err);
-    while (jm_redis_time_ms(r, &err) < t0 + 50)
-        usleep(2000); /* polling Redis time */
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 50, 5000, "Redis time");
     cr_assert_eq(jm_workers_beat(r, &fresh, 60000, &err), JM_OK);
     int n = -1;
     cr_assert_eq(jm_workers_prune(r, 25, &n, &err), JM_OK, "%s", err.msg);
@@ -422,7 +412,7 @@ Test(janitor, reconciler_leaves_a_healthy_layout_alone)
         cr_assert_eq(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err), JM_OK);
         if (n == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline);
-            usleep(2000); /* polling Redis time past expires_at */
+            jm_test_pause(); /* polling Redis time past expires_at */
         }
     }
     for (int slice = 1; slice <= 500; slice *= 7) {
@@ -546,8 +536,8 @@ Test(janitor, expired_records_are_purged_not_repaired)
     for (int i = 0; i < 3; i++)
         raw("PEXPIRE %s 1", jkey(ids[i].id, k, sizeof(k)), NULL, NULL);
     int64_t t0 = jm_redis_time_ms(r, &err);
-    while (jm_redis_time_ms(r, &err) < t0 + 3)
-        usleep(1000); /* polling Redis time past the records' TTL */
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 3, 5000,
+                       "Redis time past the records' TTL");
     purge_log plog = {.n = 0};
     jm_reconcile_tally t = {.on_purged = log_purge, .user = &plog};
     reconcile_cycle_tally(r, 4, &t);
@@ -749,8 +739,8 @@ Test(janitor, concurrent_requeues_never_double_requeue, .timeout = 120)
         submit("{\"type\":\"t\",\"max_attempts\":5}");
     cr_assert_eq(claim_n("default", N, 1), N);
     int64_t t0 = jm_redis_time_ms(r, &err);
-    while (jm_redis_time_ms(r, &err) < t0 + 5)
-        usleep(1000); /* polling Redis time past every lease */
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 5, 5000,
+                       "Redis time past every lease");
     rq_thread_arg args[3];
     pthread_t th[3];
     memset(args, 0, sizeof(args));

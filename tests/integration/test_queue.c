@@ -33,16 +33,7 @@ TestSuite(queue, .init = setup, .fini = teardown, .timeout = 60);
 static jm_enqueue_result
 submit(const char *json)
 {
-    json_error_t je;
-    json_t *body = json_loads(json, 0, &je);
-    cr_assert(body != NULL, "bad test json: %s", je.text);
-    jm_job_spec spec;
-    cr_assert_eq(jm_job_spec_from_json(body, "", &spec, &err), JM_OK, "%s", err.msg);
-    jm_enqueue_result res;
-    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_OK, "%s", err.msg);
-    jm_job_spec_clear(&spec);
-    json_decref(body);
-    return res;
+    return jm_test_submit(r, json);
 }
 
 static jm_state
@@ -73,11 +64,26 @@ wait_past_expiry(const char *id)
     int64_t expires = j.expires_ms;
     jm_job_clear(&j);
     cr_assert_gt(expires, 0);
-    long long deadline = jm_test_now_ms() + 5000;
-    while (jm_redis_time_ms(r, &err) <= expires) {
-        cr_assert_lt(jm_test_now_ms(), deadline, "Redis time never passed expires_at");
-        usleep(2000);
-    }
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) > expires, 5000, "Redis time past expires_at");
+}
+
+/* duty_count checks a janitor duty's return code and passes its count on
+ * (for JM_TEST_WAIT_UNTIL conditions). */
+static int
+duty_count(int rc, const int *n)
+{
+    cr_assert_eq(rc, JM_OK, "%s", err.msg);
+    return *n; /* read after the call: argument order is unspecified */
+}
+
+/* Runs the lease-expiry duty once; *req and *failed get its counts; returns
+ * their sum (for JM_TEST_WAIT_UNTIL). */
+static int
+requeue(int *req, int *failed)
+{
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, req, failed, NULL, NULL, &err),
+                 JM_OK, "%s", err.msg);
+    return *req + *failed;
 }
 
 static jm_claim
@@ -208,13 +214,8 @@ Test(queue, lease_expiry_requeues_and_fences_old_holder)
 {
     jm_enqueue_result e = submit("{\"type\":\"t\"}");
     jm_claim old = claim_one("default", 50);
-    int64_t deadline = jm_test_now_ms() + 5000;
     int req = 0, failed = 0;
-    while (req == 0 && jm_test_now_ms() < deadline) {
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
-        if (req == 0)
-            usleep(10000); /* polling the lease deadline with a deadline */
-    }
+    JM_TEST_WAIT_UNTIL(requeue(&req, &failed) > 0, 5000, "the lease to expire");
     cr_assert_eq(req, 1);
     cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
     /* the old holder can commit nothing, renew nothing */
@@ -244,13 +245,8 @@ Test(queue, lease_expiry_without_attempts_left_dead_letters)
 {
     jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
     jm_claim c = claim_one("default", 30);
-    int64_t deadline = jm_test_now_ms() + 5000;
     int req = 0, failed = 0;
-    while (failed == 0 && jm_test_now_ms() < deadline) {
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
-        if (failed == 0)
-            usleep(10000);
-    }
+    JM_TEST_WAIT_UNTIL(requeue(&req, &failed) > 0, 5000, "the lease to expire");
     cr_assert_eq(failed, 1);
     cr_assert_eq(req, 0);
     cr_assert_eq(state_of(e.id), JM_STATE_FAILED);
@@ -396,13 +392,10 @@ Test(queue, delay_then_promote)
     int n = -1;
     cr_assert_eq(jm_queue_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 0, "scheduled jobs are not claimable");
-    int64_t deadline = jm_test_now_ms() + 5000;
     int promoted = 0;
-    while (promoted == 0 && jm_test_now_ms() < deadline) {
-        cr_assert_eq(jm_queue_promote_due(r, "default", 10, &promoted, &err), JM_OK);
-        if (promoted == 0)
-            usleep(5000);
-    }
+    JM_TEST_WAIT_UNTIL(duty_count(jm_queue_promote_due(r, "default", 10, &promoted, &err),
+                                  &promoted) > 0,
+                       5000, "the delay to pass");
     cr_assert_eq(promoted, 1);
     cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
     jm_claim got = claim_one("default", 1000);
@@ -414,15 +407,10 @@ Test(queue, expiry_of_waiting_jobs)
 {
     jm_enqueue_result a = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
     jm_enqueue_result b = submit("{\"type\":\"t\",\"expires_in_s\":0.05,\"delay_s\":100}");
-    int64_t deadline = jm_test_now_ms() + 5000;
-    int total = 0;
-    while (total < 2 && jm_test_now_ms() < deadline) {
-        int n = 0;
-        cr_assert_eq(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err), JM_OK);
-        total += n;
-        if (total < 2)
-            usleep(5000);
-    }
+    int total = 0, n = 0;
+    JM_TEST_WAIT_UNTIL((total += duty_count(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err),
+                                            &n)) >= 2,
+                       5000, "both jobs to expire");
     cr_assert_eq(total, 2);
     cr_assert_eq(state_of(a.id), JM_STATE_EXPIRED);
     cr_assert_eq(state_of(b.id), JM_STATE_EXPIRED);
@@ -593,11 +581,8 @@ Test(queue, redis_down_fails_fast_then_recovers)
     int rc = jm_queue_enqueue(r, &spec, 0, &res, &err);
     if (rc != JM_OK) /* the first call may meet the dead socket */
         cr_assert_eq(rc, JM_ERR_REDIS);
-    int64_t deadline = jm_test_now_ms() + 10000;
-    while (rc != JM_OK && jm_test_now_ms() < deadline) {
-        usleep(20000);
-        rc = jm_queue_enqueue(r, &spec, 0, &res, &err);
-    }
+    JM_TEST_WAIT_UNTIL(rc == JM_OK || (rc = jm_queue_enqueue(r, &spec, 0, &res, &err)) == JM_OK,
+                       10000, "the reconnect");
     cr_assert_eq(rc, JM_OK, "%s", err.msg);
     jm_test_redis_stop(&srv);
     long long t0 = jm_test_now_ms();
@@ -753,16 +738,8 @@ Test(queue, malformed_running_record_does_not_block_lease_recovery)
     snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", a.id, a.id);
     redisReply *rep = jm_redis_command(r, &err, "HDEL %s attempts max_attempts", key);
     freeReplyObject(rep);
-    int64_t deadline = jm_test_now_ms() + 5000;
     int req = 0, failed = 0, total = 0;
-    while (total < 2 && jm_test_now_ms() < deadline) {
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL,
-                                              &err),
-                     JM_OK, "%s", err.msg);
-        total += req + failed;
-        if (total < 2)
-            usleep(10000);
-    }
+    JM_TEST_WAIT_UNTIL((total += requeue(&req, &failed)) >= 2, 5000, "both leases to expire");
     cr_assert_eq(total, 2);
     cr_assert_eq(state_of(a.id), JM_STATE_FAILED, "malformed record is dead-lettered");
     cr_assert_eq(state_of(b.id), JM_STATE_QUEUED);

@@ -23,6 +23,28 @@ jm_test_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void
+jm_test_pause(void)
+{
+    usleep(2000);
+}
+
+jm_enqueue_result
+jm_test_submit(jm_redis *r, const char *json)
+{
+    json_error_t je;
+    json_t *body = json_loads(json, 0, &je);
+    cr_assert(body != NULL, "bad test json: %s", je.text);
+    jm_job_spec spec;
+    jm_error err;
+    cr_assert_eq(jm_job_spec_from_json(body, "", &spec, &err), JM_OK, "%s", err.msg);
+    jm_enqueue_result res;
+    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_OK, "%s", err.msg);
+    jm_job_spec_clear(&spec);
+    json_decref(body);
+    return res;
+}
+
 int
 jm_test_free_port(void)
 {
@@ -88,7 +110,7 @@ spawn(jm_test_redis *t, const char *const *extra)
             return; /* died (port taken?): caller retries */
         }
         cr_assert(jm_test_now_ms() < deadline, "redis-server did not answer within 10 s");
-        usleep(5000); /* polling a condition with a deadline */
+        jm_test_pause();
     }
 }
 

@@ -10,6 +10,7 @@
 #define JM_TEST_REDIS_FIXTURE_H
 
 #include <sys/types.h>
+#include "jobmill/queue.h"
 #include "jobmill/redis.h"
 
 typedef struct jm_test_redis {
@@ -33,5 +34,26 @@ int jm_test_free_port(void);
 
 /* Monotonic milliseconds. */
 long long jm_test_now_ms(void);
+
+/* jm_test_pause is the one poll interval of the integration tests (2 ms):
+ * tests never sleep for a duration, they re-check a condition. */
+void jm_test_pause(void);
+
+/* JM_TEST_WAIT_UNTIL re-evaluates cond (an expression that may do work, such
+ * as running a janitor duty) until it is true; the test fails naming what
+ * when timeout_ms passes first. */
+#define JM_TEST_WAIT_UNTIL(cond, timeout_ms, what)                                    \
+    do {                                                                               \
+        long long jm__deadline = jm_test_now_ms() + (timeout_ms);                      \
+        while (!(cond)) {                                                              \
+            cr_assert_lt(jm_test_now_ms(), jm__deadline, "timed out waiting for %s",   \
+                         (what));                                                      \
+            jm_test_pause();                                                           \
+        }                                                                              \
+    } while (0)
+
+/* jm_test_submit validates json as the api does and enqueues it on r; the
+ * test fails on any error. */
+jm_enqueue_result jm_test_submit(jm_redis *r, const char *json);
 
 #endif
