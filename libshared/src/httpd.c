@@ -29,8 +29,8 @@
 #include "jobmill/httpd.h"
 #include "jobmill/log.h"
 
-#define JM_HTTPD_THREADS "4"
-#define JM_HTTPD_REQUEST_TIMEOUT_MS "10000"
+#define JM_HTTPD_THREADS 4
+#define JM_HTTPD_REQUEST_TIMEOUT_MS 10000
 #define JM_HTTPD_METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define JM_HTTPD_TEXT_TYPE "text/plain; charset=utf-8"
 
@@ -306,6 +306,38 @@ init_civetweb(void)
     mg_init_library(0);
 }
 
+struct mg_context *
+jm_civetweb_start(const struct mg_callbacks *cb, void *user, const char *ports, int threads,
+                  int request_timeout_ms, jm_civetweb_log *clog, const char *field,
+                  const char *listen, jm_error *err)
+{
+    pthread_once(&jm_httpd_init_once, init_civetweb);
+    char nthreads[16], timeout[16];
+    snprintf(nthreads, sizeof(nthreads), "%d", threads);
+    snprintf(timeout, sizeof(timeout), "%d", request_timeout_ms);
+    const char *options[] = {
+        "listening_ports", ports,
+        "num_threads", nthreads,
+        "request_timeout_ms", timeout,
+        NULL,
+    };
+    struct mg_init_data init = {.callbacks = cb, .user_data = user,
+                                .configuration_options = options};
+    unsigned code = 0;
+    char text[256] = "";
+    struct mg_error_data edata = {.code = &code, .text = text, .text_buffer_size = sizeof(text)};
+    struct mg_context *ctx = mg_start2(&init, &edata);
+    if (ctx == NULL) {
+        /* The collected log lines name the cause; mg_start2's text is only
+         * "Failed to setup server ports". */
+        jm_error_set(err, JM_ERR_IO, field, "cannot listen on %s: %s", listen,
+                     jm_civetweb_log_cause(clog, text));
+        return NULL;
+    }
+    jm_civetweb_log_serving(clog);
+    return ctx;
+}
+
 jm_httpd *
 jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
 {
@@ -320,8 +352,6 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
                      opts->listen != NULL ? opts->listen : "");
         return NULL;
     }
-    pthread_once(&jm_httpd_init_once, init_civetweb);
-
     jm_httpd *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
         jm_error_set(err, JM_ERR_NOMEM, NULL, "httpd: out of memory");
@@ -342,28 +372,14 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
     memset(&cb, 0, sizeof(cb));
     cb.begin_request = on_begin_request;
     cb.log_message = on_log_message;
-    const char *options[] = {
-        "listening_ports", ports,
-        "num_threads", JM_HTTPD_THREADS,
-        "request_timeout_ms", JM_HTTPD_REQUEST_TIMEOUT_MS,
-        NULL,
-    };
-    struct mg_init_data init = {.callbacks = &cb, .user_data = srv,
-                                .configuration_options = options};
-    unsigned code = 0;
-    char text[256] = "";
-    struct mg_error_data edata = {.code = &code, .text = text, .text_buffer_size = sizeof(text)};
-    srv->ctx = mg_start2(&init, &edata);
+    srv->ctx = jm_civetweb_start(&cb, srv, ports, JM_HTTPD_THREADS,
+                                 JM_HTTPD_REQUEST_TIMEOUT_MS, &srv->clog, "listen",
+                                 opts->listen, err);
     if (srv->ctx == NULL) {
-        /* The collected log lines name the cause; mg_start2's text is only
-         * "Failed to setup server ports". */
-        jm_error_set(err, JM_ERR_IO, "listen", "httpd cannot listen on %s: %s", opts->listen,
-                     jm_civetweb_log_cause(&srv->clog, text));
         jm_civetweb_log_destroy(&srv->clog);
         free(srv);
         return NULL;
     }
-    jm_civetweb_log_serving(&srv->clog);
     mg_set_request_handler(srv->ctx, "/healthz", handle_healthz, srv);
     mg_set_request_handler(srv->ctx, "/readyz", handle_readyz, srv);
     mg_set_request_handler(srv->ctx, "/metrics", handle_metrics, srv);

@@ -138,7 +138,6 @@ run(jm_service *svc)
     int code = 1;
     jm_redis *r = NULL;
     api_server *srv = NULL;
-    bool civetweb = false;
     jm_error err;
     jm_error_clear(&err);
 
@@ -174,8 +173,6 @@ run(jm_service *svc)
     bool warned = false;
     if (check_version(&app, r, &warned) < 0)
         goto done;
-    mg_init_library(0);
-    civetweb = true;
     if ((srv = api_server_start(&app, &err)) == NULL) {
         jm_log_error("cannot start the http server", "error", err.msg, NULL);
         goto done;
@@ -201,8 +198,6 @@ done:
         api_waiters_shutdown(app.waiters);
     api_server_stop(srv);
     api_waiters_free(app.waiters);
-    if (civetweb)
-        mg_exit_library();
     jm_redis_free(r);
     api_metrics_free(app.metrics);
     api_auth_free(app.auth);

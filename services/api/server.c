@@ -28,7 +28,7 @@
 #include "jobmill/httpd.h"
 #include "jobmill/log.h"
 
-#define API_REQUEST_TIMEOUT_MS "30000"
+#define API_REQUEST_TIMEOUT_MS 30000
 
 struct api_server {
     struct mg_context *ctx;
@@ -208,13 +208,12 @@ on_log_message(const struct mg_connection *conn, const char *message)
 api_server *
 api_server_start(api_app *app, jm_error *err)
 {
-    char ports[300], threads[16];
+    char ports[300];
     if (jm_httpd_listen_to_civetweb(app->cfg->api_listen, ports, sizeof(ports)) != JM_OK) {
         jm_error_set(err, JM_ERR_INVALID, "api.listen", "bad listen address \"%s\"",
                      app->cfg->api_listen);
         return NULL;
     }
-    snprintf(threads, sizeof(threads), "%d", app->cfg->api_threads);
     api_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL) {
         jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
@@ -245,28 +244,15 @@ api_server_start(api_app *app, jm_error *err)
     cb.init_thread = on_init_thread;
     cb.exit_thread = on_exit_thread;
     cb.log_message = on_log_message;
-    const char *options[] = {
-        "listening_ports", ports,
-        "num_threads", threads,
-        "request_timeout_ms", API_REQUEST_TIMEOUT_MS,
-        NULL,
-    };
-    struct mg_init_data init = {.callbacks = &cb, .user_data = srv,
-                                .configuration_options = options};
-    unsigned code = 0;
-    char text[256] = "";
-    struct mg_error_data edata = {.code = &code, .text = text, .text_buffer_size = sizeof(text)};
-    srv->ctx = mg_start2(&init, &edata);
+    srv->ctx = jm_civetweb_start(&cb, srv, ports, app->cfg->api_threads, API_REQUEST_TIMEOUT_MS,
+                                 &srv->clog, "api.listen", app->cfg->api_listen, err);
     if (srv->ctx == NULL) {
-        jm_error_set(err, JM_ERR_IO, "api.listen", "cannot listen on %s: %s",
-                     app->cfg->api_listen, jm_civetweb_log_cause(&srv->clog, text));
         pthread_cond_destroy(&srv->idle_cond);
         pthread_mutex_destroy(&srv->idle_lock);
         jm_civetweb_log_destroy(&srv->clog);
         free(srv);
         return NULL;
     }
-    jm_civetweb_log_serving(&srv->clog);
     mg_set_request_handler(srv->ctx, "/v1", on_request, srv);
     mg_set_request_handler(srv->ctx, "/healthz", on_request, srv);
     mg_set_request_handler(srv->ctx, "/readyz", on_request, srv);

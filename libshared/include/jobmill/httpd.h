@@ -65,6 +65,18 @@ void jm_civetweb_log_serving(jm_civetweb_log *l);
 const char *jm_civetweb_log_cause(const jm_civetweb_log *l, const char *fallback);
 void jm_civetweb_log_destroy(jm_civetweb_log *l);
 
+struct mg_callbacks;
+
+/* jm_civetweb_start initialises civetweb once per process and starts a
+ * context on ports (civetweb syntax) with threads worker threads and a
+ * request timeout, user as its user data; cb->log_message must feed clog.
+ * On success clog is marked serving; on failure err names field and listen
+ * with civetweb's cause. Returns the context or NULL. */
+struct mg_context *jm_civetweb_start(const struct mg_callbacks *cb, void *user,
+                                     const char *ports, int threads, int request_timeout_ms,
+                                     jm_civetweb_log *clog, const char *field,
+                                     const char *listen, jm_error *err);
+
 /* jm_httpd_civetweb_stop runs mg_stop(ctx) without civetweb's 2 s stop
  * latency: its master thread only looks at the stop flag between 2 s polls,
  * so while mg_stop runs we connect to our own listening port until it
