@@ -38,13 +38,17 @@ end
 local function leave(id, q, st)
   if st == 'scheduled' then redis.call('ZREM', qkey(q, 'scheduled'), id)
   elseif st == 'running' then redis.call('ZREM', qkey(q, 'active'), id)
-  elseif TERMINAL[st] then redis.call('ZREM', qkey(q, st), id) end
+  elseif TERMINAL[st] then
+    redis.call('ZREM', qkey(q, st), id)
+    redis.call('ZREM', qkey(q, 'purge'), st .. '|' .. id)
+  end
   count(q, st, -1)
 end
 
 -- terminal moves id from state `from` to the terminal state `to`: finished
--- time, index, TTL on the record and its idempotency key, a PUBLISH for
--- long-polls.
+-- time, index, TTL on the record and its idempotency key, the purge entry
+-- ("<state>|<id>" scored by the record's expiry, so purge finds expired
+-- records by expiry time whatever their retention), a PUBLISH for long-polls.
 local function terminal(id, q, from, to, now)
   local jk = jkey(id)
   leave(id, q, from)
@@ -60,15 +64,47 @@ local function terminal(id, q, from, to, now)
     if ttl <= 0 then ttl = RESULT_TTL end
   end
   redis.call('EXPIRE', jk, ttl)
+  redis.call('ZADD', qkey(q, 'purge'), now + ttl * 1000, to .. '|' .. id)
   if f[2] then redis.call('EXPIRE', GP .. 'idem:' .. f[2], ttl) end
   redis.call('PUBLISH', GP .. 'done', id)
 end
 
--- held returns the job's queue when it is running under `fence`, else nil:
--- the fencing guard of complete, fail, release, progress and cancel-ack.
-local function held(jk, fence)
-  local f = redis.call('HMGET', jk, 'status', 'fence', 'queue')
-  if f[1] ~= 'running' or f[2] ~= fence then return nil end
+-- held returns the job's queue when it is running under the lease token
+-- `lease` ("<fence>-<nonce>", set by claim), else nil: the fencing guard of
+-- heartbeat, complete, fail, release, progress and cancel-ack. The nonce is
+-- the claimer's random one, so a token cannot come back even if Redis lost
+-- the claim that issued it (a restore, a lagging replica promoted).
+local function held(jk, lease)
+  local f = redis.call('HMGET', jk, 'status', 'lease', 'queue')
+  if f[1] ~= 'running' or f[2] ~= lease then return nil end
   return f[3]
+end
+
+-- int formats an integral Lua number as a plain decimal (tostring would
+-- write 1e+15 style past 14 digits).
+local function int(n) return string.format('%.0f', n) end
+
+-- lose_lease handles a running job whose lease ran out (the janitor) or that
+-- its worker gave up on after its lease ran out in Redis: the attempt was
+-- counted at claim; a cancel request makes it canceled, no attempts left
+-- dead-letters it, else it goes back to the head of its queue.
+-- Returns 'canceled', 'failed' or 'queued'.
+local function lose_lease(id, q, now, why)
+  local jk = jkey(id)
+  local f = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'cancel')
+  if f[3] == '1' then
+    terminal(id, q, 'running', 'canceled', now)
+    return 'canceled'
+  end
+  redis.call('HSET', jk, 'error', why)
+  if (tonumber(f[1]) or 0) >= (tonumber(f[2]) or 0) then
+    terminal(id, q, 'running', 'failed', now)
+    return 'failed'
+  end
+  leave(id, q, 'running')
+  redis.call('HSET', jk, 'status', 'queued')
+  redis.call('LPUSH', qkey(q, 'pending'), id)
+  count(q, 'queued', 1)
+  return 'queued'
 end
 

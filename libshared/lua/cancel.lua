@@ -1,13 +1,13 @@
--- cancel: ARGV[4..] = id, mode, fence.
+-- cancel: ARGV[4..] = id, mode, lease token.
 -- mode 'request' (operator): queued/scheduled -> canceled (returns 1);
 --   running -> cancel flag set, the worker stops it (returns 2);
 --   terminal -> refused (returns 0); no record -> -1.
--- mode 'ack' (worker, after stopping the handler): guard running under fence
+-- mode 'ack' (worker, after stopping the handler): guard running under token
 --   with the flag set -> canceled (1), else 0.
-local id, mode, fence = ARGV[4], ARGV[5], ARGV[6]
+local id, mode, token = ARGV[4], ARGV[5], ARGV[6]
 local jk = jkey(id)
 if mode == 'ack' then
-  local q = held(jk, fence)
+  local q = held(jk, token)
   if not q or redis.call('HGET', jk, 'cancel') ~= '1' then return 0 end
   terminal(id, q, 'running', 'canceled', now_ms())
   return 1

@@ -1,5 +1,7 @@
 -- expire_stale (janitor): queued/scheduled jobs past expires_at -> expired.
--- Never applies once started. ARGV[4..] = queue, batch. Returns the count.
+-- Never applies once started. ARGV[4..] = queue, batch. Expired queued ids
+-- stay in pending (lazy deletion); trim_pending drops them from its head.
+-- Returns the count.
 local q, batch = ARGV[4], tonumber(ARGV[5])
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', qkey(q, 'deadlines'), '-inf', now, 'LIMIT', 0, batch)

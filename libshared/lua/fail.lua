@@ -1,10 +1,10 @@
--- fail: commit a failed attempt. ARGV[4..] = id, fence, error, permanent
+-- fail: commit a failed attempt. ARGV[4..] = id, lease token, error, permanent
 -- ('1'/'0'), backoff_ms (computed in C with jitter). Guard: running under
--- this fence. Returns 0 refused, 1 scheduled for retry, 2 dead-lettered,
+-- this lease token. Returns 0 refused, 1 scheduled for retry, 2 dead-lettered,
 -- 3 canceled (a cancel was requested while it ran: never retried).
-local id, fence = ARGV[4], ARGV[5]
+local id, token = ARGV[4], ARGV[5]
 local jk = jkey(id)
-local q = held(jk, fence)
+local q = held(jk, token)
 if not q then return 0 end
 local now = now_ms()
 local a = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'cancel')

@@ -1,8 +1,16 @@
--- workers_prune: drop workers silent for more than ARGV[4] ms. Returns count.
+-- workers_prune: drop workers that fell silent by their own measure. A
+-- worker's record expires after the TTL it sets on every beat (a few of its
+-- own heartbeat periods), so a worker is silent exactly when its record is
+-- gone; a janitor with a faster heartbeat never prunes a slower worker.
+-- Candidates are workers whose last beat is older than ARGV[4] ms (the
+-- smallest TTL any worker sets), at most 1000 per call. Returns the count.
 local horizon = now_ms() - tonumber(ARGV[4])
 local ids = redis.call('ZRANGEBYSCORE', GP .. 'workers', '-inf', horizon, 'LIMIT', 0, 1000)
+local n = 0
 for _, id in ipairs(ids) do
-  redis.call('ZREM', GP .. 'workers', id)
-  redis.call('DEL', GP .. 'worker:' .. id)
+  if redis.call('EXISTS', GP .. 'worker:' .. id) == 0 then
+    redis.call('ZREM', GP .. 'workers', id)
+    n = n + 1
+  end
 end
-return #ids
+return n

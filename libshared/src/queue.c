@@ -2,10 +2,12 @@
  * Each function builds the common script arguments (slot prefix, global
  * prefix, retention), runs one script (or pipelines one per item) and maps
  * the script's return code onto jm_err. See queue.h. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include "jobmill/queue.h"
 #include "reply.h"
 
@@ -307,57 +309,116 @@ jm_claim_clear(jm_claim *c)
     memset(c, 0, sizeof(*c));
 }
 
-int
-jm_queue_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char *worker_id,
-               jm_claim *out, int *n, jm_error *err)
+/* new_nonce fills out with JM_NONCE_LEN random hex digits. */
+static int
+new_nonce(char out[JM_NONCE_LEN + 1], jm_error *err)
 {
-    *n = 0;
-    char tag[JM_TAG_LEN + 1], smax[16], slease[16];
-    jm_slot_tag(queue, tag);
-    snprintf(smax, sizeof(smax), "%d", max);
-    snprintf(slease, sizeof(slease), "%d", lease_ms);
-    script_call c;
-    call_init(&c, r, tag, NULL);
-    call_arg(&c, queue);
-    call_arg(&c, smax);
-    call_arg(&c, slease);
-    call_arg(&c, worker_id);
-    redisReply *rep = call_run(r, &c, "claim", err);
-    if (rep == NULL)
-        return jm__err_code(err);
-    if (rep->type != REDIS_REPLY_ARRAY || (rep->elements > 0 && (rep->elements - 1) % 9 != 0) ||
-        (rep->elements - (rep->elements > 0)) / 9 > (size_t)max) {
-        freeReplyObject(rep);
-        return jm_error_set(err, JM_ERR_REPLY, NULL, "claim: unexpected reply");
+    unsigned char raw[JM_NONCE_LEN / 2];
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t k = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (k < 0 && errno != EINTR)
+            return jm_error_set(err, JM_ERR_IO, NULL, "getrandom: %s", strerror(errno));
+        if (k > 0)
+            got += (size_t)k;
     }
-    size_t jobs = rep->elements > 0 ? (rep->elements - 1) / 9 : 0;
-    int64_t started = jobs > 0 ? jm__reply_ll(rep->element[rep->elements - 1]) : 0;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        out[2 * i] = hex[raw[i] >> 4];
+        out[2 * i + 1] = hex[raw[i] & 15];
+    }
+    out[JM_NONCE_LEN] = '\0';
+    return JM_OK;
+}
+
+#define CLAIM_FIELDS 10 /* per job in a claim reply; then started, more */
+
+/* claim_reply fills out[] from a claim or claim_recover reply. */
+static int
+claim_reply(redisReply *rep, const char *queue, int max, jm_claim *out, int *n, bool *more,
+            jm_error *err)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        (rep->elements - 2) % CLAIM_FIELDS != 0 ||
+        (rep->elements - 2) / CLAIM_FIELDS > (size_t)max)
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "claim: unexpected reply");
+    size_t jobs = (rep->elements - 2) / CLAIM_FIELDS;
+    int64_t started = jm__reply_ll(rep->element[rep->elements - 2]);
+    if (more != NULL)
+        *more = jm__reply_ll(rep->element[rep->elements - 1]) != 0;
     for (size_t j = 0; j < jobs; j++) {
-        redisReply **e = rep->element + j * 9;
+        redisReply **e = rep->element + j * CLAIM_FIELDS;
         jm_claim *cl = &out[j];
         memset(cl, 0, sizeof(*cl));
         snprintf(cl->id, sizeof(cl->id), "%s", jm__reply_str(e[0]));
         snprintf(cl->queue, sizeof(cl->queue), "%s", queue);
         cl->fence = jm__reply_ll(e[1]);
-        cl->attempt = (int)jm__reply_ll(e[2]);
-        cl->type = strdup(jm__reply_str(e[3]));
-        cl->payload = strdup(jm__reply_str(e[4]));
-        cl->max_attempts = (int)jm__reply_ll(e[5]);
-        cl->timeout_s = (int)jm__reply_ll(e[6]);
-        cl->created_ms = jm__reply_ll(e[7]);
-        cl->run_at_ms = jm__reply_ll(e[8]);
+        snprintf(cl->lease, sizeof(cl->lease), "%s", jm__reply_str(e[2]));
+        cl->attempt = (int)jm__reply_ll(e[3]);
+        cl->type = strdup(jm__reply_str(e[4]));
+        cl->payload = strdup(jm__reply_str(e[5]));
+        cl->max_attempts = (int)jm__reply_ll(e[6]);
+        cl->timeout_s = (int)jm__reply_ll(e[7]);
+        cl->created_ms = jm__reply_ll(e[8]);
+        cl->run_at_ms = jm__reply_ll(e[9]);
         cl->started_ms = started;
         /* On allocation failure the job stays claimed and the lease expiry
          * recovers it; report what we could fill. */
         if (cl->type == NULL || cl->payload == NULL) {
             jm_claim_clear(cl);
-            freeReplyObject(rep);
             return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         }
         (*n)++;
     }
-    freeReplyObject(rep);
     return JM_OK;
+}
+
+int
+jm_queue_claim(jm_redis *r, jm_claim_call *call, jm_claim *out, int *n, jm_error *err)
+{
+    *n = 0;
+    call->more = false;
+    int rc = new_nonce(call->nonce, err);
+    if (rc != JM_OK)
+        return rc;
+    char tag[JM_TAG_LEN + 1], smax[16], slease[16];
+    jm_slot_tag(call->queue, tag);
+    snprintf(smax, sizeof(smax), "%d", call->max);
+    snprintf(slease, sizeof(slease), "%d", call->lease_ms);
+    script_call c;
+    call_init(&c, r, tag, NULL);
+    call_arg(&c, call->queue);
+    call_arg(&c, smax);
+    call_arg(&c, slease);
+    call_arg(&c, call->worker_id);
+    call_arg(&c, call->nonce);
+    redisReply *rep = call_run(r, &c, "claim", err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    rc = claim_reply(rep, call->queue, call->max, out, n, &call->more, err);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out, int *n,
+                       jm_error *err)
+{
+    *n = 0;
+    char tag[JM_TAG_LEN + 1], slease[16];
+    jm_slot_tag(call->queue, tag);
+    snprintf(slease, sizeof(slease), "%d", call->lease_ms);
+    script_call c;
+    call_init(&c, r, tag, NULL);
+    call_arg(&c, call->queue);
+    call_arg(&c, slease);
+    call_arg(&c, call->nonce);
+    redisReply *rep = call_run(r, &c, "claim_recover", err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    int rc = claim_reply(rep, call->queue, call->max, out, n, NULL, err);
+    freeReplyObject(rep);
+    return rc;
 }
 
 int
@@ -366,12 +427,11 @@ jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, 
 {
     /* Group leases by queue; one script per queue, all pipelined. */
     size_t *order = malloc(sizeof(*order) * (n > 0 ? n : 1));
-    char (*fences)[24] = malloc(sizeof(*fences) * (n > 0 ? n : 1));
     const char **args = malloc(sizeof(*args) * (4 + 2 * n));
     size_t *lens = malloc(sizeof(*lens) * (4 + 2 * n));
     size_t *group_start = malloc(sizeof(*group_start) * (n + 1));
     int rc = JM_OK;
-    if (order == NULL || fences == NULL || args == NULL || lens == NULL || group_start == NULL) {
+    if (order == NULL || args == NULL || lens == NULL || group_start == NULL) {
         rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         goto done;
     }
@@ -407,9 +467,8 @@ jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, 
         args[na] = slease, lens[na++] = strlen(slease);
         for (size_t x = group_start[g]; x < group_start[g + 1]; x++) {
             const jm_lease *l = &leases[order[x]];
-            snprintf(fences[x], 24, "%" PRId64, l->fence);
             args[na] = l->id, lens[na++] = strlen(l->id);
-            args[na] = fences[x], lens[na++] = strlen(fences[x]);
+            args[na] = l->lease, lens[na++] = strlen(l->lease);
         }
         const char *keys[1] = {c.slot};
         rc = jm_redis_pipe_eval(r, err, "heartbeat", 1, keys, (int)na, args, lens);
@@ -437,7 +496,6 @@ jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, 
     }
 done:
     free(order);
-    free(fences);
     free(args);
     free(lens);
     free(group_start);
@@ -447,50 +505,46 @@ done:
 /* Runs a fenced script (complete, fail, release, progress, cancel ack) whose
  * integer answer 0 means "guard refused". */
 static int
-fenced(jm_redis *r, const char *script, const char *id, int64_t fence, const char *extra[],
+fenced(jm_redis *r, const char *script, const char *id, const char *lease, const char *extra[],
        int n_extra, const jm_retention *ret, long long *code, jm_error *err)
 {
     if (!jm_id_valid(id))
         return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "not a job id");
-    char sfence[24];
-    snprintf(sfence, sizeof(sfence), "%" PRId64, fence);
+    if (lease == NULL)
+        lease = "";
     script_call c;
     call_init(&c, r, id, ret);
     call_arg(&c, id);
-    if (strcmp(script, "cancel") == 0) {
+    if (strcmp(script, "cancel") == 0)
         call_arg(&c, "ack");
-        call_arg(&c, sfence);
-    } else {
-        call_arg(&c, sfence);
-    }
+    call_arg(&c, lease);
     for (int i = 0; i < n_extra; i++)
         call_arg(&c, extra[i]);
     int rc = call_int(r, &c, script, code, err);
     if (rc == JM_OK && *code == 0)
         return jm_error_set(err, JM_ERR_FENCE, NULL,
-                            "job %s: claim with fence %" PRId64 " is no longer current", id,
-                            fence);
+                            "job %s: the claim with lease %s is no longer current", id, lease);
     return rc;
 }
 
 int
-jm_queue_complete(jm_redis *r, const char *id, int64_t fence, const char *result,
+jm_queue_complete(jm_redis *r, const char *id, const char *lease, const char *result,
                   const jm_retention *ret, jm_error *err)
 {
     const char *extra[1] = {result != NULL ? result : "null"};
     long long code = 0;
-    return fenced(r, "complete", id, fence, extra, 1, ret, &code, err);
+    return fenced(r, "complete", id, lease, extra, 1, ret, &code, err);
 }
 
 int
-jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error, bool permanent,
+jm_queue_fail(jm_redis *r, const char *id, const char *lease, const char *error, bool permanent,
               int64_t backoff_ms, const jm_retention *ret, jm_state *out_state, jm_error *err)
 {
     char sb[24];
     snprintf(sb, sizeof(sb), "%" PRId64, backoff_ms > 0 ? backoff_ms : 0);
     const char *extra[3] = {error != NULL ? error : "failed", permanent ? "1" : "0", sb};
     long long code = 0;
-    int rc = fenced(r, "fail", id, fence, extra, 3, ret, &code, err);
+    int rc = fenced(r, "fail", id, lease, extra, 3, ret, &code, err);
     if (rc == JM_OK && out_state != NULL)
         *out_state = code == 3   ? JM_STATE_CANCELED
                      : code == 2 ? JM_STATE_FAILED
@@ -498,32 +552,50 @@ jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error, boo
     return rc;
 }
 
-int
-jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_state *out_state,
-                 jm_error *err)
+/* release.lua in one of its modes; codes 1 queued, 2 canceled, 3 failed. */
+static int
+release_mode(jm_redis *r, const char *id, const char *lease, const char *mode,
+             const jm_retention *ret, jm_state *out_state, jm_error *err)
 {
+    const char *extra[1] = {mode};
     long long code = 0;
-    int rc = fenced(r, "release", id, fence, NULL, 0, NULL, &code, err);
+    int rc = fenced(r, "release", id, lease, extra, 1, ret, &code, err);
     if (rc == JM_OK && out_state != NULL)
-        *out_state = code == 2 ? JM_STATE_CANCELED : JM_STATE_QUEUED;
+        *out_state = code == 2   ? JM_STATE_CANCELED
+                     : code == 3 ? JM_STATE_FAILED
+                                 : JM_STATE_QUEUED;
     return rc;
 }
 
 int
-jm_queue_cancel_ack(jm_redis *r, const char *id, int64_t fence, const jm_retention *ret,
-                    jm_error *err)
+jm_queue_release(jm_redis *r, const char *id, const char *lease, jm_state *out_state,
+                 jm_error *err)
 {
-    long long code = 0;
-    return fenced(r, "cancel", id, fence, NULL, 0, ret, &code, err);
+    return release_mode(r, id, lease, "drain", NULL, out_state, err);
 }
 
 int
-jm_queue_progress(jm_redis *r, const char *id, int64_t fence, const char *progress,
+jm_queue_abandon(jm_redis *r, const char *id, const char *lease, const jm_retention *ret,
+                 jm_state *out_state, jm_error *err)
+{
+    return release_mode(r, id, lease, "abandon", ret, out_state, err);
+}
+
+int
+jm_queue_cancel_ack(jm_redis *r, const char *id, const char *lease, const jm_retention *ret,
+                    jm_error *err)
+{
+    long long code = 0;
+    return fenced(r, "cancel", id, lease, NULL, 0, ret, &code, err);
+}
+
+int
+jm_queue_progress(jm_redis *r, const char *id, const char *lease, const char *progress,
                   jm_error *err)
 {
     const char *extra[1] = {progress != NULL ? progress : "null"};
     long long code = 0;
-    return fenced(r, "progress", id, fence, extra, 1, NULL, &code, err);
+    return fenced(r, "progress", id, lease, extra, 1, NULL, &code, err);
 }
 
 /* ---- operator transitions ---- */
@@ -650,4 +722,10 @@ int
 jm_queue_purge(jm_redis *r, const char *queue, int batch, int *n, jm_error *err)
 {
     return duty_int(r, "purge", queue, batch, NULL, n, err);
+}
+
+int
+jm_queue_trim_pending(jm_redis *r, const char *queue, int batch, int *n, jm_error *err)
+{
+    return duty_int(r, "trim_pending", queue, batch, NULL, n, err);
 }

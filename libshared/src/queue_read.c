@@ -196,10 +196,13 @@ jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cu
     *n = 0;
     long long off = 0;
     if (cursor != NULL && cursor[0] != '\0') {
-        char *end;
-        off = strtoll(cursor, &end, 10);
-        if (*end != '\0' || off < 0)
-            return jm_error_set(err, JM_ERR_INVALID, "cursor", "cursor is not valid");
+        /* Digits only, and small enough that the script's arithmetic stays
+         * exact and is written as a plain integer (Lua prints 1e+17). */
+        size_t len = strspn(cursor, "0123456789");
+        if (cursor[len] != '\0' || len > 13)
+            return jm_error_set(err, JM_ERR_INVALID, "cursor",
+                                "cursor must be a value from next_cursor");
+        off = strtoll(cursor, NULL, 10);
     }
     next_cursor[0] = '\0'; /* only now: cursor and next_cursor may be the same buffer */
     if (!jm_queue_name_valid(queue))

@@ -1,6 +1,7 @@
 /* tick.c - one janitor tick: over every queue, in bounded batches, re-queue
  * expired leases, promote due scheduled/retry jobs, expire queued jobs past
- * their deadline and purge finished records past retention; then prune dead
+ * their deadline, drop dead entries from the head of pending, and purge
+ * finished records past retention; then prune dead
  * workers and, every janitor.reconcile_every ticks, run a reconciler pass.
  * Each duty is one libshared call (one Lua script that re-checks its guard),
  * so several janitors may tick at once. */
@@ -92,6 +93,15 @@ duty_expire(janitor *j, const char *queue, int *n, jm_error *err)
     return rc;
 }
 
+/* Dead entries at the head of pending (canceled or expired jobs: lazily
+ * deleted) would make a claim scan past them before it reaches a new job;
+ * drop them as soon as they die, not when a job arrives behind them. */
+static int
+duty_trim(janitor *j, const char *queue, int *n, jm_error *err)
+{
+    return jm_queue_trim_pending(j->redis, queue, j->svc.cfg.janitor_batch, n, err);
+}
+
 static int
 duty_purge(janitor *j, const char *queue, int *n, jm_error *err)
 {
@@ -108,6 +118,7 @@ static const struct {
     {"requeue_expired", duty_requeue},
     {"promote_due", duty_promote},
     {"expire_stale", duty_expire},
+    {"trim_pending", duty_trim},
     {"purge", duty_purge},
 };
 
@@ -158,7 +169,8 @@ prune_workers(janitor *j)
     jm_error err;
     jm_error_clear(&err);
     int n = 0;
-    int64_t horizon = 3 * (int64_t)j->svc.cfg.heartbeat_ms;
+    /* each worker is judged by the TTL its own beats set, not by ours */
+    int64_t horizon = JM_WORKERS_TTL_MIN_MS / 2;
     if (jm_workers_prune(j->redis, horizon, &n, &err) != JM_OK)
         return janitor_redis_failed(j, "workers_prune", NULL, &err);
     if (n > 0) {

@@ -8,10 +8,17 @@
  * BLPOP on its queues' wake lists (jm_wake_wait, WK_WAKE_TIMEOUT_MS so the
  * drain flag is seen), then claims again. Every script that makes a job
  * claimable pushes a wake token, so an idle worker starts a new job within
- * a round trip or two of its submission. On Redis errors it backs off
- * (100 ms doubling to 2 s, cut short by a drain) and tries again: a Redis
- * outage pauses claiming, it never ends the process.
+ * a round trip or two of its submission. A claim drops the dead entries
+ * (canceled, expired) it meets, a bounded number per call; while it says
+ * there may be more it is called again at once, so dead entries never send
+ * the worker back to a blocking wait with a job queued behind them.
+ * On Redis errors it backs off (100 ms doubling to 2 s, cut short by a
+ * drain) and tries again: a Redis outage pauses claiming, it never ends the
+ * process. A claim whose reply was lost may still have run: before claiming
+ * anything else the claimer takes its jobs back (jm_queue_claim_recover by
+ * the lost call's nonce), so they run now and spend no extra attempt.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/log.h"
@@ -36,35 +43,77 @@ trouble(wk_worker *w, const char *op, const jm_error *err, int *backoff_ms)
     return wk_slots_wait_drain(&w->slots, *backoff_ms);
 }
 
+/* assign hands got claims to free slots. */
+static void
+assign(wk_worker *w, jm_claim *buf, int got, int64_t t0)
+{
+    for (int j = 0; j < got; j++) {
+        if (wk_slots_assign(&w->slots, &buf[j], t0 + w->cfg->lease_ms) < 0) {
+            /* Cannot happen (only this thread fills slots); the lease
+             * expiry gives the job back. */
+            jm_log_error("no free slot for a claimed job", "job_id", buf[j].id, NULL);
+            jm_claim_clear(&buf[j]);
+        }
+    }
+}
+
+/* recover takes back the jobs of the claim whose reply was lost, if any.
+ * Returns how many, or -1 on a Redis error (the recovery stays pending). */
+static int
+recover(wk_worker *w, jm_claim *buf, jm_error *err)
+{
+    if (!w->lost_pending)
+        return 0;
+    int got = 0;
+    int64_t t0 = wk_mono_ms();
+    if (jm_queue_claim_recover(w->claim_r, &w->lost, buf, &got, err) != JM_OK)
+        return -1;
+    w->lost_pending = 0;
+    if (got > 0) {
+        char n[16];
+        snprintf(n, sizeof(n), "%d", got);
+        jm_log_info("took back the jobs of a claim whose reply was lost", "queue",
+                    w->lost.queue, "jobs", n, NULL);
+    }
+    assign(w, buf, got, t0);
+    return got;
+}
+
 /* round claims up to free jobs; returns how many were claimed, or -1 on a
  * Redis error (err set, *op names the call). */
 static int
 round_claim(wk_worker *w, jm_claim *buf, int free_slots, const char **op, jm_error *err)
 {
+    int total = recover(w, buf, err);
+    if (total < 0) {
+        *op = "claim_recover";
+        return -1;
+    }
     int order[JM_CFG_MAX_QUEUES];
     wk_order_next(&w->order, order);
-    int total = 0;
     for (int k = 0; k < w->order.n && total < free_slots; k++) {
-        if (wk_slots_is_draining(&w->slots))
-            break;
-        const char *q = w->queue_names[order[k]];
-        int got = 0;
-        int64_t t0 = wk_mono_ms();
-        int rc = jm_queue_claim(w->claim_r, q, free_slots - total, w->cfg->lease_ms, w->id, buf,
-                                &got, err);
-        for (int j = 0; j < got; j++) {
-            if (wk_slots_assign(&w->slots, &buf[j], t0 + w->cfg->lease_ms) < 0) {
-                /* Cannot happen (only this thread fills slots); the lease
-                 * expiry gives the job back. */
-                jm_log_error("no free slot for a claimed job", "job_id", buf[j].id, NULL);
-                jm_claim_clear(&buf[j]);
+        jm_claim_call call = {.queue = w->queue_names[order[k]], .lease_ms = w->cfg->lease_ms,
+                              .worker_id = w->id};
+        do {
+            if (wk_slots_is_draining(&w->slots))
+                return total;
+            call.max = free_slots - total;
+            call.nonce[0] = '\0'; /* set by jm_queue_claim just before it sends */
+            int got = 0;
+            int64_t t0 = wk_mono_ms();
+            int rc = jm_queue_claim(w->claim_r, &call, buf, &got, err);
+            assign(w, buf, got, t0);
+            total += got;
+            if (rc != JM_OK) {
+                /* The script may have run with its reply lost. */
+                if (got == 0 && rc == JM_ERR_REDIS && call.nonce[0] != '\0') {
+                    w->lost = call;
+                    w->lost_pending = 1;
+                }
+                *op = "claim";
+                return -1;
             }
-        }
-        total += got;
-        if (rc != JM_OK) {
-            *op = "claim";
-            return -1;
-        }
+        } while (call.more && total < free_slots);
     }
     return total;
 }

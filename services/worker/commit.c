@@ -7,8 +7,15 @@
  *                                  retry or dead-letters)
  *   stopped: cancel             -> cancel_ack
  *   stopped: drain              -> release (head of the queue, attempt back)
- *   stopped: lease lost/expired -> nothing (someone else owns the job)
- * Every call carries the claim's fence; JM_ERR_FENCE means the lease was
+ *   stopped: lease expired      -> abandon: the watchdog killed the handler
+ *                                  because renewals failed; if Redis is
+ *                                  reachable again the job goes back at
+ *                                  once instead of waiting out the lease
+ *                                  (attempt given back while the lease
+ *                                  still held in Redis, spent once it ran
+ *                                  out there, as the janitor would)
+ *   stopped: lease lost         -> nothing (someone else owns the job)
+ * Every call carries the claim's lease token; JM_ERR_FENCE means the lease was
  * lost and the outcome is dropped (counted in leases_lost). While Redis is
  * unreachable the call is retried with capped backoff for as long as the
  * lease is ours by our own estimate (the heartbeat keeps renewing it while
@@ -35,9 +42,11 @@ typedef enum action {
     ACT_FAIL,
     ACT_CANCEL_ACK,
     ACT_RELEASE,
+    ACT_ABANDON,
 } action;
 
-static const char *const act_op[] = {"none", "complete", "fail", "cancel_ack", "release"};
+static const char *const act_op[] = {"none",    "complete", "fail",
+                                     "cancel_ack", "release", "abandon"};
 
 static _Thread_local wk_rng rng;
 static _Thread_local int rng_seeded;
@@ -51,8 +60,8 @@ decide(const wk_outcome *o, wk_stop stop)
         return stop == WK_STOP_CANCEL ? ACT_CANCEL_ACK : ACT_FAIL;
     switch (stop) {
     case WK_STOP_CANCEL: return ACT_CANCEL_ACK;
-    case WK_STOP_LEASE_LOST:
-    case WK_STOP_LEASE_EXPIRED: return ACT_NONE;
+    case WK_STOP_LEASE_LOST: return ACT_NONE;
+    case WK_STOP_LEASE_EXPIRED: return ACT_ABANDON;
     default: return ACT_RELEASE;
     }
 }
@@ -64,14 +73,16 @@ call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t bac
     const char *error = o->error != NULL ? o->error : "failed";
     switch (a) {
     case ACT_COMPLETE:
-        return jm_queue_complete(w->out_r, c->id, c->fence, o->result, &w->ret, err);
+        return jm_queue_complete(w->out_r, c->id, c->lease, o->result, &w->ret, err);
     case ACT_FAIL:
-        return jm_queue_fail(w->out_r, c->id, c->fence, error, o->permanent, backoff, &w->ret,
+        return jm_queue_fail(w->out_r, c->id, c->lease, error, o->permanent, backoff, &w->ret,
                              st, err);
     case ACT_CANCEL_ACK:
-        return jm_queue_cancel_ack(w->out_r, c->id, c->fence, &w->ret, err);
+        return jm_queue_cancel_ack(w->out_r, c->id, c->lease, &w->ret, err);
     case ACT_RELEASE:
-        return jm_queue_release(w->out_r, c->id, c->fence, st, err);
+        return jm_queue_release(w->out_r, c->id, c->lease, st, err);
+    case ACT_ABANDON:
+        return jm_queue_abandon(w->out_r, c->id, c->lease, &w->ret, st, err);
     case ACT_NONE: break;
     }
     return JM_OK;
@@ -105,6 +116,12 @@ landed(wk_worker *w, action a, const jm_claim *c, jm_state *st)
     case ACT_RELEASE:
         ok = job.fence == c->fence &&
              (job.status == JM_STATE_QUEUED || job.status == JM_STATE_CANCELED);
+        *st = job.status;
+        break;
+    case ACT_ABANDON:
+        ok = job.fence == c->fence &&
+             (job.status == JM_STATE_QUEUED || job.status == JM_STATE_CANCELED ||
+              job.status == JM_STATE_FAILED);
         *st = job.status;
         break;
     case ACT_NONE: break;
@@ -152,22 +169,33 @@ account(wk_worker *w, action a, const jm_claim *c, jm_state st)
         wk_metrics_finished(&w->m, c->queue, WK_FINISH_CANCELED);
         return "canceled";
     case ACT_RELEASE:
+    case ACT_ABANDON:
         if (st == JM_STATE_CANCELED) {
             wk_metrics_finished(&w->m, c->queue, WK_FINISH_CANCELED);
             return "canceled";
         }
-        return "released";
+        if (st == JM_STATE_FAILED) {
+            wk_metrics_finished(&w->m, c->queue, WK_FINISH_FAILED);
+            return "failed";
+        }
+        return a == ACT_ABANDON ? "abandoned" : "released";
     case ACT_NONE: break;
     }
     return "none";
 }
 
-/* lease_gone tells whether the lease of slot is certainly not ours. */
+/* lease_gone tells whether the lease of slot is certainly not ours. An
+ * abandon is worth retrying while Redis may still hold our lease: up to one
+ * lease past our estimate (a renewal whose reply was lost may have moved it
+ * that far); after that the janitor does the same. */
 static int
-lease_gone(wk_worker *w, int slot)
+lease_gone(wk_worker *w, int slot, action a)
 {
+    int64_t deadline = wk_slots_lease_deadline(&w->slots, slot);
+    if (a == ACT_ABANDON)
+        return wk_mono_ms() >= deadline + w->cfg->lease_ms;
     wk_stop s = wk_slots_stop_reason(&w->slots, slot);
-    return s >= WK_STOP_LEASE_EXPIRED || wk_mono_ms() >= wk_slots_lease_deadline(&w->slots, slot);
+    return s >= WK_STOP_LEASE_EXPIRED || wk_mono_ms() >= deadline;
 }
 
 void
@@ -225,7 +253,7 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
             return;
         }
         lost_reply = 1;
-        if (lease_gone(w, slot)) {
+        if (lease_gone(w, slot, a)) {
             jm_log_warn("lease expired while Redis was unreachable; the job will be retried",
                         "job_id", c->id, "op", act_op[a], "error", err.msg, NULL);
             log_outcome(w, c, "uncommitted", run_s, error);

@@ -26,7 +26,7 @@
 
 #define READY_PROBE_MS 1000
 #define REGISTRY_TTL_PERIODS 3
-#define REGISTRY_TTL_MIN_MS 2000
+#define REGISTRY_TTL_MIN_MS JM_WORKERS_TTL_MIN_MS
 
 typedef struct hb_buf {
     wk_lease_ref *refs;
@@ -43,7 +43,7 @@ renew(wk_worker *w, hb_buf *b, int64_t t0, jm_error *err)
         return 0;
     for (int i = 0; i < k; i++) {
         b->leases[i] = (jm_lease){.id = b->refs[i].id, .queue = b->refs[i].queue,
-                                  .fence = b->refs[i].fence};
+                                  .lease = b->refs[i].lease};
         b->status[i] = -1;
     }
     int rc = jm_queue_heartbeat(w->hb_r, b->leases, (size_t)k, w->cfg->lease_ms, b->status, err);

@@ -230,7 +230,7 @@ wk_slots_leases(wk_slots *s, wk_lease_ref *out)
         out[k].gen = sl->gen;
         memcpy(out[k].id, sl->claim.id, sizeof(out[k].id));
         memcpy(out[k].queue, sl->claim.queue, sizeof(out[k].queue));
-        out[k].fence = sl->claim.fence;
+        memcpy(out[k].lease, sl->claim.lease, sizeof(out[k].lease));
         k++;
     }
     pthread_mutex_unlock(&s->mu);

@@ -30,7 +30,7 @@ typedef enum wk_stop {
     WK_STOP_NONE = 0,
     WK_STOP_DRAIN,          /* shutdown grace over: release the job */
     WK_STOP_CANCEL,         /* a cancel was requested: cancel_ack */
-    WK_STOP_LEASE_EXPIRED,  /* renewals failed past the lease: commit nothing */
+    WK_STOP_LEASE_EXPIRED,  /* renewals failed past the lease: abandon (fenced) */
     WK_STOP_LEASE_LOST,     /* the lease is someone else's: commit nothing */
 } wk_stop;
 
@@ -65,7 +65,7 @@ typedef struct wk_lease_ref {
     uint64_t gen;
     char id[JM_ID_LEN + 1];
     char queue[JM_QUEUE_MAX + 1];
-    int64_t fence;
+    char lease[JM_LEASE_MAX + 1];
 } wk_lease_ref;
 
 /* wk_slots_init makes n free slots. notify_fd (borrowed, non-blocking) gets

@@ -35,6 +35,8 @@ typedef struct wk_worker {
     wk_metrics m;
     wk_slots slots;
     wk_order order;                /* claimer thread only */
+    jm_claim_call lost;            /* claimer only: a claim whose reply was lost */
+    int lost_pending;              /* claimer only: lost needs recovering */
     jm_redis *claim_r, *hb_r, *out_r;
     pthread_mutex_t out_mu;        /* guards out_r */
     int notify[2];                 /* pipe: threads -> main thread */

@@ -73,7 +73,7 @@ claim_one(const char *queue, int lease_ms)
 {
     jm_claim c[1];
     int n = 0;
-    cr_assert_eq(jm_queue_claim(r, queue, 1, lease_ms, "w1", c, &n, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_test_claim(r, queue, 1, lease_ms, "w1", c, &n, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(n, 1, "expected one claim");
     return c[0];
 }
@@ -84,7 +84,7 @@ claim_n(const char *queue, int max, int lease_ms)
 {
     jm_claim *c = calloc((size_t)max, sizeof(*c));
     int n = 0;
-    cr_assert_eq(jm_queue_claim(r, queue, max, lease_ms, "w1", c, &n, &err), JM_OK, "%s",
+    cr_assert_eq(jm_test_claim(r, queue, max, lease_ms, "w1", c, &n, &err), JM_OK, "%s",
                  err.msg);
     for (int i = 0; i < n; i++)
         jm_claim_clear(&c[i]);
@@ -193,16 +193,16 @@ healthy_states(const char *queue)
     jm_state st;
     submit_q(queue, "");
     jm_claim c = claim_one(queue, 60000);
-    cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "1", &ret, &err), JM_OK);
+    cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
     jm_claim_clear(&c);
     submit_q(queue, "");
     c = claim_one(queue, 60000);
-    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "x", true, 0, &ret, &st, &err), JM_OK);
+    cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", true, 0, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_FAILED);
     jm_claim_clear(&c);
     submit_q(queue, ",\"expires_in_s\":900");
     c = claim_one(queue, 60000);
-    cr_assert_eq(jm_queue_fail(r, c.id, c.fence, "x", false, 600000, &ret, &st, &err), JM_OK);
+    cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", false, 600000, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_SCHEDULED);
     jm_claim_clear(&c);
     submit_q(queue, "");
@@ -277,7 +277,7 @@ Test(janitor, requeue_expired_dead_letters_without_attempts_left)
     jm_job_clear(&j);
     cr_assert_eq(state_of(keep.id), JM_STATE_RUNNING, "a live lease is left alone");
     cr_assert_eq(count_of("default", JM_STATE_FAILED), 1);
-    cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "1", &ret, &err), JM_ERR_FENCE,
+    cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_ERR_FENCE,
                  "the lost holder can commit nothing");
     jm_claim_clear(&c);
     jm_claim_clear(&live);
@@ -351,8 +351,8 @@ Test(janitor, purge_after_retention)
     jm_enqueue_result b = submit("{\"type\":\"t\"}");
     jm_claim ca = claim_one("default", 60000);
     jm_claim cb = claim_one("default", 60000);
-    cr_assert_eq(jm_queue_complete(r, ca.id, ca.fence, "1", &ret, &err), JM_OK);
-    cr_assert_eq(jm_queue_complete(r, cb.id, cb.fence, "2", &ret, &err), JM_OK);
+    cr_assert_eq(jm_queue_complete(r, ca.id, ca.lease, "1", &ret, &err), JM_OK);
+    cr_assert_eq(jm_queue_complete(r, cb.id, cb.lease, "2", &ret, &err), JM_OK);
     char k[160];
     /* retention is the record's TTL: the job's own result_ttl_s, else the default */
     cr_assert_leq(raw("TTL %s", jkey(a.id, k, sizeof(k)), NULL, NULL), 1);
@@ -379,15 +379,18 @@ Test(janitor, purge_after_retention)
 
 Test(janitor, prune_silent_workers_only)
 {
+    /* Regression (issue 9.8): each worker is judged by its own heartbeat.
+     * "w-old" beat with a 30 ms TTL and fell silent; "w-slow" beats every
+     * few seconds (60 s TTL). Both last beats are older than the horizon, a
+     * janitor with a fast heartbeat of its own must prune only w-old. */
     jm_worker_info old = {.id = "w-old", .host = "h", .queues = "default", .pid = 1,
                           .concurrency = 1};
-    jm_worker_info fresh = {.id = "w-fresh", .host = "h", .queues = "default", .pid = 2,
-                            .concurrency = 1};
-    cr_assert_eq(jm_workers_beat(r, &old, 60000, &err), JM_OK, "%s", err.msg);
-    /* the old worker's last beat is 50 ms behind the fresh one's */
+    jm_worker_info slow = {.id = "w-slow", .host = "h", .queues = "default", .pid = 2,
+                           .concurrency = 1};
+    cr_assert_eq(jm_workers_beat(r, &old, 30, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_workers_beat(r, &slow, 60000, &err), JM_OK);
     int64_t t0 = jm_redis_time_ms(r, &err);
-    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 50, 5000, "Redis time");
-    cr_assert_eq(jm_workers_beat(r, &fresh, 60000, &err), JM_OK);
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 60, 5000, "Redis time");
     int n = -1;
     cr_assert_eq(jm_workers_prune(r, 25, &n, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(n, 1);
@@ -395,7 +398,7 @@ Test(janitor, prune_silent_workers_only)
     size_t cnt = 0;
     cr_assert_eq(jm_workers_list(r, &list, &cnt, &err), JM_OK);
     cr_assert_eq(cnt, 1);
-    cr_assert_str_eq(list[0].id, "w-fresh");
+    cr_assert_str_eq(list[0].id, "w-slow");
     jm_workers_list_free(list, cnt);
 }
 
@@ -428,7 +431,7 @@ Test(janitor, active_entry_whose_record_is_not_running_is_removed)
 {
     jm_enqueue_result e = submit("{\"type\":\"t\"}");
     jm_claim c = claim_one("default", 60000);
-    cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "1", &ret, &err), JM_OK);
+    cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
     char k[160];
     raw("ZADD %s 99999999999999 %s", qkey("default", "active", k, sizeof(k)), e.id, NULL);
     int64_t rep[JM_REPAIR_KIND_COUNT] = {0};
@@ -460,7 +463,7 @@ Test(janitor, running_record_without_lease_gets_deadline_now_then_requeues)
     jm_claim again = claim_one("default", 60000);
     cr_assert_str_eq(again.id, e.id);
     cr_assert_eq(again.attempt, 2);
-    cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "1", &ret, &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_ERR_FENCE);
     jm_claim_clear(&c);
     jm_claim_clear(&again);
 }
@@ -530,7 +533,7 @@ Test(janitor, expired_records_are_purged_not_repaired)
         ids[i] = submit("{\"queue\":\"big\",\"type\":\"t\"}");
     for (int i = 0; i < 12; i++) {
         jm_claim c = claim_one("big", 60000);
-        cr_assert_eq(jm_queue_complete(r, c.id, c.fence, "1", &ret, &err), JM_OK);
+        cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
         jm_claim_clear(&c);
     }
     for (int i = 0; i < 3; i++)
@@ -553,7 +556,7 @@ Test(janitor, stale_entries_are_removed_and_lost_records_reindexed)
     char k[160];
     jm_enqueue_result d = submit("{\"type\":\"t\"}");
     jm_claim cd = claim_one("default", 60000);
-    cr_assert_eq(jm_queue_complete(r, cd.id, cd.fence, "1", &ret, &err), JM_OK);
+    cr_assert_eq(jm_queue_complete(r, cd.id, cd.lease, "1", &ret, &err), JM_OK);
     jm_enqueue_result q = submit("{\"type\":\"t\",\"expires_in_s\":600}");
     jm_enqueue_result s = submit("{\"type\":\"t\",\"delay_s\":600}");
     /* stale: q (queued) listed as scheduled; lost: s out of scheduled, q out of
@@ -757,7 +760,7 @@ Test(janitor, concurrent_requeues_never_double_requeue, .timeout = 120)
     /* every job claims with attempt 2: exactly one per expired lease */
     jm_claim *c = calloc(N, sizeof(*c));
     int n = 0;
-    cr_assert_eq(jm_queue_claim(r, "default", N, 60000, "w2", c, &n, &err), JM_OK);
+    cr_assert_eq(jm_test_claim(r, "default", N, 60000, "w2", c, &n, &err), JM_OK);
     cr_assert_eq(n, N);
     for (int i = 0; i < n; i++) {
         cr_assert_eq(c[i].attempt, 2, "job %s attempt %d", c[i].id, c[i].attempt);

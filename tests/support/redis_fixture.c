@@ -168,3 +168,12 @@ jm_test_redis_connect(const jm_test_redis *t)
     cr_assert(jm_redis_connect(r, &err) == JM_OK, "connect: %s", err.msg);
     return r;
 }
+
+int
+jm_test_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char *worker,
+              jm_claim *out, int *n, jm_error *err)
+{
+    jm_claim_call call = {.queue = queue, .max = max, .lease_ms = lease_ms,
+                          .worker_id = worker};
+    return jm_queue_claim(r, &call, out, n, err);
+}

@@ -56,4 +56,9 @@ void jm_test_pause(void);
  * test fails on any error. */
 jm_enqueue_result jm_test_submit(jm_redis *r, const char *json);
 
+/* jm_test_claim is jm_queue_claim with its call spelled as arguments (one
+ * call; more is not followed). Returns jm_queue_claim's code. */
+int jm_test_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char *worker,
+                  jm_claim *out, int *n, jm_error *err);
+
 #endif

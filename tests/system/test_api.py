@@ -444,10 +444,18 @@ class QueuesTest(ApiTestBase):
         for qs, field in (("", "state"), ("?state=bogus", "state"), ("?state=queued&limit=0",
                           "limit"), ("?state=queued&limit=1001", "limit"),
                           ("?state=queued&limit=x", "limit"),
-                          ("?state=queued&cursor=abc", "cursor")):
+                          ("?state=queued&cursor=abc", "cursor"),
+                          # regression (issue 9.4): Lua wrote 1e+17 and Redis refused (503)
+                          ("?state=queued&cursor=100000000000000000", "cursor"),
+                          ("?state=succeeded&cursor=99999999999999999999999", "cursor"),
+                          ("?state=queued&cursor=-1", "cursor"),
+                          ("?state=queued&cursor=+5", "cursor")):
             with self.subTest(qs=qs):
                 self.assert_error(self.req("GET", "/v1/queues/la/jobs" + qs), 400,
                                   "invalid_field", field)
+        # a large but valid cursor is an empty last page, not an error
+        st, _, page = self.req("GET", "/v1/queues/la/jobs?state=queued&cursor=9999999999999")
+        self.assertEqual((st, page["jobs"], page["next_cursor"]), (200, [], None))
         self.assert_error(self.req("GET", "/v1/queues/unknown-q/jobs?state=queued"), 404,
                           "not_found")
 

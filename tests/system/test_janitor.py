@@ -255,7 +255,8 @@ class TestJanitorDuties(JanitorCase):
         short = self.submit({"queue": "dq", "type": "t", "result_ttl_s": 1})
         _, fence = self.claim("dq", 1, 60000)[0]
         self.tool(TESTCTL, "complete", short[0], fence)
-        self.tool(TESTCTL, "beat", "w-gone", "dq", 1, 0)
+        # a worker whose own heartbeat TTL (100 ms) ran out: silent by its measure
+        self.tool(TESTCTL, "beat", "w-gone", "dq", 1, 0, 100)
         j = self.janitor(interval_ms=50, heartbeat_ms=100)  # after the states are set up
         m = lambda k: self.metric(j, k) or 0  # noqa: E731
         wait_for(lambda: m('jobmill_janitor_requeued_total{queue="dq",reason="lease_expired"}')

@@ -127,9 +127,9 @@ printf '{"fence":%s,"by":"%s"}' "$JOBMILL_FENCE" "$WHO"
         pid_file = os.path.join(self.tmp, jid + ".pid")
         wait_for(lambda: read_text(pid_file), what="handler running")
         pid = int(read_text(pid_file))
-        # Someone else now owns the job: bump the record's fence, as a
-        # reclaim would. The next heartbeat must stop the handler.
-        self.redis.cmd("HINCRBY", "jm:{%s}:job:%s" % (jid[:4], jid), "fence", 1000)
+        # Someone else now owns the job: replace the record's lease token,
+        # as a reclaim would. The next heartbeat must stop the handler.
+        self.redis.cmd("HSET", "jm:{%s}:job:%s" % (jid[:4], jid), "lease", "1-someoneelse")
         wait_for(lambda: not proc_alive(pid), timeout=3, what="handler killed")
         wait_for(lambda: self.metric(a, "jobmill_worker_leases_lost_total") == 1,
                  what="loss counted")

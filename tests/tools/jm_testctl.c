@@ -1,9 +1,10 @@
 /* jm_testctl.c - a tiny test tool: drive job transitions through libshared
  * from a system test, without a worker.
  *
- *   jm_testctl REDIS_URL claim QUEUE [MAX] [LEASE_MS]   prints "ID FENCE" lines
- *   jm_testctl REDIS_URL complete ID FENCE [RESULT_JSON]
- *   jm_testctl REDIS_URL fail ID FENCE MESSAGE [permanent]
+ *   jm_testctl REDIS_URL claim QUEUE [MAX] [LEASE_MS]   prints "ID LEASE" lines
+ *   jm_testctl REDIS_URL complete ID LEASE [RESULT_JSON]
+ *   jm_testctl REDIS_URL fail ID LEASE MESSAGE [permanent]
+ * (LEASE is the claim's lease token.)
  *   jm_testctl REDIS_URL beat WORKER_ID QUEUES CONCURRENCY BUSY [TTL_MS]
  *
  * The key prefix comes from JOBMILL_PREFIX (default "jm"). Exit status: 0 ok,
@@ -20,8 +21,8 @@ static int
 usage(void)
 {
     fprintf(stderr, "usage: jm_testctl REDIS_URL claim QUEUE [MAX] [LEASE_MS]\n"
-                    "       jm_testctl REDIS_URL complete ID FENCE [RESULT_JSON]\n"
-                    "       jm_testctl REDIS_URL fail ID FENCE MESSAGE [permanent]\n"
+                    "       jm_testctl REDIS_URL complete ID LEASE [RESULT_JSON]\n"
+                    "       jm_testctl REDIS_URL fail ID LEASE MESSAGE [permanent]\n"
                     "       jm_testctl REDIS_URL beat WORKER_ID QUEUES CONCURRENCY BUSY "
                     "[TTL_MS]\n");
     return 2;
@@ -38,9 +39,11 @@ claim(jm_redis *r, int argc, char **argv, jm_error *err)
     if (c == NULL)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     int n = 0;
-    int rc = jm_queue_claim(r, argv[0], max, lease, "jm_testctl", c, &n, err);
+    jm_claim_call call = {.queue = argv[0], .max = max, .lease_ms = lease,
+                          .worker_id = "jm_testctl"};
+    int rc = jm_queue_claim(r, &call, c, &n, err);
     for (int i = 0; i < n; i++) {
-        printf("%s %lld\n", c[i].id, (long long)c[i].fence);
+        printf("%s %s\n", c[i].id, c[i].lease);
         jm_claim_clear(&c[i]);
     }
     free(c);
@@ -80,9 +83,9 @@ main(int argc, char **argv)
     if (strcmp(cmd, "claim") == 0 && n >= 1)
         rc = claim(r, n, a, &err);
     else if (strcmp(cmd, "complete") == 0 && n >= 2)
-        rc = jm_queue_complete(r, a[0], strtoll(a[1], NULL, 10), n > 2 ? a[2] : NULL, &ret, &err);
+        rc = jm_queue_complete(r, a[0], a[1], n > 2 ? a[2] : NULL, &ret, &err);
     else if (strcmp(cmd, "fail") == 0 && n >= 3)
-        rc = jm_queue_fail(r, a[0], strtoll(a[1], NULL, 10), a[2],
+        rc = jm_queue_fail(r, a[0], a[1], a[2],
                            n > 3 && strcmp(a[3], "permanent") == 0, 0, &ret, NULL, &err);
     else if (strcmp(cmd, "beat") == 0 && n >= 4)
         rc = beat(r, n, a, &err);

@@ -66,13 +66,21 @@ int jm_queue_enqueue_batch_jobs(jm_redis *r, const jm_job_spec *specs, size_t n,
 
 /* ---- claim and the claimed job's life ---- */
 
+/* Lease tokens: "<fence>-<nonce>" (at most JM_LEASE_MAX chars), the proof
+ * of holding a claim that every later fenced call presents. */
+#define JM_LEASE_MAX 47
+#define JM_NONCE_LEN 16
+
 /* A claimed job, as handed to a handler. Owns its strings. */
 typedef struct jm_claim {
     char id[JM_ID_LEN + 1];
     char queue[JM_QUEUE_MAX + 1];
+    char lease[JM_LEASE_MAX + 1]; /* lease token: pass it to every fenced call */
     char *type;
     char *payload;
-    int64_t fence;      /* fencing token of this claim */
+    int64_t fence;      /* fencing token of this claim (JOBMILL_FENCE); grows
+                           with every claim of the queue, also across a Redis
+                           that lost writes, while its clock does not step back */
     int attempt;        /* 1-based */
     int max_attempts;
     int timeout_s;      /* 0 = none given */
@@ -81,17 +89,40 @@ typedef struct jm_claim {
 
 void jm_claim_clear(jm_claim *c);
 
-/* jm_queue_claim claims up to max queued jobs of queue for worker_id with a
- * lease of lease_ms (a paused queue yields none). out has max slots; *n gets
- * the number claimed (0 when the queue is empty). Each claim must be cleared. */
-int jm_queue_claim(jm_redis *r, const char *queue, int max, int lease_ms,
-                   const char *worker_id, jm_claim *out, int *n, jm_error *err);
+/* One claim call: what to claim, and what the call leaves for its caller. */
+typedef struct jm_claim_call {
+    const char *queue;
+    int max;                        /* jobs at most */
+    int lease_ms;
+    const char *worker_id;
+    /* set by jm_queue_claim: */
+    char nonce[JM_NONCE_LEN + 1];   /* this call's random nonce: after a
+                                       JM_ERR_REDIS (reply lost, outcome
+                                       unknown) jm_queue_claim_recover takes
+                                       back what the call claimed */
+    bool more;                      /* the scan budget ran out before the
+                                       list did: call again at once */
+} jm_claim_call;
+
+/* jm_queue_claim claims up to call->max queued jobs of call->queue with a
+ * lease of call->lease_ms (a paused queue yields none). out has max slots;
+ * *n gets the number claimed (0 when none is queued). Each claim must be
+ * cleared. Dead entries (canceled, expired) are dropped on the way, a
+ * bounded number per call: call->more asks for another call. */
+int jm_queue_claim(jm_redis *r, jm_claim_call *call, jm_claim *out, int *n, jm_error *err);
+
+/* jm_queue_claim_recover returns, with a fresh lease, the jobs that the
+ * claim call (same queue and nonce) took but whose reply was lost, as far as
+ * they are still held under that call's tokens (for one lease after the
+ * claim). *n may be 0: the claim never ran, or its jobs were given back. */
+int jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out, int *n,
+                           jm_error *err);
 
 /* A lease to renew. */
 typedef struct jm_lease {
     const char *id;     /* borrowed */
     const char *queue;  /* borrowed */
-    int64_t fence;
+    const char *lease;  /* borrowed lease token */
 } jm_lease;
 
 typedef enum jm_lease_status {
@@ -106,15 +137,15 @@ int jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_
                        int *status, jm_error *err);
 
 /* jm_queue_complete commits success with result (JSON text, NULL = null).
- * JM_ERR_FENCE when the claim is stale (lost lease, canceled, done). */
-int jm_queue_complete(jm_redis *r, const char *id, int64_t fence, const char *result,
+ * JM_ERR_FENCE when the lease token is stale (lost lease, canceled, done). */
+int jm_queue_complete(jm_redis *r, const char *id, const char *lease, const char *result,
                       const jm_retention *ret, jm_error *err);
 
 /* jm_queue_fail commits a failed attempt. With attempts left and !permanent
  * the job is scheduled again after backoff_ms (*out_state = SCHEDULED); else it
  * is dead-lettered (*out_state = FAILED); a job whose cancel was requested
  * becomes canceled (*out_state = CANCELED). JM_ERR_FENCE when stale. */
-int jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error,
+int jm_queue_fail(jm_redis *r, const char *id, const char *lease, const char *error,
                   bool permanent, int64_t backoff_ms, const jm_retention *ret,
                   jm_state *out_state, jm_error *err);
 
@@ -122,16 +153,24 @@ int jm_queue_fail(jm_redis *r, const char *id, int64_t fence, const char *error,
  * gives its attempt back (drain; *out_state = QUEUED); a job whose cancel was
  * requested becomes canceled instead (*out_state = CANCELED). out_state may
  * be NULL. JM_ERR_FENCE when stale. */
-int jm_queue_release(jm_redis *r, const char *id, int64_t fence, jm_state *out_state,
+int jm_queue_release(jm_redis *r, const char *id, const char *lease, jm_state *out_state,
                      jm_error *err);
+
+/* jm_queue_abandon: the worker stopped the handler because its lease could
+ * not be renewed. While the lease still holds in Redis it is a release
+ * (attempt given back); once it ran out there, it is the janitor's lease
+ * expiry done at once (attempt spent: QUEUED, or FAILED with none left, or
+ * CANCELED when a cancel was requested). JM_ERR_FENCE when stale. */
+int jm_queue_abandon(jm_redis *r, const char *id, const char *lease, const jm_retention *ret,
+                     jm_state *out_state, jm_error *err);
 
 /* jm_queue_cancel_ack: the worker stopped a job whose cancel was requested;
  * it becomes canceled. JM_ERR_FENCE when stale. */
-int jm_queue_cancel_ack(jm_redis *r, const char *id, int64_t fence, const jm_retention *ret,
+int jm_queue_cancel_ack(jm_redis *r, const char *id, const char *lease, const jm_retention *ret,
                         jm_error *err);
 
 /* jm_queue_progress stores progress (JSON text) on a running job. */
-int jm_queue_progress(jm_redis *r, const char *id, int64_t fence, const char *progress,
+int jm_queue_progress(jm_redis *r, const char *id, const char *lease, const char *progress,
                       jm_error *err);
 
 /* ---- operator transitions ---- */
@@ -161,8 +200,12 @@ int jm_queue_promote_due(jm_redis *r, const char *queue, int batch, int *n, jm_e
 /* Queued/scheduled jobs past expires_at -> expired. */
 int jm_queue_expire_stale(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
                           int *n, jm_error *err);
-/* Terminal index entries whose record has expired -> removed (counts fixed). */
+/* Terminal index entries whose record has expired -> removed (counts fixed),
+ * by expiry time: a long retention never holds up a short one. */
 int jm_queue_purge(jm_redis *r, const char *queue, int batch, int *n, jm_error *err);
+/* Dead entries (record no longer queued) at the head of pending -> dropped,
+ * so they never stand between an idle worker and a new job. */
+int jm_queue_trim_pending(jm_redis *r, const char *queue, int batch, int *n, jm_error *err);
 
 /* ---- reads ---- */
 

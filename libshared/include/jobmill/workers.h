@@ -1,8 +1,10 @@
 /* workers.h - the registry of live workers (jm:workers ZSET + jm:worker:<id>).
  *
  * A worker registers at start, beats every heartbeat period (the beat also
- * refreshes its record's TTL), and deregisters on a clean exit. The janitor
- * prunes workers whose last beat is older than a horizon. Times are Redis's.
+ * refreshes its record's TTL, a few of its own periods and at least
+ * JM_WORKERS_TTL_MIN_MS), and deregisters on a clean exit. The janitor prunes
+ * workers whose record expired: each by its own heartbeat, not the
+ * janitor's. Times are Redis's.
  */
 #ifndef JOBMILL_WORKERS_H
 #define JOBMILL_WORKERS_H
@@ -11,6 +13,8 @@
 #include <stdint.h>
 #include "jobmill/err.h"
 #include "jobmill/redis.h"
+
+#define JM_WORKERS_TTL_MIN_MS 2000  /* the shortest record TTL a beat may set */
 
 typedef struct jm_worker_info {
     char *id;        /* owned strings */
@@ -38,8 +42,9 @@ int jm_workers_remove(jm_redis *r, const char *id, jm_error *err);
 int jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err);
 void jm_workers_list_free(jm_worker_info *v, size_t n);
 
-/* jm_workers_prune removes workers silent for more than horizon_ms; *n gets
- * how many. */
+/* jm_workers_prune removes workers whose record expired (silent for longer
+ * than the TTL of their last beat), looking only at those whose last beat is
+ * older than horizon_ms (at most 1000 a call); *n gets how many. */
 int jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err);
 
 #endif
