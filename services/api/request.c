@@ -5,12 +5,17 @@
  * Content-Length before a byte is read, and on the bytes actually read (a
  * chunked body declares nothing), so no request can make the api buffer more
  * than the limit plus one read.
+ *
+ * Bodies are parsed through libshared's jm_json_loadb, which refuses nesting
+ * deeper than JM_JSON_MAX_DEPTH before jansson recurses on this civetweb
+ * thread's small stack (400 bad_json naming the limit).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "api.h"
+#include "jobmill/json.h"
 
 #define API_READ_CHUNK 65536
 
@@ -120,8 +125,11 @@ api_req_parse_json(api_req *req, int *status)
         return NULL;
     }
     json_error_t jerr;
-    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (v == NULL)
+    json_t *v = jm_json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (v == NULL && jm_json_error_is_depth(&jerr))
+        *status = api_send_error(req, 400, "bad_json", NULL, "JSON %s at line %d column %d",
+                                 jerr.text, jerr.line, jerr.column);
+    else if (v == NULL)
         *status = api_send_error(req, 400, "bad_json", NULL,
                                  "malformed JSON at line %d column %d: %s", jerr.line,
                                  jerr.column, jerr.text);

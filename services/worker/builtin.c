@@ -8,6 +8,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "handler.h"
+#include "jobmill/json.h"
 #include "wclock.h"
 
 static void
@@ -41,7 +42,7 @@ wait_stop(const wk_job_ctx *ctx, int64_t ms)
 static void
 run_sleep(const wk_job_ctx *ctx, wk_outcome *out)
 {
-    json_t *p = json_loads(ctx->claim->payload, JSON_DECODE_ANY, NULL);
+    json_t *p = jm_json_loads(ctx->claim->payload, JSON_DECODE_ANY, NULL);
     json_t *ms = json_is_object(p) ? json_object_get(p, "ms") : NULL;
     double v = json_is_number(ms) ? json_number_value(ms) : -1;
     json_decref(p);
@@ -63,7 +64,7 @@ run_sleep(const wk_job_ctx *ctx, wk_outcome *out)
 static void
 run_fail(const wk_job_ctx *ctx, wk_outcome *out)
 {
-    json_t *p = json_loads(ctx->claim->payload, JSON_DECODE_ANY, NULL);
+    json_t *p = jm_json_loads(ctx->claim->payload, JSON_DECODE_ANY, NULL);
     json_t *msg = json_is_object(p) ? json_object_get(p, "message") : NULL;
     json_t *perm = json_is_object(p) ? json_object_get(p, "permanent") : NULL;
     wk_outcome_fail(out, json_is_true(perm), "%s",

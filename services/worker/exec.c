@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "handler.h"
+#include "jobmill/json.h"
 #include "jobmill/log.h"
 #include "spawn.h"
 #include "wclock.h"
@@ -334,7 +335,8 @@ permanent_code(const jm_cfg_handler *h, int code)
     return 0;
 }
 
-/* result_json parses stdout: empty (or blank) is null; else a JSON value. */
+/* result_json parses stdout: empty (or blank) is null; else a JSON value
+ * nested at most JM_JSON_MAX_DEPTH deep (deeper fails the job for good). */
 static void
 result_json(pump *p, wk_outcome *out, const char *tail)
 {
@@ -346,7 +348,13 @@ result_json(pump *p, wk_outcome *out, const char *tail)
         return;
     }
     json_error_t je;
-    json_t *v = json_loadb(p->out, p->out_len, JSON_DECODE_ANY, &je);
+    json_t *v = jm_json_loadb(p->out, p->out_len, JSON_DECODE_ANY, &je);
+    if (v == NULL && jm_json_error_is_depth(&je)) {
+        /* Like an oversize result: the same output would be refused again. */
+        wk_outcome_fail(out, true, "stdout is JSON %s (line %d, column %d)%s%s", je.text,
+                        je.line, je.column, tail[0] ? ": " : "", tail);
+        return;
+    }
     if (v == NULL) {
         wk_outcome_fail(out, false, "stdout is not valid JSON (%s)%s%s", je.text,
                         tail[0] ? ": " : "", tail);

@@ -131,7 +131,8 @@ json_t *jm_job_to_json(const jm_job *job);
 #define JM_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(16))
 
 /* jm_json_parse_text parses JSON text (any value, "null" for NULL) into a new
- * reference, or JSON null when text is not valid JSON. */
+ * reference, or JSON null when text is not valid JSON or nests deeper than
+ * JM_JSON_MAX_DEPTH (jobmill/json.h). */
 json_t *jm_json_parse_text(const char *text);
 
 /* jm_ms_to_json: epoch ms -> seconds with a millisecond fraction, or null. */
