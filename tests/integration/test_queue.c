@@ -825,3 +825,261 @@ Test(queue, full_redis_is_transient_not_a_bad_reply)
     jm_job_spec_clear(&spec);
     json_decref(b);
 }
+
+/* ---- issue 9 regressions: dead pending entries, lost writes, lost replies,
+ * the worker giving up a lease ---- */
+
+/* Runs a raw command and frees its reply; the test fails on an error. */
+static void
+raw(const char *fmt, const char *arg)
+{
+    redisReply *rep = jm_redis_command(r, &err, fmt, arg);
+    cr_assert_not_null(rep, "%s", err.msg);
+    cr_assert_neq(rep->type, REDIS_REPLY_ERROR, "%s", rep->str);
+    freeReplyObject(rep);
+}
+
+/* Pushes n ids without a record (as canceled or expired jobs leave them)
+ * onto queue's pending list. */
+static void
+push_dead(const char *queue, int n)
+{
+    char tag[JM_TAG_LEN + 1], key[160];
+    jm_slot_tag(queue, tag);
+    snprintf(key, sizeof(key), "jm:{%s}:q:%s:pending", tag, queue);
+    for (int i = 0; i < n; i += 1000) {
+        const char *argv[1002] = {"RPUSH", key};
+        char ids[1000][32];
+        int k = 0;
+        for (; k < 1000 && i + k < n; k++) {
+            snprintf(ids[k], sizeof(ids[k]), "%sdead%08d", tag, i + k);
+            argv[2 + k] = ids[k];
+        }
+        redisReply *rep = jm_redis_command_argv(r, &err, 2 + k, argv, NULL);
+        cr_assert_not_null(rep, "%s", err.msg);
+        freeReplyObject(rep);
+    }
+}
+
+static long long
+pending_len(const char *queue)
+{
+    char tag[JM_TAG_LEN + 1], key[160];
+    jm_slot_tag(queue, tag);
+    snprintf(key, sizeof(key), "jm:{%s}:q:%s:pending", tag, queue);
+    redisReply *rep = jm_redis_command(r, &err, "LLEN %s", key);
+    cr_assert_not_null(rep);
+    long long n = rep->integer;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* Issue 9.3: 100,000 dead entries in front of a new job. One claim call
+ * drops a bounded number and says "more"; following it reaches the job in
+ * a bounded number of calls (before: the call answered "nothing" and the
+ * worker went back to a 1 s blocking wait, ~100 s for this list). */
+Test(queue, claim_keeps_going_past_dead_entries)
+{
+    push_dead("default", 100000);
+    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_claim_call call = {.queue = "default", .max = 1, .lease_ms = 10000, .worker_id = "w"};
+    jm_claim c[1];
+    int n = 0, calls = 0;
+    do {
+        cr_assert_eq(jm_queue_claim(r, &call, c, &n, &err), JM_OK, "%s", err.msg);
+        calls++;
+        cr_assert(n == 1 || call.more, "an empty claim must say more while dead entries remain");
+    } while (n == 0 && calls < 1000);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(c[0].id, e.id);
+    cr_assert_leq(calls, 101, "each call drops about a thousand dead entries (%d calls)", calls);
+    cr_assert(!call.more);
+    cr_assert_eq(pending_len("default"), 0);
+    jm_claim_clear(&c[0]);
+}
+
+/* Issue 9.3: the janitor's trim drops dead entries from the head of pending
+ * and stops at the first live one, so nothing stands in front of a new job. */
+Test(queue, trim_pending_drops_dead_head_only)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\"}");
+    cr_assert_eq(jm_queue_cancel(r, a.id, &ret, &err), JM_OK);
+    push_dead("default", 2500);
+    jm_enqueue_result live = submit("{\"type\":\"t\"}");
+    push_dead("default", 10);
+    int n = -1, total = 0;
+    do {
+        cr_assert_eq(jm_queue_trim_pending(r, "default", 1000, &n, &err), JM_OK, "%s", err.msg);
+        total += n;
+    } while (n == 1000);
+    cr_assert_eq(total, 2501);
+    cr_assert_eq(pending_len("default"), 11, "the live job and what lies behind it stay");
+    jm_claim c = claim_one("default", 10000);
+    cr_assert_str_eq(c.id, live.id);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    jm_claim_clear(&c);
+}
+
+static void
+setup_debug(void)
+{
+    static const char *const extra[] = {"--enable-debug-command", "yes", NULL};
+    jm_test_redis_start(&srv, extra);
+    r = jm_test_redis_connect(&srv);
+}
+
+/* Issue 9.6: Redis loses the claim (a restart from an older snapshot, a
+ * lagging replica promoted): the job is queued again and the fence counter
+ * rolled back. The next claim must get a strictly greater fence and a new
+ * lease token, and the first holder's token must be refused everywhere. */
+Test(queue, lost_claim_cannot_be_forged, .init = setup_debug)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    raw("SAVE", NULL);                                     /* the pre-claim snapshot */
+    jm_claim first = claim_one("default", 60000);
+    raw("DEBUG RELOAD NOSAVE", NULL);                      /* Redis lost the claim */
+    cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
+    jm_claim second = claim_one("default", 60000);
+    cr_assert_str_eq(second.id, first.id);
+    cr_assert_gt(second.fence, first.fence, "fences keep growing across the loss");
+    cr_assert_str_neq(second.lease, first.lease);
+    cr_assert_eq(second.attempt, 1);
+    jm_lease l = {.id = first.id, .queue = "default", .lease = first.lease};
+    int st = -1;
+    cr_assert_eq(jm_queue_heartbeat(r, &l, 1, 60000, &st, &err), JM_OK);
+    cr_assert_eq(st, JM_LEASE_LOST, "the first holder's heartbeat is refused");
+    cr_assert_eq(jm_queue_complete(r, first.id, first.lease, "\"zombie\"", &ret, &err),
+                 JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_progress(r, first.id, first.lease, "{}", &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_release(r, first.id, first.lease, NULL, &err), JM_ERR_FENCE);
+    cr_assert_eq(jm_queue_complete(r, second.id, second.lease, "\"ok\"", &ret, &err), JM_OK);
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, e.id, &j, &err), JM_OK);
+    cr_assert_eq(j.status, JM_STATE_SUCCEEDED);
+    cr_assert_eq(j.fence, second.fence);
+    jm_job_clear(&j);
+    jm_claim_clear(&first);
+    jm_claim_clear(&second);
+}
+
+/* Fences are plain integers above Redis's clock in microseconds, and grow
+ * by one per claim within a call. */
+Test(queue, fences_grow_above_redis_clock)
+{
+    for (int i = 0; i < 3; i++)
+        submit("{\"type\":\"t\"}");
+    int64_t before_us = jm_redis_time_ms(r, &err) * 1000;
+    jm_claim c[3];
+    int n = 0;
+    cr_assert_eq(jm_test_claim(r, "default", 3, 10000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_geq(c[0].fence, before_us);
+    cr_assert_eq(c[1].fence, c[0].fence + 1);
+    cr_assert_eq(c[2].fence, c[1].fence + 1);
+    char want[64];
+    snprintf(want, sizeof(want), "%lld-", (long long)c[0].fence);
+    cr_assert_eq(strncmp(c[0].lease, want, strlen(want)), 0, "token %s", c[0].lease);
+    for (int i = 0; i < 3; i++)
+        jm_claim_clear(&c[i]);
+}
+
+/* Issue 9.7: a claim ran but its reply was lost. Recovery by the call's
+ * nonce hands the same jobs back (same fence and token, no new attempt);
+ * with max_attempts 1 the job then succeeds instead of being dead-lettered
+ * by the lease expiry. */
+Test(queue, claim_recover_after_lost_reply)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    jm_enqueue_result b = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    jm_claim_call call = {.queue = "default", .max = 4, .lease_ms = 60000, .worker_id = "w"};
+    jm_claim lost[4];
+    int n = 0;
+    cr_assert_eq(jm_queue_claim(r, &call, lost, &n, &err), JM_OK);
+    cr_assert_eq(n, 2);
+    for (int i = 0; i < n; i++) /* the reply never reached the claimer */
+        jm_claim_clear(&lost[i]);
+    jm_claim got[4];
+    cr_assert_eq(jm_queue_claim_recover(r, &call, got, &n, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(got[0].id, a.id);
+    cr_assert_str_eq(got[1].id, b.id);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(got[i].attempt, 1);
+        cr_assert_str_eq(got[i].type, "t");
+        cr_assert_eq(jm_queue_complete(r, got[i].id, got[i].lease, "1", &ret, &err), JM_OK);
+        jm_claim_clear(&got[i]);
+    }
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, a.id, &j, &err), JM_OK);
+    cr_assert_eq(j.status, JM_STATE_SUCCEEDED);
+    cr_assert_eq(j.attempts, 1);
+    jm_job_clear(&j);
+    /* a receipt is used once; another nonce recovers nothing */
+    cr_assert_eq(jm_queue_claim_recover(r, &call, got, &n, &err), JM_OK);
+    cr_assert_eq(n, 0);
+}
+
+/* Issue 9.7: recovery never hands out a job someone else holds now. */
+Test(queue, claim_recover_skips_jobs_claimed_since)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_claim_call call = {.queue = "default", .max = 1, .lease_ms = 1, .worker_id = "w"};
+    jm_claim lost[1];
+    int n = 0;
+    cr_assert_eq(jm_queue_claim(r, &call, lost, &n, &err), JM_OK);
+    cr_assert_eq(n, 1);
+    jm_claim_clear(&lost[0]);
+    int req = 0, failed = 0;
+    JM_TEST_WAIT_UNTIL(requeue(&req, &failed) == 1, 5000, "the 1 ms lease expired");
+    jm_claim other = claim_one("default", 60000);
+    cr_assert_str_eq(other.id, e.id);
+    jm_claim got[1];
+    call.lease_ms = 60000;
+    cr_assert_eq(jm_queue_claim_recover(r, &call, got, &n, &err), JM_OK);
+    cr_assert_eq(n, 0, "the job is someone else's now");
+    jm_claim_clear(&other);
+}
+
+/* Issue 9.8: a worker that stopped a handler because renewals failed hands
+ * the job back at once. While the lease still holds in Redis the attempt is
+ * given back; once it ran out there the attempt stays spent, as the
+ * janitor's lease expiry would count it (none left: dead-lettered). */
+Test(queue, abandon_gives_back_while_the_lease_holds)
+{
+    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    jm_claim c = claim_one("default", 60000);
+    jm_state st = JM_STATE_UNKNOWN;
+    cr_assert_eq(jm_queue_abandon(r, c.id, c.lease, &ret, &st, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(st, JM_STATE_QUEUED);
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, e.id, &j, &err), JM_OK);
+    cr_assert_eq(j.status, JM_STATE_QUEUED);
+    cr_assert_eq(j.attempts, 0);
+    jm_job_clear(&j);
+    cr_assert_eq(jm_queue_abandon(r, c.id, c.lease, &ret, &st, &err), JM_ERR_FENCE);
+    jm_claim_clear(&c);
+}
+
+Test(queue, abandon_after_redis_lease_ran_out_spends_the_attempt)
+{
+    jm_enqueue_result a = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    jm_enqueue_result b = submit("{\"type\":\"t\",\"max_attempts\":2}");
+    jm_claim ca = claim_one("default", 1), cb = claim_one("default", 1);
+    int64_t t0 = jm_redis_time_ms(r, &err);
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) > t0 + 2, 5000, "the 1 ms leases ran out");
+    jm_state st = JM_STATE_UNKNOWN;
+    cr_assert_eq(jm_queue_abandon(r, ca.id, ca.lease, &ret, &st, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(st, JM_STATE_FAILED);
+    cr_assert_eq(state_of(a.id), JM_STATE_FAILED);
+    cr_assert_eq(jm_queue_abandon(r, cb.id, cb.lease, &ret, &st, &err), JM_OK);
+    cr_assert_eq(st, JM_STATE_QUEUED);
+    jm_job j;
+    cr_assert_eq(jm_queue_get(r, b.id, &j, &err), JM_OK);
+    cr_assert_eq(j.attempts, 1);
+    jm_job_clear(&j);
+    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 0);
+    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 1);
+    cr_assert_eq(count_of("default", JM_STATE_FAILED), 1);
+    jm_claim_clear(&ca);
+    jm_claim_clear(&cb);
+}
