@@ -18,6 +18,7 @@ Run by tests/containers/run, which builds the images first. Environment:
   JOBMILL_IMAGE_TAG  tag of the images under test (default dev)
   CONTAINERS_CONF    podman settings (the runner sets scripts/lib/containers.conf)
 """
+import atexit
 import json
 import os
 import subprocess
@@ -102,6 +103,17 @@ class Container:
         podman("rm", "-f", "-t", "0", self.name, check=False)
 
 
+def remove_stale_containers():
+    """Removes the containers of earlier runs whose test process is gone
+    (an interrupted run leaves them behind); never another live run's."""
+    p = podman("ps", "-a", "--filter", "label=" + LABEL, "--format", "{{.Names}}", check=False)
+    for name in p.stdout.split():
+        parts = name.split("-")
+        if len(parts) > 2 and parts[0] == "jmct" and parts[1].isdigit() \
+                and not os.path.exists("/proc/" + parts[1]):
+            podman("rm", "-f", "-t", "0", name, check=False)
+
+
 class ContainerTest(unittest.TestCase):
     containers = []
 
@@ -152,6 +164,8 @@ class ContainerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
+        remove_stale_containers()
+        atexit.register(cls.tearDownClass)  # also when interrupted
         t0 = time.monotonic()
         build(REDIS_IMAGE, os.path.join(HERE, "redis"))
         build(PYTHON_IMAGE, os.path.join(ROOT, "examples", "python-worker"),
