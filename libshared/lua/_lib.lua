@@ -18,8 +18,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Key names (the C side's twin is src/keys.c): a job record, a queue's
+-- structure, a claim receipt (same slot); the global keys.
 local function jkey(id) return SP .. 'job:' .. id end
 local function qkey(q, what) return SP .. 'q:' .. q .. ':' .. what end
+local function rkey(nonce) return SP .. 'receipt:' .. nonce end
+local function idem_key(k) return GP .. 'idem:' .. k end
+local function queues_key() return GP .. 'queues' end
+local function workers_key() return GP .. 'workers' end
+local function worker_key(id) return GP .. 'worker:' .. id end
+-- another job's record, from its id alone (its tag is the id's first 4 chars)
+local function any_jkey(id) return GP .. '{' .. string.sub(id, 1, 4) .. '}:job:' .. id end
 
 -- counts is exact: every script that moves a job moves its count with it.
 local function count(q, state, d) redis.call('HINCRBY', qkey(q, 'counts'), state, d) end
@@ -65,8 +74,8 @@ local function terminal(id, q, from, to, now)
   end
   redis.call('EXPIRE', jk, ttl)
   redis.call('ZADD', qkey(q, 'purge'), now + ttl * 1000, to .. '|' .. id)
-  if f[2] then redis.call('EXPIRE', GP .. 'idem:' .. f[2], ttl) end
-  redis.call('PUBLISH', GP .. 'done', id)
+  if f[2] then redis.call('EXPIRE', idem_key(f[2]), ttl) end
+  redis.call('PUBLISH', GP .. 'done', id)  -- the done channel
 end
 
 -- held returns the job's queue when it is running under the lease token

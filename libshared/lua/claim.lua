@@ -72,7 +72,7 @@ while claimed < max do
 end
 if claimed > 0 then
   redis.call('SET', fk, int(last))
-  redis.call('SET', SP .. 'receipt:' .. nonce, table.concat(ids, ','), 'PX', lease)
+  redis.call('SET', rkey(nonce), table.concat(ids, ','), 'PX', lease)
 end
 out[#out + 1] = now
 out[#out + 1] = more

@@ -7,7 +7,7 @@
 -- time); the receipt is deleted. Returns the claim layout: 10 entries per
 -- job, then now, then 0.
 local q, lease, nonce = ARGV[4], tonumber(ARGV[5]), ARGV[6]
-local rk = SP .. 'receipt:' .. nonce
+local rk = rkey(nonce)
 local list = redis.call('GET', rk)
 local now = now_ms()
 local out = {}

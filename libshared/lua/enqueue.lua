@@ -6,9 +6,9 @@
 -- so a submit needs no second round trip to answer with the stored job.
 local id, q, idem = ARGV[4], ARGV[5], ARGV[14]
 if idem ~= '' then
-  local existing = redis.call('GET', GP .. 'idem:' .. idem)
+  local existing = redis.call('GET', idem_key(idem))
   if existing then
-    local rec = redis.call('HGETALL', GP .. '{' .. string.sub(existing, 1, 4) .. '}:job:' .. existing)
+    local rec = redis.call('HGETALL', any_jkey(existing))
     if #rec > 0 then
       table.insert(rec, 1, existing)
       table.insert(rec, 1, 0)
@@ -17,8 +17,8 @@ if idem ~= '' then
   end
 end
 local maxq = tonumber(ARGV[15])
-if maxq > 0 and redis.call('SISMEMBER', GP .. 'queues', q) == 0
-   and redis.call('SCARD', GP .. 'queues') >= maxq then
+if maxq > 0 and redis.call('SISMEMBER', queues_key(), q) == 0
+   and redis.call('SCARD', queues_key()) >= maxq then
   return {-1, 'max_queues'}
 end
 local now = now_ms()
@@ -33,7 +33,7 @@ redis.call('HSET', jk, 'queue', q, 'type', ARGV[6], 'payload', ARGV[7], 'status'
   'run_at', run_at, 'result_ttl', ARGV[13], 'cancel', 0)
 if idem ~= '' then
   redis.call('HSET', jk, 'idem', idem)
-  redis.call('SET', GP .. 'idem:' .. idem, id)
+  redis.call('SET', idem_key(idem), id)
 end
 local exp = tonumber(ARGV[12])
 if exp > 0 then
@@ -46,7 +46,7 @@ if status == 'queued' then
 else
   redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
 end
-redis.call('SADD', GP .. 'queues', q)
+redis.call('SADD', queues_key(), q)
 count(q, status, 1)
 local rec = redis.call('HGETALL', jk)
 table.insert(rec, 1, id)

@@ -9,7 +9,7 @@ if not (f[1] == 'failed' or f[1] == 'canceled' or f[1] == 'expired') then return
 local q = f[2]
 leave(id, q, f[1])
 redis.call('PERSIST', jk)
-if f[3] then redis.call('PERSIST', GP .. 'idem:' .. f[3]) end
+if f[3] then redis.call('PERSIST', idem_key(f[3])) end
 redis.call('HSET', jk, 'status', 'queued', 'attempts', 0, 'cancel', 0, 'run_at', now_ms())
 redis.call('HDEL', jk, 'finished', 'result', 'error', 'started', 'expires_at')
 redis.call('RPUSH', qkey(q, 'pending'), id)

@@ -5,11 +5,11 @@
 -- Candidates are workers whose last beat is older than ARGV[4] ms (the
 -- smallest TTL any worker sets), at most 1000 per call. Returns the count.
 local horizon = now_ms() - tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', GP .. 'workers', '-inf', horizon, 'LIMIT', 0, 1000)
+local ids = redis.call('ZRANGEBYSCORE', workers_key(), '-inf', horizon, 'LIMIT', 0, 1000)
 local n = 0
 for _, id in ipairs(ids) do
-  if redis.call('EXISTS', GP .. 'worker:' .. id) == 0 then
-    redis.call('ZREM', GP .. 'workers', id)
+  if redis.call('EXISTS', worker_key(id)) == 0 then
+    redis.call('ZREM', workers_key(), id)
     n = n + 1
   end
 end

@@ -11,6 +11,8 @@
 #include <string.h>
 #include "jobmill/pubsub.h"
 #include "jobmill/queue.h"
+#include "keys.h"
+#include "redis_raw.h"
 
 /* elem_is names whether array element i of rep is the string s. */
 static bool
@@ -37,8 +39,8 @@ jm_pubsub_subscribe_done(jm_redis *r, jm_error *err)
     if (jm_redis_connect(r, err) != JM_OK)
         return JM_ERR_REDIS;
     redisContext *c = jm_redis_context(r);
-    char chan[160];
-    jm_keys_done_channel(r, chan, sizeof(chan));
+    jm_keybuf chan;
+    jm_key_done(chan, r);
     const char *argv[2] = {"SUBSCRIBE", chan};
     if (redisAppendCommandArgv(c, 2, argv, NULL) != REDIS_OK)
         return failed(r, err, "subscribe");

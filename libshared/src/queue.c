@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include "jobmill/queue.h"
+#include "keys.h"
 #include "reply.h"
 
 #define ARGS_MAX 16
@@ -17,8 +18,8 @@
 
 /* The arguments every script starts with (see lua/_lib.lua). */
 typedef struct script_call {
-    char slot[128];     /* KEYS[1] "<prefix>:{<tag>}:" */
-    char global[96];    /* ARGV[1] "<prefix>:" */
+    jm_keybuf slot;     /* KEYS[1] "<prefix>:{<tag>}:" */
+    jm_keybuf global;   /* ARGV[1] "<prefix>:" */
     char rttl[24], fttl[24];
     const char *args[ARGS_MAX];
     size_t lens[ARGS_MAX];
@@ -43,12 +44,11 @@ call_init(script_call *c, const jm_redis *r, const char *tag, const jm_retention
 {
     if (ret == NULL)
         ret = &default_ret;
-    const char *p = jm_redis_prefix(r);
     if (tag != NULL)
-        snprintf(c->slot, sizeof(c->slot), "%s:{%.4s}:", p, tag);
+        jm_key_slot(c->slot, r, tag);
     else
-        snprintf(c->slot, sizeof(c->slot), "%s:", p);
-    snprintf(c->global, sizeof(c->global), "%s:", p);
+        jm_key_global(c->slot, r);
+    jm_key_global(c->global, r);
     snprintf(c->rttl, sizeof(c->rttl), "%d",
              ret->result_ttl_s > 0 ? ret->result_ttl_s : default_ret.result_ttl_s);
     snprintf(c->fttl, sizeof(c->fttl), "%d",
@@ -177,8 +177,8 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
 {
     if (max_queues <= 0)
         return JM_OK;
-    char key[128];
-    snprintf(key, sizeof(key), "%s:queues", jm_redis_prefix(r));
+    jm_keybuf key;
+    jm_key_queues(key, r);
     redisReply *rep = jm_redis_command(r, err, "SCARD %s", key);
     if (rep == NULL)
         return jm__err_code(err);

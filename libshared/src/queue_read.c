@@ -5,13 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/queue.h"
+#include "keys.h"
 #include "reply.h"
-
-static void
-job_key(const jm_redis *r, const char *id, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s:{%.4s}:job:%s", jm_redis_prefix(r), id, id);
-}
 
 /* Fills job from an HGETALL reply. */
 static int
@@ -36,8 +31,8 @@ jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err)
     out->status = JM_STATE_UNKNOWN;
     if (!jm_id_valid(id))
         return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "job %s not found", id);
-    char key[160];
-    job_key(r, id, key, sizeof(key));
+    jm_keybuf key;
+    jm_key_job(key, r, id);
     const char *argv[2] = {"HGETALL", key};
     redisReply *rep = jm_redis_command_argv(r, err, 2, argv, NULL);
     if (rep == NULL)
@@ -60,8 +55,8 @@ jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bo
         memset(&out[i], 0, sizeof(out[i]));
         out[i].status = JM_STATE_UNKNOWN;
         found[i] = false;
-        char key[160];
-        job_key(r, jm_id_valid(ids[i]) ? ids[i] : "0000-invalid", key, sizeof(key));
+        jm_keybuf key;
+        jm_key_job(key, r, jm_id_valid(ids[i]) ? ids[i] : "0000-invalid");
         const char *argv[2] = {"HGETALL", key};
         if (redisAppendCommandArgv(ctx, 2, argv, NULL) != REDIS_OK) {
             jm_redis_drop(r);
@@ -130,8 +125,8 @@ cmp_str(const void *a, const void *b)
 int
 jm_queue_names(jm_redis *r, char ***names, size_t *n, jm_error *err)
 {
-    char key[128];
-    snprintf(key, sizeof(key), "%s:queues", jm_redis_prefix(r));
+    jm_keybuf key;
+    jm_key_queues(key, r);
     const char *argv[2] = {"SMEMBERS", key};
     redisReply *rep = jm_redis_command_argv(r, err, 2, argv, NULL);
     if (rep == NULL)
@@ -150,10 +145,9 @@ static redisReply *
 queue_script(jm_redis *r, const char *script, const char *queue, const char **extra, int n_extra,
              jm_error *err)
 {
-    char tag[JM_TAG_LEN + 1], slot[128], global[96];
-    jm_slot_tag(queue, tag);
-    snprintf(slot, sizeof(slot), "%s:{%s}:", jm_redis_prefix(r), tag);
-    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    jm_keybuf slot, global;
+    jm_key_queue_slot(slot, r, queue);
+    jm_key_global(global, r);
     const char *keys[1] = {slot};
     const char *args[12] = {global, "0", "0", queue};
     int na = 4;
@@ -225,11 +219,4 @@ jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cu
     }
     freeReplyObject(rep);
     return rc;
-}
-
-const char *
-jm_keys_done_channel(const jm_redis *r, char *buf, size_t len)
-{
-    snprintf(buf, len, "%s:done", jm_redis_prefix(r));
-    return buf;
 }

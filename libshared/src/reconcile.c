@@ -8,6 +8,7 @@
 #include "jobmill/job.h"
 #include "jobmill/queue.h"
 #include "jobmill/reconcile.h"
+#include "keys.h"
 #include "reply.h"
 
 /* Pending lists longer than this are not walked (LRANGE at an offset and
@@ -83,8 +84,8 @@ static redisReply *
 run(jm_redis *r, const char *slot, const char *const *extra, int n_extra, size_t min_elems,
     jm_error *err)
 {
-    char global[96];
-    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    jm_keybuf global;
+    jm_key_global(global, r);
     const char *keys[1] = {slot};
     const char *args[12] = {global, "0", "0"};
     int na = 3;
@@ -101,55 +102,14 @@ run(jm_redis *r, const char *slot, const char *const *extra, int n_extra, size_t
     return rep;
 }
 
-static void
-queue_slot(const jm_redis *r, const char *queue, char *slot, size_t len)
-{
-    char tag[JM_TAG_LEN + 1];
-    jm_slot_tag(queue, tag);
-    snprintf(slot, len, "%s:{%s}:", jm_redis_prefix(r), tag);
-}
-
 /* ---- records: SCAN the job keys, check each with one pipelined script ---- */
-
-/* Writes the SCAN MATCH pattern of job keys, the prefix's glob characters
- * escaped. */
-static void
-record_pattern(const char *prefix, char *out, size_t len)
-{
-    size_t o = 0;
-    for (const char *p = prefix; *p != '\0' && o + 2 < len; p++) {
-        if (strchr("*?[]\\", *p) != NULL)
-            out[o++] = '\\';
-        out[o++] = *p;
-    }
-    out[o] = '\0';
-    snprintf(out + o, len - o, ":{*}:job:*");
-}
-
-/* If key is "<prefix>:{tag}:job:<id>" with a valid id of that tag, writes the
- * slot prefix into slot and returns the id inside key; else NULL. */
-static const char *
-record_id(const char *prefix, const char *key, char *slot, size_t slot_len)
-{
-    size_t pl = strlen(prefix);
-    if (strncmp(key, prefix, pl) != 0 || strncmp(key + pl, ":{", 2) != 0)
-        return NULL;
-    const char *tag = key + pl + 2;
-    if (strlen(tag) < JM_TAG_LEN + 6 + JM_ID_LEN || strncmp(tag + JM_TAG_LEN, "}:job:", 6) != 0)
-        return NULL;
-    const char *id = tag + JM_TAG_LEN + 6;
-    if (!jm_id_valid(id) || strncmp(id, tag, JM_TAG_LEN) != 0)
-        return NULL;
-    snprintf(slot, slot_len, "%.*s", (int)(pl + 2 + JM_TAG_LEN + 2), key);
-    return id;
-}
 
 static int
 records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *err)
 {
-    const char *prefix = jm_redis_prefix(r);
-    char pattern[256], count[16], maxlen[16];
-    record_pattern(prefix, pattern, sizeof(pattern));
+    jm_keybuf pattern;
+    char count[16], maxlen[16];
+    jm_key_job_pattern(pattern, r);
     snprintf(count, sizeof(count), "%d", rec->slice);
     snprintf(maxlen, sizeof(maxlen), "%d", rec->counts_max);
     const char *scan[6] = {"SCAN", rec->scan_cursor, "MATCH", pattern, "COUNT", count};
@@ -162,15 +122,15 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
         freeReplyObject(rep);
         return jm_error_set(err, JM_ERR_REPLY, NULL, "SCAN: unexpected reply");
     }
-    char global[96];
-    snprintf(global, sizeof(global), "%s:", prefix);
+    jm_keybuf global;
+    jm_key_global(global, r);
     const redisReply *keys = rep->element[1];
     int rc = JM_OK, sent = 0;
     for (size_t i = 0; i < keys->elements && rc == JM_OK; i++) {
-        char slot[128];
+        jm_keybuf slot;
         const char *key = keys->element[i]->type == REDIS_REPLY_STRING ? keys->element[i]->str
                                                                          : "";
-        const char *id = record_id(prefix, key, slot, sizeof(slot));
+        const char *id = jm_key_parse_job(slot, r, key);
         if (id == NULL)
             continue;
         const char *kv[1] = {slot};
@@ -231,8 +191,9 @@ static int
 queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *err)
 {
     const char *q = rec->queues[rec->qi];
-    char slot[128], a[3][32];
-    queue_slot(r, q, slot, sizeof(slot));
+    jm_keybuf slot;
+    char a[3][32];
+    jm_key_queue_slot(slot, r, q);
     redisReply *rep = NULL;
     switch (rec->phase) {
     case PHASE_SMALL: {

@@ -1,29 +1,16 @@
-/* redis.c - one Redis connection with lazy (re)connect, capped backoff,
- * checked replies and EVALSHA of the embedded scripts. See redis.h. */
-#include <errno.h>
-#include <pthread.h>
+/* redis.c - one Redis connection: lazy (re)connect with capped backoff,
+ * checked replies, plain commands and pipelines. The embedded scripts live
+ * in redis_script.c, the readiness policy in redis_ready.c. See redis.h and
+ * redis_raw.h. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "jobmill/redis.h"
-#include "scripts.h"
+#include "redis_raw.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define MAX_SCRIPTS 64
-
-struct jm_redis {
-    redisContext *ctx;
-    jm_redis_url url;
-    char *prefix;
-    int timeout_ms;
-    int read_timeout_ms; /* command timeout; 0 = timeout_ms (kept across reconnects) */
-    int backoff_ms;      /* current reconnect backoff; 0 = none */
-    int64_t next_try_ms; /* monotonic: no connect attempt before this */
-    int pipe_pending;    /* replies still to read in a pipeline */
-};
 
 /* The process-wide latency observer (jm_redis_set_latency_hook). */
 static jm_redis_latency_fn latency_hook;
@@ -36,8 +23,8 @@ jm_redis_set_latency_hook(jm_redis_latency_fn fn, void *user)
     latency_hook = fn;
 }
 
-static int64_t
-mono_us(void)
+int64_t
+jm__mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -47,20 +34,15 @@ mono_us(void)
 /* Reports one synchronous round trip of r, begun at start_us, to the hook;
  * blocking commands (a read timeout override is set: BLPOP) wait on purpose
  * and are not round trips. */
-static void
-observe(const jm_redis *r, int64_t start_us)
+void
+jm__redis_observe(const jm_redis *r, int64_t start_us)
 {
     if (latency_hook != NULL && r->read_timeout_ms == 0)
-        latency_hook(latency_user, (double)(mono_us() - start_us) / 1e6);
+        latency_hook(latency_user, (double)(jm__mono_us() - start_us) / 1e6);
 }
 
-/* SHA1 of every script, filled by SCRIPT LOAD; the same on every server, so
- * one table serves every connection. */
-static char script_sha[MAX_SCRIPTS][41];
-static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int64_t
-mono_ms(void)
+int64_t
+jm__mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -166,8 +148,8 @@ jm_redis_context(jm_redis *r)
     return r->ctx;
 }
 
-static struct timeval
-tv_ms(int ms)
+struct timeval
+jm__tv_ms(int ms)
 {
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
@@ -188,7 +170,7 @@ jm_redis_drop(jm_redis *r)
         return;
     }
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
-    r->next_try_ms = mono_ms() + r->backoff_ms;
+    r->next_try_ms = jm__mono_ms() + r->backoff_ms;
 }
 
 void
@@ -196,7 +178,7 @@ jm_redis_set_read_timeout(jm_redis *r, int timeout_ms)
 {
     r->read_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
     if (r->ctx != NULL)
-        redisSetTimeout(r->ctx, tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
+        redisSetTimeout(r->ctx, jm__tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
 }
 
 /* transient_error tells whether an error reply passes by itself. */
@@ -214,8 +196,8 @@ transient_error(const char *msg)
 
 /* Checks a reply from a synchronous call on ctx. Returns the reply (new) or
  * NULL with err set; drops the connection on I/O errors. */
-static redisReply *
-check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *what)
+redisReply *
+jm__redis_check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *what)
 {
     if (rep == NULL) {
         jm_error_set(err, JM_ERR_REDIS, NULL, "redis %s: %s", what,
@@ -235,47 +217,16 @@ check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *what)
     return rep;
 }
 
-static int
-script_index(const char *name)
-{
-    for (int i = 0; jm_script_sources[i].name != NULL && i < MAX_SCRIPTS; i++)
-        if (strcmp(jm_script_sources[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
-/* Loads script i on the current connection and records its SHA1. */
-static int
-load_script(jm_redis *r, int i, jm_error *err)
-{
-    redisReply *rep = check_reply(
-        r, redisCommand(r->ctx, "SCRIPT LOAD %s", jm_script_sources[i].source), err,
-        "SCRIPT LOAD");
-    if (rep == NULL)
-        return err != NULL ? err->code : JM_ERR_REDIS;
-    if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-        freeReplyObject(rep);
-        return jm_error_set(err, JM_ERR_REPLY, NULL, "SCRIPT LOAD %s: bad reply",
-                            jm_script_sources[i].name);
-    }
-    pthread_mutex_lock(&sha_lock);
-    memcpy(script_sha[i], rep->str, 40);
-    script_sha[i][40] = '\0';
-    pthread_mutex_unlock(&sha_lock);
-    freeReplyObject(rep);
-    return JM_OK;
-}
-
 int
 jm_redis_connect(jm_redis *r, jm_error *err)
 {
     if (r->ctx != NULL)
         return JM_OK;
-    if (r->next_try_ms != 0 && mono_ms() < r->next_try_ms)
+    if (r->next_try_ms != 0 && jm__mono_ms() < r->next_try_ms)
         return jm_error_set(err, JM_ERR_REDIS, NULL,
                             "redis %s:%d unreachable (next reconnect in %lld ms)", r->url.host,
-                            r->url.port, (long long)(r->next_try_ms - mono_ms()));
-    redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, tv_ms(r->timeout_ms));
+                            r->url.port, (long long)(r->next_try_ms - jm__mono_ms()));
+    redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, jm__tv_ms(r->timeout_ms));
     if (c == NULL || c->err) {
         jm_error_set(err, JM_ERR_REDIS, NULL, "redis connect %s:%d: %s", r->url.host,
                      r->url.port, c != NULL ? c->errstr : "out of memory");
@@ -284,7 +235,7 @@ jm_redis_connect(jm_redis *r, jm_error *err)
         jm_redis_drop(r);
         return JM_ERR_REDIS;
     }
-    redisSetTimeout(c, tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
+    redisSetTimeout(c, jm__tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
     redisEnableKeepAlive(c);
     r->ctx = c;
     redisReply *rep = NULL;
@@ -293,18 +244,17 @@ jm_redis_connect(jm_redis *r, jm_error *err)
             rep = redisCommand(c, "AUTH %s %s", r->url.user, r->url.password);
         else
             rep = redisCommand(c, "AUTH %s", r->url.password);
-        if ((rep = check_reply(r, rep, err, "AUTH")) == NULL)
+        if ((rep = jm__redis_check_reply(r, rep, err, "AUTH")) == NULL)
             goto failed;
         freeReplyObject(rep);
     }
     if (r->url.db != 0) {
-        if ((rep = check_reply(r, redisCommand(c, "SELECT %d", r->url.db), err, "SELECT")) == NULL)
+        if ((rep = jm__redis_check_reply(r, redisCommand(c, "SELECT %d", r->url.db), err, "SELECT")) == NULL)
             goto failed;
         freeReplyObject(rep);
     }
-    for (int i = 0; jm_script_sources[i].name != NULL && i < MAX_SCRIPTS; i++)
-        if (load_script(r, i, err) != JM_OK)
-            goto failed;
+    if (jm__redis_load_scripts(r, err) != JM_OK)
+        goto failed;
     r->backoff_ms = 0;
     r->next_try_ms = 0;
     return JM_OK;
@@ -326,11 +276,11 @@ jm_redis_command(jm_redis *r, jm_error *err, const char *fmt, ...)
         return NULL;
     va_list ap;
     va_start(ap, fmt);
-    int64_t t0 = mono_us();
+    int64_t t0 = jm__mono_us();
     redisReply *rep = redisvCommand(r->ctx, fmt, ap);
-    observe(r, t0);
+    jm__redis_observe(r, t0);
     va_end(ap);
-    return check_reply(r, rep, err, "command");
+    return jm__redis_check_reply(r, rep, err, "command");
 }
 
 redisReply *
@@ -339,122 +289,10 @@ jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
 {
     if (jm_redis_connect(r, err) != JM_OK)
         return NULL;
-    int64_t t0 = mono_us();
+    int64_t t0 = jm__mono_us();
     redisReply *rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
-    observe(r, t0);
-    return check_reply(r, rep, err, argv[0]);
-}
-
-/* The argv of one EVALSHA: small calls use the inline arrays, large ones
- * (heartbeats of many jobs, batch reads) allocate. */
-#define EVAL_INLINE 32
-typedef struct eval_argv {
-    int script;
-    int n;
-    const char **av;
-    size_t *al;
-    const char *av_inline[EVAL_INLINE];
-    size_t al_inline[EVAL_INLINE];
-    char sha[41];
-    char nk[16];
-} eval_argv;
-
-static void
-eval_release(eval_argv *e)
-{
-    if (e->av != e->av_inline) {
-        free(e->av);
-        free(e->al);
-    }
-}
-
-/* Resolves the script, connects, and builds EVALSHA sha nkeys keys... args...
- * Returns JM_OK or an error (nothing to release then). */
-static int
-eval_prepare(jm_redis *r, eval_argv *e, jm_error *err, const char *name, int nkeys,
-             const char **keys, int nargs, const char **args, const size_t *arglens)
-{
-    if ((e->script = script_index(name)) < 0)
-        return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
-    if (jm_redis_connect(r, err) != JM_OK)
-        return JM_ERR_REDIS;
-    size_t total = 3 + (size_t)nkeys + (size_t)nargs;
-    e->av = e->av_inline;
-    e->al = e->al_inline;
-    if (total > EVAL_INLINE) {
-        e->av = malloc(sizeof(*e->av) * total);
-        e->al = malloc(sizeof(*e->al) * total);
-        if (e->av == NULL || e->al == NULL) {
-            free(e->av);
-            free(e->al);
-            return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
-        }
-    }
-    pthread_mutex_lock(&sha_lock);
-    memcpy(e->sha, script_sha[e->script], 41);
-    pthread_mutex_unlock(&sha_lock);
-    snprintf(e->nk, sizeof(e->nk), "%d", nkeys);
-    int n = 0;
-    e->av[n] = "EVALSHA", e->al[n++] = 7;
-    e->av[n] = e->sha, e->al[n++] = 40;
-    e->av[n] = e->nk, e->al[n++] = strlen(e->nk);
-    for (int k = 0; k < nkeys; k++)
-        e->av[n] = keys[k], e->al[n++] = strlen(keys[k]);
-    for (int k = 0; k < nargs; k++)
-        e->av[n] = args[k], e->al[n++] = arglens != NULL ? arglens[k] : strlen(args[k]);
-    e->n = n;
-    return JM_OK;
-}
-
-static int
-is_noscript(const redisReply *rep)
-{
-    return rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
-}
-
-redisReply *
-jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
-              int nargs, const char **args, const size_t *arglens)
-{
-    eval_argv e;
-    if (eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
-        return NULL;
-    int64_t t0 = mono_us();
-    redisReply *rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
-    observe(r, t0);
-    if (is_noscript(rep)) {
-        /* The script cache was flushed (SCRIPT FLUSH, a failover): load, retry once. */
-        freeReplyObject(rep);
-        rep = NULL;
-        if (load_script(r, e.script, err) != JM_OK) {
-            eval_release(&e);
-            return NULL;
-        }
-        pthread_mutex_lock(&sha_lock);
-        memcpy(e.sha, script_sha[e.script], 41);
-        pthread_mutex_unlock(&sha_lock);
-        rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
-    }
-    eval_release(&e);
-    return check_reply(r, rep, err, name);
-}
-
-int
-jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
-                   int nargs, const char **args, const size_t *arglens)
-{
-    eval_argv e;
-    int rc = eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens);
-    if (rc != JM_OK)
-        return rc;
-    rc = redisAppendCommandArgv(r->ctx, e.n, e.av, e.al);
-    eval_release(&e);
-    if (rc != REDIS_OK) {
-        jm_redis_drop(r);
-        return jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline append failed");
-    }
-    r->pipe_pending++;
-    return JM_OK;
+    jm__redis_observe(r, t0);
+    return jm__redis_check_reply(r, rep, err, argv[0]);
 }
 
 int
@@ -471,17 +309,6 @@ jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
     return JM_OK;
 }
 
-int
-jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err)
-{
-    int i = script_index(name);
-    if (i < 0)
-        return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
-    if (jm_redis_connect(r, err) != JM_OK)
-        return JM_ERR_REDIS;
-    return load_script(r, i, err);
-}
-
 redisReply *
 jm_redis_pipe_reply(jm_redis *r, jm_error *err)
 {
@@ -494,7 +321,7 @@ jm_redis_pipe_reply(jm_redis *r, jm_error *err)
         out = NULL;
     r->pipe_pending--;
     redisReply *rep = out;
-    if (is_noscript(rep)) {
+    if (jm__redis_is_noscript(rep)) {
         /* Scripts were flushed since connect: reload them all; the caller's
          * batch logic retries this one item as a failure it can redo. */
         freeReplyObject(rep);
@@ -505,7 +332,7 @@ jm_redis_pipe_reply(jm_redis *r, jm_error *err)
         r->next_try_ms = 0;
         return NULL;
     }
-    return check_reply(r, rep, err, "pipeline");
+    return jm__redis_check_reply(r, rep, err, "pipeline");
 }
 
 void
@@ -522,59 +349,3 @@ jm_redis_pipe_discard(jm_redis *r, int n)
     }
 }
 
-int64_t
-jm_redis_time_ms(jm_redis *r, jm_error *err)
-{
-    redisReply *rep = jm_redis_command(r, err, "TIME");
-    if (rep == NULL)
-        return -1;
-    int64_t ms = -1;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
-        ms = strtoll(rep->element[0]->str, NULL, 10) * 1000 +
-             strtoll(rep->element[1]->str, NULL, 10) / 1000;
-    freeReplyObject(rep);
-    if (ms < 0)
-        jm_error_set(err, JM_ERR_REPLY, NULL, "TIME: bad reply");
-    return ms;
-}
-
-int
-jm_redis_check_version(jm_redis *r, jm_error *err)
-{
-    char key[300];
-    snprintf(key, sizeof(key), "%s:version", r->prefix);
-    redisReply *rep = jm_redis_command(r, err, "SET %s %d NX GET", key, JM_LAYOUT_VERSION);
-    if (rep == NULL)
-        return err != NULL ? err->code : JM_ERR_REDIS;
-    int rc = JM_OK;
-    if (rep->type == REDIS_REPLY_STRING) {
-        long v = strtol(rep->str, NULL, 10);
-        if (v > JM_LAYOUT_VERSION)
-            rc = jm_error_set(err, JM_ERR_VERSION, NULL,
-                              "redis layout version %ld is newer than this build's %d", v,
-                              JM_LAYOUT_VERSION);
-    }
-    freeReplyObject(rep);
-    return rc;
-}
-
-int
-jm_redis_ready(jm_redis *r, jm_error *err)
-{
-    redisReply *rep = jm_redis_command(r, err, "INFO memory");
-    if (rep == NULL)
-        return err != NULL ? err->code : JM_ERR_REDIS;
-    int rc = JM_OK;
-    const char *p = rep->type == REDIS_REPLY_STRING ? strstr(rep->str, "maxmemory_policy:") : NULL;
-    if (p == NULL) {
-        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "redis INFO memory has no maxmemory_policy");
-    } else {
-        p += strlen("maxmemory_policy:");
-        size_t n = strcspn(p, "\r\n");
-        if (n != strlen("noeviction") || strncmp(p, "noeviction", n) != 0)
-            rc = jm_error_set(err, JM_ERR_STATE, NULL,
-                              "redis maxmemory-policy is %.*s, must be noeviction", (int)n, p);
-    }
-    freeReplyObject(rep);
-    return rc;
-}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <hiredis/hiredis.h>
 #include "jobmill/err.h"
+#include "redis_raw.h"
 
 /* The code a failed jm_redis call left in err, or JM_ERR_REDIS without one. */
 static inline int

@@ -7,9 +7,10 @@
 #include <string.h>
 #include "jobmill/job.h"
 #include "jobmill/wake.h"
+#include "keys.h"
+#include "redis_raw.h"
 
 /* Room for "<prefix>:{<tag>}:q:<queue>:wake" with the longest queue name. */
-#define WAKE_KEY_MAX (96 + JM_QUEUE_MAX + 32)
 /* The read timeout exceeds the BLPOP timeout by this much, so a healthy
  * server's "timed out, nil" reply is never mistaken for a dead connection. */
 #define WAKE_READ_SLACK_MS 2000
@@ -24,7 +25,7 @@ jm_wake_wait(jm_redis *r, const char *const *queues, size_t n, int timeout_ms, j
     int rc = JM_OK;
     size_t argc = n + 2;
     const char **argv = calloc(argc, sizeof(*argv));
-    char (*keys)[WAKE_KEY_MAX] = calloc(n, sizeof(*keys));
+    jm_keybuf *keys = calloc(n, sizeof(*keys));
     if (argv == NULL || keys == NULL) {
         rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         goto done;
@@ -35,10 +36,7 @@ jm_wake_wait(jm_redis *r, const char *const *queues, size_t n, int timeout_ms, j
             rc = jm_error_set(err, JM_ERR_INVALID, "queues", "bad queue name");
             goto done;
         }
-        char tag[JM_TAG_LEN + 1];
-        jm_slot_tag(queues[i], tag);
-        snprintf(keys[i], WAKE_KEY_MAX, "%s:{%s}:q:%s:wake", jm_redis_prefix(r), tag,
-                 queues[i]);
+        jm_key_queue(keys[i], r, queues[i], "wake");
         argv[i + 1] = keys[i];
     }
     /* BLPOP takes seconds; Redis >= 6 accepts a decimal fraction. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/workers.h"
+#include "keys.h"
 #include "reply.h"
 
 void
@@ -17,8 +18,9 @@ jm_worker_info_clear(jm_worker_info *w)
 int
 jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err)
 {
-    char global[96], pid[16], conc[16], busy[16], ttl[16];
-    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    jm_keybuf global;
+    char pid[16], conc[16], busy[16], ttl[16];
+    jm_key_global(global, r);
     snprintf(pid, sizeof(pid), "%d", w->pid);
     snprintf(conc, sizeof(conc), "%d", w->concurrency);
     snprintf(busy, sizeof(busy), "%d", w->busy);
@@ -36,9 +38,9 @@ jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err)
 int
 jm_workers_remove(jm_redis *r, const char *id, jm_error *err)
 {
-    char zkey[128], hkey[384];
-    snprintf(zkey, sizeof(zkey), "%s:workers", jm_redis_prefix(r));
-    snprintf(hkey, sizeof(hkey), "%s:worker:%s", jm_redis_prefix(r), id);
+    jm_keybuf zkey, hkey;
+    jm_key_workers(zkey, r);
+    jm_key_worker(hkey, r, id);
     const char *a1[3] = {"ZREM", zkey, id};
     redisReply *rep = jm_redis_command_argv(r, err, 3, a1, NULL);
     if (rep == NULL)
@@ -73,8 +75,8 @@ jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
     int64_t now = jm_redis_time_ms(r, err);
     if (now < 0)
         return jm__err_code(err);
-    char zkey[128];
-    snprintf(zkey, sizeof(zkey), "%s:workers", jm_redis_prefix(r));
+    jm_keybuf zkey;
+    jm_key_workers(zkey, r);
     const char *a[5] = {"ZRANGE", zkey, "0", "999", "WITHSCORES"};
     redisReply *ids = jm_redis_command_argv(r, err, 5, a, NULL);
     if (ids == NULL)
@@ -89,8 +91,8 @@ jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
     int rc = JM_OK;
     for (size_t i = 0; i < cnt && rc == JM_OK; i++) {
         const char *id = ids->element[2 * i]->str;
-        char hkey[384];
-        snprintf(hkey, sizeof(hkey), "%s:worker:%s", jm_redis_prefix(r), id);
+        jm_keybuf hkey;
+        jm_key_worker(hkey, r, id);
         const char *h[6] = {"HMGET", hkey, "host", "pid", "queues", "concurrency"};
         redisReply *rep = jm_redis_command_argv(r, err, 6, h, NULL);
         if (rep == NULL) {
@@ -135,8 +137,9 @@ jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
 int
 jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err)
 {
-    char global[96], hz[24];
-    snprintf(global, sizeof(global), "%s:", jm_redis_prefix(r));
+    jm_keybuf global;
+    char hz[24];
+    jm_key_global(global, r);
     snprintf(hz, sizeof(hz), "%lld", (long long)horizon_ms);
     const char *keys[1] = {global};
     const char *args[5] = {global, "0", "0", hz};

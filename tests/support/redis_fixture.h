@@ -12,6 +12,7 @@
 #include <sys/types.h>
 #include "jobmill/queue.h"
 #include "jobmill/redis.h"
+#include "redis_raw.h" /* test-only include path: raw commands for set-up and checks */
 
 typedef struct jm_test_redis {
     pid_t pid;

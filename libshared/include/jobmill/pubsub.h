@@ -1,7 +1,7 @@
 /* pubsub.h - a subscription to the job-done channel, for the api's one
  * long-poll subscriber thread.
  *
- * The finishing scripts PUBLISH a job's id on jm_keys_done_channel whenever
+ * The finishing scripts PUBLISH a job's id on the done channel (P:done) whenever
  * the job reaches a terminal state. jm_pubsub_subscribe_done puts a jm_redis
  * in subscriber mode; from then on that handle may only be passed to
  * jm_pubsub_next, jm_redis_drop and jm_redis_free (after jm_redis_drop it is

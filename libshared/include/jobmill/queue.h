@@ -240,8 +240,4 @@ int jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char
 /* jm_strv_free frees an array of n strings from the functions above. */
 void jm_strv_free(char **v, size_t n);
 
-/* Key helpers (so no service spells a key): the pub/sub channel the finishing
- * scripts PUBLISH job ids on. Writes into buf; returns buf. */
-const char *jm_keys_done_channel(const jm_redis *r, char *buf, size_t len);
-
 #endif

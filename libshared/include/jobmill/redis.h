@@ -1,5 +1,9 @@
 /* redis.h - one Redis connection: connect from a URL, reconnect with capped
- * backoff, run commands and the embedded Lua scripts.
+ * backoff; Redis's clock, the layout version check and readiness.
+ *
+ * This is all a service sees of Redis: commands, scripts and key names are
+ * libshared's own (src/redis_raw.h, src/keys.h), so the compiler keeps every
+ * Redis command out of the services.
  *
  * A jm_redis is not thread-safe: one per thread (hiredis contexts are not
  * thread-safe either). It connects lazily; after an I/O error it drops the
@@ -8,15 +12,14 @@
  * calls fail fast with JM_ERR_REDIS instead of hanging.
  *
  * Every reply is checked: a NULL reply or an I/O error gives JM_ERR_REDIS, a
- * Redis error reply gives JM_ERR_REPLY with the server's text in err->msg.
- * Returned replies are new: the caller frees them with freeReplyObject().
+ * Redis error reply gives JM_ERR_REPLY with the server's text in err->msg
+ * (JM_ERR_REDIS for the ones that pass by themselves: OOM, BUSY, LOADING...).
  */
 #ifndef JOBMILL_REDIS_H
 #define JOBMILL_REDIS_H
 
 #include <stddef.h>
 #include <stdint.h>
-#include <hiredis/hiredis.h>
 #include "jobmill/err.h"
 
 /* The Redis layout version this build reads and writes (key jm:version). */
@@ -63,48 +66,6 @@ int jm_redis_connect(jm_redis *r, jm_error *err);
 /* jm_redis_connected tells whether a context is currently held. */
 int jm_redis_connected(const jm_redis *r);
 
-/* jm_redis_set_read_timeout changes the command timeout (for blocking
- * commands such as BLPOP, set it longer than their own timeout); 0 restores
- * the handle's default. It stays in force across reconnects. */
-void jm_redis_set_read_timeout(jm_redis *r, int timeout_ms);
-
-/* jm_redis_command runs a printf-style hiredis command. Returns a new reply,
- * or NULL with err set (JM_ERR_REDIS or JM_ERR_REPLY). */
-redisReply *jm_redis_command(jm_redis *r, jm_error *err, const char *fmt, ...);
-
-/* jm_redis_command_argv runs a command given as argc strings with lengths
- * (argvlen may be NULL for NUL-terminated strings). Same return contract. */
-redisReply *jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
-                                  const size_t *argvlen);
-
-/* jm_redis_eval runs the embedded script `name` (a file libshared/lua/NAME.lua)
- * with EVALSHA, loading it first if needed and again after NOSCRIPT (a
- * restarted Redis). keys and args are borrowed strings (NUL-terminated when
- * the lengths are NULL). Same return contract as jm_redis_command. */
-redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
-                          const char **keys, int nargs, const char **args,
-                          const size_t *arglens);
-
-/* Pipelining: append several evals, then read their replies in order with
- * jm_redis_pipe_reply. jm_redis_pipe_eval returns JM_OK or JM_ERR_REDIS (not
- * connected). jm_redis_pipe_reply returns a new reply or NULL with err set;
- * after an I/O error the remaining replies are lost and the context dropped.
- * NOSCRIPT inside a pipeline is handled by jm_redis_pipe_reply re-running that
- * one script synchronously (scripts are loaded on connect, so this is rare). */
-int jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
-                       const char **keys, int nargs, const char **args, const size_t *arglens);
-redisReply *jm_redis_pipe_reply(jm_redis *r, jm_error *err);
-/* jm_redis_pipe_argv appends a plain command (MULTI, EXEC, ...) to the
- * pipeline. JM_OK or JM_ERR_REDIS. */
-int jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
-                       const size_t *argvlen);
-/* jm_redis_script_reload loads script `name` again (after a NOSCRIPT seen
- * inside a transaction). JM_OK or an error. */
-int jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err);
-/* jm_redis_pipe_discard reads and frees n pending replies (after an error
- * midway), dropping the connection if that fails. */
-void jm_redis_pipe_discard(jm_redis *r, int n);
-
 /* jm_redis_time_ms returns Redis's clock (TIME) in ms, or -1 with err set. */
 int64_t jm_redis_time_ms(jm_redis *r, jm_error *err);
 
@@ -115,13 +76,5 @@ int jm_redis_check_version(jm_redis *r, jm_error *err);
 /* jm_redis_ready checks readiness: reachable, maxmemory-policy noeviction.
  * Returns JM_OK or an error whose msg is the reason. */
 int jm_redis_ready(jm_redis *r, jm_error *err);
-
-/* jm_redis_context returns the hiredis context (borrowed, may be NULL when
- * disconnected), for the pub/sub subscriber only. */
-redisContext *jm_redis_context(jm_redis *r);
-
-/* jm_redis_drop closes the context after an error seen by the caller, so the
- * next call reconnects. */
-void jm_redis_drop(jm_redis *r);
 
 #endif

@@ -1,0 +1,108 @@
+/* keys.c - the key names (see keys.h). */
+#include <stdio.h>
+#include <string.h>
+#include "jobmill/job.h"
+#include "keys.h"
+
+const char *
+jm_key_global(jm_keybuf buf, const jm_redis *r)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:", jm_redis_prefix(r));
+    return buf;
+}
+
+const char *
+jm_key_slot(jm_keybuf buf, const jm_redis *r, const char *tag)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:{%.4s}:", jm_redis_prefix(r), tag);
+    return buf;
+}
+
+const char *
+jm_key_queue_slot(jm_keybuf buf, const jm_redis *r, const char *queue)
+{
+    char tag[JM_TAG_LEN + 1];
+    jm_slot_tag(queue, tag);
+    return jm_key_slot(buf, r, tag);
+}
+
+const char *
+jm_key_job(jm_keybuf buf, const jm_redis *r, const char *id)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:{%.4s}:job:%s", jm_redis_prefix(r), id, id);
+    return buf;
+}
+
+const char *
+jm_key_queue(jm_keybuf buf, const jm_redis *r, const char *queue, const char *what)
+{
+    char tag[JM_TAG_LEN + 1];
+    jm_slot_tag(queue, tag);
+    snprintf(buf, JM_KEY_MAX, "%s:{%s}:q:%s:%s", jm_redis_prefix(r), tag, queue, what);
+    return buf;
+}
+
+const char *
+jm_key_queues(jm_keybuf buf, const jm_redis *r)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:queues", jm_redis_prefix(r));
+    return buf;
+}
+
+const char *
+jm_key_workers(jm_keybuf buf, const jm_redis *r)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:workers", jm_redis_prefix(r));
+    return buf;
+}
+
+const char *
+jm_key_worker(jm_keybuf buf, const jm_redis *r, const char *id)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:worker:%s", jm_redis_prefix(r), id);
+    return buf;
+}
+
+const char *
+jm_key_version(jm_keybuf buf, const jm_redis *r)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:version", jm_redis_prefix(r));
+    return buf;
+}
+
+const char *
+jm_key_done(jm_keybuf buf, const jm_redis *r)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:done", jm_redis_prefix(r));
+    return buf;
+}
+
+const char *
+jm_key_job_pattern(jm_keybuf buf, const jm_redis *r)
+{
+    size_t o = 0;
+    for (const char *p = jm_redis_prefix(r); *p != '\0' && o + 2 < JM_KEY_MAX - 16; p++) {
+        if (strchr("*?[]\\", *p) != NULL)
+            buf[o++] = '\\';
+        buf[o++] = *p;
+    }
+    snprintf(buf + o, JM_KEY_MAX - o, ":{*}:job:*");
+    return buf;
+}
+
+const char *
+jm_key_parse_job(jm_keybuf slot, const jm_redis *r, const char *key)
+{
+    const char *prefix = jm_redis_prefix(r);
+    size_t pl = strlen(prefix);
+    if (strncmp(key, prefix, pl) != 0 || strncmp(key + pl, ":{", 2) != 0)
+        return NULL;
+    const char *tag = key + pl + 2;
+    if (strlen(tag) < JM_TAG_LEN + 6 + JM_ID_LEN || strncmp(tag + JM_TAG_LEN, "}:job:", 6) != 0)
+        return NULL;
+    const char *id = tag + JM_TAG_LEN + 6;
+    if (!jm_id_valid(id) || strncmp(id, tag, JM_TAG_LEN) != 0)
+        return NULL;
+    snprintf(slot, JM_KEY_MAX, "%.*s", (int)(pl + 2 + JM_TAG_LEN + 2), key);
+    return id;
+}

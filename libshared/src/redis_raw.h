@@ -1,0 +1,96 @@
+/* redis_raw.h - raw access to a jm_redis, private to libshared (tests reach
+ * it through a test-only include path): plain commands, pipelines, the
+ * embedded scripts, and the connection's insides. Services cannot include
+ * it, so no Redis command or key name can appear in a service.
+ *
+ * Ownership: returned replies are new; the caller frees them with
+ * freeReplyObject(). Strings passed in are borrowed for the call.
+ */
+#ifndef JM_REDIS_RAW_H
+#define JM_REDIS_RAW_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+#include <hiredis/hiredis.h>
+#include "jobmill/redis.h"
+
+struct jm_redis {
+    redisContext *ctx;
+    jm_redis_url url;
+    char *prefix;
+    int timeout_ms;
+    int read_timeout_ms; /* command timeout; 0 = timeout_ms (kept across reconnects) */
+    int backoff_ms;      /* current reconnect backoff; 0 = none */
+    int64_t next_try_ms; /* monotonic: no connect attempt before this */
+    int pipe_pending;    /* replies still to read in a pipeline */
+};
+
+
+/* jm_redis_set_read_timeout changes the command timeout (for blocking
+ * commands such as BLPOP, set it longer than their own timeout); 0 restores
+ * the handle's default. It stays in force across reconnects. */
+void jm_redis_set_read_timeout(jm_redis *r, int timeout_ms);
+
+/* jm_redis_command runs a printf-style hiredis command. Returns a new reply,
+ * or NULL with err set (JM_ERR_REDIS or JM_ERR_REPLY). */
+redisReply *jm_redis_command(jm_redis *r, jm_error *err, const char *fmt, ...);
+
+/* jm_redis_command_argv runs a command given as argc strings with lengths
+ * (argvlen may be NULL for NUL-terminated strings). Same return contract. */
+redisReply *jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
+                                  const size_t *argvlen);
+
+/* jm_redis_eval runs the embedded script `name` (a file libshared/lua/NAME.lua)
+ * with EVALSHA, loading it first if needed and again after NOSCRIPT (a
+ * restarted Redis). keys and args are borrowed strings (NUL-terminated when
+ * the lengths are NULL). Same return contract as jm_redis_command. */
+redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
+                          const char **keys, int nargs, const char **args,
+                          const size_t *arglens);
+
+/* Pipelining: append several evals, then read their replies in order with
+ * jm_redis_pipe_reply. jm_redis_pipe_eval returns JM_OK or JM_ERR_REDIS (not
+ * connected). jm_redis_pipe_reply returns a new reply or NULL with err set;
+ * after an I/O error the remaining replies are lost and the context dropped.
+ * NOSCRIPT inside a pipeline is handled by jm_redis_pipe_reply re-running that
+ * one script synchronously (scripts are loaded on connect, so this is rare). */
+int jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
+                       const char **keys, int nargs, const char **args, const size_t *arglens);
+redisReply *jm_redis_pipe_reply(jm_redis *r, jm_error *err);
+/* jm_redis_pipe_argv appends a plain command (MULTI, EXEC, ...) to the
+ * pipeline. JM_OK or JM_ERR_REDIS. */
+int jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
+                       const size_t *argvlen);
+/* jm_redis_script_reload loads script `name` again (after a NOSCRIPT seen
+ * inside a transaction). JM_OK or an error. */
+int jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err);
+/* jm_redis_pipe_discard reads and frees n pending replies (after an error
+ * midway), dropping the connection if that fails. */
+void jm_redis_pipe_discard(jm_redis *r, int n);
+
+/* jm_redis_context returns the hiredis context (borrowed, may be NULL when
+ * disconnected), for the pub/sub subscriber only. */
+redisContext *jm_redis_context(jm_redis *r);
+
+/* jm_redis_drop closes the context after an error seen by the caller, so the
+ * next call reconnects. */
+void jm_redis_drop(jm_redis *r);
+
+/* ---- shared by redis.c, redis_script.c and redis_ready.c ---- */
+
+/* jm__redis_check_reply checks a reply of a synchronous call: returns it, or
+ * NULL with err set (JM_ERR_REDIS for I/O errors, which drop the connection,
+ * and for transient error replies; JM_ERR_REPLY for other error replies). */
+redisReply *jm__redis_check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *what);
+/* jm__redis_observe reports one round trip begun at start_us to the latency hook. */
+void jm__redis_observe(const jm_redis *r, int64_t start_us);
+/* jm__redis_load_scripts SCRIPT LOADs every embedded script (on connect). */
+int jm__redis_load_scripts(jm_redis *r, jm_error *err);
+/* jm__redis_is_noscript tells whether rep is a NOSCRIPT error. */
+int jm__redis_is_noscript(const redisReply *rep);
+int64_t jm__mono_us(void);
+int64_t jm__mono_ms(void);
+struct timeval jm__tv_ms(int ms);
+
+#endif

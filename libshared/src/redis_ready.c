@@ -1,0 +1,65 @@
+/* redis_ready.c - what the services ask of Redis besides the transitions:
+ * its clock, the layout version check, and readiness (reachable,
+ * maxmemory-policy noeviction). See redis.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "keys.h"
+#include "redis_raw.h"
+
+int64_t
+jm_redis_time_ms(jm_redis *r, jm_error *err)
+{
+    redisReply *rep = jm_redis_command(r, err, "TIME");
+    if (rep == NULL)
+        return -1;
+    int64_t ms = -1;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2)
+        ms = strtoll(rep->element[0]->str, NULL, 10) * 1000 +
+             strtoll(rep->element[1]->str, NULL, 10) / 1000;
+    freeReplyObject(rep);
+    if (ms < 0)
+        jm_error_set(err, JM_ERR_REPLY, NULL, "TIME: bad reply");
+    return ms;
+}
+
+int
+jm_redis_check_version(jm_redis *r, jm_error *err)
+{
+    jm_keybuf key;
+    jm_key_version(key, r);
+    redisReply *rep = jm_redis_command(r, err, "SET %s %d NX GET", key, JM_LAYOUT_VERSION);
+    if (rep == NULL)
+        return err != NULL ? err->code : JM_ERR_REDIS;
+    int rc = JM_OK;
+    if (rep->type == REDIS_REPLY_STRING) {
+        long v = strtol(rep->str, NULL, 10);
+        if (v > JM_LAYOUT_VERSION)
+            rc = jm_error_set(err, JM_ERR_VERSION, NULL,
+                              "redis layout version %ld is newer than this build's %d", v,
+                              JM_LAYOUT_VERSION);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
+jm_redis_ready(jm_redis *r, jm_error *err)
+{
+    redisReply *rep = jm_redis_command(r, err, "INFO memory");
+    if (rep == NULL)
+        return err != NULL ? err->code : JM_ERR_REDIS;
+    int rc = JM_OK;
+    const char *p = rep->type == REDIS_REPLY_STRING ? strstr(rep->str, "maxmemory_policy:") : NULL;
+    if (p == NULL) {
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "redis INFO memory has no maxmemory_policy");
+    } else {
+        p += strlen("maxmemory_policy:");
+        size_t n = strcspn(p, "\r\n");
+        if (n != strlen("noeviction") || strncmp(p, "noeviction", n) != 0)
+            rc = jm_error_set(err, JM_ERR_STATE, NULL,
+                              "redis maxmemory-policy is %.*s, must be noeviction", (int)n, p);
+    }
+    freeReplyObject(rep);
+    return rc;
+}
