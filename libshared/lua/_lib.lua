@@ -9,8 +9,8 @@
 -- Every deadline comes from Redis TIME (guarantee 4: no clock trust).
 local SP = KEYS[1]
 local GP = ARGV[1]
-local RESULT_TTL = tonumber(ARGV[2]) or 3600
-local FAILED_TTL = tonumber(ARGV[3]) or 604800
+local RESULT_TTL = tonumber(ARGV[2])   -- the defaults live in C (queue.h), passed
+local FAILED_TTL = tonumber(ARGV[3])   -- by every call (src/call.c)
 local TERMINAL = {succeeded = true, failed = true, canceled = true, expired = true}
 
 local function now_ms()

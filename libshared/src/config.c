@@ -17,6 +17,7 @@
 #include <string.h>
 #include "config_internal.h"
 #include "jobmill/log.h"
+#include "jobmill/queue.h"
 
 #ifndef JM_VERSION
 #define JM_VERSION "0.0.0-dev"
@@ -112,9 +113,11 @@ static const jm_cfg_field fields[] = {
         "janitor-reconcile-every", "N", janitor_reconcile_every, 10, 1, 100000, SVC_JANITOR,
         "ticks between reconciler passes"),
     FINT("jobs.result_ttl_s", "JOBMILL_RESULT_TTL_S", "result-ttl-s", "SECONDS", result_ttl_s,
-        3600, 1, 31536000, SVC_ALL, "retention of succeeded/canceled/expired jobs"),
+        JM_RESULT_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
+        "retention of succeeded/canceled/expired jobs"),
     FINT("jobs.failed_ttl_s", "JOBMILL_FAILED_TTL_S", "failed-ttl-s", "SECONDS", failed_ttl_s,
-        604800, 1, 31536000, SVC_ALL, "retention of failed (dead-letter) jobs"),
+        JM_FAILED_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
+        "retention of failed (dead-letter) jobs"),
     FSTR("log.level", "JOBMILL_LOG_LEVEL", "log-level", "LEVEL", log_level, "info",
         check_level, SVC_ALL, "debug, info, warn or error"),
 };

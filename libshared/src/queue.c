@@ -9,97 +9,13 @@
 #include <string.h>
 #include <sys/random.h>
 #include "jobmill/queue.h"
-#include "keys.h"
+#include "call.h"
 #include "reply.h"
-
-#define ARGS_MAX 16
-#define DEFAULT_RESULT_TTL 3600
-#define DEFAULT_FAILED_TTL 604800
-
-/* The arguments every script starts with (see lua/_lib.lua). */
-typedef struct script_call {
-    jm_keybuf slot;     /* KEYS[1] "<prefix>:{<tag>}:" */
-    jm_keybuf global;   /* ARGV[1] "<prefix>:" */
-    char rttl[24], fttl[24];
-    const char *args[ARGS_MAX];
-    size_t lens[ARGS_MAX];
-    int nargs;
-} script_call;
-
-/* The process's retention defaults, for calls that pass no jm_retention
- * (claim expiring a stale job, for one). Set once at start-up. */
-static jm_retention default_ret = {DEFAULT_RESULT_TTL, DEFAULT_FAILED_TTL};
-
-void
-jm_queue_set_retention(const jm_retention *ret)
-{
-    if (ret->result_ttl_s > 0)
-        default_ret.result_ttl_s = ret->result_ttl_s;
-    if (ret->failed_ttl_s > 0)
-        default_ret.failed_ttl_s = ret->failed_ttl_s;
-}
-
-static void
-call_init(script_call *c, const jm_redis *r, const char *tag, const jm_retention *ret)
-{
-    if (ret == NULL)
-        ret = &default_ret;
-    if (tag != NULL)
-        jm_key_slot(c->slot, r, tag);
-    else
-        jm_key_global(c->slot, r);
-    jm_key_global(c->global, r);
-    snprintf(c->rttl, sizeof(c->rttl), "%d",
-             ret->result_ttl_s > 0 ? ret->result_ttl_s : default_ret.result_ttl_s);
-    snprintf(c->fttl, sizeof(c->fttl), "%d",
-             ret->failed_ttl_s > 0 ? ret->failed_ttl_s : default_ret.failed_ttl_s);
-    c->nargs = 0;
-    c->args[c->nargs] = c->global, c->lens[c->nargs++] = strlen(c->global);
-    c->args[c->nargs] = c->rttl, c->lens[c->nargs++] = strlen(c->rttl);
-    c->args[c->nargs] = c->fttl, c->lens[c->nargs++] = strlen(c->fttl);
-}
-
-static void
-call_arg(script_call *c, const char *s)
-{
-    c->args[c->nargs] = s;
-    c->lens[c->nargs++] = strlen(s);
-}
-
-static redisReply *
-call_run(jm_redis *r, script_call *c, const char *script, jm_error *err)
-{
-    const char *keys[1] = {c->slot};
-    return jm_redis_eval(r, err, script, 1, keys, c->nargs, c->args, c->lens);
-}
-
-static int
-call_pipe(jm_redis *r, script_call *c, const char *script, jm_error *err)
-{
-    const char *keys[1] = {c->slot};
-    return jm_redis_pipe_eval(r, err, script, 1, keys, c->nargs, c->args, c->lens);
-}
-
-/* Runs a script that answers one integer; *out gets it. */
-static int
-call_int(jm_redis *r, script_call *c, const char *script, long long *out, jm_error *err)
-{
-    redisReply *rep = call_run(r, c, script, err);
-    if (rep == NULL)
-        return jm__err_code(err);
-    if (rep->type != REDIS_REPLY_INTEGER) {
-        freeReplyObject(rep);
-        return jm_error_set(err, JM_ERR_REPLY, NULL, "%s: unexpected reply type", script);
-    }
-    *out = rep->integer;
-    freeReplyObject(rep);
-    return JM_OK;
-}
 
 /* ---- submit ---- */
 
 static void
-enqueue_args(script_call *c, const jm_job_spec *s, const char *id, int max_queues, char num[7][24])
+enqueue_args(jm_call *c, const jm_job_spec *s, const char *id, int max_queues, char num[7][24])
 {
     snprintf(num[0], 24, "%d", s->max_attempts > 0 ? s->max_attempts : 3);
     snprintf(num[1], 24, "%d", s->timeout_s);
@@ -107,15 +23,15 @@ enqueue_args(script_call *c, const jm_job_spec *s, const char *id, int max_queue
     snprintf(num[3], 24, "%" PRId64, s->run_at_ms);
     snprintf(num[4], 24, "%" PRId64, s->expires_in_ms);
     snprintf(num[5], 24, "%d", s->result_ttl_s);
-    call_arg(c, id);
-    call_arg(c, s->queue);
-    call_arg(c, s->type);
-    call_arg(c, s->payload != NULL ? s->payload : "null");
+    jm_call_arg(c, id);
+    jm_call_arg(c, s->queue);
+    jm_call_arg(c, s->type);
+    jm_call_arg(c, s->payload != NULL ? s->payload : "null");
     for (int i = 0; i < 6; i++)
-        call_arg(c, num[i]);
-    call_arg(c, s->idem_key != NULL ? s->idem_key : "");
+        jm_call_arg(c, num[i]);
+    jm_call_arg(c, s->idem_key != NULL ? s->idem_key : "");
     snprintf(num[6], 24, "%d", max_queues > 0 ? max_queues : 0);
-    call_arg(c, num[6]);
+    jm_call_arg(c, num[6]);
 }
 
 /* Reads an enqueue reply {code, id, field, value...}; fills job from the
@@ -159,10 +75,10 @@ jm_queue_enqueue_job(jm_redis *r, const jm_job_spec *spec, int max_queues,
     int rc = jm_id_new(spec->queue, id, err);
     if (rc != JM_OK)
         return rc;
-    script_call c;
-    call_init(&c, r, id, NULL);
+    jm_call c;
+    jm_call_init(&c, r, id, NULL);
     enqueue_args(&c, spec, id, max_queues, num);
-    redisReply *rep = call_run(r, &c, "enqueue", err);
+    redisReply *rep = jm_call_run(r, &c, "enqueue", err);
     if (rep == NULL)
         return jm__err_code(err);
     rc = enqueue_result(rep, out, job, err);
@@ -217,12 +133,12 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
     size_t sent = rc == JM_OK ? 1 : 0;
     for (size_t i = 0; i < n && rc == JM_OK; i++) {
         char num[7][24];
-        script_call c;
-        call_init(&c, r, ids[i], NULL);
+        jm_call c;
+        jm_call_init(&c, r, ids[i], NULL);
         /* max_queues was checked for the whole batch before: a script must
          * not refuse one job of a transaction that cannot roll back. */
         enqueue_args(&c, &specs[i], ids[i], 0, num);
-        if ((rc = call_pipe(r, &c, "enqueue", err)) == JM_OK)
+        if ((rc = jm_call_pipe(r, &c, "enqueue", err)) == JM_OK)
             sent++;
     }
     if (rc == JM_OK && (rc = jm_redis_pipe_argv(r, err, 1, exec, NULL)) == JM_OK)
@@ -381,18 +297,17 @@ jm_queue_claim(jm_redis *r, jm_claim_call *call, jm_claim *out, int *n, jm_error
     int rc = new_nonce(call->nonce, err);
     if (rc != JM_OK)
         return rc;
-    char tag[JM_TAG_LEN + 1], smax[16], slease[16];
-    jm_slot_tag(call->queue, tag);
+    char smax[16], slease[16];
     snprintf(smax, sizeof(smax), "%d", call->max);
     snprintf(slease, sizeof(slease), "%d", call->lease_ms);
-    script_call c;
-    call_init(&c, r, tag, NULL);
-    call_arg(&c, call->queue);
-    call_arg(&c, smax);
-    call_arg(&c, slease);
-    call_arg(&c, call->worker_id);
-    call_arg(&c, call->nonce);
-    redisReply *rep = call_run(r, &c, "claim", err);
+    jm_call c;
+    jm_call_init_queue(&c, r, call->queue, NULL);
+    jm_call_arg(&c, call->queue);
+    jm_call_arg(&c, smax);
+    jm_call_arg(&c, slease);
+    jm_call_arg(&c, call->worker_id);
+    jm_call_arg(&c, call->nonce);
+    redisReply *rep = jm_call_run(r, &c, "claim", err);
     if (rep == NULL)
         return jm__err_code(err);
     rc = claim_reply(rep, call->queue, call->max, out, n, &call->more, err);
@@ -405,18 +320,70 @@ jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out, in
                        jm_error *err)
 {
     *n = 0;
-    char tag[JM_TAG_LEN + 1], slease[16];
-    jm_slot_tag(call->queue, tag);
+    char slease[16];
     snprintf(slease, sizeof(slease), "%d", call->lease_ms);
-    script_call c;
-    call_init(&c, r, tag, NULL);
-    call_arg(&c, call->queue);
-    call_arg(&c, slease);
-    call_arg(&c, call->nonce);
-    redisReply *rep = call_run(r, &c, "claim_recover", err);
+    jm_call c;
+    jm_call_init_queue(&c, r, call->queue, NULL);
+    jm_call_arg(&c, call->queue);
+    jm_call_arg(&c, slease);
+    jm_call_arg(&c, call->nonce);
+    redisReply *rep = jm_call_run(r, &c, "claim_recover", err);
     if (rep == NULL)
         return jm__err_code(err);
     int rc = claim_reply(rep, call->queue, call->max, out, n, NULL, err);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* ---- heartbeat: one script per queue, all pipelined ---- */
+
+typedef struct hb_ref {
+    const jm_lease *lease;
+    size_t index;       /* in the caller's arrays */
+} hb_ref;
+
+static int
+hb_cmp(const void *a, const void *b)
+{
+    const hb_ref *x = a, *y = b;
+    int c = strcmp(x->lease->queue, y->lease->queue);
+    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* hb_send appends the heartbeat of refs[0..cnt) (one queue) to the pipeline;
+ * args/lens have room for 4 + 2 * cnt entries. */
+static int
+hb_send(jm_redis *r, const hb_ref *refs, size_t cnt, const char *slease, const char **args,
+        size_t *lens, jm_error *err)
+{
+    jm_call c;
+    jm_call_init(&c, r, refs[0].lease->id, NULL);
+    size_t na = 0;
+    for (int a = 0; a < c.nargs; a++)
+        args[na] = c.args[a], lens[na++] = c.lens[a];
+    args[na] = slease, lens[na++] = strlen(slease);
+    for (size_t x = 0; x < cnt; x++) {
+        const jm_lease *l = refs[x].lease;
+        args[na] = l->id, lens[na++] = strlen(l->id);
+        args[na] = l->lease, lens[na++] = strlen(l->lease);
+    }
+    const char *keys[1] = {c.slot};
+    return jm_redis_pipe_eval(r, err, "heartbeat", 1, keys, (int)na, args, lens);
+}
+
+/* hb_read reads one group's reply into status[]; JM_OK or the error. */
+static int
+hb_read(jm_redis *r, const hb_ref *refs, size_t cnt, int *status, jm_error *err)
+{
+    redisReply *rep = jm_redis_pipe_reply(r, err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    int rc = JM_OK;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != cnt)
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "heartbeat: unexpected reply");
+    else
+        for (size_t x = 0; x < cnt; x++)
+            status[refs[x].index] = (int)jm__reply_ll(rep->element[x]);
     freeReplyObject(rep);
     return rc;
 }
@@ -425,80 +392,50 @@ int
 jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, int *status,
                    jm_error *err)
 {
-    /* Group leases by queue; one script per queue, all pipelined. */
-    size_t *order = malloc(sizeof(*order) * (n > 0 ? n : 1));
+    if (n == 0)
+        return JM_OK;
+    /* Sort by queue (stable by index), so each queue's leases are a run. */
+    hb_ref *refs = malloc(sizeof(*refs) * n);
     const char **args = malloc(sizeof(*args) * (4 + 2 * n));
     size_t *lens = malloc(sizeof(*lens) * (4 + 2 * n));
-    size_t *group_start = malloc(sizeof(*group_start) * (n + 1));
     int rc = JM_OK;
-    if (order == NULL || args == NULL || lens == NULL || group_start == NULL) {
+    if (refs == NULL || args == NULL || lens == NULL) {
         rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         goto done;
     }
-    bool *used = calloc(n > 0 ? n : 1, sizeof(*used));
-    if (used == NULL) {
-        rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
-        goto done;
-    }
-    size_t k = 0, groups = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (used[i])
-            continue;
-        group_start[groups++] = k;
-        for (size_t j = i; j < n; j++) {
-            if (!used[j] && strcmp(leases[j].queue, leases[i].queue) == 0) {
-                used[j] = true;
-                order[k++] = j;
-            }
-        }
-    }
-    group_start[groups] = k;
-    free(used);
+    for (size_t i = 0; i < n; i++)
+        refs[i] = (hb_ref){.lease = &leases[i], .index = i};
+    qsort(refs, n, sizeof(*refs), hb_cmp);
     char slease[16];
     snprintf(slease, sizeof(slease), "%d", lease_ms);
-    int sent = 0;
-    for (size_t g = 0; g < groups && rc == JM_OK; g++) {
-        const jm_lease *first = &leases[order[group_start[g]]];
-        script_call c;
-        call_init(&c, r, first->id, NULL);
-        size_t na = 0;
-        for (int a = 0; a < c.nargs; a++)
-            args[na] = c.args[a], lens[na++] = c.lens[a];
-        args[na] = slease, lens[na++] = strlen(slease);
-        for (size_t x = group_start[g]; x < group_start[g + 1]; x++) {
-            const jm_lease *l = &leases[order[x]];
-            args[na] = l->id, lens[na++] = strlen(l->id);
-            args[na] = l->lease, lens[na++] = strlen(l->lease);
+    /* Send every group, then read every reply sent. */
+    size_t sent_upto = 0;
+    int groups = 0;
+    for (size_t g = 0; g < n && rc == JM_OK; ) {
+        size_t e = g + 1;
+        while (e < n && strcmp(refs[e].lease->queue, refs[g].lease->queue) == 0)
+            e++;
+        if ((rc = hb_send(r, refs + g, e - g, slease, args, lens, err)) == JM_OK) {
+            groups++;
+            sent_upto = e;
         }
-        const char *keys[1] = {c.slot};
-        rc = jm_redis_pipe_eval(r, err, "heartbeat", 1, keys, (int)na, args, lens);
-        if (rc == JM_OK)
-            sent++;
+        g = e;
     }
-    for (int g = 0; g < sent; g++) {
-        redisReply *rep = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
-        if (rep == NULL) {
-            if (rc == JM_OK)
-                rc = jm__err_code(err);
-            if (!jm_redis_connected(r))
-                break;
-            continue;
-        }
-        size_t cnt = group_start[g + 1] - group_start[g];
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != cnt) {
-            if (rc == JM_OK)
-                rc = jm_error_set(err, JM_ERR_REPLY, NULL, "heartbeat: unexpected reply");
-        } else {
-            for (size_t x = 0; x < cnt; x++)
-                status[order[group_start[g] + x]] = (int)jm__reply_ll(rep->element[x]);
-        }
-        freeReplyObject(rep);
+    for (size_t g = 0; g < sent_upto && groups > 0; groups--) {
+        size_t e = g + 1;
+        while (e < n && strcmp(refs[e].lease->queue, refs[g].lease->queue) == 0)
+            e++;
+        int rrc = hb_read(r, refs + g, e - g, status, rc == JM_OK ? err : NULL);
+        if (rc == JM_OK)
+            rc = rrc;
+        if (rrc != JM_OK && !jm_redis_connected(r))
+            break;
+        g = e;
     }
 done:
-    free(order);
+    free(refs);
     free(args);
     free(lens);
-    free(group_start);
     return rc;
 }
 
@@ -512,15 +449,15 @@ fenced(jm_redis *r, const char *script, const char *id, const char *lease, const
         return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "not a job id");
     if (lease == NULL)
         lease = "";
-    script_call c;
-    call_init(&c, r, id, ret);
-    call_arg(&c, id);
+    jm_call c;
+    jm_call_init(&c, r, id, ret);
+    jm_call_arg(&c, id);
     if (strcmp(script, "cancel") == 0)
-        call_arg(&c, "ack");
-    call_arg(&c, lease);
+        jm_call_arg(&c, "ack");
+    jm_call_arg(&c, lease);
     for (int i = 0; i < n_extra; i++)
-        call_arg(&c, extra[i]);
-    int rc = call_int(r, &c, script, code, err);
+        jm_call_arg(&c, extra[i]);
+    int rc = jm_call_int(r, &c, script, code, err);
     if (rc == JM_OK && *code == 0)
         return jm_error_set(err, JM_ERR_FENCE, NULL,
                             "job %s: the claim with lease %s is no longer current", id, lease);
@@ -606,12 +543,12 @@ by_id(jm_redis *r, const char *script, const char *id, const char *mode,
 {
     if (!jm_id_valid(id))
         return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "job %s not found", id);
-    script_call c;
-    call_init(&c, r, id, ret);
-    call_arg(&c, id);
+    jm_call c;
+    jm_call_init(&c, r, id, ret);
+    jm_call_arg(&c, id);
     if (mode != NULL)
-        call_arg(&c, mode);
-    int rc = call_int(r, &c, script, code, err);
+        jm_call_arg(&c, mode);
+    int rc = jm_call_int(r, &c, script, code, err);
     if (rc != JM_OK)
         return rc;
     if (*code < 0)
@@ -640,14 +577,12 @@ jm_queue_pause(jm_redis *r, const char *queue, bool paused, jm_error *err)
 {
     if (!jm_queue_name_valid(queue))
         return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
-    char tag[JM_TAG_LEN + 1];
-    jm_slot_tag(queue, tag);
-    script_call c;
-    call_init(&c, r, tag, NULL);
-    call_arg(&c, queue);
-    call_arg(&c, paused ? "1" : "0");
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, NULL);
+    jm_call_arg(&c, queue);
+    jm_call_arg(&c, paused ? "1" : "0");
     long long code = 0;
-    return call_int(r, &c, "pause", &code, err);
+    return jm_call_int(r, &c, "pause", &code, err);
 }
 
 /* ---- janitor duties ---- */
@@ -656,14 +591,13 @@ static redisReply *
 duty(jm_redis *r, const char *script, const char *queue, int batch, const jm_retention *ret,
      jm_error *err)
 {
-    char tag[JM_TAG_LEN + 1], sb[16];
-    jm_slot_tag(queue, tag);
+    char sb[16];
     snprintf(sb, sizeof(sb), "%d", batch > 0 ? batch : 100);
-    script_call c;
-    call_init(&c, r, tag, ret);
-    call_arg(&c, queue);
-    call_arg(&c, sb);
-    return call_run(r, &c, script, err);
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, ret);
+    jm_call_arg(&c, queue);
+    jm_call_arg(&c, sb);
+    return jm_call_run(r, &c, script, err);
 }
 
 int

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/queue.h"
-#include "keys.h"
+#include "call.h"
 #include "reply.h"
 
 /* Fills job from an HGETALL reply. */
@@ -145,15 +145,12 @@ static redisReply *
 queue_script(jm_redis *r, const char *script, const char *queue, const char **extra, int n_extra,
              jm_error *err)
 {
-    jm_keybuf slot, global;
-    jm_key_queue_slot(slot, r, queue);
-    jm_key_global(global, r);
-    const char *keys[1] = {slot};
-    const char *args[12] = {global, "0", "0", queue};
-    int na = 4;
-    for (int i = 0; i < n_extra && na < 12; i++)
-        args[na++] = extra[i];
-    return jm_redis_eval(r, err, script, 1, keys, na, args, NULL);
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, NULL);
+    jm_call_arg(&c, queue);
+    for (int i = 0; i < n_extra; i++)
+        jm_call_arg(&c, extra[i]);
+    return jm_call_run(r, &c, script, err);
 }
 
 int

@@ -8,7 +8,7 @@
 #include "jobmill/job.h"
 #include "jobmill/queue.h"
 #include "jobmill/reconcile.h"
-#include "keys.h"
+#include "call.h"
 #include "reply.h"
 
 /* Pending lists longer than this are not walked (LRANGE at an offset and
@@ -77,21 +77,18 @@ jm_reconciler_free(jm_reconciler *rec)
     free(rec);
 }
 
-/* Runs reconcile.lua in the slot slot ("<prefix>:{tag}:") with the mode's
- * arguments; returns a new reply with at least min_elems integer-ish
- * elements, or NULL with err set. */
+/* Runs reconcile.lua in the slot of queue with the mode's arguments;
+ * returns a new reply with at least min_elems integer-ish elements, or NULL
+ * with err set. */
 static redisReply *
-run(jm_redis *r, const char *slot, const char *const *extra, int n_extra, size_t min_elems,
+run(jm_redis *r, const char *queue, const char *const *extra, int n_extra, size_t min_elems,
     jm_error *err)
 {
-    jm_keybuf global;
-    jm_key_global(global, r);
-    const char *keys[1] = {slot};
-    const char *args[12] = {global, "0", "0"};
-    int na = 3;
-    for (int i = 0; i < n_extra && na < 12; i++)
-        args[na++] = extra[i];
-    redisReply *rep = jm_redis_eval(r, err, "reconcile", 1, keys, na, args, NULL);
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, NULL);
+    for (int i = 0; i < n_extra; i++)
+        jm_call_arg(&c, extra[i]);
+    redisReply *rep = jm_call_run(r, &c, "reconcile", err);
     if (rep == NULL)
         return NULL;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < min_elems) {
@@ -122,8 +119,6 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
         freeReplyObject(rep);
         return jm_error_set(err, JM_ERR_REPLY, NULL, "SCAN: unexpected reply");
     }
-    jm_keybuf global;
-    jm_key_global(global, r);
     const redisReply *keys = rep->element[1];
     int rc = JM_OK, sent = 0;
     for (size_t i = 0; i < keys->elements && rc == JM_OK; i++) {
@@ -133,9 +128,12 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
         const char *id = jm_key_parse_job(slot, r, key);
         if (id == NULL)
             continue;
-        const char *kv[1] = {slot};
-        const char *args[6] = {global, "0", "0", "record", id, maxlen};
-        rc = jm_redis_pipe_eval(r, err, "reconcile", 1, kv, 6, args, NULL);
+        jm_call c;
+        jm_call_init(&c, r, id, NULL);
+        jm_call_arg(&c, "record");
+        jm_call_arg(&c, id);
+        jm_call_arg(&c, maxlen);
+        rc = jm_call_pipe(r, &c, "reconcile", err);
         if (rc == JM_OK)
             sent++;
     }
@@ -191,15 +189,13 @@ static int
 queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *err)
 {
     const char *q = rec->queues[rec->qi];
-    jm_keybuf slot;
     char a[3][32];
-    jm_key_queue_slot(slot, r, q);
     redisReply *rep = NULL;
     switch (rec->phase) {
     case PHASE_SMALL: {
         snprintf(a[0], sizeof(a[0]), "%d", rec->slice);
         const char *ex[3] = {"small", q, a[0]};
-        if ((rep = run(r, slot, ex, 3, 1, err)) == NULL)
+        if ((rep = run(r, q, ex, 3, 1, err)) == NULL)
             return jm__err_code(err);
         if (jm__reply_ll(rep->element[0]) < 0) {
             rec->phase = PHASE_INDEX;
@@ -219,7 +215,7 @@ queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *er
     case PHASE_INDEX: {
         snprintf(a[0], sizeof(a[0]), "%d", rec->slice);
         const char *ex[5] = {"index", q, zsets[rec->zi], rec->zcursor, a[0]};
-        if ((rep = run(r, slot, ex, 5, 5, err)) == NULL)
+        if ((rep = run(r, q, ex, 5, 5, err)) == NULL)
             return jm__err_code(err);
         purged(t, q, jm__reply_ll(rep->element[1]));
         t->repaired[JM_REPAIR_ORPHAN_ENTRY] += jm__reply_ll(rep->element[2]);
@@ -239,7 +235,7 @@ queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *er
         snprintf(a[1], sizeof(a[1]), "%d", rec->slice);
         snprintf(a[2], sizeof(a[2]), "%d", RECONCILE_PENDING_MAX);
         const char *ex[5] = {"pending", q, a[0], a[1], a[2]};
-        if ((rep = run(r, slot, ex, 5, 3, err)) == NULL)
+        if ((rep = run(r, q, ex, 5, 3, err)) == NULL)
             return jm__err_code(err);
         purged(t, q, jm__reply_ll(rep->element[1]));
         t->repaired[JM_REPAIR_STALE_ENTRY] += jm__reply_ll(rep->element[2]);
@@ -253,7 +249,7 @@ queue_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *er
     default: {
         snprintf(a[0], sizeof(a[0]), "%d", rec->counts_max);
         const char *ex[3] = {"counts", q, a[0]};
-        if ((rep = run(r, slot, ex, 3, 1, err)) == NULL)
+        if ((rep = run(r, q, ex, 3, 1, err)) == NULL)
             return jm__err_code(err);
         long long fixed = jm__reply_ll(rep->element[0]);
         if (fixed > 0)

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "jobmill/workers.h"
-#include "keys.h"
+#include "call.h"
 #include "reply.h"
 
 void
@@ -18,17 +18,18 @@ jm_worker_info_clear(jm_worker_info *w)
 int
 jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err)
 {
-    jm_keybuf global;
     char pid[16], conc[16], busy[16], ttl[16];
-    jm_key_global(global, r);
     snprintf(pid, sizeof(pid), "%d", w->pid);
     snprintf(conc, sizeof(conc), "%d", w->concurrency);
     snprintf(busy, sizeof(busy), "%d", w->busy);
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
-    const char *keys[1] = {global};
-    const char *args[10] = {global, "0", "0", w->id, w->host != NULL ? w->host : "",
-                            pid, w->queues != NULL ? w->queues : "", conc, busy, ttl};
-    redisReply *rep = jm_redis_eval(r, err, "worker_beat", 1, keys, 10, args, NULL);
+    jm_call c;
+    jm_call_init(&c, r, NULL, NULL);
+    const char *args[7] = {w->id, w->host != NULL ? w->host : "", pid,
+                           w->queues != NULL ? w->queues : "", conc, busy, ttl};
+    for (int i = 0; i < 7; i++)
+        jm_call_arg(&c, args[i]);
+    redisReply *rep = jm_call_run(r, &c, "worker_beat", err);
     if (rep == NULL)
         return jm__err_code(err);
     freeReplyObject(rep);
@@ -137,13 +138,12 @@ jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
 int
 jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err)
 {
-    jm_keybuf global;
     char hz[24];
-    jm_key_global(global, r);
     snprintf(hz, sizeof(hz), "%lld", (long long)horizon_ms);
-    const char *keys[1] = {global};
-    const char *args[5] = {global, "0", "0", hz};
-    redisReply *rep = jm_redis_eval(r, err, "workers_prune", 1, keys, 4, args, NULL);
+    jm_call c;
+    jm_call_init(&c, r, NULL, NULL);
+    jm_call_arg(&c, hz);
+    redisReply *rep = jm_call_run(r, &c, "workers_prune", err);
     if (rep == NULL)
         return jm__err_code(err);
     *n = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;

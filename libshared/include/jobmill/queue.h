@@ -21,6 +21,10 @@
 #include "jobmill/job.h"
 #include "jobmill/redis.h"
 
+/* The built-in retention defaults (jobs.result_ttl_s, jobs.failed_ttl_s). */
+#define JM_RESULT_TTL_DEFAULT_S 3600
+#define JM_FAILED_TTL_DEFAULT_S 604800
+
 /* Retention defaults passed to the scripts that finish jobs. */
 typedef struct jm_retention {
     int result_ttl_s;  /* succeeded, canceled, expired (job's own result_ttl_s wins) */
