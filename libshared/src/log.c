@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "jobmill/err.h"
 #include "jobmill/log.h"
 
 static const char *log_service = "jobmill";
@@ -24,10 +25,10 @@ jm_log_level_parse(const char *name, jm_log_level *out)
     for (int i = 0; i < 4; i++) {
         if (name != NULL && strcmp(name, level_names[i]) == 0) {
             *out = (jm_log_level)i;
-            return 0;
+            return JM_OK;
         }
     }
-    return -1;
+    return JM_ERR_INVALID;
 }
 
 int

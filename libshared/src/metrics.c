@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jobmill/err.h"
 #include "jobmill/metrics.h"
 
 const double jm_metrics_default_buckets[] = {
@@ -786,4 +787,22 @@ jm_metrics_render(jm_metrics *m, size_t *len)
     if (len != NULL)
         *len = sb.len;
     return sb.buf;
+}
+
+int
+jm_metrics_register(jm_metrics *m, const jm_metric_def *defs, size_t n)
+{
+    int rc = JM_OK;
+    for (size_t i = 0; i < n; i++) {
+        const jm_metric_def *d = &defs[i];
+        jm_metric_family *f = jm_metrics_family(m, d->name, d->help, d->type, d->labels, NULL, 0);
+        jm_metric_series *s = f != NULL && d->labels == NULL ? jm_metrics_series(f, NULL) : NULL;
+        if (d->family != NULL)
+            *d->family = f;
+        if (d->series != NULL)
+            *d->series = s;
+        if (f == NULL || (d->series != NULL && s == NULL))
+            rc = JM_ERR_NOMEM;
+    }
+    return rc;
 }

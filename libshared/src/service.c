@@ -51,12 +51,12 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     int rc = jm_config_load(&svc->cfg, name, argc, argv, &err);
     if (rc == JM_ERR_USAGE) {
         jm_config_free(&svc->cfg);
-        return 0;
+        return JM_ERR_USAGE;
     }
     if (rc != JM_OK) {
         fprintf(stderr, "jobmill-%s: %s\n", name, err.msg);
         jm_config_free(&svc->cfg);
-        return 2;
+        return JM_ERR_INVALID;
     }
     jm_log_level level = JM_LOG_INFO;
     jm_log_level_parse(svc->cfg.log_level, &level);
@@ -69,7 +69,7 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     svc->metrics = jm_metrics_new();
     if (svc->metrics == NULL) {
         jm_config_free(&svc->cfg);
-        return 1;
+        return JM_ERR_NOMEM;
     }
     const char *vlabel[] = {"version", NULL};
     jm_metric_family *info = jm_metrics_family(svc->metrics, "jobmill_build_info",
@@ -89,7 +89,39 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     jm_metric_series *lat_series = lat != NULL ? jm_metrics_series(lat, NULL) : NULL;
     if (lat_series != NULL)
         jm_redis_set_latency_hook(record_latency, lat_series);
-    return -1;
+    return JM_OK;
+}
+
+int
+jm_service_exit_code(int rc)
+{
+    if (rc == JM_OK || rc == JM_ERR_USAGE)
+        return 0;
+    return rc == JM_ERR_INVALID ? 2 : 1;
+}
+
+int
+jm_service_check_version(jm_service *svc, jm_redis *r, bool *warned)
+{
+    jm_error err;
+    jm_error_clear(&err);
+    int rc = jm_redis_check_version(r, &err);
+    if (rc == JM_OK) {
+        if (*warned)
+            jm_log_info("redis reachable; layout version checked", NULL);
+        *warned = false;
+        return JM_OK;
+    }
+    if (rc == JM_ERR_VERSION) {
+        jm_log_error("refusing to run against a newer redis layout", "error", err.msg, NULL);
+        return rc;
+    }
+    jm_service_redis_error(svc, "check_version");
+    if (!*warned)
+        jm_log_warn("redis unreachable: layout version not checked yet; retrying", "error",
+                    err.msg, NULL);
+    *warned = true;
+    return rc;
 }
 
 void

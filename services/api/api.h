@@ -74,13 +74,20 @@ struct api_req {
 
 /* api_routes returns the table (static) and its size in *n. */
 const api_route *api_routes(size_t *n);
-/* api_route_match finds the route for method and path. Returns its index and
- * copies the path parameter into param; -1 when no template matches the path
- * (404); -2 when templates match but none for method, with the allowed methods
- * written into allow ("GET, POST") and the first route whose template matched
- * into *path_route (for the metric label). */
-int api_route_match(const char *method, const char *path, char param[API_PARAM_MAX],
-                    char *allow, size_t allow_len, int *path_route);
+/* What api_route_match found. */
+typedef struct api_route_hit {
+    int index;                  /* the matched route (JM_OK), else -1 */
+    int path_route;             /* the first route whose template matched the
+                                   path, whatever its method; -1 when none */
+    char param[API_PARAM_MAX];  /* the path parameter of the match */
+    char allow[64];             /* methods the path takes: "GET, POST" */
+} api_route_hit;
+
+/* api_route_match finds the route for method and path. JM_OK with
+ * hit->index; JM_ERR_NOT_FOUND otherwise: hit->path_route < 0 when no
+ * template matches the path (404), else the path takes other methods (405,
+ * hit->allow names them; hit->path_route labels the metric). */
+int api_route_match(const char *method, const char *path, api_route_hit *hit);
 /* api_routes_print writes "METHOD PATH" lines (the hidden --print-routes). */
 void api_routes_print(FILE *out);
 
@@ -119,6 +126,11 @@ int api_send_text(api_req *req, int status, const char *type, const char *text, 
  * NULL or "". Returns status. */
 int api_send_error(api_req *req, int status, const char *code, const char *field,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* api_send_error_h is api_send_error with extra headers (NULL or a
+ * NULL-terminated list of name, value pairs: Allow, Retry-After, ...). */
+int api_send_error_h(api_req *req, int status, const char *const *hdrs, const char *code,
+                     const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* api_send_jm_error maps a libshared error onto the contract's codes (Redis
  * trouble is 503 with Retry-After, counted under op). Returns status. */
 int api_send_jm_error(api_req *req, const jm_error *err, const char *op);

@@ -57,33 +57,25 @@ api_metrics_new(jm_service *svc)
         return NULL;
     }
     m->svc = svc;
-    jm_metrics *reg = svc->metrics;
-    const char *rc[] = {"route", "code", NULL};
-    const char *r[] = {"route", NULL};
-    const char *q[] = {"queue", NULL};
-    const char *qs[] = {"queue", "state", NULL};
-    m->requests = jm_metrics_family(reg, "jobmill_http_requests_total",
-                                    "HTTP requests answered, by route template and status code.",
-                                    JM_METRIC_COUNTER, rc, NULL, 0);
-    m->duration = jm_metrics_family(reg, "jobmill_http_request_duration_seconds",
-                                    "HTTP request latency by route template (long-polls "
-                                    "included).",
-                                    JM_METRIC_HISTOGRAM, r, NULL, 0);
-    m->submitted = jm_metrics_family(reg, "jobmill_jobs_submitted_total",
-                                     "Jobs created by submits (idempotent replays excluded).",
-                                     JM_METRIC_COUNTER, q, NULL, 0);
-    m->queue_jobs = jm_metrics_family(reg, "jobmill_queue_jobs",
-                                      "Jobs per queue and state, read from Redis at scrape time.",
-                                      JM_METRIC_GAUGE, qs, NULL, 0);
-    m->oldest_age = jm_metrics_family(reg, "jobmill_queue_oldest_age_seconds",
-                                      "Age of the oldest queued job per queue (0 = none waiting).",
-                                      JM_METRIC_GAUGE, q, NULL, 0);
-    jm_metric_family *lp = jm_metrics_family(reg, "jobmill_api_long_polls",
-                                             "GET /v1/jobs/{id}?wait long-polls waiting now.",
-                                             JM_METRIC_GAUGE, NULL, NULL, 0);
-    m->long_polls = lp != NULL ? jm_metrics_series(lp, NULL) : NULL;
-    if (m->requests == NULL || m->duration == NULL || m->submitted == NULL ||
-        m->queue_jobs == NULL || m->oldest_age == NULL || m->long_polls == NULL) {
+    static const char *const rc[] = {"route", "code", NULL};
+    static const char *const r[] = {"route", NULL};
+    static const char *const q[] = {"queue", NULL};
+    static const char *const qs[] = {"queue", "state", NULL};
+    const jm_metric_def defs[] = {
+        {&m->requests, NULL, "jobmill_http_requests_total", JM_METRIC_COUNTER, rc,
+         "HTTP requests answered, by route template and status code."},
+        {&m->duration, NULL, "jobmill_http_request_duration_seconds", JM_METRIC_HISTOGRAM, r,
+         "HTTP request latency by route template (long-polls included)."},
+        {&m->submitted, NULL, "jobmill_jobs_submitted_total", JM_METRIC_COUNTER, q,
+         "Jobs created by submits (idempotent replays excluded)."},
+        {&m->queue_jobs, NULL, "jobmill_queue_jobs", JM_METRIC_GAUGE, qs,
+         "Jobs per queue and state, read from Redis at scrape time."},
+        {&m->oldest_age, NULL, "jobmill_queue_oldest_age_seconds", JM_METRIC_GAUGE, q,
+         "Age of the oldest queued job per queue (0 = none waiting)."},
+        {NULL, &m->long_polls, "jobmill_api_long_polls", JM_METRIC_GAUGE, NULL,
+         "GET /v1/jobs/{id}?wait long-polls waiting now."},
+    };
+    if (jm_metrics_register(svc->metrics, defs, sizeof(defs) / sizeof(defs[0])) != JM_OK) {
         api_metrics_free(m);
         return NULL;
     }
@@ -99,7 +91,7 @@ api_metrics_new(jm_service *svc)
     /* Redis operations this service can fail at, visible at 0 from start. */
     static const char *const ops[] = {"submit", "get", "cancel", "retry", "queues", "pause",
                                       "list", "workers", "ready", "metrics", "subscribe",
-                                      "version", NULL};
+                                      "check_version", NULL};
     for (size_t i = 0; ops[i] != NULL; i++)
         series1(svc->redis_errors, ops[i]);
     return m;

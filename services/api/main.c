@@ -65,30 +65,15 @@ effective_waiters(const jm_config *cfg)
     return cfg->api_max_waiters < cap ? cfg->api_max_waiters : cap;
 }
 
-/* check_version returns 1 when the layout is fine, 0 to retry later (Redis
- * unreachable), -1 when Redis holds a newer layout. */
+/* check_version records a passed layout check for the routes; JM_OK,
+ * JM_ERR_VERSION (stop), or a Redis error (serve 503, retry later). */
 static int
 check_version(api_app *app, jm_redis *r, bool *warned)
 {
-    jm_error err;
-    jm_error_clear(&err);
-    int rc = jm_redis_check_version(r, &err);
-    if (rc == JM_OK) {
+    int rc = jm_service_check_version(app->svc, r, warned);
+    if (rc == JM_OK)
         atomic_store(&app->version_ok, 1);
-        if (*warned)
-            jm_log_info("redis reachable; layout version checked", NULL);
-        return 1;
-    }
-    if (rc == JM_ERR_VERSION) {
-        jm_log_error("refusing to run against a newer redis layout", "error", err.msg, NULL);
-        return -1;
-    }
-    if (!*warned) {
-        jm_service_redis_error(app->svc, "version");
-        jm_log_warn("redis unreachable: answering 503 and retrying", "error", err.msg, NULL);
-        *warned = true;
-    }
-    return 0;
+    return rc;
 }
 
 /* serve waits for the first signal, retrying the version check meanwhile.
@@ -97,7 +82,8 @@ static int
 serve(api_app *app, jm_redis *r, bool warned)
 {
     while (jm_signals == 0) {
-        if (!atomic_load(&app->version_ok) && check_version(app, r, &warned) < 0)
+        if (!atomic_load(&app->version_ok) &&
+            check_version(app, r, &warned) == JM_ERR_VERSION)
             return 1;
         jm_service_sleep_ms(API_TICK_MS);
     }
@@ -171,7 +157,7 @@ run(jm_service *svc)
         goto done;
     }
     bool warned = false;
-    if (check_version(&app, r, &warned) < 0)
+    if (check_version(&app, r, &warned) == JM_ERR_VERSION)
         goto done;
     if ((srv = api_server_start(&app, &err)) == NULL) {
         jm_log_error("cannot start the http server", "error", err.msg, NULL);
@@ -215,8 +201,8 @@ main(int argc, char **argv)
     }
     jm_service svc;
     int rc = jm_service_start(&svc, "api", argc, argv);
-    if (rc >= 0)
-        return rc;
+    if (rc != JM_OK)
+        return jm_service_exit_code(rc);
     rc = run(&svc);
     jm_service_finish(&svc);
     return rc;

@@ -112,9 +112,9 @@ api_send_error(api_req *req, int status, const char *code, const char *field, co
     return rc;
 }
 
-__attribute__((format(printf, 6, 7))) static int
-send_error_h(api_req *req, int status, const char *code, const char *field,
-             const char *const *hdrs, const char *fmt, ...)
+int
+api_send_error_h(api_req *req, int status, const char *const *hdrs, const char *code,
+                 const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -143,8 +143,8 @@ api_send_jm_error(api_req *req, const jm_error *err, const char *op)
     case JM_ERR_REDIS:
     case JM_ERR_REPLY:
         jm_service_redis_error(req->app->svc, op);
-        return send_error_h(req, 503, "unavailable", NULL, retry_after,
-                            "redis is unavailable, retry later (%s)", msg);
+        return api_send_error_h(req, 503, retry_after, "unavailable", NULL,
+                                "redis is unavailable, retry later (%s)", msg);
     default:
         return api_send_error(req, 500, "internal", NULL, "%s", msg);
     }

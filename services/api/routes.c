@@ -66,32 +66,31 @@ match_path(const char *tpl, const char *path, char param[API_PARAM_MAX])
 }
 
 int
-api_route_match(const char *method, const char *path, char param[API_PARAM_MAX], char *allow,
-                size_t allow_len, int *path_route)
+api_route_match(const char *method, const char *path, api_route_hit *hit)
 {
     char scratch[API_PARAM_MAX];
-    bool path_known = false;
-    *path_route = -1;
-    if (allow_len > 0)
-        allow[0] = '\0';
+    hit->index = -1;
+    hit->path_route = -1;
+    hit->param[0] = '\0';
+    hit->allow[0] = '\0';
     for (size_t i = 0; i < N_ROUTES; i++) {
         scratch[0] = '\0';
         if (!match_path(routes[i].path, path, scratch))
             continue;
         if (strcmp(routes[i].method, method) == 0) {
-            memcpy(param, scratch, sizeof(scratch));
-            return (int)i;
+            memcpy(hit->param, scratch, sizeof(scratch));
+            hit->index = (int)i;
+            return JM_OK;
         }
-        if (!path_known)
-            *path_route = (int)i;
-        path_known = true;
-        if (strstr(allow, routes[i].method) == NULL) {
-            size_t used = strlen(allow);
-            snprintf(allow + used, allow_len - used, "%s%s", used > 0 ? ", " : "",
+        if (hit->path_route < 0)
+            hit->path_route = (int)i;
+        if (strstr(hit->allow, routes[i].method) == NULL) {
+            size_t used = strlen(hit->allow);
+            snprintf(hit->allow + used, sizeof(hit->allow) - used, "%s%s", used > 0 ? ", " : "",
                      routes[i].method);
         }
     }
-    return path_known ? -2 : -1;
+    return JM_ERR_NOT_FOUND;
 }
 
 void

@@ -54,57 +54,42 @@ dispatch(api_req *req)
 {
     const char *method = req->ri->request_method;
     const char *path = req->ri->local_uri != NULL ? req->ri->local_uri : "";
-    char allow[64];
-    int path_route = -1;
     size_t n_routes;
     const api_route *routes = api_routes(&n_routes);
-    req->route_index = api_route_match(method, path, req->param, allow, sizeof(allow),
-                                       &path_route);
-    if (req->route_index == -1)
-        return api_send_error(req, 404, "not_found", NULL, "no route for %s %s", method, path);
-    if (req->route_index == -2) {
-        req->route = &routes[path_route];
-        req->route_index = -1;
-        json_t *e = json_object();
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%s is not allowed on %s; allowed: %s", method, path, allow);
-        json_object_set_new(e, "code", json_string("method_not_allowed"));
-        json_object_set_new(e, "message", json_string(msg));
-        json_t *o = json_object();
-        json_object_set_new(o, "error", e);
-        const char *hdrs[] = {"Allow", allow, NULL};
-        return api_send_json(req, 405, o, hdrs);
+    api_route_hit hit;
+    if (api_route_match(method, path, &hit) != JM_OK) {
+        if (hit.path_route < 0)
+            return api_send_error(req, 404, "not_found", NULL, "no route for %s %s", method,
+                                  path);
+        req->route = &routes[hit.path_route]; /* the metric label */
+        const char *hdrs[] = {"Allow", hit.allow, NULL};
+        return api_send_error_h(req, 405, hdrs, "method_not_allowed", NULL,
+                                "%s is not allowed on %s; allowed: %s", method, path, hit.allow);
     }
+    req->route_index = hit.index;
+    memcpy(req->param, hit.param, sizeof(req->param));
     req->route = &routes[req->route_index];
     api_app *app = req->app;
     if (!(req->route->flags & API_ROUTE_OPEN) && atomic_load(&app->stopping)) {
         static const char *const hdrs[] = {"Retry-After", "1", NULL};
-        json_t *e = json_object();
-        json_object_set_new(e, "code", json_string("unavailable"));
-        json_object_set_new(e, "message", json_string("the api is shutting down; retry"));
-        json_t *o = json_object();
-        json_object_set_new(o, "error", e);
-        return api_send_json(req, 503, o, hdrs);
+        return api_send_error_h(req, 503, hdrs, "unavailable", NULL,
+                                "the api is shutting down; retry");
     }
     if (!(req->route->flags & API_ROUTE_OPEN)) {
         if (app->auth != NULL &&
             !api_auth_check(app->auth, mg_get_header(req->conn, "Authorization"))) {
-            json_t *e = json_object();
-            json_object_set_new(e, "code", json_string("unauthorized"));
-            json_object_set_new(e, "message",
-                                json_string("a valid bearer token is required "
-                                            "(Authorization: Bearer <token>)"));
-            json_t *o = json_object();
-            json_object_set_new(o, "error", e);
-            const char *hdrs[] = {"WWW-Authenticate", "Bearer realm=\"jobmill\"", NULL};
-            return api_send_json(req, 401, o, hdrs);
+            static const char *const hdrs[] = {"WWW-Authenticate", "Bearer realm=\"jobmill\"",
+                                               NULL};
+            return api_send_error_h(req, 401, hdrs, "unauthorized", NULL,
+                                    "a valid bearer token is required "
+                                    "(Authorization: Bearer <token>)");
         }
         if (req->redis == NULL || !atomic_load(&app->version_ok)) {
             jm_error err;
             jm_error_set(&err, JM_ERR_REDIS, NULL,
                          req->redis == NULL ? "no redis handle on this thread"
                                             : "redis layout version not verified yet");
-            return api_send_jm_error(req, &err, "version");
+            return api_send_jm_error(req, &err, "check_version");
         }
     }
     if (strcmp(method, "POST") == 0) {

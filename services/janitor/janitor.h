@@ -58,6 +58,7 @@ typedef struct janitor {
     int64_t tick_no;              /* ticks started */
     bool redis_down;              /* the last tick met an unreachable Redis */
     atomic_int version_ok;        /* layout version checked (read by /readyz) */
+    bool version_warned;          /* "layout not checked yet" was logged */
     /* /readyz: its own connection, used under ready_lock by civetweb threads */
     jm_redis *ready_redis;
     pthread_mutex_t ready_lock;

@@ -103,8 +103,8 @@ main(int argc, char **argv)
 {
     static janitor j;
     int code = jm_service_start(&j.svc, "janitor", argc, argv);
-    if (code >= 0)
-        return code;
+    if (code != JM_OK)
+        return jm_service_exit_code(code);
     pthread_mutex_init(&j.ready_lock, NULL);
     jm_httpd *srv = NULL;
     code = 1;

@@ -145,22 +145,19 @@ queue_duties(janitor *j, const char *queue, int64_t deadline)
     return JM_OK;
 }
 
+/* check_version: JM_OK once the layout was checked; JM_ERR_VERSION (stop);
+ * a Redis error ends this tick (the next one retries). */
 static int
 check_version(janitor *j)
 {
     if (atomic_load(&j->version_ok))
         return JM_OK;
-    jm_error err;
-    jm_error_clear(&err);
-    int rc = jm_redis_check_version(j->redis, &err);
-    if (rc == JM_ERR_VERSION) {
-        jm_log_error("refusing to run against a newer redis layout", "error", err.msg, NULL);
-        return rc;
-    }
-    if (rc != JM_OK)
-        return janitor_redis_failed(j, "check_version", NULL, &err);
-    atomic_store(&j->version_ok, 1);
-    return JM_OK;
+    int rc = jm_service_check_version(&j->svc, j->redis, &j->version_warned);
+    if (rc == JM_OK)
+        atomic_store(&j->version_ok, 1);
+    else if (rc != JM_ERR_VERSION)
+        j->redis_down = true;
+    return rc;
 }
 
 static int

@@ -78,31 +78,23 @@ keep_std_fds(void)
     }
 }
 
-/* check_version waits for Redis and checks the layout version. Returns -1
- * to go on, or the exit code. */
+/* check_version waits for Redis and checks the layout version. JM_OK to go
+ * on; JM_ERR_VERSION (newer layout: exit 1); JM_ERR_USAGE when a signal
+ * came first (nothing to drain: exit 0). */
 static int
 check_version(wk_worker *w)
 {
-    int delay = 100, warned = 0;
+    int delay = 100;
+    bool warned = false;
     while (jm_signals == 0) {
-        jm_error err;
-        jm_error_clear(&err);
-        int rc = jm_redis_check_version(w->claim_r, &err);
-        if (rc == JM_OK)
-            return -1;
-        if (rc == JM_ERR_VERSION) {
-            jm_log_error("redis layout is newer than this build; refusing to start", "error",
-                         err.msg, NULL);
-            return 1;
-        }
-        jm_service_redis_error(w->svc, "check_version");
-        wk_worker_set_redis(w, 0, err.msg);
-        if (!warned++)
-            jm_log_warn("waiting for redis", "error", err.msg, NULL);
+        int rc = jm_service_check_version(w->svc, w->claim_r, &warned);
+        if (rc == JM_OK || rc == JM_ERR_VERSION)
+            return rc;
+        wk_worker_set_redis(w, 0, "redis unreachable: layout version not checked yet");
         wait_main(w, delay);
         delay = delay * 2 > VERSION_RETRY_MAX_MS ? VERSION_RETRY_MAX_MS : delay * 2;
     }
-    return 0; /* stopped while waiting: nothing to drain */
+    return JM_ERR_USAGE;
 }
 
 /* drain runs the graceful stop; returns when every slot is free and the
@@ -148,11 +140,11 @@ run(wk_worker *w)
                      "error", err.msg, NULL);
         return 1;
     }
-    int code = check_version(w);
-    if (code >= 0) {
+    int vrc = check_version(w);
+    if (vrc != JM_OK) {
         jm_httpd_stop(httpd);
         jm_log_info("worker stopped before it started", "worker", w->id, NULL);
-        return code;
+        return jm_service_exit_code(vrc);
     }
     wk_worker_set_redis(w, 1, NULL);
     int rc = wk_heartbeat_start(w, &err);
@@ -195,8 +187,8 @@ main(int argc, char **argv)
 {
     jm_service svc;
     int code = jm_service_start(&svc, "worker", argc, argv);
-    if (code >= 0)
-        return code;
+    if (code != JM_OK)
+        return jm_service_exit_code(code);
     keep_std_fds();
     sigset_t stop;
     sigemptyset(&stop);

@@ -9,13 +9,6 @@ static const char *const builtin_types[] = {"echo", "sleep", "fail"};
 #define N_BUILTINS (sizeof(builtin_types) / sizeof(builtin_types[0]))
 #define UNHANDLED_TYPE "unhandled"
 
-static jm_metric_series *
-plain(jm_metrics *reg, const char *name, const char *help, jm_metric_type type)
-{
-    jm_metric_family *f = jm_metrics_family(reg, name, help, type, NULL, NULL, 0);
-    return f != NULL ? jm_metrics_series(f, NULL) : NULL;
-}
-
 /* handled_type tells whether type names a built-in or a configured handler. */
 static int
 handled_type(const jm_config *cfg, const char *type)
@@ -31,64 +24,56 @@ wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg)
 {
     memset(m, 0, sizeof(*m));
     m->cfg = cfg;
-    const char *ql[] = {"queue", NULL};
-    const char *qsl[] = {"queue", "status", NULL};
-    const char *qtl[] = {"queue", "type", NULL};
-    jm_metric_family *fin = jm_metrics_family(
-        reg, "jobmill_jobs_finished_total",
-        "Jobs this worker moved to a terminal state, by queue and status.", JM_METRIC_COUNTER,
-        qsl, NULL, 0);
-    m->duration = jm_metrics_family(reg, "jobmill_job_duration_seconds",
-                                    "Handler run time of each attempt.", JM_METRIC_HISTOGRAM,
-                                    qtl, NULL, 0);
-    jm_metric_family *wait = jm_metrics_family(
-        reg, "jobmill_job_wait_seconds",
-        "Time from submit (or run_at) to the start of the attempt.", JM_METRIC_HISTOGRAM, ql,
-        NULL, 0);
-    jm_metric_family *retries = jm_metrics_family(
-        reg, "jobmill_worker_retries_total",
-        "Failed attempts scheduled for a retry with backoff, by queue.", JM_METRIC_COUNTER, ql,
-        NULL, 0);
-    if (fin == NULL || m->duration == NULL || wait == NULL || retries == NULL)
-        return -1;
+    static const char *const ql[] = {"queue", NULL};
+    static const char *const qsl[] = {"queue", "status", NULL};
+    static const char *const qtl[] = {"queue", "type", NULL};
+    jm_metric_family *fin = NULL, *wait = NULL, *retries = NULL;
+    const jm_metric_def defs[] = {
+        {&fin, NULL, "jobmill_jobs_finished_total", JM_METRIC_COUNTER, qsl,
+         "Jobs this worker moved to a terminal state, by queue and status."},
+        {&m->duration, NULL, "jobmill_job_duration_seconds", JM_METRIC_HISTOGRAM, qtl,
+         "Handler run time of each attempt."},
+        {&wait, NULL, "jobmill_job_wait_seconds", JM_METRIC_HISTOGRAM, ql,
+         "Time from submit (or run_at) to the start of the attempt."},
+        {&retries, NULL, "jobmill_worker_retries_total", JM_METRIC_COUNTER, ql,
+         "Failed attempts scheduled for a retry with backoff, by queue."},
+        {NULL, &m->busy, "jobmill_worker_busy", JM_METRIC_GAUGE, NULL,
+         "Jobs in flight in this worker."},
+        {NULL, &m->concurrency, "jobmill_worker_concurrency", JM_METRIC_GAUGE, NULL,
+         "Jobs this worker runs at once at most."},
+        {NULL, &m->leases_lost, "jobmill_worker_leases_lost_total", JM_METRIC_COUNTER, NULL,
+         "Claims whose lease was lost before an outcome was committed."},
+        {NULL, &m->spawn_failures, "jobmill_worker_exec_spawn_failures_total",
+         JM_METRIC_COUNTER, NULL, "Exec handlers that could not be started."},
+        {NULL, &m->heartbeats, "jobmill_worker_heartbeats_total", JM_METRIC_COUNTER, NULL,
+         "Lease renewal round trips that succeeded."},
+    };
+    if (jm_metrics_register(reg, defs, sizeof(defs) / sizeof(defs[0])) != JM_OK)
+        return JM_ERR_NOMEM;
     for (int q = 0; q < cfg->n_queues && q < JM_CFG_MAX_QUEUES; q++) {
         const char *name = cfg->queues[q].name;
         for (int s = 0; s < WK_FINISH_COUNT; s++) {
             const char *v[] = {name, finish_names[s], NULL};
             if ((m->finished[q][s] = jm_metrics_series(fin, v)) == NULL)
-                return -1;
+                return JM_ERR_NOMEM;
         }
         const char *v[] = {name, NULL};
         if ((m->wait[q] = jm_metrics_series(wait, v)) == NULL ||
             (m->retries[q] = jm_metrics_series(retries, v)) == NULL)
-            return -1;
+            return JM_ERR_NOMEM;
         for (size_t b = 0; b < N_BUILTINS; b++) {
             const char *tv[] = {name, builtin_types[b], NULL};
             if (jm_metrics_series(m->duration, tv) == NULL)
-                return -1;
+                return JM_ERR_NOMEM;
         }
         for (int h = 0; h < cfg->n_handlers; h++) {
             const char *tv[] = {name, cfg->handlers[h].type, NULL};
             if (jm_metrics_series(m->duration, tv) == NULL)
-                return -1;
+                return JM_ERR_NOMEM;
         }
     }
-    m->busy = plain(reg, "jobmill_worker_busy", "Jobs in flight in this worker.",
-                    JM_METRIC_GAUGE);
-    m->concurrency = plain(reg, "jobmill_worker_concurrency",
-                           "Jobs this worker runs at once at most.", JM_METRIC_GAUGE);
-    m->leases_lost = plain(reg, "jobmill_worker_leases_lost_total",
-                           "Claims whose lease was lost before an outcome was committed.",
-                           JM_METRIC_COUNTER);
-    m->spawn_failures = plain(reg, "jobmill_worker_exec_spawn_failures_total",
-                              "Exec handlers that could not be started.", JM_METRIC_COUNTER);
-    m->heartbeats = plain(reg, "jobmill_worker_heartbeats_total",
-                          "Lease renewal round trips that succeeded.", JM_METRIC_COUNTER);
-    if (m->busy == NULL || m->concurrency == NULL || m->leases_lost == NULL ||
-        m->spawn_failures == NULL || m->heartbeats == NULL)
-        return -1;
     jm_metric_set(m->concurrency, cfg->concurrency);
-    return 0;
+    return JM_OK;
 }
 
 int

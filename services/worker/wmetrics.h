@@ -33,7 +33,7 @@ typedef struct wk_metrics {
 } wk_metrics;
 
 /* wk_metrics_init registers the worker families in reg and pre-creates their
- * series. Returns 0, or -1 when the registry ran out of memory. */
+ * series. Returns JM_OK, or JM_ERR_NOMEM when the registry ran out of memory. */
 int wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg);
 
 /* wk_metrics_queue returns the index of queue in cfg->queues, or -1. */

@@ -85,7 +85,7 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
         fcntl(w->notify[i], F_SETFL, fcntl(w->notify[i], F_GETFL) | O_NONBLOCK);
         fcntl(w->notify[i], F_SETFD, FD_CLOEXEC);
     }
-    if (wk_metrics_init(&w->m, svc->metrics, w->cfg) != 0)
+    if (wk_metrics_init(&w->m, svc->metrics, w->cfg) != JM_OK)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory registering metrics");
     /* Every Redis operation of the worker is in jobmill_redis_errors_total
      * from start-up, at 0. */

@@ -44,6 +44,21 @@ jm_metric_family *jm_metrics_family(jm_metrics *m, const char *name, const char 
  * zero when new. Borrowed; valid until jm_metrics_free. NULL on no memory. */
 jm_metric_series *jm_metrics_series(jm_metric_family *fam, const char *const *label_values);
 
+/* One family to register (default buckets for histograms). */
+typedef struct jm_metric_def {
+    jm_metric_family **family;  /* gets the family, or NULL */
+    jm_metric_series **series;  /* unlabelled families: gets the one series, or NULL */
+    const char *name;
+    jm_metric_type type;
+    const char *const *labels;  /* NULL-terminated, NULL = unlabelled */
+    const char *help;
+} jm_metric_def;
+
+/* jm_metrics_register registers the n families of defs, in order, and
+ * stores what each asks for. JM_OK, or JM_ERR_NOMEM (or JM_ERR_INVALID for a
+ * bad name) when any registration failed; what was stored stays valid. */
+int jm_metrics_register(jm_metrics *m, const jm_metric_def *defs, size_t n);
+
 /* Updates. All are safe from any thread, lock-free, allocation-free. */
 void jm_metric_inc(jm_metric_series *s);                /* counter/gauge += 1 */
 void jm_metric_add(jm_metric_series *s, double v);      /* counter/gauge += v */

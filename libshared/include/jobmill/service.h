@@ -10,8 +10,10 @@
 #define JOBMILL_SERVICE_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include "jobmill/config.h"
 #include "jobmill/metrics.h"
+#include "jobmill/redis.h"
 
 typedef struct jm_service {
     const char *name;          /* "api", "worker", "janitor" (borrowed literal) */
@@ -26,10 +28,24 @@ extern volatile sig_atomic_t jm_signals;
 
 /* jm_service_start loads the config, initialises logging and signals, logs
  * the effective config and creates the registry with jobmill_build_info and
- * jobmill_redis_errors_total. Returns -1 to go on, or an exit code for main
- * to return at once (0 after --help/--version, 2 after a bad flag or config,
- * 1 on no memory). */
+ * jobmill_redis_errors_total. Returns JM_OK to go on; otherwise main returns
+ * jm_service_exit_code(rc) at once: JM_ERR_USAGE after --help/--version,
+ * JM_ERR_INVALID after a bad flag or config (the line is printed), or
+ * JM_ERR_NOMEM. */
 int jm_service_start(jm_service *svc, const char *name, int argc, char **argv);
+
+/* jm_service_exit_code maps a start-up result onto the process exit code:
+ * 0 for JM_OK and JM_ERR_USAGE, 2 for JM_ERR_INVALID (usage or config), 1
+ * for anything else. */
+int jm_service_exit_code(int rc);
+
+/* jm_service_check_version checks the Redis layout version on r, the same
+ * way in every service: JM_OK when this build can use it; JM_ERR_VERSION
+ * when it is newer (logged as an error: the service must not start);
+ * JM_ERR_REDIS (or JM_ERR_REPLY) when Redis cannot answer now: counted in
+ * jobmill_redis_errors_total{op="check_version"} and logged once per outage
+ * (*warned remembers; a success after a warning logs the recovery). */
+int jm_service_check_version(jm_service *svc, jm_redis *r, bool *warned);
 
 /* jm_service_redis_error counts one Redis failure of operation op. */
 void jm_service_redis_error(jm_service *svc, const char *op);
