@@ -41,7 +41,7 @@ ARG JOBMILL_TESTS=off
 COPY tests/ tests/
 RUN if [ "$JOBMILL_TESTS" = on ]; then \
       apt-get update \
-      && apt-get install -y --no-install-recommends libcriterion-dev redis-server python3 \
+      && apt-get install -y --no-install-recommends libcriterion-dev redis-server python3 prometheus \
       && rm -rf /var/lib/apt/lists/* \
       && cmake -S . -B /build -DBUILD_TESTING=ON \
       && cmake --build /build -j"$(nproc)" \
