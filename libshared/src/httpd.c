@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <civetweb.h>
+#include "jobmill/clock.h"
 #include "jobmill/httpd.h"
 #include "jobmill/log.h"
 
@@ -443,7 +444,7 @@ jm_httpd_civetweb_stop(struct mg_context *ctx, const char *listen)
     int n = poke_address(listen, &addr) ? mg_get_server_ports(ctx, 8, ports) : 0;
     stopper st = {.ctx = ctx, .done = false};
     pthread_mutex_init(&st.lock, NULL);
-    pthread_cond_init(&st.cond, NULL);
+    jm_cond_init(&st.cond);
     pthread_t th;
     if (n <= 0 || pthread_create(&th, NULL, stop_thread, &st) != 0) {
         mg_stop(ctx);
@@ -454,15 +455,8 @@ jm_httpd_civetweb_stop(struct mg_context *ctx, const char *listen)
             for (int i = 0; i < n; i++)
                 poke(addr, ports[i].port);
             pthread_mutex_lock(&st.lock);
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 50 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
             if (!st.done)
-                pthread_cond_timedwait(&st.cond, &st.lock, &until);
+                jm_cond_wait_until(&st.cond, &st.lock, jm_clock_ms() + 50);
         }
         pthread_mutex_unlock(&st.lock);
         pthread_join(th, NULL);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "jobmill/clock.h"
 #include "redis_raw.h"
 
 #define BACKOFF_MIN_MS 100
@@ -23,14 +24,6 @@ jm_redis_set_latency_hook(jm_redis_latency_fn fn, void *user)
     latency_hook = fn;
 }
 
-int64_t
-jm__mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Reports one synchronous round trip of r, begun at start_us, to the hook;
  * blocking commands (a read timeout override is set: BLPOP) wait on purpose
  * and are not round trips. */
@@ -38,15 +31,7 @@ void
 jm__redis_observe(const jm_redis *r, int64_t start_us)
 {
     if (latency_hook != NULL && r->read_timeout_ms == 0)
-        latency_hook(latency_user, (double)(jm__mono_us() - start_us) / 1e6);
-}
-
-int64_t
-jm__mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        latency_hook(latency_user, (double)(jm_clock_us() - start_us) / 1e6);
 }
 
 int
@@ -170,7 +155,7 @@ jm_redis_drop(jm_redis *r)
         return;
     }
     r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
-    r->next_try_ms = jm__mono_ms() + r->backoff_ms;
+    r->next_try_ms = jm_clock_ms() + r->backoff_ms;
 }
 
 void
@@ -222,10 +207,10 @@ jm_redis_connect(jm_redis *r, jm_error *err)
 {
     if (r->ctx != NULL)
         return JM_OK;
-    if (r->next_try_ms != 0 && jm__mono_ms() < r->next_try_ms)
+    if (r->next_try_ms != 0 && jm_clock_ms() < r->next_try_ms)
         return jm_error_set(err, JM_ERR_REDIS, NULL,
                             "redis %s:%d unreachable (next reconnect in %lld ms)", r->url.host,
-                            r->url.port, (long long)(r->next_try_ms - jm__mono_ms()));
+                            r->url.port, (long long)(r->next_try_ms - jm_clock_ms()));
     redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, jm__tv_ms(r->timeout_ms));
     if (c == NULL || c->err) {
         jm_error_set(err, JM_ERR_REDIS, NULL, "redis connect %s:%d: %s", r->url.host,
@@ -276,7 +261,7 @@ jm_redis_command(jm_redis *r, jm_error *err, const char *fmt, ...)
         return NULL;
     va_list ap;
     va_start(ap, fmt);
-    int64_t t0 = jm__mono_us();
+    int64_t t0 = jm_clock_us();
     redisReply *rep = redisvCommand(r->ctx, fmt, ap);
     jm__redis_observe(r, t0);
     va_end(ap);
@@ -289,7 +274,7 @@ jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
 {
     if (jm_redis_connect(r, err) != JM_OK)
         return NULL;
-    int64_t t0 = jm__mono_us();
+    int64_t t0 = jm_clock_us();
     redisReply *rep = redisCommandArgv(r->ctx, argc, argv, argvlen);
     jm__redis_observe(r, t0);
     return jm__redis_check_reply(r, rep, err, argv[0]);

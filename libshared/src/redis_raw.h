@@ -89,8 +89,6 @@ void jm__redis_observe(const jm_redis *r, int64_t start_us);
 int jm__redis_load_scripts(jm_redis *r, jm_error *err);
 /* jm__redis_is_noscript tells whether rep is a NOSCRIPT error. */
 int jm__redis_is_noscript(const redisReply *rep);
-int64_t jm__mono_us(void);
-int64_t jm__mono_ms(void);
 struct timeval jm__tv_ms(int ms);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jobmill/clock.h"
 #include "redis_raw.h"
 #include "scripts.h"
 
@@ -129,7 +130,7 @@ jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const cha
     eval_argv e;
     if (eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
         return NULL;
-    int64_t t0 = jm__mono_us();
+    int64_t t0 = jm_clock_us();
     redisReply *rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
     jm__redis_observe(r, t0);
     if (jm__redis_is_noscript(rep)) {

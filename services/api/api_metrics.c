@@ -8,6 +8,7 @@
 #include <time.h>
 #include "api.h"
 #include "api_metrics.h"
+#include "jobmill/clock.h"
 #include "jobmill/log.h"
 
 #define API_METRICS_CACHE_MS 1000
@@ -23,14 +24,6 @@ struct api_metrics {
     pthread_mutex_t refresh_lock;    /* one refresh at a time; guards last_refresh */
     long long last_refresh_ms;       /* monotonic; 0 = never */
 };
-
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static jm_metric_series *
 series1(jm_metric_family *f, const char *v)
@@ -156,7 +149,7 @@ api_metrics_refresh(api_metrics *m, jm_redis *r, int waiters)
     if (r == NULL)
         return;
     pthread_mutex_lock(&m->refresh_lock);
-    long long now = mono_ms();
+    long long now = jm_clock_ms();
     if (m->last_refresh_ms != 0 && now - m->last_refresh_ms < API_METRICS_CACHE_MS) {
         pthread_mutex_unlock(&m->refresh_lock);
         return;

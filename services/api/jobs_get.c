@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include "api.h"
+#include "jobmill/clock.h"
 #include "waiters.h"
 
 #define API_WAIT_MAX_S 60.0
@@ -40,27 +41,6 @@ parse_wait(const api_req *req, double *secs)
     return 0;
 }
 
-static struct timespec
-deadline_after(double secs)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long ns = (long long)llround(secs * 1e9);
-    ts.tv_sec += (time_t)(ns / 1000000000LL);
-    ts.tv_nsec += (long)(ns % 1000000000LL);
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
-static bool
-ts_before(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
-}
-
 /* wait_terminal sleeps on w until the job is terminal, the deadline or stop;
  * *job is kept current. A read that fails (Redis going away or just back,
  * this thread's connection stale or in backoff) keeps the last job and is
@@ -72,7 +52,7 @@ static int
 wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *err)
 {
     api_waiters *ws = req->app->waiters;
-    struct timespec deadline = deadline_after(secs), retry_at;
+    int64_t deadline = jm_clock_ms() + (int64_t)llround(secs * 1000.0), retry_at = 0;
     bool retry = false, last = false;
     int rc = JM_OK;
     for (;;) {
@@ -86,12 +66,12 @@ wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *e
             rc = got;
         } else {
             retry = true;
-            retry_at = deadline_after(API_WAIT_RETRY_MS / 1000.0);
+            retry_at = jm_clock_ms() + API_WAIT_RETRY_MS;
         }
         if (last || rc != JM_OK || jm_state_terminal(job->status))
             break;
-        bool early = retry && ts_before(&retry_at, &deadline);
-        api_wait_result res = api_waiters_wait(ws, w, early ? &retry_at : &deadline);
+        bool early = retry && retry_at < deadline;
+        api_wait_result res = api_waiters_wait(ws, w, early ? retry_at : deadline);
         last = res == API_WAIT_STOP || (res == API_WAIT_TIMEOUT && !early);
         retry = false;
     }

@@ -28,19 +28,12 @@
 #include <unistd.h>
 #include "api.h"
 #include "api_metrics.h"
+#include "jobmill/clock.h"
 #include "jobmill/log.h"
 #include "waiters.h"
 
 #define API_TICK_MS 100
 #define API_QUIESCE_EXTRA_MS 1000 /* past the Redis timeout of a last call */
-
-static long long
-mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 block_stop_signals(int how)
@@ -98,8 +91,8 @@ drain(api_app *app)
     char ms[24];
     snprintf(ms, sizeof(ms), "%d", app->cfg->api_drain_delay_ms);
     jm_log_info("draining: /readyz fails; still serving", "drain_delay_ms", ms, NULL);
-    long long until = mono_ms() + app->cfg->api_drain_delay_ms;
-    for (long long now = mono_ms(); now < until; now = mono_ms()) {
+    long long until = jm_clock_ms() + app->cfg->api_drain_delay_ms;
+    for (long long now = jm_clock_ms(); now < until; now = jm_clock_ms()) {
         if (jm_signals >= 2) {
             jm_log_warn("second signal: exiting now", NULL);
             _exit(1);

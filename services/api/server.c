@@ -25,6 +25,7 @@
 #include <time.h>
 #include "api.h"
 #include "api_metrics.h"
+#include "jobmill/clock.h"
 #include "jobmill/httpd.h"
 #include "jobmill/log.h"
 
@@ -39,14 +40,6 @@ struct api_server {
     pthread_cond_t idle_cond;    /* signalled when inflight drops to 0 */
     int inflight;                /* requests between dispatch and answer */
 };
-
-static double
-mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* dispatch routes one request and returns the status it sent. */
 static int
@@ -108,7 +101,7 @@ serve(struct mg_connection *conn, api_server *srv)
     pthread_mutex_lock(&srv->idle_lock);
     srv->inflight++;
     pthread_mutex_unlock(&srv->idle_lock);
-    double t0 = mono_s();
+    double t0 = jm_clock_s();
     api_req req;
     memset(&req, 0, sizeof(req));
     req.conn = conn;
@@ -119,7 +112,7 @@ serve(struct mg_connection *conn, api_server *srv)
     int status = dispatch(&req);
     free(req.body);
     api_metrics_request(app->metrics, req.route != NULL ? req.route->path : API_ROUTE_UNMATCHED,
-                        status, mono_s() - t0);
+                        status, jm_clock_s() - t0);
     pthread_mutex_lock(&srv->idle_lock);
     if (--srv->inflight == 0)
         pthread_cond_broadcast(&srv->idle_cond);
@@ -215,7 +208,7 @@ api_server_start(api_app *app, jm_error *err)
         jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a mutex");
         return NULL;
     }
-    if (pthread_cond_init(&srv->idle_cond, NULL) != 0) {
+    if (jm_cond_init(&srv->idle_cond) != 0) {
         pthread_mutex_destroy(&srv->idle_lock);
         jm_civetweb_log_destroy(&srv->clog);
         free(srv);
@@ -251,17 +244,10 @@ api_server_quiesce(api_server *srv, int timeout_ms)
 {
     if (srv == NULL)
         return true;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    int64_t until = jm_clock_ms() + timeout_ms;
     pthread_mutex_lock(&srv->idle_lock);
     while (srv->inflight > 0)
-        if (pthread_cond_timedwait(&srv->idle_cond, &srv->idle_lock, &until) != 0)
+        if (jm_cond_wait_until(&srv->idle_cond, &srv->idle_lock, until) != 0)
             break;
     bool idle = srv->inflight == 0;
     pthread_mutex_unlock(&srv->idle_lock);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jobmill/clock.h"
 #include "jobmill/log.h"
 #include "jobmill/pubsub.h"
 #include "waiters.h"
@@ -43,33 +44,6 @@ bucket_of(const char *id)
     for (const unsigned char *p = (const unsigned char *)id; *p != '\0'; p++)
         h = (h ^ *p) * 16777619u;
     return h & (API_WAITERS_BUCKETS - 1);
-}
-
-/* now_plus_ms returns CLOCK_MONOTONIC + ms as a timespec. */
-static struct timespec
-now_plus_ms(int ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
-static int
-cond_init_mono(pthread_cond_t *c)
-{
-    pthread_condattr_t a;
-    if (pthread_condattr_init(&a) != 0)
-        return -1;
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(c, &a);
-    pthread_condattr_destroy(&a);
-    return rc;
 }
 
 /* fire wakes every waiter of id. */
@@ -104,10 +78,10 @@ recheck_all(api_waiters *ws)
 static bool
 pause_unless_stopped(api_waiters *ws, int ms)
 {
-    struct timespec until = now_plus_ms(ms);
+    int64_t until = jm_clock_ms() + ms;
     pthread_mutex_lock(&ws->lock);
     while (!ws->stop) {
-        if (pthread_cond_timedwait(&ws->stop_cond, &ws->lock, &until) == ETIMEDOUT)
+        if (jm_cond_wait_until(&ws->stop_cond, &ws->lock, until) == ETIMEDOUT)
             break;
     }
     bool stop = ws->stop;
@@ -182,7 +156,7 @@ api_waiters_new(jm_service *svc, int max, jm_error *err)
         jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a mutex");
         return NULL;
     }
-    if (cond_init_mono(&ws->stop_cond) != 0) {
+    if (jm_cond_init(&ws->stop_cond) != 0) {
         pthread_mutex_destroy(&ws->lock);
         free(ws);
         jm_error_set(err, JM_ERR_NOMEM, NULL, "cannot create a condition variable");
@@ -212,7 +186,7 @@ api_waiters_add(api_waiters *ws, api_waiter *w, const char *id)
         pthread_mutex_unlock(&ws->lock);
         return false;
     }
-    if (cond_init_mono(&w->cond) != 0) {
+    if (jm_cond_init(&w->cond) != 0) {
         pthread_mutex_unlock(&ws->lock);
         return false;
     }
@@ -231,7 +205,7 @@ api_waiters_add(api_waiters *ws, api_waiter *w, const char *id)
 }
 
 api_wait_result
-api_waiters_wait(api_waiters *ws, api_waiter *w, const struct timespec *deadline)
+api_waiters_wait(api_waiters *ws, api_waiter *w, int64_t deadline_ms)
 {
     api_wait_result res = API_WAIT_TIMEOUT;
     pthread_mutex_lock(&ws->lock);
@@ -251,7 +225,7 @@ api_waiters_wait(api_waiters *ws, api_waiter *w, const struct timespec *deadline
             res = API_WAIT_RECHECK;
             break;
         }
-        if (pthread_cond_timedwait(&w->cond, &ws->lock, deadline) == ETIMEDOUT) {
+        if (jm_cond_wait_until(&w->cond, &ws->lock, deadline_ms) == ETIMEDOUT) {
             res = API_WAIT_TIMEOUT;
             break;
         }

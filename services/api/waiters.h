@@ -52,9 +52,9 @@ api_waiters *api_waiters_new(jm_service *svc, int max, jm_error *err);
  * max waiters are registered already or the registry is shutting down. */
 bool api_waiters_add(api_waiters *ws, api_waiter *w, const char *id);
 
-/* api_waiters_wait sleeps until w fires, a recheck, the CLOCK_MONOTONIC
- * deadline or shutdown. */
-api_wait_result api_waiters_wait(api_waiters *ws, api_waiter *w, const struct timespec *deadline);
+/* api_waiters_wait sleeps until w fires, a recheck, the monotonic
+ * deadline_ms (jm_clock_ms scale) or shutdown. */
+api_wait_result api_waiters_wait(api_waiters *ws, api_waiter *w, int64_t deadline_ms);
 
 /* api_waiters_remove unregisters w (which must have been added). */
 void api_waiters_remove(api_waiters *ws, api_waiter *w);

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include "jobmill/clock.h"
 #include "jobmill/metrics.h"
 #include "jobmill/queue.h"
 #include "jobmill/reconcile.h"
@@ -91,7 +92,5 @@ int janitor_redis_failed(janitor *j, const char *op, const char *queue, const jm
 /* janitor_ready is the /readyz callback (user = the janitor). */
 int janitor_ready(void *user, char *why, size_t why_len);
 
-/* janitor_mono_ms: monotonic milliseconds. */
-int64_t janitor_mono_ms(void);
 
 #endif

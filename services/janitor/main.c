@@ -88,11 +88,11 @@ run(janitor *j)
 {
     int interval = j->svc.cfg.janitor_interval_ms;
     while (jm_signals == 0) {
-        int64_t start = janitor_mono_ms();
+        int64_t start = jm_clock_ms();
         if (janitor_tick(j) == JM_ERR_VERSION)
             return 1;
-        for (int64_t left = start + interval - janitor_mono_ms(); left > 0 && jm_signals == 0;
-             left = start + interval - janitor_mono_ms())
+        for (int64_t left = start + interval - jm_clock_ms(); left > 0 && jm_signals == 0;
+             left = start + interval - jm_clock_ms())
             jm_service_sleep_ms((int)left);
     }
     return 0;

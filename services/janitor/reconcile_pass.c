@@ -24,12 +24,12 @@ on_purged(void *user, const char *queue, int64_t n)
 int
 janitor_reconcile_pass(janitor *j, int64_t budget_ms)
 {
-    int64_t deadline = janitor_mono_ms() + budget_ms;
+    int64_t deadline = jm_clock_ms() + budget_ms;
     jm_reconcile_tally tally = {.on_purged = on_purged, .user = j};
     jm_error err;
     jm_error_clear(&err);
     int rc = JM_OK;
-    for (int left = JANITOR_RECONCILE_SLICES; left > 0 && janitor_mono_ms() < deadline;
+    for (int left = JANITOR_RECONCILE_SLICES; left > 0 && jm_clock_ms() < deadline;
          left -= PASS_STEP) {
         int done = 0;
         rc = jm_reconciler_step(j->reconciler, j->redis, left < PASS_STEP ? left : PASS_STEP,

@@ -12,22 +12,6 @@
 #include "jobmill/log.h"
 #include "jobmill/workers.h"
 
-int64_t
-janitor_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double
-wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int
 janitor_redis_failed(janitor *j, const char *op, const char *queue, const jm_error *err)
 {
@@ -138,7 +122,7 @@ queue_duties(janitor *j, const char *queue, int64_t deadline)
                     return JM_ERR_REDIS;
                 break;
             }
-            if (n < j->svc.cfg.janitor_batch || janitor_mono_ms() >= deadline || jm_signals >= 2)
+            if (n < j->svc.cfg.janitor_batch || jm_clock_ms() >= deadline || jm_signals >= 2)
                 break;
         }
     }
@@ -204,7 +188,7 @@ all_queues(janitor *j, int64_t start)
 int
 janitor_tick(janitor *j)
 {
-    int64_t start = janitor_mono_ms();
+    int64_t start = jm_clock_ms();
     j->tick_no++;
     int rc = check_version(j);
     if (rc == JM_OK)
@@ -219,9 +203,9 @@ janitor_tick(janitor *j)
         if (j->redis_down)
             jm_log_info("redis reachable again", NULL);
         j->redis_down = false;
-        jm_metric_set(j->m.last_tick, wall_seconds());
+        jm_metric_set(j->m.last_tick, jm_clock_wall_s());
     }
     jm_metric_inc(j->m.ticks);
-    jm_metric_observe(j->m.duration, (double)(janitor_mono_ms() - start) / 1000.0);
+    jm_metric_observe(j->m.duration, (double)(jm_clock_ms() - start) / 1000.0);
     return rc;
 }

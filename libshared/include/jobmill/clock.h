@@ -1,0 +1,30 @@
+/* clock.h - the one clock of every process: monotonic time for deadlines
+ * and durations, wall time for timestamps shown to people, and condition
+ * variables whose timed waits run on the monotonic clock (a wall-clock jump
+ * never stretches or cuts a wait). Job deadlines are never computed here:
+ * they come from Redis TIME inside the scripts.
+ */
+#ifndef JOBMILL_CLOCK_H
+#define JOBMILL_CLOCK_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+/* CLOCK_MONOTONIC in milliseconds, microseconds, and seconds. */
+int64_t jm_clock_ms(void);
+int64_t jm_clock_us(void);
+double jm_clock_s(void);
+
+/* CLOCK_REALTIME in seconds (Unix time, with a fraction). */
+double jm_clock_wall_s(void);
+
+/* jm_cond_init initialises c to time its waits on the monotonic clock.
+ * Returns 0 or an errno value (pthread style). */
+int jm_cond_init(pthread_cond_t *c);
+
+/* jm_cond_wait_until waits on c (mu held) until signalled or the monotonic
+ * deadline_ms (jm_clock_ms() scale) passes. Returns 0 when signalled
+ * (possibly spuriously), ETIMEDOUT once the deadline has passed. */
+int jm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_ms);
+
+#endif

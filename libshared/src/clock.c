@@ -1,0 +1,61 @@
+/* clock.c - monotonic and wall time, monotonic condition waits (clock.h). */
+#include <errno.h>
+#include <time.h>
+#include "jobmill/clock.h"
+
+int64_t
+jm_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t
+jm_clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+double
+jm_clock_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+double
+jm_clock_wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+jm_cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    int rc = pthread_condattr_init(&a);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+    return rc;
+}
+
+int
+jm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_ms)
+{
+    if (jm_clock_ms() >= deadline_ms)
+        return ETIMEDOUT;
+    struct timespec ts = {.tv_sec = deadline_ms / 1000,
+                          .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
+    int rc = pthread_cond_timedwait(c, mu, &ts);
+    return rc == ETIMEDOUT ? ETIMEDOUT : 0;
+}
