@@ -189,6 +189,8 @@ class ContainerTest(unittest.TestCase):
                                      "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % port,
                                      "JOBMILL_JANITOR_INTERVAL_MS": str(TICK_MS)})
         except BaseException:
+            for c in cls.containers:
+                print("\n--- %s ---\n%s" % (c.name, c.logs()[-3000:]), file=sys.stderr)
             cls.tearDownClass()
             raise
 
