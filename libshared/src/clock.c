@@ -59,3 +59,18 @@ jm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_ms)
     int rc = pthread_cond_timedwait(c, mu, &ts);
     return rc == ETIMEDOUT ? ETIMEDOUT : 0;
 }
+
+int
+jm_backoff_next(jm_backoff *b)
+{
+    b->cur_ms = b->cur_ms == 0 ? b->min_ms : b->cur_ms > b->max_ms / 2 ? b->max_ms : b->cur_ms * 2;
+    return b->cur_ms;
+}
+
+int
+jm_backoff_reset(jm_backoff *b)
+{
+    int had = b->cur_ms != 0;
+    b->cur_ms = 0;
+    return had;
+}

@@ -101,6 +101,7 @@ jm_redis_new(const char *url, const char *prefix, int timeout_ms, jm_error *err)
         return NULL;
     }
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    r->backoff = JM_BACKOFF(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     return r;
 }
 
@@ -147,15 +148,11 @@ jm_redis_drop(jm_redis *r)
         r->ctx = NULL;
     }
     r->pipe_pending = 0;
-    if (r->backoff_ms == 0) {
-        /* The first failure of a working connection (say, Redis restarted):
-         * the next call may reconnect at once; backoff starts after that. */
-        r->backoff_ms = BACKOFF_MIN_MS;
-        r->next_try_ms = 0;
-        return;
-    }
-    r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
-    r->next_try_ms = jm_clock_ms() + r->backoff_ms;
+    /* The first failure of a working connection (say, Redis restarted):
+     * the next call may reconnect at once; backoff starts after that. */
+    int first = r->backoff.cur_ms == 0;
+    int delay = jm_backoff_next(&r->backoff);
+    r->next_try_ms = first ? 0 : jm_clock_ms() + delay;
 }
 
 void
@@ -240,7 +237,7 @@ jm_redis_connect(jm_redis *r, jm_error *err)
     }
     if (jm__redis_load_scripts(r, err) != JM_OK)
         goto failed;
-    r->backoff_ms = 0;
+    jm_backoff_reset(&r->backoff);
     r->next_try_ms = 0;
     return JM_OK;
 

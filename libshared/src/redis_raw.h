@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/time.h>
 #include <hiredis/hiredis.h>
+#include "jobmill/clock.h"
 #include "jobmill/redis.h"
 
 struct jm_redis {
@@ -21,7 +22,7 @@ struct jm_redis {
     char *prefix;
     int timeout_ms;
     int read_timeout_ms; /* command timeout; 0 = timeout_ms (kept across reconnects) */
-    int backoff_ms;      /* current reconnect backoff; 0 = none */
+    jm_backoff backoff;  /* reconnect backoff (100 ms doubling to 5 s) */
     int64_t next_try_ms; /* monotonic: no connect attempt before this */
     int pipe_pending;    /* replies still to read in a pipeline */
 };

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jobmill/clock.h"
 #include "jobmill/log.h"
 #include "jobmill/wake.h"
 #include "wclock.h"
@@ -32,15 +33,12 @@
 /* trouble logs a Redis error (at most once per outage) and backs off.
  * Returns 1 when draining began meanwhile. */
 static int
-trouble(wk_worker *w, const char *op, const jm_error *err, int *backoff_ms)
+trouble(wk_worker *w, const char *op, const jm_error *err, jm_backoff *backoff)
 {
     jm_service_redis_error(w->svc, op);
-    if (*backoff_ms == 0)
+    if (backoff->cur_ms == 0)
         jm_log_warn("redis unavailable; claiming paused", "op", op, "error", err->msg, NULL);
-    *backoff_ms = *backoff_ms == 0 ? BACKOFF_MIN_MS
-                  : *backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                      : *backoff_ms * 2;
-    return wk_slots_wait_drain(&w->slots, *backoff_ms);
+    return wk_slots_wait_drain(&w->slots, jm_backoff_next(backoff));
 }
 
 /* assign hands got claims to free slots. */
@@ -123,7 +121,7 @@ claimer_main(void *p)
 {
     wk_worker *w = p;
     jm_claim *buf = calloc((size_t)w->slots.n, sizeof(*buf));
-    int backoff_ms = 0;
+    jm_backoff backoff = JM_BACKOFF(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     while (buf != NULL) {
         int free_slots = wk_slots_wait_free(&w->slots);
         if (free_slots == 0)
@@ -133,19 +131,17 @@ claimer_main(void *p)
         const char *op = "claim";
         int got = round_claim(w, buf, free_slots, &op, &err);
         if (got < 0) {
-            if (trouble(w, op, &err, &backoff_ms))
+            if (trouble(w, op, &err, &backoff))
                 break;
             continue;
         }
-        if (backoff_ms != 0) {
+        if (jm_backoff_reset(&backoff))
             jm_log_info("redis reachable again; claiming resumed", NULL);
-            backoff_ms = 0;
-        }
         if (got > 0 || wk_slots_is_draining(&w->slots))
             continue;
         int rc = jm_wake_wait(w->claim_r, w->queue_names, (size_t)w->order.n, WK_WAKE_TIMEOUT_MS,
                               &err);
-        if (rc != JM_OK && trouble(w, "wake", &err, &backoff_ms))
+        if (rc != JM_OK && trouble(w, "wake", &err, &backoff))
             break;
     }
     if (buf == NULL)

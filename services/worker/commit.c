@@ -28,6 +28,7 @@
 #include <string.h>
 #include "backoff.h"
 #include "handler.h"
+#include "jobmill/clock.h"
 #include "jobmill/log.h"
 #include "wclock.h"
 #include "worker.h"
@@ -215,7 +216,8 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
     }
     int64_t backoff = wk_backoff_ms(c->attempt, w->cfg->backoff_base_ms, w->cfg->backoff_max_ms,
                                     wk_rng_unit(&rng));
-    int retry_ms = RETRY_MIN_MS, lost_reply = 0, reply_errors = 0;
+    jm_backoff retry = JM_BACKOFF(RETRY_MIN_MS, RETRY_MAX_MS);
+    int lost_reply = 0, reply_errors = 0;
     for (;;) {
         jm_state st = JM_STATE_SCHEDULED;
         jm_error err;
@@ -261,7 +263,6 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
         }
         jm_log_warn("outcome commit failed; retrying", "job_id", c->id, "op", act_op[a],
                     "error", err.msg, NULL);
-        jm_service_sleep_ms(retry_ms);
-        retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+        jm_service_sleep_ms(jm_backoff_next(&retry));
     }
 }

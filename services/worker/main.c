@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/select.h>
 #include <unistd.h>
+#include "jobmill/clock.h"
 #include "jobmill/httpd.h"
 #include "jobmill/log.h"
 #include "jobmill/workers.h"
@@ -84,15 +85,14 @@ keep_std_fds(void)
 static int
 check_version(wk_worker *w)
 {
-    int delay = 100;
+    jm_backoff delay = JM_BACKOFF(100, VERSION_RETRY_MAX_MS);
     bool warned = false;
     while (jm_signals == 0) {
         int rc = jm_service_check_version(w->svc, w->claim_r, &warned);
         if (rc == JM_OK || rc == JM_ERR_VERSION)
             return rc;
         wk_worker_set_redis(w, 0, "redis unreachable: layout version not checked yet");
-        wait_main(w, delay);
-        delay = delay * 2 > VERSION_RETRY_MAX_MS ? VERSION_RETRY_MAX_MS : delay * 2;
+        wait_main(w, jm_backoff_next(&delay));
     }
     return JM_ERR_USAGE;
 }

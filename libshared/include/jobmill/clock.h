@@ -27,4 +27,18 @@ int jm_cond_init(pthread_cond_t *c);
  * (possibly spuriously), ETIMEDOUT once the deadline has passed. */
 int jm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_ms);
 
+/* A capped doubling backoff (reconnects, retried outcomes, paused claiming):
+ * min_ms after the first failure, doubling up to max_ms, until a reset. */
+typedef struct jm_backoff {
+    int min_ms, max_ms;
+    int cur_ms;         /* the last delay handed out; 0 = no failure since reset */
+} jm_backoff;
+
+#define JM_BACKOFF(min, max) ((jm_backoff){.min_ms = (min), .max_ms = (max), .cur_ms = 0})
+
+/* jm_backoff_next returns the next delay and records it. */
+int jm_backoff_next(jm_backoff *b);
+/* jm_backoff_reset forgets the failures; returns whether there were any. */
+int jm_backoff_reset(jm_backoff *b);
+
 #endif

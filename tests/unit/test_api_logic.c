@@ -1,0 +1,90 @@
+/* test_api_logic.c - the api's pure logic without a server: route matching
+ * (404 vs 405 and the Allow list) and the bearer tokens file. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "api.h"
+
+static const api_route *
+route_of(const api_route_hit *hit)
+{
+    size_t n;
+    return &api_routes(&n)[hit->index];
+}
+
+Test(api_routes, matches_method_and_template_and_extracts_the_parameter)
+{
+    api_route_hit hit;
+    cr_assert_eq(api_route_match("POST", "/v1/jobs", &hit), JM_OK);
+    cr_assert_str_eq(route_of(&hit)->path, "/v1/jobs");
+    cr_assert_eq(api_route_match("POST", "/v1/jobs/batch", &hit), JM_OK);
+    cr_assert_str_eq(route_of(&hit)->path, "/v1/jobs/batch", "a literal beats {id}");
+    cr_assert_eq(api_route_match("GET", "/v1/jobs/abcd-123", &hit), JM_OK);
+    cr_assert_str_eq(route_of(&hit)->path, "/v1/jobs/{id}");
+    cr_assert_str_eq(hit.param, "abcd-123");
+    cr_assert_eq(api_route_match("POST", "/v1/queues/emails/pause", &hit), JM_OK);
+    cr_assert_str_eq(hit.param, "emails");
+    cr_assert_eq(api_route_match("GET", "/healthz", &hit), JM_OK);
+}
+
+Test(api_routes, unknown_path_is_404_and_wrong_method_405_with_allow)
+{
+    api_route_hit hit;
+    cr_assert_eq(api_route_match("GET", "/v2/jobs", &hit), JM_ERR_NOT_FOUND);
+    cr_assert_lt(hit.path_route, 0, "no template matches: 404");
+    cr_assert_eq(api_route_match("GET", "/v1/jobs/a/b/c", &hit), JM_ERR_NOT_FOUND);
+    cr_assert_lt(hit.path_route, 0);
+    cr_assert_eq(api_route_match("DELETE", "/v1/jobs/x1", &hit), JM_ERR_NOT_FOUND);
+    cr_assert_geq(hit.path_route, 0, "the path exists: 405");
+    cr_assert_str_eq(hit.allow, "GET");
+    cr_assert_eq(api_route_match("GET", "/v1/jobs", &hit), JM_ERR_NOT_FOUND);
+    cr_assert_str_eq(hit.allow, "POST");
+    cr_assert_eq(api_route_match("GET", "/v1/jobs/", &hit), JM_ERR_NOT_FOUND,
+                 "an empty parameter is not a job id");
+}
+
+static char *
+tokens_file(const char *text)
+{
+    char *path = strdup("/tmp/jm-tokens-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+Test(api_auth, tokens_file_skips_comments_and_blanks_and_trims)
+{
+    char *path = tokens_file("# ops team\n\n  alpha-1  \n\tbeta_2\r\n#gamma\n");
+    jm_error err;
+    api_auth *a = api_auth_load(path, &err);
+    cr_assert_not_null(a, "%s", err.msg);
+    cr_assert_eq(api_auth_count(a), 2);
+    cr_assert(api_auth_check(a, "Bearer alpha-1"));
+    cr_assert(api_auth_check(a, "Bearer beta_2"));
+    cr_assert(!api_auth_check(a, "Bearer gamma"), "a comment is no token");
+    cr_assert(!api_auth_check(a, "Bearer alpha-"), "no prefix match");
+    cr_assert(!api_auth_check(a, "Bearer alpha-12"));
+    cr_assert(!api_auth_check(a, "Basic alpha-1"));
+    cr_assert(!api_auth_check(a, NULL));
+    cr_assert(!api_auth_check(a, ""));
+    api_auth_free(a);
+    unlink(path);
+    free(path);
+}
+
+Test(api_auth, bad_tokens_files_are_refused_with_the_line)
+{
+    jm_error err;
+    char *path = tokens_file("ok\nhas space\n");
+    cr_assert_null(api_auth_load(path, &err));
+    cr_assert_eq(err.code, JM_ERR_INVALID);
+    cr_assert_not_null(strstr(err.msg, ":2:"), "%s", err.msg);
+    unlink(path);
+    free(path);
+    cr_assert_null(api_auth_load("/nonexistent/tokens", &err));
+    cr_assert_eq(err.code, JM_ERR_INVALID);
+}
