@@ -62,14 +62,7 @@ enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_job *job, jm_er
 
 int
 jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueue_result *out,
-                 jm_error *err)
-{
-    return jm_queue_enqueue_job(r, spec, max_queues, out, NULL, err);
-}
-
-int
-jm_queue_enqueue_job(jm_redis *r, const jm_job_spec *spec, int max_queues,
-                     jm_enqueue_result *out, jm_job *job, jm_error *err)
+                 jm_job *job, jm_error *err)
 {
     char id[JM_ID_LEN + 1], num[7][24];
     int rc = jm_id_new(spec->queue, id, err);
@@ -180,14 +173,7 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
 
 int
 jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
-                       jm_enqueue_result *out, jm_error *err)
-{
-    return jm_queue_enqueue_batch_jobs(r, specs, n, max_queues, out, NULL, err);
-}
-
-int
-jm_queue_enqueue_batch_jobs(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
-                            jm_enqueue_result *out, jm_job *jobs, jm_error *err)
+                       jm_enqueue_result *out, jm_job *jobs, jm_error *err)
 {
     if (n == 0)
         return JM_OK;

@@ -68,8 +68,7 @@ api_jobs_submit(api_req *req)
     }
     jm_enqueue_result res;
     jm_job job;
-    rc = jm_queue_enqueue_job(req->redis, &spec, req->app->cfg->api_max_queues, &res, &job,
-                              &err);
+    rc = jm_queue_enqueue(req->redis, &spec, req->app->cfg->api_max_queues, &res, &job, &err);
     if (rc == JM_OK && res.created) {
         api_metrics_submitted(req->app->metrics, spec.queue, 1);
         jm_log_debug("job submitted", "job_id", res.id, "queue", spec.queue, "type", spec.type,

@@ -93,8 +93,8 @@ api_jobs_batch(api_req *req)
                  : jm_error_set(&err, JM_ERR_NOMEM, NULL, "out of memory");
     json_decref(body);
     if (rc == JM_OK)
-        rc = jm_queue_enqueue_batch_jobs(req->redis, specs, n, req->app->cfg->api_max_queues,
-                                         res, stored, &err);
+        rc = jm_queue_enqueue_batch(req->redis, specs, n, req->app->cfg->api_max_queues, res,
+                                    stored, &err);
     if (rc != JM_OK) {
         specs_free(specs, n);
         free(res);

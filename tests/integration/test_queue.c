@@ -568,9 +568,9 @@ Test(queue, max_queues_limit)
     cr_assert_eq(jm_job_spec_from_json(b1, "", &s1, &err), JM_OK);
     cr_assert_eq(jm_job_spec_from_json(b2, "", &s2, &err), JM_OK);
     jm_enqueue_result res;
-    cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, &err), JM_OK);
-    cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, &err), JM_OK, "existing queue is fine");
-    cr_assert_eq(jm_queue_enqueue(r, &s2, 1, &res, &err), JM_ERR_LIMIT);
+    cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, NULL, &err), JM_OK);
+    cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, NULL, &err), JM_OK, "existing queue is fine");
+    cr_assert_eq(jm_queue_enqueue(r, &s2, 1, &res, NULL, &err), JM_ERR_LIMIT);
     cr_assert_eq(count_of("q2", JM_STATE_QUEUED), 0);
     jm_job_spec_clear(&s1);
     jm_job_spec_clear(&s2);
@@ -587,7 +587,7 @@ Test(queue, batch_is_pipelined_and_ordered)
         json_decref(b);
     }
     jm_enqueue_result res[50];
-    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 50, 0, res, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 50, 0, res, NULL, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(count_of("default", JM_STATE_QUEUED), 50);
     jm_claim c[50];
     int n = 0;
@@ -619,15 +619,15 @@ Test(queue, redis_down_fails_fast_then_recovers)
     json_t *b = json_pack("{s:s}", "type", "t");
     cr_assert_eq(jm_job_spec_from_json(b, "", &spec, &err), JM_OK);
     jm_enqueue_result res;
-    int rc = jm_queue_enqueue(r, &spec, 0, &res, &err);
+    int rc = jm_queue_enqueue(r, &spec, 0, &res, NULL, &err);
     if (rc != JM_OK) /* the first call may meet the dead socket */
         cr_assert_eq(rc, JM_ERR_REDIS);
-    JM_TEST_WAIT_UNTIL(rc == JM_OK || (rc = jm_queue_enqueue(r, &spec, 0, &res, &err)) == JM_OK,
+    JM_TEST_WAIT_UNTIL(rc == JM_OK || (rc = jm_queue_enqueue(r, &spec, 0, &res, NULL, &err)) == JM_OK,
                        10000, "the reconnect");
     cr_assert_eq(rc, JM_OK, "%s", err.msg);
     jm_test_redis_stop(&srv);
     long long t0 = jm_test_now_ms();
-    rc = jm_queue_enqueue(r, &spec, 0, &res, &err);
+    rc = jm_queue_enqueue(r, &spec, 0, &res, NULL, &err);
     cr_assert_eq(rc, JM_ERR_REDIS);
     cr_assert_lt(jm_test_now_ms() - t0, 6000, "must not hang");
     jm_job_spec_clear(&spec);
@@ -681,7 +681,7 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
     for (int i = 0; i < CHUNK; i++)
         cr_assert_eq(jm_job_spec_from_json(b, "", &specs[i], &err), JM_OK);
     for (int k = 0; k < CLAIM_JOBS / CHUNK; k++)
-        cr_assert_eq(jm_queue_enqueue_batch(r, specs, CHUNK, 0, res, &err), JM_OK, "%s", err.msg);
+        cr_assert_eq(jm_queue_enqueue_batch(r, specs, CHUNK, 0, res, NULL, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(count_of("default", JM_STATE_QUEUED), CLAIM_JOBS);
 
     pthread_t th[CLAIM_THREADS];
@@ -723,12 +723,12 @@ Test(queue, batch_survives_script_flush_and_respects_max_queues)
         json_decref(b);
     }
     jm_enqueue_result res[3];
-    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 1, res, &err), JM_ERR_LIMIT);
+    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 1, res, NULL, &err), JM_ERR_LIMIT);
     cr_assert_str_eq(err.field, "jobs[1].queue");
     cr_assert_eq(count_of("x", JM_STATE_QUEUED), 0, "nothing stored");
     redisReply *rep = jm_redis_command(r, &err, "SCRIPT FLUSH");
     freeReplyObject(rep);
-    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 2, res, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 2, res, NULL, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(count_of("x", JM_STATE_QUEUED), 2);
     cr_assert_eq(count_of("y", JM_STATE_QUEUED), 1);
     for (int i = 0; i < 3; i++)
@@ -815,13 +815,13 @@ Test(queue, full_redis_is_transient_not_a_bad_reply)
     json_t *b = json_pack("{s:s}", "type", "t");
     cr_assert_eq(jm_job_spec_from_json(b, "", &spec, &err), JM_OK);
     jm_enqueue_result res;
-    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_ERR_REDIS,
+    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, NULL, &err), JM_ERR_REDIS,
                  "OOM must read as 'Redis unavailable, retry': %s", err.msg);
     cr_assert(strstr(err.msg, "OOM") != NULL, "%s", err.msg);
     rep = jm_redis_command(r, &err, "CONFIG SET maxmemory 0");
     cr_assert_not_null(rep, "%s", err.msg);
     freeReplyObject(rep);
-    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, NULL, &err), JM_OK, "%s", err.msg);
     jm_job_spec_clear(&spec);
     json_decref(b);
 }

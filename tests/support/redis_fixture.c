@@ -39,7 +39,7 @@ jm_test_submit(jm_redis *r, const char *json)
     jm_error err;
     cr_assert_eq(jm_job_spec_from_json(body, "", &spec, &err), JM_OK, "%s", err.msg);
     jm_enqueue_result res;
-    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_queue_enqueue(r, &spec, 0, &res, NULL, &err), JM_OK, "%s", err.msg);
     jm_job_spec_clear(&spec);
     json_decref(body);
     return res;

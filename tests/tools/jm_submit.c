@@ -96,7 +96,7 @@ submit(jm_redis *r, int argc, char **argv)
             size_t n = (size_t)(count - done > BATCH ? BATCH : count - done);
             for (size_t k = 0; k < n; k++)
                 specs[k] = spec; /* shallow copies: the strings stay spec's */
-            if (jm_queue_enqueue_batch(r, specs, n, 0, res, &err) != JM_OK) {
+            if (jm_queue_enqueue_batch(r, specs, n, 0, res, NULL, &err) != JM_OK) {
                 rc = fail(&err);
                 break;
             }

@@ -44,29 +44,21 @@ typedef struct jm_enqueue_result {
 } jm_enqueue_result;
 
 /* jm_queue_enqueue stores spec as a new queued (or scheduled) job, or returns
- * the existing job of its idempotency key. max_queues > 0 refuses (JM_ERR_LIMIT)
- * a spec whose queue would be one more than max_queues known queues. */
+ * the existing job of its idempotency key (out->created false). max_queues >
+ * 0 refuses (JM_ERR_LIMIT) a spec whose queue would be one more than
+ * max_queues known queues. When job is not NULL it gets the record as stored,
+ * from the same round trip; the caller clears it with jm_job_clear. */
 int jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues,
-                     jm_enqueue_result *out, jm_error *err);
-
-/* jm_queue_enqueue_job is jm_queue_enqueue that also fills job (when not
- * NULL) with the record as stored, from the same round trip; the caller
- * clears it with jm_job_clear. */
-int jm_queue_enqueue_job(jm_redis *r, const jm_job_spec *spec, int max_queues,
-                         jm_enqueue_result *out, jm_job *job, jm_error *err);
+                     jm_enqueue_result *out, jm_job *job, jm_error *err);
 
 /* jm_queue_enqueue_batch submits n specs in one pipelined MULTI/EXEC: all are
  * stored or none (a failure before EXEC stores nothing). out has n slots.
  * JM_ERR_LIMIT (err->field "jobs[i].queue") when the batch would create more
- * than max_queues queues, checked before anything is stored. */
+ * than max_queues queues, checked before anything is stored. When jobs is
+ * not NULL, jobs[n] get the records as stored: on success the caller clears
+ * each, on failure they are already cleared. */
 int jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues,
-                           jm_enqueue_result *out, jm_error *err);
-/* jm_queue_enqueue_batch_jobs also fills jobs[n] (when not NULL) with the
- * records as stored; on success the caller clears each, on failure they are
- * already cleared. */
-int jm_queue_enqueue_batch_jobs(jm_redis *r, const jm_job_spec *specs, size_t n,
-                                int max_queues, jm_enqueue_result *out, jm_job *jobs,
-                                jm_error *err);
+                           jm_enqueue_result *out, jm_job *jobs, jm_error *err);
 
 /* ---- claim and the claimed job's life ---- */
 
