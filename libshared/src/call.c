@@ -49,8 +49,7 @@ jm_call_init_queue(jm_call *c, const jm_redis *r, const char *queue, const jm_re
 void
 jm_call_arg(jm_call *c, const char *s)
 {
-    if (c->nargs >= JM_CALL_ARGS)
-        return;
+    JM_ASSERT(c->nargs < JM_CALL_ARGS); /* every script takes a fixed, small number */
     c->args[c->nargs] = s;
     c->lens[c->nargs++] = strlen(s);
 }

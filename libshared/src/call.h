@@ -31,7 +31,7 @@ void jm_call_init(jm_call *c, const jm_redis *r, const char *tag, const jm_reten
 /* jm_call_init_queue is jm_call_init in the slot of a queue's name. */
 void jm_call_init_queue(jm_call *c, const jm_redis *r, const char *queue,
                         const jm_retention *ret);
-/* jm_call_arg appends a borrowed string argument (ignored past JM_CALL_ARGS). */
+/* jm_call_arg appends a borrowed string argument (at most JM_CALL_ARGS in all). */
 void jm_call_arg(jm_call *c, const char *s);
 
 /* jm_call_run runs script; a new reply, or NULL with err set. */

@@ -1,6 +1,7 @@
 /* err.c - the jm_error helpers (see err.h for the convention). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "jobmill/err.h"
 
@@ -47,4 +48,13 @@ jm_err_name(int code)
     case JM_ERR_USAGE: return "usage";
     default: return "unknown";
     }
+}
+
+_Noreturn void
+jm__assert_fail(const char *cond, const char *file, int line)
+{
+    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"assertion failed\",\"cond\":\"%s\","
+                    "\"file\":\"%s\",\"line\":%d}\n",
+            cond, file, line);
+    abort();
 }

@@ -14,83 +14,9 @@
 #include "jobmill/workers.h"
 #include "redis_fixture.h"
 
-static jm_test_redis srv;
-static jm_redis *r;
-static jm_error err;
-static const jm_retention ret = {.result_ttl_s = 3600, .failed_ttl_s = 86400};
-
-static void
-setup(void)
-{
-    jm_test_redis_start(&srv, NULL);
-    r = jm_test_redis_connect(&srv);
-}
-
-static void
-teardown(void)
-{
-    jm_redis_free(r);
-    jm_test_redis_stop(&srv);
-}
-
-TestSuite(janitor, .init = setup, .fini = teardown, .timeout = 60);
+JM_TEST_SUITE(janitor);
 
 /* ---- helpers ---- */
-
-static jm_enqueue_result
-submit(const char *json)
-{
-    return jm_test_submit(r, json);
-}
-
-static jm_job
-get_job(const char *id)
-{
-    jm_job j;
-    cr_assert_eq(jm_queue_get(r, id, &j, &err), JM_OK, "get %s: %s", id, err.msg);
-    return j;
-}
-
-static jm_state
-state_of(const char *id)
-{
-    jm_job j = get_job(id);
-    jm_state s = j.status;
-    jm_job_clear(&j);
-    return s;
-}
-
-static int64_t
-count_of(const char *queue, jm_state s)
-{
-    jm_queue_info info;
-    cr_assert_eq(jm_queue_stats(r, queue, &info, &err), JM_OK, "%s", err.msg);
-    return info.counts[s];
-}
-
-static jm_claim
-claim_one(const char *queue, int lease_ms)
-{
-    jm_claim c[1];
-    int n = 0;
-    cr_assert_eq(jm_test_claim(r, queue, 1, lease_ms, "w1", c, &n, &err), JM_OK, "%s", err.msg);
-    cr_assert_eq(n, 1, "expected one claim");
-    return c[0];
-}
-
-/* Claims up to max jobs of queue with lease_ms; returns how many. */
-static int
-claim_n(const char *queue, int max, int lease_ms)
-{
-    jm_claim *c = calloc((size_t)max, sizeof(*c));
-    int n = 0;
-    cr_assert_eq(jm_test_claim(r, queue, max, lease_ms, "w1", c, &n, &err), JM_OK, "%s",
-                 err.msg);
-    for (int i = 0; i < n; i++)
-        jm_claim_clear(&c[i]);
-    free(c);
-    return n;
-}
 
 /* The key of one of queue's structures ("active", "pending", "counts", ...). */
 static const char *
@@ -181,7 +107,7 @@ submit_q(const char *queue, const char *extra)
 {
     char body[256];
     snprintf(body, sizeof(body), "{\"queue\":\"%s\",\"type\":\"t\"%s}", queue, extra);
-    return submit(body);
+    return jm_test_submit(r, body);
 }
 
 /* A healthy queue in every state: succeeded, failed, scheduled for a retry,
@@ -192,21 +118,21 @@ healthy_states(const char *queue)
 {
     jm_state st;
     submit_q(queue, "");
-    jm_claim c = claim_one(queue, 60000);
+    jm_claim c = jm_test_claim_one(r, queue, 60000);
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
     jm_claim_clear(&c);
     submit_q(queue, "");
-    c = claim_one(queue, 60000);
+    c = jm_test_claim_one(r, queue, 60000);
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", true, 0, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_FAILED);
     jm_claim_clear(&c);
     submit_q(queue, ",\"expires_in_s\":900");
-    c = claim_one(queue, 60000);
+    c = jm_test_claim_one(r, queue, 60000);
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", false, 600000, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_SCHEDULED);
     jm_claim_clear(&c);
     submit_q(queue, "");
-    c = claim_one(queue, 60000);
+    c = jm_test_claim_one(r, queue, 60000);
     jm_claim_clear(&c);
     submit_q(queue, ",\"delay_s\":600,\"expires_in_s\":900");
     submit_q(queue, ",\"expires_in_s\":900");
@@ -219,8 +145,8 @@ healthy_states(const char *queue)
 Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
 {
     for (int i = 0; i < 7; i++)
-        submit("{\"type\":\"t\",\"max_attempts\":3}");
-    cr_assert_eq(claim_n("default", 7, 1), 7);
+        jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":3}");
+    cr_assert_eq(jm_test_claim_n(r, "default", 7, 1), 7);
     int64_t deadline = jm_test_now_ms() + 5000;
     int requeued = 0, calls = 0;
     while (requeued < 7) {
@@ -238,17 +164,17 @@ Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
     }
     cr_assert_eq(requeued, 7);
     cr_assert_geq(calls, 3, "a batch of 3 needs three calls for 7 jobs");
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 7);
-    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 7);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), 0);
     cr_assert_eq(llen_pending("default"), 7, "each job is back in pending exactly once");
     /* nothing left to requeue */
     int nr = -1, nf = -1;
     cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
     cr_assert_eq(nr + nf, 0);
     /* claiming again gives attempt 2 */
-    jm_claim c = claim_one("default", 60000);
+    jm_claim c = jm_test_claim_one(r, "default", 60000);
     cr_assert_eq(c.attempt, 2);
-    jm_job j = get_job(c.id);
+    jm_job j = jm_test_get(r, c.id);
     cr_assert_eq(j.attempts, 2);
     jm_job_clear(&j);
     jm_claim_clear(&c);
@@ -256,10 +182,10 @@ Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
 
 Test(janitor, requeue_expired_dead_letters_without_attempts_left)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
-    jm_enqueue_result keep = submit("{\"type\":\"t\",\"max_attempts\":1}");
-    jm_claim c = claim_one("default", 1);
-    jm_claim live = claim_one("default", 60000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
+    jm_enqueue_result keep = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
+    jm_claim c = jm_test_claim_one(r, "default", 1);
+    jm_claim live = jm_test_claim_one(r, "default", 60000);
     int64_t deadline = jm_test_now_ms() + 5000;
     int nr = 0, nf = 0;
     while (nf == 0) {
@@ -271,12 +197,12 @@ Test(janitor, requeue_expired_dead_letters_without_attempts_left)
         }
     }
     cr_assert_eq(nf, 1);
-    jm_job j = get_job(e.id);
+    jm_job j = jm_test_get(r, e.id);
     cr_assert_eq(j.status, JM_STATE_FAILED);
     cr_assert_str_eq(j.error, "lease expired: worker lost");
     jm_job_clear(&j);
-    cr_assert_eq(state_of(keep.id), JM_STATE_RUNNING, "a live lease is left alone");
-    cr_assert_eq(count_of("default", JM_STATE_FAILED), 1);
+    cr_assert_eq(jm_test_state(r, keep.id), JM_STATE_RUNNING, "a live lease is left alone");
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_FAILED), 1);
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_ERR_FENCE,
                  "the lost holder can commit nothing");
     jm_claim_clear(&c);
@@ -286,12 +212,12 @@ Test(janitor, requeue_expired_dead_letters_without_attempts_left)
 Test(janitor, promote_due_in_batches)
 {
     for (int i = 0; i < 5; i++)
-        submit("{\"type\":\"t\",\"run_at\":1}"); /* run_at in the past: queued at once */
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 5);
+        jm_test_submit(r, "{\"type\":\"t\",\"run_at\":1}"); /* run_at in the past: queued at once */
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 5);
     jm_enqueue_result s[4];
     for (int i = 0; i < 4; i++)
-        s[i] = submit("{\"queue\":\"later\",\"type\":\"t\",\"delay_s\":0.001}");
-    jm_enqueue_result far = submit("{\"queue\":\"later\",\"type\":\"t\",\"delay_s\":600}");
+        s[i] = jm_test_submit(r, "{\"queue\":\"later\",\"type\":\"t\",\"delay_s\":0.001}");
+    jm_enqueue_result far = jm_test_submit(r, "{\"queue\":\"later\",\"type\":\"t\",\"delay_s\":600}");
     int64_t deadline = jm_test_now_ms() + 5000;
     int promoted = 0;
     while (promoted < 4) {
@@ -305,18 +231,18 @@ Test(janitor, promote_due_in_batches)
         }
     }
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(state_of(s[i].id), JM_STATE_QUEUED);
-    cr_assert_eq(state_of(far.id), JM_STATE_SCHEDULED, "not due yet");
-    cr_assert_eq(count_of("later", JM_STATE_QUEUED), 4);
-    cr_assert_eq(count_of("later", JM_STATE_SCHEDULED), 1);
+        cr_assert_eq(jm_test_state(r, s[i].id), JM_STATE_QUEUED);
+    cr_assert_eq(jm_test_state(r, far.id), JM_STATE_SCHEDULED, "not due yet");
+    cr_assert_eq(jm_test_count(r, "later", JM_STATE_QUEUED), 4);
+    cr_assert_eq(jm_test_count(r, "later", JM_STATE_SCHEDULED), 1);
 }
 
 Test(janitor, expire_stale_only_before_start)
 {
-    jm_enqueue_result q = submit("{\"type\":\"t\",\"expires_in_s\":0.001}");
-    jm_enqueue_result sched = submit("{\"type\":\"t\",\"delay_s\":600,\"expires_in_s\":0.002}");
-    jm_enqueue_result started = submit("{\"queue\":\"run\",\"type\":\"t\",\"expires_in_s\":0.05}");
-    jm_claim c = claim_one("run", 60000);
+    jm_enqueue_result q = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.001}");
+    jm_enqueue_result sched = jm_test_submit(r, "{\"type\":\"t\",\"delay_s\":600,\"expires_in_s\":0.002}");
+    jm_enqueue_result started = jm_test_submit(r, "{\"queue\":\"run\",\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_claim c = jm_test_claim_one(r, "run", 60000);
     cr_assert_str_eq(c.id, started.id);
     int64_t deadline = jm_test_now_ms() + 5000;
     int expired = 0;
@@ -330,27 +256,27 @@ Test(janitor, expire_stale_only_before_start)
             jm_test_pause(); /* polling Redis time past expires_at */
         }
     }
-    cr_assert_eq(state_of(q.id), JM_STATE_EXPIRED);
-    cr_assert_eq(state_of(sched.id), JM_STATE_EXPIRED);
-    cr_assert_eq(count_of("default", JM_STATE_EXPIRED), 2);
-    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_state(r, q.id), JM_STATE_EXPIRED);
+    cr_assert_eq(jm_test_state(r, sched.id), JM_STATE_EXPIRED);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_EXPIRED), 2);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SCHEDULED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 0);
     /* a started job never expires, even past its deadline */
     JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= c.started_ms + 60, 5000,
                        "Redis time past the started job's deadline");
     int n = -1;
     cr_assert_eq(jm_queue_expire_stale(r, "run", 10, &ret, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
-    cr_assert_eq(state_of(started.id), JM_STATE_RUNNING);
+    cr_assert_eq(jm_test_state(r, started.id), JM_STATE_RUNNING);
     jm_claim_clear(&c);
 }
 
 Test(janitor, purge_after_retention)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\",\"result_ttl_s\":1}");
-    jm_enqueue_result b = submit("{\"type\":\"t\"}");
-    jm_claim ca = claim_one("default", 60000);
-    jm_claim cb = claim_one("default", 60000);
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"result_ttl_s\":1}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim ca = jm_test_claim_one(r, "default", 60000);
+    jm_claim cb = jm_test_claim_one(r, "default", 60000);
     cr_assert_eq(jm_queue_complete(r, ca.id, ca.lease, "1", &ret, &err), JM_OK);
     cr_assert_eq(jm_queue_complete(r, cb.id, cb.lease, "2", &ret, &err), JM_OK);
     char k[160];
@@ -370,7 +296,7 @@ Test(janitor, purge_after_retention)
         }
     }
     cr_assert_eq(n, 1);
-    cr_assert_eq(count_of("default", JM_STATE_SUCCEEDED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SUCCEEDED), 1);
     cr_assert_lt(zscore("default", "succeeded", a.id), 0);
     cr_assert_geq(zscore("default", "succeeded", b.id), 0);
     jm_claim_clear(&ca);
@@ -408,7 +334,7 @@ Test(janitor, reconciler_leaves_a_healthy_layout_alone)
 {
     healthy_states("default");
     healthy_states("other.q");
-    submit("{\"type\":\"t\",\"expires_in_s\":0.001}");
+    jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.001}");
     int64_t deadline = jm_test_now_ms() + 5000;
     int n = 0;
     while (n == 0) {
@@ -429,8 +355,8 @@ Test(janitor, reconciler_leaves_a_healthy_layout_alone)
 
 Test(janitor, active_entry_whose_record_is_not_running_is_removed)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
-    jm_claim c = claim_one("default", 60000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim c = jm_test_claim_one(r, "default", 60000);
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
     char k[160];
     raw("ZADD %s 99999999999999 %s", qkey("default", "active", k, sizeof(k)), e.id, NULL);
@@ -439,14 +365,14 @@ Test(janitor, active_entry_whose_record_is_not_running_is_removed)
     cr_assert_eq(rep[JM_REPAIR_ACTIVE_NOT_RUNNING], 1);
     cr_assert_eq(total(rep), 1);
     cr_assert_lt(zscore("default", "active", e.id), 0);
-    cr_assert_eq(state_of(e.id), JM_STATE_SUCCEEDED, "the record is untouched");
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_SUCCEEDED, "the record is untouched");
     jm_claim_clear(&c);
 }
 
 Test(janitor, running_record_without_lease_gets_deadline_now_then_requeues)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
-    jm_claim c = claim_one("default", 600000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim c = jm_test_claim_one(r, "default", 600000);
     char k[160];
     raw("ZREM %s %s", qkey("default", "active", k, sizeof(k)), e.id, NULL);
     int64_t rep[JM_REPAIR_KIND_COUNT] = {0};
@@ -460,7 +386,7 @@ Test(janitor, running_record_without_lease_gets_deadline_now_then_requeues)
     int nr = 0, nf = 0;
     cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
     cr_assert_eq(nr, 1, "the normal expiry requeues it");
-    jm_claim again = claim_one("default", 60000);
+    jm_claim again = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(again.id, e.id);
     cr_assert_eq(again.attempt, 2);
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_ERR_FENCE);
@@ -487,17 +413,17 @@ Test(janitor, index_entries_without_record_are_removed)
     const char *ghost = "0000AAAAAAAAAAAAAAAAAAAAAA";
     char k[160];
     /* make "default" known with one real job, then ghosts in every index */
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
     const char *idx[] = {"active", "scheduled", "deadlines", "failed", "canceled"};
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         raw("ZADD %s 99999999999999 %s", qkey("default", idx[i], k, sizeof(k)), ghost, NULL);
     raw("RPUSH %s %s", qkey("default", "pending", k, sizeof(k)), ghost, NULL);
     /* a canceled job whose record's retention ran out: its count goes with
      * its entry, and its lazily deleted pending entry goes too */
-    jm_enqueue_result f = submit("{\"type\":\"t\"}");
+    jm_enqueue_result f = jm_test_submit(r, "{\"type\":\"t\"}");
     cr_assert_eq(jm_queue_cancel(r, f.id, &ret, &err), JM_OK);
     raw("DEL %s", jkey(f.id, k, sizeof(k)), NULL, NULL);
-    cr_assert_eq(count_of("default", JM_STATE_CANCELED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_CANCELED), 1);
     purge_log plog = {.n = 0};
     jm_reconcile_tally t = {.on_purged = log_purge, .user = &plog};
     reconcile_cycle_tally(r, 500, &t);
@@ -515,10 +441,10 @@ Test(janitor, index_entries_without_record_are_removed)
     for (size_t i = 0; i < sizeof(idx) / sizeof(idx[0]); i++)
         cr_assert_lt(zscore("default", idx[i], ghost), 0, "%s keeps the ghost", idx[i]);
     cr_assert_lt(zscore("default", "canceled", f.id), 0);
-    cr_assert_eq(count_of("default", JM_STATE_CANCELED), 0);
-    cr_assert_eq(count_of("default", JM_STATE_FAILED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_CANCELED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_FAILED), 0);
     cr_assert_eq(llen_pending("default"), 1, "only the real job stays pending");
-    jm_claim c = claim_one("default", 60000);
+    jm_claim c = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(c.id, e.id);
     jm_claim_clear(&c);
 }
@@ -530,9 +456,9 @@ Test(janitor, expired_records_are_purged_not_repaired)
     char k[160];
     jm_enqueue_result ids[12];
     for (int i = 0; i < 12; i++)
-        ids[i] = submit("{\"queue\":\"big\",\"type\":\"t\"}");
+        ids[i] = jm_test_submit(r, "{\"queue\":\"big\",\"type\":\"t\"}");
     for (int i = 0; i < 12; i++) {
-        jm_claim c = claim_one("big", 60000);
+        jm_claim c = jm_test_claim_one(r, "big", 60000);
         cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
         jm_claim_clear(&c);
     }
@@ -548,17 +474,17 @@ Test(janitor, expired_records_are_purged_not_repaired)
     cr_assert_str_eq(plog.queue, "big");
     for (int kk = 0; kk < JM_REPAIR_KIND_COUNT; kk++)
         cr_assert_eq(t.repaired[kk], 0, "kind %s", jm_repair_kind_name((jm_repair_kind)kk));
-    cr_assert_eq(count_of("big", JM_STATE_SUCCEEDED), 9);
+    cr_assert_eq(jm_test_count(r, "big", JM_STATE_SUCCEEDED), 9);
 }
 
 Test(janitor, stale_entries_are_removed_and_lost_records_reindexed)
 {
     char k[160];
-    jm_enqueue_result d = submit("{\"type\":\"t\"}");
-    jm_claim cd = claim_one("default", 60000);
+    jm_enqueue_result d = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim cd = jm_test_claim_one(r, "default", 60000);
     cr_assert_eq(jm_queue_complete(r, cd.id, cd.lease, "1", &ret, &err), JM_OK);
-    jm_enqueue_result q = submit("{\"type\":\"t\",\"expires_in_s\":600}");
-    jm_enqueue_result s = submit("{\"type\":\"t\",\"delay_s\":600}");
+    jm_enqueue_result q = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":600}");
+    jm_enqueue_result s = jm_test_submit(r, "{\"type\":\"t\",\"delay_s\":600}");
     /* stale: q (queued) listed as scheduled; lost: s out of scheduled, q out of
      * pending and deadlines, d out of succeeded */
     raw("ZADD %s 1 %s", qkey("default", "scheduled", k, sizeof(k)), q.id, NULL);
@@ -576,7 +502,7 @@ Test(janitor, stale_entries_are_removed_and_lost_records_reindexed)
     cr_assert_gt(zscore("default", "scheduled", s.id), 0);
     cr_assert_gt(zscore("default", "deadlines", q.id), 0);
     cr_assert_gt(zscore("default", "succeeded", d.id), 0);
-    jm_claim c = claim_one("default", 60000);
+    jm_claim c = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(c.id, q.id, "the lost queued job is claimable again");
     jm_claim_clear(&c);
     jm_claim_clear(&cd);
@@ -589,9 +515,9 @@ Test(janitor, stale_entries_are_removed_and_lost_records_reindexed)
 Test(janitor, counts_drift_is_recomputed)
 {
     for (int i = 0; i < 3; i++)
-        submit("{\"type\":\"t\"}");
-    submit("{\"type\":\"t\",\"delay_s\":600}");
-    cr_assert_eq(claim_n("default", 1, 60000), 1);
+        jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_test_submit(r, "{\"type\":\"t\",\"delay_s\":600}");
+    cr_assert_eq(jm_test_claim_n(r, "default", 1, 60000), 1);
     char k[160];
     raw("HSET %s queued 99", qkey("default", "counts", k, sizeof(k)), NULL, NULL);
     raw("HSET %s running -4", qkey("default", "counts", k, sizeof(k)), NULL, NULL);
@@ -600,9 +526,9 @@ Test(janitor, counts_drift_is_recomputed)
     reconcile_cycle(r, 500, rep);
     cr_assert_eq(rep[JM_REPAIR_COUNTS], 3);
     cr_assert_eq(total(rep), 3);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 2);
-    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 1);
-    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 2);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SCHEDULED), 1);
 }
 
 /* Queues bigger than a slice take the sliced path: ZSCAN, pending walk,
@@ -612,10 +538,10 @@ Test(janitor, large_queues_are_reconciled_in_slices)
     char k[160];
     jm_enqueue_result ids[40];
     for (int i = 0; i < 40; i++)
-        ids[i] = submit("{\"queue\":\"big\",\"type\":\"t\",\"delay_s\":600}");
+        ids[i] = jm_test_submit(r, "{\"queue\":\"big\",\"type\":\"t\",\"delay_s\":600}");
     for (int i = 0; i < 30; i++)
-        submit("{\"queue\":\"big\",\"type\":\"t\"}");
-    cr_assert_eq(claim_n("big", 10, 60000), 10);
+        jm_test_submit(r, "{\"queue\":\"big\",\"type\":\"t\"}");
+    cr_assert_eq(jm_test_claim_n(r, "big", 10, 60000), 10);
     /* corrupt a bit of everything */
     raw("ZADD %s 1 %s", qkey("big", "active", k, sizeof(k)), "0000BBBBBBBBBBBBBBBBBBBBBB", NULL);
     raw("RPUSH %s %s", qkey("big", "pending", k, sizeof(k)), "0000CCCCCCCCCCCCCCCCCCCCCC", NULL);
@@ -630,10 +556,10 @@ Test(janitor, large_queues_are_reconciled_in_slices)
     cr_assert_eq(rep[JM_REPAIR_UNINDEXED_RECORD], 1);
     cr_assert_eq(rep[JM_REPAIR_STALE_ENTRY], 1);
     cr_assert_eq(rep[JM_REPAIR_COUNTS], 1);
-    cr_assert_eq(count_of("big", JM_STATE_QUEUED), 20);
-    cr_assert_eq(count_of("big", JM_STATE_SCHEDULED), 40);
-    cr_assert_eq(count_of("big", JM_STATE_RUNNING), 10);
-    cr_assert_eq(count_of("big", JM_STATE_SUCCEEDED), 0);
+    cr_assert_eq(jm_test_count(r, "big", JM_STATE_QUEUED), 20);
+    cr_assert_eq(jm_test_count(r, "big", JM_STATE_SCHEDULED), 40);
+    cr_assert_eq(jm_test_count(r, "big", JM_STATE_RUNNING), 10);
+    cr_assert_eq(jm_test_count(r, "big", JM_STATE_SUCCEEDED), 0);
     cr_assert_gt(zscore("big", "scheduled", ids[5].id), 0);
     cr_assert_eq(llen_pending("big"), 20);
 }
@@ -675,8 +601,8 @@ Test(janitor, concurrent_reconcilers_repair_once, .timeout = 120)
     enum { N = 30 };
     jm_enqueue_result e[N];
     for (int i = 0; i < N; i++)
-        e[i] = submit("{\"type\":\"t\"}");
-    cr_assert_eq(claim_n("default", N, 600000), N);
+        e[i] = jm_test_submit(r, "{\"type\":\"t\"}");
+    cr_assert_eq(jm_test_claim_n(r, "default", N, 600000), N);
     for (int i = 0; i < N; i++) {
         raw("ZREM %s %s", qkey("default", "active", k, sizeof(k)), e[i].id, NULL);
         char ghost[JM_ID_LEN + 1];
@@ -739,8 +665,8 @@ Test(janitor, concurrent_requeues_never_double_requeue, .timeout = 120)
 {
     enum { N = 200 };
     for (int i = 0; i < N; i++)
-        submit("{\"type\":\"t\",\"max_attempts\":5}");
-    cr_assert_eq(claim_n("default", N, 1), N);
+        jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":5}");
+    cr_assert_eq(jm_test_claim_n(r, "default", N, 1), N);
     int64_t t0 = jm_redis_time_ms(r, &err);
     JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 5, 5000,
                        "Redis time past every lease");
@@ -755,7 +681,7 @@ Test(janitor, concurrent_requeues_never_double_requeue, .timeout = 120)
     pthread_barrier_destroy(&rq_barrier);
     cr_assert_eq(args[0].errors + args[1].errors + args[2].errors, 0);
     cr_assert_eq(args[0].requeued + args[1].requeued + args[2].requeued, N);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), N);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), N);
     cr_assert_eq(llen_pending("default"), N);
     /* every job claims with attempt 2: exactly one per expired lease */
     jm_claim *c = calloc(N, sizeof(*c));
@@ -779,12 +705,12 @@ Test(janitor, foreign_entries_removed_and_duplicates_counted_once)
     jm_slot_tag("q19", t1);
     jm_slot_tag("q2902", t2);
     cr_assert_str_eq(t1, t2, "the test needs two queues of one slot");
-    jm_enqueue_result mine = submit("{\"queue\":\"q19\",\"type\":\"t\"}");
-    jm_enqueue_result running = submit("{\"queue\":\"q2902\",\"type\":\"t\"}");
-    jm_claim held = claim_one("q2902", 600000);
+    jm_enqueue_result mine = jm_test_submit(r, "{\"queue\":\"q19\",\"type\":\"t\"}");
+    jm_enqueue_result running = jm_test_submit(r, "{\"queue\":\"q2902\",\"type\":\"t\"}");
+    jm_claim held = jm_test_claim_one(r, "q2902", 600000);
     cr_assert_str_eq(held.id, running.id);
-    jm_enqueue_result other = submit("{\"queue\":\"q2902\",\"type\":\"t\"}");
-    jm_enqueue_result far = submit("{\"queue\":\"default\",\"type\":\"t\"}");
+    jm_enqueue_result other = jm_test_submit(r, "{\"queue\":\"q2902\",\"type\":\"t\"}");
+    jm_enqueue_result far = jm_test_submit(r, "{\"queue\":\"default\",\"type\":\"t\"}");
     raw("RPUSH %s %s", qkey("q19", "pending", k, sizeof(k)), mine.id, NULL);
     raw("ZADD %s 1 %s", qkey("q19", "active", k, sizeof(k)), running.id, NULL);
     raw("RPUSH %s %s", qkey("q19", "pending", k, sizeof(k)), other.id, NULL);
@@ -798,13 +724,13 @@ Test(janitor, foreign_entries_removed_and_duplicates_counted_once)
     cr_assert_lt(zscore("q19", "active", running.id), 0);
     cr_assert_gt(zscore("q2902", "active", running.id), 0, "its own lease is untouched");
     cr_assert_eq(total(rep), 3);
-    cr_assert_eq(count_of("q19", JM_STATE_QUEUED), 1);
-    cr_assert_eq(count_of("q2902", JM_STATE_QUEUED), 1);
+    cr_assert_eq(jm_test_count(r, "q19", JM_STATE_QUEUED), 1);
+    cr_assert_eq(jm_test_count(r, "q2902", JM_STATE_QUEUED), 1);
     cr_assert_eq(llen_pending("q19"), 2, "the duplicate is claim's to drop");
-    jm_claim c = claim_one("q2902", 60000);
+    jm_claim c = jm_test_claim_one(r, "q2902", 60000);
     cr_assert_str_eq(c.id, other.id, "the other queue's job is intact");
     jm_claim_clear(&c);
-    c = claim_one("default", 60000);
+    c = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(c.id, far.id);
     jm_claim_clear(&c);
     jm_claim_clear(&held);

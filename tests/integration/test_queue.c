@@ -8,51 +8,7 @@
 #include "jobmill/queue.h"
 #include "redis_fixture.h"
 
-static jm_test_redis srv;
-static jm_redis *r;
-static jm_error err;
-static const jm_retention ret = {.result_ttl_s = 3600, .failed_ttl_s = 86400};
-
-static void
-setup(void)
-{
-    jm_test_redis_start(&srv, NULL);
-    r = jm_test_redis_connect(&srv);
-}
-
-static void
-teardown(void)
-{
-    jm_redis_free(r);
-    jm_test_redis_stop(&srv);
-}
-
-TestSuite(queue, .init = setup, .fini = teardown, .timeout = 60);
-
-/* Builds a spec from a JSON body (the api's path) and submits it. */
-static jm_enqueue_result
-submit(const char *json)
-{
-    return jm_test_submit(r, json);
-}
-
-static jm_state
-state_of(const char *id)
-{
-    jm_job j;
-    cr_assert_eq(jm_queue_get(r, id, &j, &err), JM_OK, "%s", err.msg);
-    jm_state s = j.status;
-    jm_job_clear(&j);
-    return s;
-}
-
-static int64_t
-count_of(const char *queue, jm_state s)
-{
-    jm_queue_info info;
-    cr_assert_eq(jm_queue_stats(r, queue, &info, &err), JM_OK, "%s", err.msg);
-    return info.counts[s];
-}
+JM_TEST_SUITE(queue);
 
 /* Polls Redis's clock (the one every deadline uses) until the expires_at of
  * job id has passed, with a deadline. */
@@ -95,33 +51,23 @@ purge_once(const char *queue, int batch)
     return n;
 }
 
-static jm_claim
-claim_one(const char *queue, int lease_ms)
-{
-    jm_claim c[1];
-    int n = 0;
-    cr_assert_eq(jm_test_claim(r, queue, 1, lease_ms, "w1", c, &n, &err), JM_OK, "%s", err.msg);
-    cr_assert_eq(n, 1, "expected one claim");
-    return c[0];
-}
-
 Test(queue, enqueue_claim_complete)
 {
-    jm_enqueue_result e = submit("{\"type\":\"echo\",\"payload\":{\"a\":1}}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"echo\",\"payload\":{\"a\":1}}");
     cr_assert(e.created);
     cr_assert(jm_id_valid(e.id));
-    cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 1);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_QUEUED);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 1);
 
-    jm_claim c = claim_one("default", 10000);
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     cr_assert_str_eq(c.id, e.id);
     cr_assert_str_eq(c.type, "echo");
     cr_assert_str_eq(c.payload, "{\"a\":1}");
     cr_assert_eq(c.attempt, 1);
     cr_assert_gt(c.fence, 0);
-    cr_assert_eq(state_of(e.id), JM_STATE_RUNNING);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
-    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 1);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_RUNNING);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), 1);
 
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "{\"ok\":true}", &ret, &err), JM_OK, "%s",
                  err.msg);
@@ -131,8 +77,8 @@ Test(queue, enqueue_claim_complete)
     cr_assert_str_eq(j.result, "{\"ok\":true}");
     cr_assert_gt(j.finished_ms, 0);
     jm_job_clear(&j);
-    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 0);
-    cr_assert_eq(count_of("default", JM_STATE_SUCCEEDED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SUCCEEDED), 1);
     /* double complete is refused */
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "2", &ret, &err), JM_ERR_FENCE);
     jm_claim_clear(&c);
@@ -144,9 +90,9 @@ Test(queue, claim_empty_and_fifo)
     int n = -1;
     cr_assert_eq(jm_test_claim(r, "default", 4, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
-    jm_enqueue_result a = submit("{\"type\":\"t\",\"payload\":1}");
-    jm_enqueue_result b = submit("{\"type\":\"t\",\"payload\":2}");
-    jm_enqueue_result d = submit("{\"type\":\"t\",\"payload\":3}");
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"payload\":1}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"payload\":2}");
+    jm_enqueue_result d = jm_test_submit(r, "{\"type\":\"t\",\"payload\":3}");
     cr_assert_eq(jm_test_claim(r, "default", 2, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(c[0].id, a.id);
@@ -162,21 +108,21 @@ Test(queue, claim_empty_and_fifo)
 
 Test(queue, fail_retries_then_dead_letters)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":2}");
-    jm_claim c = claim_one("default", 10000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":2}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     jm_state st;
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "boom", false, 0, &ret, &st, &err), JM_OK, "%s",
                  err.msg);
     cr_assert_eq(st, JM_STATE_SCHEDULED);
-    cr_assert_eq(state_of(e.id), JM_STATE_SCHEDULED);
-    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 1);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_SCHEDULED);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SCHEDULED), 1);
     /* a stale fail of the same claim is refused */
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "again", false, 0, &ret, &st, &err), JM_ERR_FENCE);
     jm_claim_clear(&c);
     int n = 0;
     cr_assert_eq(jm_queue_promote_due(r, "default", 100, &n, &err), JM_OK);
     cr_assert_eq(n, 1);
-    c = claim_one("default", 10000);
+    c = jm_test_claim_one(r, "default", 10000);
     cr_assert_eq(c.attempt, 2);
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "boom2", false, 0, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_FAILED);
@@ -186,26 +132,26 @@ Test(queue, fail_retries_then_dead_letters)
     cr_assert_eq(j.attempts, 2);
     cr_assert_str_eq(j.error, "boom2");
     jm_job_clear(&j);
-    cr_assert_eq(count_of("default", JM_STATE_FAILED), 1);
-    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_FAILED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SCHEDULED), 0);
     jm_claim_clear(&c);
 }
 
 Test(queue, permanent_failure_skips_retries)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":5}");
-    jm_claim c = claim_one("default", 10000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":5}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     jm_state st;
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "bad input", true, 0, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_FAILED);
-    cr_assert_eq(state_of(e.id), JM_STATE_FAILED);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_FAILED);
     jm_claim_clear(&c);
 }
 
 Test(queue, backoff_schedules_in_redis_time)
 {
-    submit("{\"type\":\"t\"}");
-    jm_claim c = claim_one("default", 10000);
+    jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     jm_state st;
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", false, 60000, &ret, &st, &err), JM_OK);
     int n = -1;
@@ -221,19 +167,19 @@ Test(queue, backoff_schedules_in_redis_time)
 
 Test(queue, lease_expiry_requeues_and_fences_old_holder)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
-    jm_claim old = claim_one("default", 50);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim old = jm_test_claim_one(r, "default", 50);
     int req = 0, failed = 0;
     JM_TEST_WAIT_UNTIL(requeue(&req, &failed) > 0, 5000, "the lease to expire");
     cr_assert_eq(req, 1);
-    cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_QUEUED);
     /* the old holder can commit nothing, renew nothing */
     cr_assert_eq(jm_queue_complete(r, old.id, old.lease, "1", &ret, &err), JM_ERR_FENCE);
     jm_lease l = {.id = old.id, .queue = "default", .lease = old.lease};
     int status = -1;
     cr_assert_eq(jm_queue_heartbeat(r, &l, 1, 1000, &status, &err), JM_OK);
     cr_assert_eq(status, JM_LEASE_LOST);
-    jm_claim cur = claim_one("default", 10000);
+    jm_claim cur = jm_test_claim_one(r, "default", 10000);
     cr_assert_eq(cur.attempt, 2);
     cr_assert_gt(cur.fence, old.fence);
     /* stale token after a requeue: every fenced transition refuses it */
@@ -252,26 +198,26 @@ Test(queue, lease_expiry_requeues_and_fences_old_holder)
 
 Test(queue, lease_expiry_without_attempts_left_dead_letters)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
-    jm_claim c = claim_one("default", 30);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
+    jm_claim c = jm_test_claim_one(r, "default", 30);
     int req = 0, failed = 0;
     JM_TEST_WAIT_UNTIL(requeue(&req, &failed) > 0, 5000, "the lease to expire");
     cr_assert_eq(failed, 1);
     cr_assert_eq(req, 0);
-    cr_assert_eq(state_of(e.id), JM_STATE_FAILED);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_FAILED);
     jm_claim_clear(&c);
 }
 
 Test(queue, heartbeat_extends_and_reports_cancel)
 {
-    submit("{\"type\":\"t\"}");
-    submit("{\"type\":\"t\",\"queue\":\"other\"}");
-    jm_claim a = claim_one("default", 200);
-    jm_claim b = claim_one("other", 200);
+    jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_test_submit(r, "{\"type\":\"t\",\"queue\":\"other\"}");
+    jm_claim a = jm_test_claim_one(r, "default", 200);
+    jm_claim b = jm_test_claim_one(r, "other", 200);
     jm_lease ls[2] = {{a.id, "default", a.lease}, {b.id, "other", b.lease}};
     int st[2] = {-1, -1};
     cr_assert_eq(jm_queue_cancel(r, b.id, &ret, &err), JM_OK);
-    cr_assert_eq(state_of(b.id), JM_STATE_RUNNING, "running job is only flagged");
+    cr_assert_eq(jm_test_state(r, b.id), JM_STATE_RUNNING, "running job is only flagged");
     cr_assert_eq(jm_queue_heartbeat(r, ls, 2, 60000, st, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(st[0], JM_LEASE_OK);
     cr_assert_eq(st[1], JM_LEASE_CANCEL);
@@ -289,7 +235,7 @@ Test(queue, heartbeat_extends_and_reports_cancel)
     cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
     cr_assert_eq(req, 0);
     cr_assert_eq(jm_queue_cancel_ack(r, b.id, b.lease, &ret, &err), JM_OK);
-    cr_assert_eq(state_of(b.id), JM_STATE_CANCELED);
+    cr_assert_eq(jm_test_state(r, b.id), JM_STATE_CANCELED);
     /* complete after cancel is refused */
     cr_assert_eq(jm_queue_complete(r, b.id, b.lease, "1", &ret, &err), JM_ERR_FENCE);
     /* cancel-ack without a request is refused */
@@ -300,16 +246,16 @@ Test(queue, heartbeat_extends_and_reports_cancel)
 
 Test(queue, cancel_queued_and_scheduled_and_terminal)
 {
-    jm_enqueue_result q = submit("{\"type\":\"t\"}");
-    jm_enqueue_result s = submit("{\"type\":\"t\",\"delay_s\":100}");
-    cr_assert_eq(state_of(s.id), JM_STATE_SCHEDULED);
+    jm_enqueue_result q = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_enqueue_result s = jm_test_submit(r, "{\"type\":\"t\",\"delay_s\":100}");
+    cr_assert_eq(jm_test_state(r, s.id), JM_STATE_SCHEDULED);
     cr_assert_eq(jm_queue_cancel(r, q.id, &ret, &err), JM_OK);
     cr_assert_eq(jm_queue_cancel(r, s.id, &ret, &err), JM_OK);
-    cr_assert_eq(state_of(q.id), JM_STATE_CANCELED);
-    cr_assert_eq(state_of(s.id), JM_STATE_CANCELED);
-    cr_assert_eq(count_of("default", JM_STATE_CANCELED), 2);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
-    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+    cr_assert_eq(jm_test_state(r, q.id), JM_STATE_CANCELED);
+    cr_assert_eq(jm_test_state(r, s.id), JM_STATE_CANCELED);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_CANCELED), 2);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SCHEDULED), 0);
     cr_assert_eq(jm_queue_cancel(r, q.id, &ret, &err), JM_ERR_STATE);
     /* the canceled id left in pending is dropped by claim (lazy deletion) */
     jm_claim c[2];
@@ -322,9 +268,9 @@ Test(queue, cancel_queued_and_scheduled_and_terminal)
 
 Test(queue, retry_resets_attempts)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
     cr_assert_eq(jm_queue_retry(r, e.id, &err), JM_ERR_STATE, "queued cannot be retried");
-    jm_claim c = claim_one("default", 10000);
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     jm_state st;
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", false, 0, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_FAILED);
@@ -335,9 +281,9 @@ Test(queue, retry_resets_attempts)
     cr_assert_eq(j.attempts, 0);
     cr_assert_null(j.error);
     jm_job_clear(&j);
-    cr_assert_eq(count_of("default", JM_STATE_FAILED), 0);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 1);
-    jm_claim d = claim_one("default", 10000);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_FAILED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 1);
+    jm_claim d = jm_test_claim_one(r, "default", 10000);
     cr_assert_eq(d.attempt, 1);
     cr_assert_gt(d.fence, c.fence);
     jm_claim_clear(&c);
@@ -353,9 +299,9 @@ Test(queue, retry_resets_attempts)
 
 Test(queue, release_gives_attempt_back_at_head)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\"}");
-    jm_enqueue_result b = submit("{\"type\":\"t\"}");
-    jm_claim c = claim_one("default", 10000);
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     cr_assert_str_eq(c.id, a.id);
     cr_assert_eq(jm_queue_release(r, c.id, c.lease, NULL, &err), JM_OK);
     cr_assert_eq(jm_queue_release(r, c.id, c.lease, NULL, &err), JM_ERR_FENCE);
@@ -364,7 +310,7 @@ Test(queue, release_gives_attempt_back_at_head)
     cr_assert_eq(j.status, JM_STATE_QUEUED);
     cr_assert_eq(j.attempts, 0);
     jm_job_clear(&j);
-    jm_claim d = claim_one("default", 10000);
+    jm_claim d = jm_test_claim_one(r, "default", 10000);
     cr_assert_str_eq(d.id, a.id, "released job goes to the head, before %s", b.id);
     cr_assert_eq(d.attempt, 1);
     jm_claim_clear(&c);
@@ -373,16 +319,16 @@ Test(queue, release_gives_attempt_back_at_head)
 
 Test(queue, idempotent_replay)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\",\"idempotency_key\":\"k1\"}");
-    jm_enqueue_result b = submit("{\"type\":\"t\",\"idempotency_key\":\"k1\",\"payload\":9}");
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"idempotency_key\":\"k1\"}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"idempotency_key\":\"k1\",\"payload\":9}");
     cr_assert(a.created);
     cr_assert_not(b.created);
     cr_assert_str_eq(a.id, b.id);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 1);
     /* after the job finishes, the key still returns it (and its result) */
-    jm_claim c = claim_one("default", 10000);
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "42", &ret, &err), JM_OK);
-    jm_enqueue_result d = submit("{\"type\":\"t\",\"idempotency_key\":\"k1\"}");
+    jm_enqueue_result d = jm_test_submit(r, "{\"type\":\"t\",\"idempotency_key\":\"k1\"}");
     cr_assert_str_eq(d.id, a.id);
     cr_assert_not(d.created);
     /* the key expires with the record */
@@ -395,8 +341,8 @@ Test(queue, idempotent_replay)
 
 Test(queue, delay_then_promote)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"delay_s\":0.05}");
-    cr_assert_eq(state_of(e.id), JM_STATE_SCHEDULED);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"delay_s\":0.05}");
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_SCHEDULED);
     jm_claim c[1];
     int n = -1;
     cr_assert_eq(jm_test_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
@@ -406,55 +352,55 @@ Test(queue, delay_then_promote)
                                   &promoted) > 0,
                        5000, "the delay to pass");
     cr_assert_eq(promoted, 1);
-    cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
-    jm_claim got = claim_one("default", 1000);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_QUEUED);
+    jm_claim got = jm_test_claim_one(r, "default", 1000);
     cr_assert_str_eq(got.id, e.id);
     jm_claim_clear(&got);
 }
 
 Test(queue, expiry_of_waiting_jobs)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
-    jm_enqueue_result b = submit("{\"type\":\"t\",\"expires_in_s\":0.05,\"delay_s\":100}");
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.05,\"delay_s\":100}");
     int total = 0, n = 0;
     JM_TEST_WAIT_UNTIL((total += duty_count(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err),
                                             &n)) >= 2,
                        5000, "both jobs to expire");
     cr_assert_eq(total, 2);
-    cr_assert_eq(state_of(a.id), JM_STATE_EXPIRED);
-    cr_assert_eq(state_of(b.id), JM_STATE_EXPIRED);
-    cr_assert_eq(count_of("default", JM_STATE_EXPIRED), 2);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
-    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+    cr_assert_eq(jm_test_state(r, a.id), JM_STATE_EXPIRED);
+    cr_assert_eq(jm_test_state(r, b.id), JM_STATE_EXPIRED);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_EXPIRED), 2);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SCHEDULED), 0);
 }
 
 Test(queue, expiry_never_applies_once_started)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
-    jm_claim c = claim_one("default", 10000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     wait_past_expiry(e.id);
     int n = -1;
     cr_assert_eq(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
-    cr_assert_eq(state_of(e.id), JM_STATE_SUCCEEDED);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_SUCCEEDED);
     jm_claim_clear(&c);
 }
 
 Test(queue, claim_expires_a_stale_queued_job_instead_of_running_it)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.02}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.02}");
     wait_past_expiry(e.id);
     jm_claim c[1];
     int n = -1;
     cr_assert_eq(jm_test_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
-    cr_assert_eq(state_of(e.id), JM_STATE_EXPIRED);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_EXPIRED);
 }
 
 Test(queue, pause_blocks_claims)
 {
-    submit("{\"type\":\"t\"}");
+    jm_test_submit(r, "{\"type\":\"t\"}");
     cr_assert_eq(jm_queue_pause(r, "default", true, &err), JM_OK);
     jm_queue_info info;
     cr_assert_eq(jm_queue_stats(r, "default", &info, &err), JM_OK);
@@ -463,7 +409,7 @@ Test(queue, pause_blocks_claims)
     int n = -1;
     cr_assert_eq(jm_test_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
-    submit("{\"type\":\"t\"}"); /* paused queues keep accepting */
+    jm_test_submit(r, "{\"type\":\"t\"}"); /* paused queues keep accepting */
     cr_assert_eq(jm_queue_pause(r, "default", false, &err), JM_OK);
     cr_assert_eq(jm_test_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 1);
@@ -472,8 +418,8 @@ Test(queue, pause_blocks_claims)
 
 Test(queue, purge_removes_expired_records_from_indexes)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"result_ttl_s\":1}");
-    jm_claim c = claim_one("default", 10000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"result_ttl_s\":1}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
     char key[128];
     snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", e.id, e.id);
@@ -485,7 +431,7 @@ Test(queue, purge_removes_expired_records_from_indexes)
     cr_assert_eq(n, 0, "nothing is purged before the record expires");
     /* purge runs by expiry time: the entry comes due with the record's TTL */
     JM_TEST_WAIT_UNTIL(purge_once("default", 100) == 1, 5000, "the purge after 1 s");
-    cr_assert_eq(count_of("default", JM_STATE_SUCCEEDED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SUCCEEDED), 0);
     jm_claim_clear(&c);
 }
 
@@ -495,7 +441,7 @@ Test(queue, purge_by_expiry_not_blocked_by_long_retention)
 {
     enum { LONG = 500, SHORT = 5 };
     for (int i = 0; i < LONG; i++)
-        submit("{\"type\":\"t\",\"result_ttl_s\":86400}");
+        jm_test_submit(r, "{\"type\":\"t\",\"result_ttl_s\":86400}");
     jm_claim *c = calloc(LONG, sizeof(*c));
     int n = 0;
     cr_assert_eq(jm_test_claim(r, "default", LONG, 60000, "w", c, &n, &err), JM_OK);
@@ -506,25 +452,25 @@ Test(queue, purge_by_expiry_not_blocked_by_long_retention)
     }
     free(c);
     for (int i = 0; i < SHORT; i++) {
-        submit("{\"type\":\"t\",\"result_ttl_s\":1}");
-        jm_claim s = claim_one("default", 60000);
+        jm_test_submit(r, "{\"type\":\"t\",\"result_ttl_s\":1}");
+        jm_claim s = jm_test_claim_one(r, "default", 60000);
         cr_assert_eq(jm_queue_complete(r, s.id, s.lease, "1", &ret, &err), JM_OK);
         jm_claim_clear(&s);
     }
-    cr_assert_eq(count_of("default", JM_STATE_SUCCEEDED), LONG + SHORT);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SUCCEEDED), LONG + SHORT);
     /* batch 100 < LONG: a purge that looked only at the oldest entries of
      * each index would never get past the long-lived ones */
     int purged = 0;
     JM_TEST_WAIT_UNTIL((purged += purge_once("default", 100)) >= SHORT, 5000,
                        "the short-lived records purged");
     cr_assert_eq(purged, SHORT);
-    cr_assert_eq(count_of("default", JM_STATE_SUCCEEDED), LONG);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SUCCEEDED), LONG);
 }
 
 Test(queue, failed_jobs_keep_failed_ttl)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1,\"result_ttl_s\":5}");
-    jm_claim c = claim_one("default", 10000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1,\"result_ttl_s\":5}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     jm_state st;
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", false, 0, &ret, &st, &err), JM_OK);
     char key[128];
@@ -537,9 +483,9 @@ Test(queue, failed_jobs_keep_failed_ttl)
 
 Test(queue, list_and_names)
 {
-    submit("{\"type\":\"t\",\"queue\":\"b\"}");
+    jm_test_submit(r, "{\"type\":\"t\",\"queue\":\"b\"}");
     for (int i = 0; i < 5; i++)
-        submit("{\"type\":\"t\",\"queue\":\"a\"}");
+        jm_test_submit(r, "{\"type\":\"t\",\"queue\":\"a\"}");
     char **names;
     size_t n;
     cr_assert_eq(jm_queue_names(r, &names, &n, &err), JM_OK);
@@ -571,7 +517,7 @@ Test(queue, max_queues_limit)
     cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, NULL, &err), JM_OK);
     cr_assert_eq(jm_queue_enqueue(r, &s1, 1, &res, NULL, &err), JM_OK, "existing queue is fine");
     cr_assert_eq(jm_queue_enqueue(r, &s2, 1, &res, NULL, &err), JM_ERR_LIMIT);
-    cr_assert_eq(count_of("q2", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_count(r, "q2", JM_STATE_QUEUED), 0);
     jm_job_spec_clear(&s1);
     jm_job_spec_clear(&s2);
     json_decref(b1);
@@ -588,7 +534,7 @@ Test(queue, batch_is_pipelined_and_ordered)
     }
     jm_enqueue_result res[50];
     cr_assert_eq(jm_queue_enqueue_batch(r, specs, 50, 0, res, NULL, &err), JM_OK, "%s", err.msg);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 50);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 50);
     jm_claim c[50];
     int n = 0;
     cr_assert_eq(jm_test_claim(r, "default", 50, 10000, "w", c, &n, &err), JM_OK);
@@ -608,7 +554,7 @@ Test(queue, scripts_reload_after_flush)
     redisReply *rep = jm_redis_command(r, &err, "SCRIPT FLUSH");
     cr_assert_not_null(rep);
     freeReplyObject(rep);
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
     cr_assert(e.created);
 }
 
@@ -682,7 +628,7 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
         cr_assert_eq(jm_job_spec_from_json(b, "", &specs[i], &err), JM_OK);
     for (int k = 0; k < CLAIM_JOBS / CHUNK; k++)
         cr_assert_eq(jm_queue_enqueue_batch(r, specs, CHUNK, 0, res, NULL, &err), JM_OK, "%s", err.msg);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), CLAIM_JOBS);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), CLAIM_JOBS);
 
     pthread_t th[CLAIM_THREADS];
     claimer cl[CLAIM_THREADS];
@@ -703,8 +649,8 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
     qsort(all, (size_t)total, JM_ID_LEN + 1, cmp_id);
     for (int i = 1; i < total; i++)
         cr_assert_str_neq(all[i - 1], all[i], "double claim of %s", all[i]);
-    cr_assert_eq(count_of("default", JM_STATE_RUNNING), CLAIM_JOBS);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), CLAIM_JOBS);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 0);
     free(all);
     for (int i = 0; i < CHUNK; i++)
         jm_job_spec_clear(&specs[i]);
@@ -725,23 +671,23 @@ Test(queue, batch_survives_script_flush_and_respects_max_queues)
     jm_enqueue_result res[3];
     cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 1, res, NULL, &err), JM_ERR_LIMIT);
     cr_assert_str_eq(err.field, "jobs[1].queue");
-    cr_assert_eq(count_of("x", JM_STATE_QUEUED), 0, "nothing stored");
+    cr_assert_eq(jm_test_count(r, "x", JM_STATE_QUEUED), 0, "nothing stored");
     redisReply *rep = jm_redis_command(r, &err, "SCRIPT FLUSH");
     freeReplyObject(rep);
     cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 2, res, NULL, &err), JM_OK, "%s", err.msg);
-    cr_assert_eq(count_of("x", JM_STATE_QUEUED), 2);
-    cr_assert_eq(count_of("y", JM_STATE_QUEUED), 1);
+    cr_assert_eq(jm_test_count(r, "x", JM_STATE_QUEUED), 2);
+    cr_assert_eq(jm_test_count(r, "y", JM_STATE_QUEUED), 1);
     for (int i = 0; i < 3; i++)
         jm_job_spec_clear(&specs[i]);
 }
 
 Test(queue, released_job_never_expires_at_claim)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.05}");
-    jm_claim c = claim_one("default", 10000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     cr_assert_eq(jm_queue_release(r, c.id, c.lease, NULL, &err), JM_OK);
     wait_past_expiry(e.id);
-    jm_claim d = claim_one("default", 10000);
+    jm_claim d = jm_test_claim_one(r, "default", 10000);
     cr_assert_str_eq(d.id, e.id, "a job that started once never expires");
     jm_claim_clear(&c);
     jm_claim_clear(&d);
@@ -749,32 +695,32 @@ Test(queue, released_job_never_expires_at_claim)
 
 Test(queue, cancel_request_survives_fail_and_release)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\",\"max_attempts\":5}");
-    jm_enqueue_result b = submit("{\"type\":\"t\",\"max_attempts\":5}");
-    jm_claim ca = claim_one("default", 10000);
-    jm_claim cb = claim_one("default", 10000);
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":5}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":5}");
+    jm_claim ca = jm_test_claim_one(r, "default", 10000);
+    jm_claim cb = jm_test_claim_one(r, "default", 10000);
     cr_assert_eq(jm_queue_cancel(r, a.id, &ret, &err), JM_OK);
     cr_assert_eq(jm_queue_cancel(r, b.id, &ret, &err), JM_OK);
     jm_state st = JM_STATE_UNKNOWN;
     cr_assert_eq(jm_queue_fail(r, ca.id, ca.lease, "boom", false, 0, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_CANCELED, "a retryable failure must not resurrect a canceled job");
-    cr_assert_eq(state_of(a.id), JM_STATE_CANCELED);
+    cr_assert_eq(jm_test_state(r, a.id), JM_STATE_CANCELED);
     cr_assert_eq(jm_queue_release(r, cb.id, cb.lease, NULL, &err), JM_OK);
-    cr_assert_eq(state_of(b.id), JM_STATE_CANCELED, "a drain must not put it back");
-    cr_assert_eq(count_of("default", JM_STATE_CANCELED), 2);
-    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 0);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
-    cr_assert_eq(count_of("default", JM_STATE_SCHEDULED), 0);
+    cr_assert_eq(jm_test_state(r, b.id), JM_STATE_CANCELED, "a drain must not put it back");
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_CANCELED), 2);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_SCHEDULED), 0);
     jm_claim_clear(&ca);
     jm_claim_clear(&cb);
 }
 
 Test(queue, malformed_running_record_does_not_block_lease_recovery)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\"}");
-    jm_enqueue_result b = submit("{\"type\":\"t\"}");
-    jm_claim ca = claim_one("default", 20);
-    jm_claim cb = claim_one("default", 20);
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim ca = jm_test_claim_one(r, "default", 20);
+    jm_claim cb = jm_test_claim_one(r, "default", 20);
     char key[128];
     snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", a.id, a.id);
     redisReply *rep = jm_redis_command(r, &err, "HDEL %s attempts max_attempts", key);
@@ -782,8 +728,8 @@ Test(queue, malformed_running_record_does_not_block_lease_recovery)
     int req = 0, failed = 0, total = 0;
     JM_TEST_WAIT_UNTIL((total += requeue(&req, &failed)) >= 2, 5000, "both leases to expire");
     cr_assert_eq(total, 2);
-    cr_assert_eq(state_of(a.id), JM_STATE_FAILED, "malformed record is dead-lettered");
-    cr_assert_eq(state_of(b.id), JM_STATE_QUEUED);
+    cr_assert_eq(jm_test_state(r, a.id), JM_STATE_FAILED, "malformed record is dead-lettered");
+    cr_assert_eq(jm_test_state(r, b.id), JM_STATE_QUEUED);
     jm_claim_clear(&ca);
     jm_claim_clear(&cb);
 }
@@ -791,13 +737,13 @@ Test(queue, malformed_running_record_does_not_block_lease_recovery)
 Test(queue, process_retention_reaches_claim_expiry)
 {
     jm_queue_set_retention(&(jm_retention){.result_ttl_s = 120, .failed_ttl_s = 240});
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"expires_in_s\":0.02}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.02}");
     wait_past_expiry(e.id);
     jm_claim c[1];
     int n = -1;
     cr_assert_eq(jm_test_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 0);
-    cr_assert_eq(state_of(e.id), JM_STATE_EXPIRED);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_EXPIRED);
     char key[128];
     snprintf(key, sizeof(key), "jm:{%.4s}:job:%s", e.id, e.id);
     redisReply *rep = jm_redis_command(r, &err, "TTL %s", key);
@@ -881,7 +827,7 @@ pending_len(const char *queue)
 Test(queue, claim_keeps_going_past_dead_entries)
 {
     push_dead("default", 100000);
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
     jm_claim_call call = {.queue = "default", .max = 1, .lease_ms = 10000, .worker_id = "w"};
     jm_claim c[1];
     int n = 0, calls = 0;
@@ -902,10 +848,10 @@ Test(queue, claim_keeps_going_past_dead_entries)
  * and stops at the first live one, so nothing stands in front of a new job. */
 Test(queue, trim_pending_drops_dead_head_only)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\"}");
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\"}");
     cr_assert_eq(jm_queue_cancel(r, a.id, &ret, &err), JM_OK);
     push_dead("default", 2500);
-    jm_enqueue_result live = submit("{\"type\":\"t\"}");
+    jm_enqueue_result live = jm_test_submit(r, "{\"type\":\"t\"}");
     push_dead("default", 10);
     int n = -1, total = 0;
     do {
@@ -914,9 +860,9 @@ Test(queue, trim_pending_drops_dead_head_only)
     } while (n == 1000);
     cr_assert_eq(total, 2501);
     cr_assert_eq(pending_len("default"), 11, "the live job and what lies behind it stay");
-    jm_claim c = claim_one("default", 10000);
+    jm_claim c = jm_test_claim_one(r, "default", 10000);
     cr_assert_str_eq(c.id, live.id);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 0);
     jm_claim_clear(&c);
 }
 
@@ -924,8 +870,7 @@ static void
 setup_debug(void)
 {
     static const char *const extra[] = {"--enable-debug-command", "yes", NULL};
-    jm_test_redis_start(&srv, extra);
-    r = jm_test_redis_connect(&srv);
+    r = jm_test_setup(&srv, extra);
 }
 
 /* Issue 9.6: Redis loses the claim (a restart from an older snapshot, a
@@ -934,12 +879,12 @@ setup_debug(void)
  * lease token, and the first holder's token must be refused everywhere. */
 Test(queue, lost_claim_cannot_be_forged, .init = setup_debug)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
     raw("SAVE", NULL);                                     /* the pre-claim snapshot */
-    jm_claim first = claim_one("default", 60000);
+    jm_claim first = jm_test_claim_one(r, "default", 60000);
     raw("DEBUG RELOAD NOSAVE", NULL);                      /* Redis lost the claim */
-    cr_assert_eq(state_of(e.id), JM_STATE_QUEUED);
-    jm_claim second = claim_one("default", 60000);
+    cr_assert_eq(jm_test_state(r, e.id), JM_STATE_QUEUED);
+    jm_claim second = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(second.id, first.id);
     cr_assert_gt(second.fence, first.fence, "fences keep growing across the loss");
     cr_assert_str_neq(second.lease, first.lease);
@@ -967,7 +912,7 @@ Test(queue, lost_claim_cannot_be_forged, .init = setup_debug)
 Test(queue, fences_grow_above_redis_clock)
 {
     for (int i = 0; i < 3; i++)
-        submit("{\"type\":\"t\"}");
+        jm_test_submit(r, "{\"type\":\"t\"}");
     int64_t before_us = jm_redis_time_ms(r, &err) * 1000;
     jm_claim c[3];
     int n = 0;
@@ -989,8 +934,8 @@ Test(queue, fences_grow_above_redis_clock)
  * by the lease expiry. */
 Test(queue, claim_recover_after_lost_reply)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\",\"max_attempts\":1}");
-    jm_enqueue_result b = submit("{\"type\":\"t\",\"max_attempts\":1}");
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
     jm_claim_call call = {.queue = "default", .max = 4, .lease_ms = 60000, .worker_id = "w"};
     jm_claim lost[4];
     int n = 0;
@@ -1022,7 +967,7 @@ Test(queue, claim_recover_after_lost_reply)
 /* Issue 9.7: recovery never hands out a job someone else holds now. */
 Test(queue, claim_recover_skips_jobs_claimed_since)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\"}");
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
     jm_claim_call call = {.queue = "default", .max = 1, .lease_ms = 1, .worker_id = "w"};
     jm_claim lost[1];
     int n = 0;
@@ -1031,7 +976,7 @@ Test(queue, claim_recover_skips_jobs_claimed_since)
     jm_claim_clear(&lost[0]);
     int req = 0, failed = 0;
     JM_TEST_WAIT_UNTIL(requeue(&req, &failed) == 1, 5000, "the 1 ms lease expired");
-    jm_claim other = claim_one("default", 60000);
+    jm_claim other = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(other.id, e.id);
     jm_claim got[1];
     call.lease_ms = 60000;
@@ -1046,8 +991,8 @@ Test(queue, claim_recover_skips_jobs_claimed_since)
  * janitor's lease expiry would count it (none left: dead-lettered). */
 Test(queue, abandon_gives_back_while_the_lease_holds)
 {
-    jm_enqueue_result e = submit("{\"type\":\"t\",\"max_attempts\":1}");
-    jm_claim c = claim_one("default", 60000);
+    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
+    jm_claim c = jm_test_claim_one(r, "default", 60000);
     jm_state st = JM_STATE_UNKNOWN;
     cr_assert_eq(jm_queue_abandon(r, c.id, c.lease, &ret, &st, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(st, JM_STATE_QUEUED);
@@ -1062,24 +1007,24 @@ Test(queue, abandon_gives_back_while_the_lease_holds)
 
 Test(queue, abandon_after_redis_lease_ran_out_spends_the_attempt)
 {
-    jm_enqueue_result a = submit("{\"type\":\"t\",\"max_attempts\":1}");
-    jm_enqueue_result b = submit("{\"type\":\"t\",\"max_attempts\":2}");
-    jm_claim ca = claim_one("default", 1), cb = claim_one("default", 1);
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":2}");
+    jm_claim ca = jm_test_claim_one(r, "default", 1), cb = jm_test_claim_one(r, "default", 1);
     int64_t t0 = jm_redis_time_ms(r, &err);
     JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) > t0 + 2, 5000, "the 1 ms leases ran out");
     jm_state st = JM_STATE_UNKNOWN;
     cr_assert_eq(jm_queue_abandon(r, ca.id, ca.lease, &ret, &st, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(st, JM_STATE_FAILED);
-    cr_assert_eq(state_of(a.id), JM_STATE_FAILED);
+    cr_assert_eq(jm_test_state(r, a.id), JM_STATE_FAILED);
     cr_assert_eq(jm_queue_abandon(r, cb.id, cb.lease, &ret, &st, &err), JM_OK);
     cr_assert_eq(st, JM_STATE_QUEUED);
     jm_job j;
     cr_assert_eq(jm_queue_get(r, b.id, &j, &err), JM_OK);
     cr_assert_eq(j.attempts, 1);
     jm_job_clear(&j);
-    cr_assert_eq(count_of("default", JM_STATE_RUNNING), 0);
-    cr_assert_eq(count_of("default", JM_STATE_QUEUED), 1);
-    cr_assert_eq(count_of("default", JM_STATE_FAILED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), 0);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_FAILED), 1);
     jm_claim_clear(&ca);
     jm_claim_clear(&cb);
 }

@@ -177,3 +177,70 @@ jm_test_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char 
                           .worker_id = worker};
     return jm_queue_claim(r, &call, out, n, err);
 }
+
+jm_redis *
+jm_test_setup(jm_test_redis *t, const char *const *extra)
+{
+    jm_test_redis_start(t, extra);
+    return jm_test_redis_connect(t);
+}
+
+void
+jm_test_teardown(jm_test_redis *t, jm_redis *r)
+{
+    jm_redis_free(r);
+    jm_test_redis_stop(t);
+}
+
+jm_job
+jm_test_get(jm_redis *r, const char *id)
+{
+    jm_job j;
+    jm_error err;
+    cr_assert_eq(jm_queue_get(r, id, &j, &err), JM_OK, "get %s: %s", id, err.msg);
+    return j;
+}
+
+jm_state
+jm_test_state(jm_redis *r, const char *id)
+{
+    jm_job j = jm_test_get(r, id);
+    jm_state s = j.status;
+    jm_job_clear(&j);
+    return s;
+}
+
+int64_t
+jm_test_count(jm_redis *r, const char *queue, jm_state s)
+{
+    jm_queue_info info;
+    jm_error err;
+    cr_assert_eq(jm_queue_stats(r, queue, &info, &err), JM_OK, "%s", err.msg);
+    return info.counts[s];
+}
+
+jm_claim
+jm_test_claim_one(jm_redis *r, const char *queue, int lease_ms)
+{
+    jm_claim c[1];
+    int n = 0;
+    jm_error err;
+    cr_assert_eq(jm_test_claim(r, queue, 1, lease_ms, "w1", c, &n, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(n, 1, "expected one claim");
+    return c[0];
+}
+
+int
+jm_test_claim_n(jm_redis *r, const char *queue, int max, int lease_ms)
+{
+    jm_claim *c = calloc((size_t)max, sizeof(*c));
+    cr_assert_not_null(c);
+    int n = 0;
+    jm_error err;
+    cr_assert_eq(jm_test_claim(r, queue, max, lease_ms, "w1", c, &n, &err), JM_OK, "%s",
+                 err.msg);
+    for (int i = 0; i < n; i++)
+        jm_claim_clear(&c[i]);
+    free(c);
+    return n;
+}

@@ -57,6 +57,36 @@ void jm_test_pause(void);
  * test fails on any error. */
 jm_enqueue_result jm_test_submit(jm_redis *r, const char *json);
 
+/* ---- the helpers every integration suite uses (each fails the test on an
+ * error); r is the suite's connection ---- */
+
+/* jm_test_setup starts t and returns a connection to it (the suite's r);
+ * jm_test_teardown frees r and stops t. */
+jm_redis *jm_test_setup(jm_test_redis *t, const char *const *extra);
+void jm_test_teardown(jm_test_redis *t, jm_redis *r);
+/* jm_test_get reads job id (clear it with jm_job_clear); jm_test_state its state. */
+jm_job jm_test_get(jm_redis *r, const char *id);
+jm_state jm_test_state(jm_redis *r, const char *id);
+/* jm_test_count is the exact count of queue's jobs in state s. */
+int64_t jm_test_count(jm_redis *r, const char *queue, jm_state s);
+/* jm_test_claim_one claims exactly one job of queue for worker "w1". */
+jm_claim jm_test_claim_one(jm_redis *r, const char *queue, int lease_ms);
+/* jm_test_claim_n claims up to max jobs of queue (then clears them); returns how many. */
+int jm_test_claim_n(jm_redis *r, const char *queue, int max, int lease_ms);
+
+/* JM_TEST_SUITE(name) declares the suite's fixture: a fresh redis-server
+ * per test (srv), a connection to it (r), an error buffer (err), the
+ * retention every call passes (ret), and the Criterion suite that sets them
+ * up and tears them down. */
+#define JM_TEST_SUITE(name)                                                             \
+    static jm_test_redis srv;                                                           \
+    static jm_redis *r;                                                                 \
+    static jm_error err;                                                                \
+    static const jm_retention ret = {.result_ttl_s = 3600, .failed_ttl_s = 86400};      \
+    static void name##_setup(void) { r = jm_test_setup(&srv, NULL); }                   \
+    static void name##_teardown(void) { jm_test_teardown(&srv, r); }                    \
+    TestSuite(name, .init = name##_setup, .fini = name##_teardown, .timeout = 60)
+
 /* jm_test_claim is jm_queue_claim with its call spelled as arguments (one
  * call; more is not followed). Returns jm_queue_claim's code. */
 int jm_test_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char *worker,

@@ -43,4 +43,13 @@ void jm_error_clear(jm_error *err);
 /* jm_err_name returns a static name for a code ("invalid", "redis", ...). */
 const char *jm_err_name(int code);
 
+/* JM_ASSERT checks a condition that cannot be false unless the code itself
+ * is wrong (never bad input, never Redis trouble: those are errors). It is
+ * on in every build, NDEBUG or not, like Redis's serverAssert: a failure
+ * writes the condition, file and line to stderr and aborts, so the process
+ * dies loudly and its supervisor restarts it, instead of running on with
+ * broken state. */
+#define JM_ASSERT(cond) ((cond) ? (void)0 : jm__assert_fail(#cond, __FILE__, __LINE__))
+_Noreturn void jm__assert_fail(const char *cond, const char *file, int line);
+
 #endif
