@@ -25,8 +25,8 @@
 #include <time.h>
 #include "api.h"
 #include "api_metrics.h"
+#include "jobmill/civetweb.h"
 #include "jobmill/clock.h"
-#include "jobmill/httpd.h"
 #include "jobmill/log.h"
 
 #define API_REQUEST_TIMEOUT_MS 30000
@@ -187,7 +187,7 @@ api_server *
 api_server_start(api_app *app, jm_error *err)
 {
     char ports[300];
-    if (jm_httpd_listen_to_civetweb(app->cfg->api_listen, ports, sizeof(ports)) != JM_OK) {
+    if (jm_civetweb_listen_ports(app->cfg->api_listen, ports, sizeof(ports)) != JM_OK) {
         jm_error_set(err, JM_ERR_INVALID, "api.listen", "bad listen address \"%s\"",
                      app->cfg->api_listen);
         return NULL;
@@ -259,7 +259,7 @@ api_server_stop(api_server *srv)
 {
     if (srv == NULL)
         return;
-    jm_httpd_civetweb_stop(srv->ctx, srv->app->cfg->api_listen);
+    jm_civetweb_stop(srv->ctx, srv->app->cfg->api_listen);
     pthread_cond_destroy(&srv->idle_cond);
     pthread_mutex_destroy(&srv->idle_lock);
     jm_civetweb_log_destroy(&srv->clog);

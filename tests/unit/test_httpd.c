@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include "jobmill/civetweb.h"
 #include "jobmill/httpd.h"
 
 /* --- a tiny HTTP client -------------------------------------------------- */
@@ -407,7 +408,7 @@ Test(httpd_listen, conversions)
     char out[64];
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         memset(out, 'x', sizeof(out));
-        cr_assert_eq(jm_httpd_listen_to_civetweb(ok[i].in, out, sizeof(out)), JM_OK, "%s",
+        cr_assert_eq(jm_civetweb_listen_ports(ok[i].in, out, sizeof(out)), JM_OK, "%s",
                      ok[i].in);
         cr_assert_str_eq(out, ok[i].out);
     }
@@ -416,13 +417,13 @@ Test(httpd_listen, conversions)
                          "1.2.3.4:80,5.6.7.8:90", "1.2.3.4:80s", "[::1:80", "[]:80",
                          "host/x:80", "127.0.0.1:9090:"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_assert_eq(jm_httpd_listen_to_civetweb(bad[i], out, sizeof(out)), JM_ERR_INVALID,
+        cr_assert_eq(jm_civetweb_listen_ports(bad[i], out, sizeof(out)), JM_ERR_INVALID,
                      "\"%s\" accepted as \"%s\"", bad[i], out);
-    cr_assert_eq(jm_httpd_listen_to_civetweb(NULL, out, sizeof(out)), JM_ERR_INVALID);
+    cr_assert_eq(jm_civetweb_listen_ports(NULL, out, sizeof(out)), JM_ERR_INVALID);
     /* too small an output buffer */
     char tiny[5];
-    cr_assert_eq(jm_httpd_listen_to_civetweb("127.0.0.1:9090", tiny, sizeof(tiny)),
+    cr_assert_eq(jm_civetweb_listen_ports("127.0.0.1:9090", tiny, sizeof(tiny)),
                  JM_ERR_INVALID);
-    cr_assert_eq(jm_httpd_listen_to_civetweb("9090", tiny, sizeof(tiny)), JM_OK);
+    cr_assert_eq(jm_civetweb_listen_ports("9090", tiny, sizeof(tiny)), JM_OK);
     cr_assert_str_eq(tiny, "9090");
 }
