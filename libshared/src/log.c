@@ -101,8 +101,15 @@ jm_log(jm_log_level level, const char *msg, ...)
         const char *key = va_arg(ap, const char *);
         if (key == NULL)
             break;
-        const char *val = va_arg(ap, const char *);
         put_raw(buf, sizeof(buf), &pos, ",");
+        if (key[0] == '\x01') { /* JM_LOG_INT */
+            put_json_string(buf, sizeof(buf), &pos, key + 1);
+            char num[32];
+            snprintf(num, sizeof(num), ":%lld", va_arg(ap, long long));
+            put_raw(buf, sizeof(buf), &pos, num);
+            continue;
+        }
+        const char *val = va_arg(ap, const char *);
         put_json_string(buf, sizeof(buf), &pos, key);
         put_raw(buf, sizeof(buf), &pos, ":");
         if (val == NULL)

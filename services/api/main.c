@@ -88,9 +88,8 @@ static void
 drain(api_app *app)
 {
     atomic_store(&app->draining, 1);
-    char ms[24];
-    snprintf(ms, sizeof(ms), "%d", app->cfg->api_drain_delay_ms);
-    jm_log_info("draining: /readyz fails; still serving", "drain_delay_ms", ms, NULL);
+    jm_log_info("draining: /readyz fails; still serving",
+                JM_LOG_INT("drain_delay_ms", app->cfg->api_drain_delay_ms), NULL);
     long long until = jm_clock_ms() + app->cfg->api_drain_delay_ms;
     for (long long now = jm_clock_ms(); now < until; now = jm_clock_ms()) {
         if (jm_signals >= 2) {
@@ -126,13 +125,12 @@ run(jm_service *svc)
             code = err.code == JM_ERR_NOMEM ? 1 : 2;
             goto done;
         }
-        char n[24];
-        snprintf(n, sizeof(n), "%zu", api_auth_count(app.auth));
         if (api_auth_count(app.auth) == 0)
             jm_log_warn("the tokens file holds no token: every /v1 request will get 401",
                         "file", app.cfg->api_tokens_file, NULL);
         else
-            jm_log_info("bearer-token auth on", "tokens", n, NULL);
+            jm_log_info("bearer-token auth on", JM_LOG_INT("tokens", api_auth_count(app.auth)),
+                        NULL);
     }
     if ((app.metrics = api_metrics_new(svc)) == NULL) {
         jm_log_error("cannot register metrics", NULL);
@@ -157,11 +155,9 @@ run(jm_service *svc)
         goto done;
     }
     block_stop_signals(SIG_UNBLOCK);
-    char thr[16], wt[16];
-    snprintf(thr, sizeof(thr), "%d", app.cfg->api_threads);
-    snprintf(wt, sizeof(wt), "%d", max_waiters);
-    jm_log_info("api listening", "listen", app.cfg->api_listen, "threads", thr, "max_waiters",
-                wt, "version", JM_VERSION, NULL);
+    jm_log_info("api listening", "listen", app.cfg->api_listen,
+                JM_LOG_INT("threads", app.cfg->api_threads), JM_LOG_INT("max_waiters", max_waiters),
+                "version", JM_VERSION, NULL);
 
     code = serve(&app, r, warned);
     if (code == 0)

@@ -86,10 +86,8 @@ send_error_v(api_req *req, int status, const char *code, const char *field,
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     if (status >= 500) {
-        char st[16];
-        snprintf(st, sizeof(st), "%d", status);
         jm_log_warn("request failed", "route", req->route != NULL ? req->route->path : "",
-                    "status", st, "code", code, "error", msg, NULL);
+                    JM_LOG_INT("status", status), "code", code, "error", msg, NULL);
     }
     json_t *e = json_object();
     json_object_set_new(e, "code", json_string(code));

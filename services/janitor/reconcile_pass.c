@@ -45,10 +45,9 @@ janitor_reconcile_pass(janitor *j, int64_t budget_ms)
         if (tally.repaired[k] <= 0)
             continue;
         jm_metric_add(j->m.repaired[k], (double)tally.repaired[k]);
-        char n[24];
-        snprintf(n, sizeof(n), "%" PRId64, tally.repaired[k]);
         jm_log_warn("reconciler repaired index drift", "kind",
-                    jm_repair_kind_name((jm_repair_kind)k), "repaired", n, NULL);
+                    jm_repair_kind_name((jm_repair_kind)k),
+                    JM_LOG_INT("repaired", tally.repaired[k]), NULL);
     }
     if (rc != JM_OK)
         return janitor_redis_failed(j, "reconcile", NULL, &err);

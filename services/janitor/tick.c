@@ -45,11 +45,8 @@ duty_requeue(janitor *j, const char *queue, int *n, jm_error *err)
     janitor_metrics_add(j->m.requeued, queue,
                         janitor_reason_name(JANITOR_REASON_DEAD_LETTERED), failed);
     if (requeued + failed > 0) {
-        char a[16], b[16];
-        snprintf(a, sizeof(a), "%d", requeued);
-        snprintf(b, sizeof(b), "%d", failed);
-        jm_log_info("expired leases recovered", "queue", queue, "requeued", a, "dead_lettered",
-                    b, NULL);
+        jm_log_info("expired leases recovered", "queue", queue, JM_LOG_INT("requeued", requeued),
+                    JM_LOG_INT("dead_lettered", failed), NULL);
     }
     *n = requeued + failed + canceled + dropped; /* a full batch means "call again" */
     return JM_OK;
@@ -70,9 +67,8 @@ duty_expire(janitor *j, const char *queue, int *n, jm_error *err)
     int rc = jm_queue_expire_stale(j->redis, queue, j->svc.cfg.janitor_batch, &j->ret, n, err);
     if (rc == JM_OK && *n > 0) {
         janitor_metrics_add(j->m.expired, queue, NULL, *n);
-        char a[16];
-        snprintf(a, sizeof(a), "%d", *n);
-        jm_log_info("jobs expired before starting", "queue", queue, "expired", a, NULL);
+        jm_log_info("jobs expired before starting", "queue", queue, JM_LOG_INT("expired", *n),
+                    NULL);
     }
     return rc;
 }
@@ -156,9 +152,7 @@ prune_workers(janitor *j)
         return janitor_redis_failed(j, "workers_prune", NULL, &err);
     if (n > 0) {
         jm_metric_add(j->m.pruned, n);
-        char a[16];
-        snprintf(a, sizeof(a), "%d", n);
-        jm_log_info("pruned silent workers", "pruned", a, NULL);
+        jm_log_info("pruned silent workers", JM_LOG_INT("pruned", n), NULL);
     }
     return JM_OK;
 }

@@ -67,12 +67,9 @@ recover(wk_worker *w, jm_claim *buf, jm_error *err)
     if (jm_queue_claim_recover(w->claim_r, &w->lost, buf, &got, err) != JM_OK)
         return -1;
     w->lost_pending = 0;
-    if (got > 0) {
-        char n[16];
-        snprintf(n, sizeof(n), "%d", got);
+    if (got > 0)
         jm_log_info("took back the jobs of a claim whose reply was lost", "queue",
-                    w->lost.queue, "jobs", n, NULL);
-    }
+                    w->lost.queue, JM_LOG_INT("jobs", got), NULL);
     assign(w, buf, got, t0);
     return got;
 }

@@ -135,16 +135,12 @@ static void
 log_outcome(wk_worker *w, const jm_claim *c, const char *status, double run_s,
             const char *error)
 {
-    char attempt[16], dur[32], fence[32];
-    snprintf(attempt, sizeof(attempt), "%d", c->attempt);
-    snprintf(dur, sizeof(dur), "%.0f", run_s * 1000.0);
-    snprintf(fence, sizeof(fence), "%" PRId64, c->fence);
     jm_log_level lvl = strcmp(status, "lease_lost") == 0 || strcmp(status, "uncommitted") == 0
                            ? JM_LOG_WARN
                            : JM_LOG_INFO;
     jm_log(lvl, "job outcome", "job_id", c->id, "queue", c->queue, "type", c->type, "worker",
-           w->id, "attempt", attempt, "fence", fence, "status", status, "duration_ms", dur,
-           "error", error, NULL);
+           w->id, JM_LOG_INT("attempt", c->attempt), JM_LOG_INT("fence", c->fence), "status",
+           status, JM_LOG_INT("duration_ms", run_s * 1000.0), "error", error, NULL);
 }
 
 /* account updates metrics for a committed action; returns the log status. */

@@ -102,10 +102,8 @@ check_version(wk_worker *w)
 static void
 drain(wk_worker *w)
 {
-    int busy = wk_slots_busy(&w->slots);
-    char nb[16];
-    snprintf(nb, sizeof(nb), "%d", busy);
-    jm_log_info("draining: claiming stopped", "worker", w->id, "in_flight", nb, NULL);
+    jm_log_info("draining: claiming stopped", "worker", w->id,
+                JM_LOG_INT("in_flight", wk_slots_busy(&w->slots)), NULL);
     atomic_store(&w->draining, 1);
     wk_slots_drain(&w->slots);
     int64_t deadline = wk_mono_ms() + w->cfg->shutdown_grace_ms;
@@ -117,9 +115,8 @@ drain(wk_worker *w)
             return;
         int64_t now = wk_mono_ms();
         if (!killed && now >= deadline) {
-            snprintf(nb, sizeof(nb), "%d", wk_slots_busy(&w->slots));
-            jm_log_warn("shutdown grace over: stopping and releasing jobs", "in_flight", nb,
-                        NULL);
+            jm_log_warn("shutdown grace over: stopping and releasing jobs",
+                        JM_LOG_INT("in_flight", wk_slots_busy(&w->slots)), NULL);
             wk_slots_stop_all(&w->slots, WK_STOP_DRAIN);
             killed = 1;
         }
@@ -158,10 +155,9 @@ run(wk_worker *w)
         atomic_store(&w->claimer_done, 1); /* nothing to wait for in drain */
     if (rc == JM_OK) {
         atomic_store(&w->started, 1);
-        char conc[16];
-        snprintf(conc, sizeof(conc), "%d", w->cfg->concurrency);
-        jm_log_info("worker started", "worker", w->id, "queues", w->queues_csv, "concurrency",
-                    conc, "listen", w->cfg->worker_metrics_listen, NULL);
+        jm_log_info("worker started", "worker", w->id, "queues", w->queues_csv,
+                    JM_LOG_INT("concurrency", w->cfg->concurrency), "listen",
+                    w->cfg->worker_metrics_listen, NULL);
         while (jm_signals == 0)
             wait_main(w, -1);
     } else {
