@@ -51,7 +51,7 @@ static const char *check_level(const char *v);
       .def_num = def, .min = lo, .max = hi, .services = svc, .help = h }
 
 /* The table: the one place a setting is named. Flags are the env name
- * lower-cased without JOBMILL_, underscores as dashes (CONTRACT.md). */
+ * lower-cased without JOBMILL_, underscores as dashes (docs/configuration.md). */
 static const jm_cfg_field fields[] = {
     FSTR("redis.url", "REDIS_URL", "redis-url", "URL", redis_url,
         "redis://127.0.0.1:6379/0", check_url, SVC_ALL,

@@ -1,4 +1,4 @@
-/* api_metrics.h - the api's metric families (CONTRACT.md "Metrics").
+/* api_metrics.h - the api's metric families (docs/metrics.md).
  *
  * jobmill_http_requests_total{route,code}, jobmill_http_request_duration_seconds
  * {route}, jobmill_jobs_submitted_total{queue}, jobmill_queue_jobs{queue,state},

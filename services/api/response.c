@@ -2,7 +2,7 @@
  *
  * Every response carries Content-Type, Content-Length and Cache-Control:
  * no-store. Errors are {"error":{"code","message","field"?}} with the codes of
- * CONTRACT.md; Redis trouble (JM_ERR_REDIS, and error replies such as LOADING
+ * docs/api.md; Redis trouble (JM_ERR_REDIS, and error replies such as LOADING
  * while a restarted Redis reads its AOF) is 503 unavailable with
  * Retry-After: 1. 5xx answers are logged at warn.
  */

@@ -1,4 +1,4 @@
-/* backoff.h - retry delays of failed attempts, with jitter (CONTRACT.md):
+/* backoff.h - retry delays of failed attempts, with jitter (docs/contract.md):
  * min(backoff_max, backoff_base * 2^(n-1)) * uniform[0.5, 1].
  *
  * Pure computation plus a tiny per-thread PRNG;

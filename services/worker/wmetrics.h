@@ -1,4 +1,4 @@
-/* wmetrics.h - the worker's Prometheus families (CONTRACT.md "Metrics").
+/* wmetrics.h - the worker's Prometheus families (docs/metrics.md).
  *
  * Every labelled family is pre-created at zero for every configured queue
  * (and status, and handled job type), so dashboards never meet a missing

@@ -69,7 +69,7 @@ def crc16(data):
 
 
 def qkey(queue, what):
-    """The key of one of a queue's structures (DESIGN.md's layout)."""
+    """The key of one of a queue's structures (docs/design.md's layout)."""
     return "jm:{%04x}:q:%s:%s" % (crc16(queue.encode()) % 16384, queue, what)
 
 

@@ -29,7 +29,7 @@ RULE_TESTS = sorted(glob.glob(os.path.join(CHART, "rules", "tests", "*.yaml")))
 DASHBOARD = os.path.join(CHART, "dashboards", "jobmill.json")
 ALERTS_DOC = os.path.join(harness.SOURCE_DIR, "docs", "operations-alerts.md")
 
-# Families the services expose (CONTRACT.md "Metrics" plus the documented
+# Families the services expose (docs/metrics.md, the fixed ones plus the documented
 # extras); the dashboard and the rules may name no other jobmill_ metric.
 KNOWN_FAMILIES = {
     "jobmill_build_info", "jobmill_redis_errors_total",

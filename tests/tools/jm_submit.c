@@ -2,7 +2,7 @@
  * cancel them, and play a minimal janitor, all through libshared.
  *
  *   jm_submit REDIS_URL submit [-n COUNT] JSON...
- *       submits each JSON body (CONTRACT.md submit body), COUNT times each
+ *       submits each JSON body (docs/api.md submit body), COUNT times each
  *       (pipelined in batches); prints one id per line.
  *   jm_submit REDIS_URL get [ID...]
  *       prints each job as one JSON line (the job object plus "fence");

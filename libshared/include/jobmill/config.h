@@ -1,7 +1,7 @@
 /* config.h - every setting of every service, from one table.
  *
  * Precedence: built-in defaults < YAML file (--config FILE) < environment <
- * flags. Every setting has the three forms named in CONTRACT.md: env
+ * flags. Every setting has the three forms of docs/configuration.md: env
  * JOBMILL_FOO_BAR (REDIS_URL for redis.url), YAML section.foo_bar, flag
  * --foo-bar. The table in config.c is the single source of names, types,
  * defaults and bounds; --help is printed from it.
