@@ -151,18 +151,20 @@ init_civetweb(void)
 }
 
 struct mg_context *
-jm_civetweb_start(const struct mg_callbacks *cb, void *user, const char *ports, int threads,
-                  int request_timeout_ms, jm_civetweb_log *clog, const char *field,
-                  const char *listen, jm_error *err)
+jm_civetweb_start(const struct mg_callbacks *cb, void *user, const jm_civetweb_opts *opts,
+                  jm_civetweb_log *clog, const char *field, const char *listen, jm_error *err)
 {
     pthread_once(&jm_civetweb_init_once, init_civetweb);
-    char nthreads[16], timeout[16];
-    snprintf(nthreads, sizeof(nthreads), "%d", threads);
-    snprintf(timeout, sizeof(timeout), "%d", request_timeout_ms);
+    char nthreads[16], timeout[16], keep[16];
+    snprintf(nthreads, sizeof(nthreads), "%d", opts->threads);
+    snprintf(timeout, sizeof(timeout), "%d", opts->request_timeout_ms);
+    snprintf(keep, sizeof(keep), "%d", opts->keep_alive_ms > 0 ? opts->keep_alive_ms : 500);
     const char *options[] = {
-        "listening_ports", ports,
+        "listening_ports", opts->ports,
         "num_threads", nthreads,
         "request_timeout_ms", timeout,
+        "enable_keep_alive", opts->keep_alive_ms > 0 ? "yes" : "no",
+        "keep_alive_timeout_ms", keep,
         NULL,
     };
     struct mg_init_data init = {.callbacks = cb, .user_data = user,

@@ -203,9 +203,9 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
     memset(&cb, 0, sizeof(cb));
     cb.begin_request = on_begin_request;
     cb.log_message = on_log_message;
-    srv->ctx = jm_civetweb_start(&cb, srv, ports, JM_HTTPD_THREADS,
-                                 JM_HTTPD_REQUEST_TIMEOUT_MS, &srv->clog, "listen",
-                                 opts->listen, err);
+    jm_civetweb_opts co = {.ports = ports, .threads = JM_HTTPD_THREADS,
+                           .request_timeout_ms = JM_HTTPD_REQUEST_TIMEOUT_MS};
+    srv->ctx = jm_civetweb_start(&cb, srv, &co, &srv->clog, "listen", opts->listen, err);
     if (srv->ctx == NULL) {
         jm_civetweb_log_destroy(&srv->clog);
         free(srv);

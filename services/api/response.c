@@ -7,19 +7,55 @@
  * Retry-After: 1. 5xx answers are logged at warn.
  */
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include "api.h"
 #include "jobmill/log.h"
 
 #define API_JSON_TYPE "application/json"
 
+/* has_token tells whether a comma list header (Connection) holds tok,
+ * case-insensitively. */
+static bool
+has_token(const char *header, const char *tok)
+{
+    size_t tl = strlen(tok);
+    for (const char *p = header; *p != '\0';) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t n = strcspn(p, ", \t");
+        if (n == tl && strncasecmp(p, tok, tl) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+/* keep_alive decides whether the connection serves another request: the
+ * client asked for it (HTTP/1.1 without "Connection: close", or an explicit
+ * keep-alive), the answer is a success (an error may leave an unread body
+ * behind), and the api is not stopping. Otherwise civetweb is told to close. */
+static bool
+keep_alive(api_req *req, int status)
+{
+    const char *conn = mg_get_header(req->conn, "Connection");
+    const char *ver = req->ri->http_version;
+    bool asked = conn != NULL ? has_token(conn, "keep-alive") && !has_token(conn, "close")
+                              : ver != NULL && strcmp(ver, "1.1") == 0;
+    bool keep = asked && status < 400 && !atomic_load(&req->app->stopping);
+    if (!keep)
+        mg_disable_connection_keep_alive(req->conn);
+    return keep;
+}
+
 /* send_raw writes the status line, headers and body with ONE mg_write:
  * civetweb's header API sends every header line separately, which costs a
- * system call each (about a third of a submit's time). Keep-alive is off, so
- * every answer says Connection: close. */
+ * system call each (about a third of a submit's time). */
 static int
 send_raw(api_req *req, int status, const char *type, const char *body, size_t len,
          const char *const *hdrs)
@@ -31,8 +67,9 @@ send_raw(api_req *req, int status, const char *type, const char *body, size_t le
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n",
-                     status, mg_get_response_code_text(req->conn, status), date, type, len);
+                     "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: %s\r\n",
+                     status, mg_get_response_code_text(req->conn, status), date, type, len,
+                     keep_alive(req, status) ? "keep-alive" : "close");
     for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL && hdrs[i + 1] != NULL; i += 2)
         if (n > 0 && (size_t)n < sizeof(head))
             n += snprintf(head + n, sizeof(head) - (size_t)n, "%s: %s\r\n", hdrs[i], hdrs[i + 1]);

@@ -30,6 +30,8 @@
 #include "jobmill/log.h"
 
 #define API_REQUEST_TIMEOUT_MS 30000
+/* An idle keep-alive connection holds one of api.threads: close it soon. */
+#define API_KEEP_ALIVE_MS 2000
 
 struct api_server {
     struct mg_context *ctx;
@@ -222,8 +224,11 @@ api_server_start(api_app *app, jm_error *err)
     cb.init_thread = on_init_thread;
     cb.exit_thread = on_exit_thread;
     cb.log_message = on_log_message;
-    srv->ctx = jm_civetweb_start(&cb, srv, ports, app->cfg->api_threads, API_REQUEST_TIMEOUT_MS,
-                                 &srv->clog, "api.listen", app->cfg->api_listen, err);
+    jm_civetweb_opts co = {.ports = ports, .threads = app->cfg->api_threads,
+                           .request_timeout_ms = API_REQUEST_TIMEOUT_MS,
+                           .keep_alive_ms = API_KEEP_ALIVE_MS};
+    srv->ctx = jm_civetweb_start(&cb, srv, &co, &srv->clog, "api.listen", app->cfg->api_listen,
+                                 err);
     if (srv->ctx == NULL) {
         pthread_cond_destroy(&srv->idle_cond);
         pthread_mutex_destroy(&srv->idle_lock);

@@ -492,6 +492,40 @@ class HttpTest(ApiTestBase):
                 self.assertEqual(body["error"]["code"], "method_not_allowed")
                 self.assertEqual(h.get("allow"), allow)
 
+    def test_keep_alive_serves_many_requests_on_one_connection(self):
+        import http.client
+        host, port = self.base[len("http://"):].rsplit(":", 1)
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        ids = []
+        for i in range(5):
+            c.request("POST", "/v1/jobs", body=json.dumps({"queue": "ka", "type": "t"}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            body = json.loads(r.read())
+            self.assertEqual((r.status, r.getheader("Connection")), (201, "keep-alive"))
+            ids.append(body["id"])
+            if i == 0:
+                sock = c.sock
+            self.assertIs(c.sock, sock, "the same connection serves every request")
+        c.request("GET", "/v1/jobs/" + ids[0])
+        r = c.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["id"]), (200, ids[0]))
+        self.assertIs(c.sock, sock)
+        # an error answer closes the connection (it may leave a body unread)
+        c.request("GET", "/v1/nothing")
+        r = c.getresponse()
+        r.read()
+        self.assertEqual((r.status, r.getheader("Connection")), (404, "close"))
+        c.close()
+        self.assertEqual(self.queues()["ka"]["queued"], 5)
+        # a client that asks to close gets close
+        c = http.client.HTTPConnection(host, int(port), timeout=10)
+        c.request("GET", "/healthz", headers={"Connection": "close"})
+        r = c.getresponse()
+        r.read()
+        self.assertEqual((r.status, r.getheader("Connection")), (200, "close"))
+        c.close()
+
     def test_health_endpoints(self):
         st, _, body = self.req("GET", "/healthz")
         self.assertEqual((st, body["status"]), (200, "ok"))

@@ -38,15 +38,22 @@ void jm_civetweb_log_destroy(jm_civetweb_log *l);
 
 struct mg_callbacks;
 
+/* The options of one civetweb context. */
+typedef struct jm_civetweb_opts {
+    const char *ports;        /* civetweb syntax (jm_civetweb_listen_ports) */
+    int threads;              /* worker threads: connections served at once */
+    int request_timeout_ms;   /* reading a request, writing a response */
+    int keep_alive_ms;        /* > 0: HTTP keep-alive, an idle connection closes
+                                 after this long; 0: one request per connection */
+} jm_civetweb_opts;
+
 /* jm_civetweb_start initialises civetweb once per process and starts a
- * context on ports (civetweb syntax) with threads worker threads and a
- * request timeout, user as its user data; cb->log_message must feed clog.
+ * context with opts, user as its user data; cb->log_message must feed clog.
  * On success clog is marked serving; on failure err names field and listen
  * with civetweb's cause. Returns the context or NULL. */
 struct mg_context *jm_civetweb_start(const struct mg_callbacks *cb, void *user,
-                                     const char *ports, int threads, int request_timeout_ms,
-                                     jm_civetweb_log *clog, const char *field,
-                                     const char *listen, jm_error *err);
+                                     const jm_civetweb_opts *opts, jm_civetweb_log *clog,
+                                     const char *field, const char *listen, jm_error *err);
 
 /* jm_civetweb_stop runs mg_stop(ctx) without civetweb's 2 s stop
  * latency: its master thread only looks at the stop flag between 2 s polls,
