@@ -57,7 +57,8 @@ end
 -- terminal moves id from state `from` to the terminal state `to`: finished
 -- time, index, TTL on the record and its idempotency key, the purge entry
 -- ("<state>|<id>" scored by the record's expiry, so purge finds expired
--- records by expiry time whatever their retention), a PUBLISH for long-polls.
+-- records by expiry time whatever their retention), and a PUBLISH for
+-- long-polls when one watches the job (watch.lua marks it).
 local function terminal(id, q, from, to, now)
   local jk = jkey(id)
   leave(id, q, from)
@@ -66,7 +67,7 @@ local function terminal(id, q, from, to, now)
   redis.call('HSET', jk, 'status', to, 'finished', now)
   redis.call('ZADD', qkey(q, to), now, id)
   count(q, to, 1)
-  local f = redis.call('HMGET', jk, 'result_ttl', 'idem')
+  local f = redis.call('HMGET', jk, 'result_ttl', 'idem', 'watch')
   local ttl = FAILED_TTL
   if to ~= 'failed' then
     ttl = tonumber(f[1] or '0') or 0
@@ -75,7 +76,7 @@ local function terminal(id, q, from, to, now)
   redis.call('EXPIRE', jk, ttl)
   redis.call('ZADD', qkey(q, 'purge'), now + ttl * 1000, to .. '|' .. id)
   if f[2] then redis.call('EXPIRE', idem_key(f[2]), ttl) end
-  redis.call('PUBLISH', GP .. 'done', id)  -- the done channel
+  if f[3] then redis.call('PUBLISH', GP .. 'done', id) end  -- the done channel
 end
 
 -- held returns the job's queue when it is running under the lease token

@@ -43,6 +43,24 @@ jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err)
 }
 
 int
+jm_queue_watch(jm_redis *r, const char *id, jm_job *out, jm_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    out->status = JM_STATE_UNKNOWN;
+    if (!jm_id_valid(id))
+        return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "job %s not found", id);
+    jm_call c;
+    jm_call_init(&c, r, id, NULL);
+    jm_call_arg(&c, id);
+    redisReply *rep = jm_call_run(r, &c, "watch", err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    int rc = job_from_reply(out, id, rep, err);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
 jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bool *found,
                   jm_error *err)
 {

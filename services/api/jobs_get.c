@@ -56,9 +56,10 @@ wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *e
     bool retry = false, last = false;
     int rc = JM_OK;
     for (;;) {
-        /* the job may have finished before w was added: read before waiting */
+        /* the job may have finished before w was added: read before waiting
+         * (and mark it watched, so its finish is published) */
         jm_job fresh;
-        int got = jm_queue_get(req->redis, req->param, &fresh, err);
+        int got = jm_queue_watch(req->redis, req->param, &fresh, err);
         if (got == JM_OK) {
             jm_job_clear(job);
             *job = fresh;

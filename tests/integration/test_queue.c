@@ -1028,3 +1028,39 @@ Test(queue, abandon_after_redis_lease_ran_out_spends_the_attempt)
     jm_claim_clear(&ca);
     jm_claim_clear(&cb);
 }
+
+/* PUBLISH calls counted by Redis since the last CONFIG RESETSTAT. */
+static long long
+publish_calls(void)
+{
+    redisReply *rep = jm_redis_command(r, &err, "INFO commandstats");
+    cr_assert_not_null(rep, "%s", err.msg);
+    const char *p = strstr(rep->str, "cmdstat_publish:calls=");
+    long long n = p != NULL ? atoll(p + strlen("cmdstat_publish:calls=")) : 0;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* A finished job is published on the done channel only when a long-poll
+ * watches it: jobs nobody waits on cost no PUBLISH. */
+Test(queue, finish_publishes_only_watched_jobs)
+{
+    jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_job j;
+    cr_assert_eq(jm_queue_watch(r, b.id, &j, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(j.status, JM_STATE_QUEUED, "watch returns the record");
+    jm_job_clear(&j);
+    cr_assert_eq(jm_queue_watch(r, "0000-nosuchjob0000000000", &j, &err), JM_ERR_NOT_FOUND);
+    jm_job_clear(&j);
+    raw("CONFIG RESETSTAT", NULL);
+    jm_claim ca = jm_test_claim_one(r, "default", 10000);
+    cr_assert_str_eq(ca.id, a.id);
+    cr_assert_eq(jm_queue_complete(r, ca.id, ca.lease, "1", &ret, &err), JM_OK);
+    cr_assert_eq(publish_calls(), 0, "nobody watches a");
+    jm_claim cb = jm_test_claim_one(r, "default", 10000);
+    cr_assert_eq(jm_queue_complete(r, cb.id, cb.lease, "2", &ret, &err), JM_OK);
+    cr_assert_eq(publish_calls(), 1, "b is watched");
+    jm_claim_clear(&ca);
+    jm_claim_clear(&cb);
+}

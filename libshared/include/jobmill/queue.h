@@ -208,6 +208,11 @@ int jm_queue_trim_pending(jm_redis *r, const char *queue, int batch, int *n, jm_
 /* jm_queue_get reads a job. JM_ERR_NOT_FOUND when there is none. */
 int jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err);
 
+/* jm_queue_watch is jm_queue_get for a long-poll: it also marks the job as
+ * waited on, so the script that finishes it publishes its id on the done
+ * channel (pubsub.h); jobs nobody watches are never published. */
+int jm_queue_watch(jm_redis *r, const char *id, jm_job *out, jm_error *err);
+
 /* jm_queue_get_many reads n jobs in one pipelined round trip; found[i] says
  * whether out[i] was filled. */
 int jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bool *found,
