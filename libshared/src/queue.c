@@ -425,28 +425,144 @@ done:
     return rc;
 }
 
-/* Runs a fenced script (complete, fail, release, progress, cancel ack) whose
- * integer answer 0 means "guard refused". */
-static int
-fenced(jm_redis *r, const char *script, const char *id, const char *lease, const char *extra[],
-       int n_extra, const jm_retention *ret, long long *code, jm_error *err)
-{
-    if (!jm_id_valid(id))
-        return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "not a job id");
-    if (lease == NULL)
-        lease = "";
+/* ---- outcomes: complete, fail, release, abandon, cancel ack ---- */
+
+/* The script of an outcome and its extra arguments (after id and lease). */
+typedef struct outcome_call {
     jm_call c;
-    jm_call_init(&c, r, id, ret);
-    jm_call_arg(&c, id);
-    if (strcmp(script, "cancel") == 0)
-        jm_call_arg(&c, "ack");
-    jm_call_arg(&c, lease);
-    for (int i = 0; i < n_extra; i++)
-        jm_call_arg(&c, extra[i]);
-    int rc = jm_call_int(r, &c, script, code, err);
-    if (rc == JM_OK && *code == 0)
-        return jm_error_set(err, JM_ERR_FENCE, NULL,
-                            "job %s: the claim with lease %s is no longer current", id, lease);
+    const char *script;
+    char backoff[24];
+} outcome_call;
+
+static int
+outcome_build(outcome_call *oc, jm_redis *r, const jm_outcome *o, const jm_retention *ret)
+{
+    if (!jm_id_valid(o->id))
+        return JM_ERR_NOT_FOUND;
+    static const char *const scripts[] = {"complete", "fail", "cancel", "release", "release"};
+    oc->script = scripts[o->kind];
+    jm_call_init(&oc->c, r, o->id, ret);
+    jm_call_arg(&oc->c, o->id);
+    if (o->kind == JM_OUTCOME_CANCEL_ACK)
+        jm_call_arg(&oc->c, "ack");
+    jm_call_arg(&oc->c, o->lease != NULL ? o->lease : "");
+    switch (o->kind) {
+    case JM_OUTCOME_COMPLETE:
+        jm_call_arg(&oc->c, o->result != NULL ? o->result : "null");
+        break;
+    case JM_OUTCOME_FAIL:
+        snprintf(oc->backoff, sizeof(oc->backoff), "%" PRId64,
+                 o->backoff_ms > 0 ? o->backoff_ms : 0);
+        jm_call_arg(&oc->c, o->error != NULL ? o->error : "failed");
+        jm_call_arg(&oc->c, o->permanent ? "1" : "0");
+        jm_call_arg(&oc->c, oc->backoff);
+        break;
+    case JM_OUTCOME_RELEASE: jm_call_arg(&oc->c, "drain"); break;
+    case JM_OUTCOME_ABANDON: jm_call_arg(&oc->c, "abandon"); break;
+    case JM_OUTCOME_CANCEL_ACK: break;
+    }
+    return JM_OK;
+}
+
+/* outcome_finish maps a script's integer answer onto o->rc and o->state. */
+static void
+outcome_finish(jm_outcome *o, long long code)
+{
+    o->rc = JM_OK;
+    if (code == 0) {
+        o->rc = jm_error_set(&o->err, JM_ERR_FENCE, NULL,
+                             "job %s: the claim with lease %s is no longer current", o->id,
+                             o->lease != NULL ? o->lease : "");
+        return;
+    }
+    switch (o->kind) {
+    case JM_OUTCOME_COMPLETE: o->state = JM_STATE_SUCCEEDED; break;
+    case JM_OUTCOME_CANCEL_ACK: o->state = JM_STATE_CANCELED; break;
+    case JM_OUTCOME_FAIL:
+        o->state = code == 3 ? JM_STATE_CANCELED : code == 2 ? JM_STATE_FAILED
+                                                             : JM_STATE_SCHEDULED;
+        break;
+    case JM_OUTCOME_RELEASE:
+    case JM_OUTCOME_ABANDON:
+        o->state = code == 2 ? JM_STATE_CANCELED : code == 3 ? JM_STATE_FAILED
+                                                             : JM_STATE_QUEUED;
+        break;
+    }
+}
+
+int
+jm_queue_outcome(jm_redis *r, jm_outcome *o, const jm_retention *ret)
+{
+    jm_error_clear(&o->err);
+    outcome_call oc;
+    if (outcome_build(&oc, r, o, ret) != JM_OK)
+        return o->rc = jm_error_set(&o->err, JM_ERR_NOT_FOUND, "id", "not a job id");
+    long long code = 0;
+    if ((o->rc = jm_call_int(r, &oc.c, oc.script, &code, &o->err)) == JM_OK)
+        outcome_finish(o, code);
+    return o->rc;
+}
+
+int
+jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret)
+{
+    int rc = JM_OK;
+    size_t sent = 0;
+    for (size_t i = 0; i < n; i++) {
+        jm_error_clear(&v[i].err);
+        v[i].rc = JM_ERR_REDIS;
+    }
+    bool *queued = calloc(n > 0 ? n : 1, sizeof(*queued));
+    if (queued == NULL)
+        return JM_ERR_NOMEM;
+    for (size_t i = 0; i < n && rc == JM_OK; i++) {
+        outcome_call oc;
+        if (outcome_build(&oc, r, &v[i], ret) != JM_OK) {
+            v[i].rc = jm_error_set(&v[i].err, JM_ERR_NOT_FOUND, "id", "not a job id");
+            continue;
+        }
+        if ((rc = jm_call_pipe(r, &oc.c, oc.script, &v[i].err)) == JM_OK) {
+            queued[i] = true;
+            sent++;
+        }
+    }
+    for (size_t i = 0; i < n && sent > 0; i++) {
+        if (!queued[i])
+            continue;
+        sent--;
+        redisReply *rep = jm_redis_pipe_reply(r, &v[i].err);
+        if (rep == NULL) {
+            v[i].rc = jm__err_code(&v[i].err);
+            if (rc == JM_OK)
+                rc = v[i].rc;
+            if (!jm_redis_connected(r)) {
+                for (size_t k = i + 1; k < n; k++)
+                    if (queued[k])
+                        jm_error_set(&v[k].err, JM_ERR_REDIS, NULL, "%s", v[i].err.msg);
+                break;
+            }
+            continue;
+        }
+        if (rep->type == REDIS_REPLY_INTEGER)
+            outcome_finish(&v[i], rep->integer);
+        else
+            v[i].rc = jm_error_set(&v[i].err, JM_ERR_REPLY, NULL, "outcome: unexpected reply");
+        freeReplyObject(rep);
+    }
+    free(queued);
+    return rc;
+}
+
+/* The single-outcome calls of queue.h, on jm_queue_outcome. */
+static int
+outcome1(jm_redis *r, jm_outcome *o, const jm_retention *ret, jm_state *out_state,
+         jm_error *err)
+{
+    int rc = jm_queue_outcome(r, o, ret);
+    if (err != NULL)
+        *err = o->err;
+    if (rc == JM_OK && out_state != NULL)
+        *out_state = o->state;
     return rc;
 }
 
@@ -454,71 +570,61 @@ int
 jm_queue_complete(jm_redis *r, const char *id, const char *lease, const char *result,
                   const jm_retention *ret, jm_error *err)
 {
-    const char *extra[1] = {result != NULL ? result : "null"};
-    long long code = 0;
-    return fenced(r, "complete", id, lease, extra, 1, ret, &code, err);
+    jm_outcome o = {.kind = JM_OUTCOME_COMPLETE, .id = id, .lease = lease, .result = result};
+    return outcome1(r, &o, ret, NULL, err);
 }
 
 int
 jm_queue_fail(jm_redis *r, const char *id, const char *lease, const char *error, bool permanent,
               int64_t backoff_ms, const jm_retention *ret, jm_state *out_state, jm_error *err)
 {
-    char sb[24];
-    snprintf(sb, sizeof(sb), "%" PRId64, backoff_ms > 0 ? backoff_ms : 0);
-    const char *extra[3] = {error != NULL ? error : "failed", permanent ? "1" : "0", sb};
-    long long code = 0;
-    int rc = fenced(r, "fail", id, lease, extra, 3, ret, &code, err);
-    if (rc == JM_OK && out_state != NULL)
-        *out_state = code == 3   ? JM_STATE_CANCELED
-                     : code == 2 ? JM_STATE_FAILED
-                                 : JM_STATE_SCHEDULED;
-    return rc;
-}
-
-/* release.lua in one of its modes; codes 1 queued, 2 canceled, 3 failed. */
-static int
-release_mode(jm_redis *r, const char *id, const char *lease, const char *mode,
-             const jm_retention *ret, jm_state *out_state, jm_error *err)
-{
-    const char *extra[1] = {mode};
-    long long code = 0;
-    int rc = fenced(r, "release", id, lease, extra, 1, ret, &code, err);
-    if (rc == JM_OK && out_state != NULL)
-        *out_state = code == 2   ? JM_STATE_CANCELED
-                     : code == 3 ? JM_STATE_FAILED
-                                 : JM_STATE_QUEUED;
-    return rc;
+    jm_outcome o = {.kind = JM_OUTCOME_FAIL, .id = id, .lease = lease, .error = error,
+                    .permanent = permanent, .backoff_ms = backoff_ms};
+    return outcome1(r, &o, ret, out_state, err);
 }
 
 int
 jm_queue_release(jm_redis *r, const char *id, const char *lease, jm_state *out_state,
                  jm_error *err)
 {
-    return release_mode(r, id, lease, "drain", NULL, out_state, err);
+    jm_outcome o = {.kind = JM_OUTCOME_RELEASE, .id = id, .lease = lease};
+    return outcome1(r, &o, NULL, out_state, err);
 }
 
 int
 jm_queue_abandon(jm_redis *r, const char *id, const char *lease, const jm_retention *ret,
                  jm_state *out_state, jm_error *err)
 {
-    return release_mode(r, id, lease, "abandon", ret, out_state, err);
+    jm_outcome o = {.kind = JM_OUTCOME_ABANDON, .id = id, .lease = lease};
+    return outcome1(r, &o, ret, out_state, err);
 }
 
 int
 jm_queue_cancel_ack(jm_redis *r, const char *id, const char *lease, const jm_retention *ret,
                     jm_error *err)
 {
-    long long code = 0;
-    return fenced(r, "cancel", id, lease, NULL, 0, ret, &code, err);
+    jm_outcome o = {.kind = JM_OUTCOME_CANCEL_ACK, .id = id, .lease = lease};
+    return outcome1(r, &o, ret, NULL, err);
 }
 
 int
 jm_queue_progress(jm_redis *r, const char *id, const char *lease, const char *progress,
                   jm_error *err)
 {
-    const char *extra[1] = {progress != NULL ? progress : "null"};
+    if (!jm_id_valid(id))
+        return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "not a job id");
+    jm_call c;
+    jm_call_init(&c, r, id, NULL);
+    jm_call_arg(&c, id);
+    jm_call_arg(&c, lease != NULL ? lease : "");
+    jm_call_arg(&c, progress != NULL ? progress : "null");
     long long code = 0;
-    return fenced(r, "progress", id, lease, extra, 1, NULL, &code, err);
+    int rc = jm_call_int(r, &c, "progress", &code, err);
+    if (rc == JM_OK && code == 0)
+        return jm_error_set(err, JM_ERR_FENCE, NULL,
+                            "job %s: the claim with lease %s is no longer current", id,
+                            lease != NULL ? lease : "");
+    return rc;
 }
 
 /* ---- operator transitions ---- */

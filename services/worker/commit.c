@@ -15,6 +15,11 @@
  *                                  still held in Redis, spent once it ran
  *                                  out there, as the janitor would)
  *   stopped: lease lost         -> nothing (someone else owns the job)
+ * Group commit: a runner hands its outcome to whichever runner is already
+ * talking to Redis (the leader); the leader sends every outcome waiting, up to
+ * GROUP_MAX, in one pipelined round trip (jm_queue_outcomes) and hands the
+ * answers back. A busy worker thus pays one round trip per batch of outcomes,
+ * not one per job behind a lock; an idle one pays exactly one, as before.
  * Every call carries the claim's lease token; JM_ERR_FENCE means the lease was
  * lost and the outcome is dropped (counted in leases_lost). While Redis is
  * unreachable the call is retried with capped backoff for as long as the
@@ -67,26 +72,86 @@ decide(const wk_outcome *o, wk_stop stop)
     }
 }
 
+#define GROUP_MAX 64
+
+typedef struct wk_commit_req {
+    jm_outcome o;
+    int done;                     /* under commit_mu */
+    struct wk_commit_req *next;
+} wk_commit_req;
+
+/* lead sends batches until req is answered, then frees the leadership.
+ * Called and returns with commit_mu held. */
+static void
+lead(wk_worker *w, wk_commit_req *req)
+{
+    w->commit_leader = 1;
+    while (!req->done) {
+        wk_commit_req *taken[GROUP_MAX];
+        jm_outcome batch[GROUP_MAX];
+        size_t k = 0;
+        while (w->commit_head != NULL && k < GROUP_MAX) {
+            taken[k] = w->commit_head;
+            batch[k] = w->commit_head->o;
+            w->commit_head = w->commit_head->next;
+            k++;
+        }
+        if (w->commit_head == NULL)
+            w->commit_tail = NULL;
+        pthread_mutex_unlock(&w->commit_mu);
+        pthread_mutex_lock(&w->out_mu);
+        jm_queue_outcomes(w->out_r, batch, k, &w->ret);
+        pthread_mutex_unlock(&w->out_mu);
+        pthread_mutex_lock(&w->commit_mu);
+        for (size_t i = 0; i < k; i++) {
+            taken[i]->o = batch[i];
+            taken[i]->done = 1;
+        }
+        pthread_cond_broadcast(&w->commit_cond); /* their answers are in */
+    }
+    w->commit_leader = 0;
+    pthread_cond_broadcast(&w->commit_cond); /* a free leadership */
+}
+
+/* commit_one queues req and waits for its answer, leading when nobody is. */
+static void
+commit_one(wk_worker *w, wk_commit_req *req)
+{
+    req->done = 0;
+    req->next = NULL;
+    pthread_mutex_lock(&w->commit_mu);
+    if (w->commit_tail != NULL)
+        w->commit_tail->next = req;
+    else
+        w->commit_head = req;
+    w->commit_tail = req;
+    while (!req->done) {
+        if (!w->commit_leader)
+            lead(w, req);
+        else
+            pthread_cond_wait(&w->commit_cond, &w->commit_mu);
+    }
+    pthread_mutex_unlock(&w->commit_mu);
+}
+
 static int
 call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t backoff,
      jm_state *st, jm_error *err)
 {
-    const char *error = o->error != NULL ? o->error : "failed";
-    switch (a) {
-    case ACT_COMPLETE:
-        return jm_queue_complete(w->out_r, c->id, c->lease, o->result, &w->ret, err);
-    case ACT_FAIL:
-        return jm_queue_fail(w->out_r, c->id, c->lease, error, o->permanent, backoff, &w->ret,
-                             st, err);
-    case ACT_CANCEL_ACK:
-        return jm_queue_cancel_ack(w->out_r, c->id, c->lease, &w->ret, err);
-    case ACT_RELEASE:
-        return jm_queue_release(w->out_r, c->id, c->lease, st, err);
-    case ACT_ABANDON:
-        return jm_queue_abandon(w->out_r, c->id, c->lease, &w->ret, st, err);
-    case ACT_NONE: break;
-    }
-    return JM_OK;
+    static const jm_outcome_kind kinds[] = {
+        [ACT_COMPLETE] = JM_OUTCOME_COMPLETE, [ACT_FAIL] = JM_OUTCOME_FAIL,
+        [ACT_CANCEL_ACK] = JM_OUTCOME_CANCEL_ACK, [ACT_RELEASE] = JM_OUTCOME_RELEASE,
+        [ACT_ABANDON] = JM_OUTCOME_ABANDON};
+    if (a == ACT_NONE)
+        return JM_OK;
+    wk_commit_req req = {.o = {.kind = kinds[a], .id = c->id, .lease = c->lease,
+                               .result = o->result,
+                               .error = o->error != NULL ? o->error : "failed",
+                               .permanent = o->permanent, .backoff_ms = backoff}};
+    commit_one(w, &req);
+    *st = req.o.state;
+    *err = req.o.err;
+    return req.o.rc;
 }
 
 /* landed reads the job back after a refused retry: 1 when it is no longer
@@ -218,9 +283,7 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
         jm_state st = JM_STATE_SCHEDULED;
         jm_error err;
         jm_error_clear(&err);
-        pthread_mutex_lock(&w->out_mu);
         int rc = call(w, a, c, o, backoff, &st, &err);
-        pthread_mutex_unlock(&w->out_mu);
         if (rc == JM_OK) {
             log_outcome(w, c, account(w, a, c, st), run_s, error);
             return;

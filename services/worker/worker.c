@@ -65,6 +65,8 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
     w->svc = svc;
     w->cfg = &svc->cfg;
     pthread_mutex_init(&w->out_mu, NULL);
+    pthread_mutex_init(&w->commit_mu, NULL);
+    pthread_cond_init(&w->commit_cond, NULL);
     pthread_mutex_init(&w->why_mu, NULL);
     pthread_mutex_init(&w->hb_mu, NULL);
     if (wk_cond_init(&w->hb_cond) != 0)
@@ -124,6 +126,8 @@ wk_worker_free(wk_worker *w)
     pthread_mutex_destroy(&w->hb_mu);
     pthread_mutex_destroy(&w->why_mu);
     pthread_mutex_destroy(&w->out_mu);
+    pthread_cond_destroy(&w->commit_cond);
+    pthread_mutex_destroy(&w->commit_mu);
     memset(w, 0, sizeof(*w));
 }
 

@@ -5,8 +5,8 @@
  * Redis connections (a hiredis context is never used by two threads at
  * once): claim_r belongs to the claimer (and to main before the claimer
  * starts), hb_r to the heartbeat thread (and to main after it is joined),
- * out_r to whichever runner holds out_mu. That is three connections,
- * whatever the concurrency.
+ * out_r to whichever runner holds out_mu (the group-commit leader,
+ * commit.c). That is three connections, whatever the concurrency.
  */
 #ifndef WK_WORKER_H
 #define WK_WORKER_H
@@ -39,6 +39,12 @@ typedef struct wk_worker {
     int lost_pending;              /* claimer only: lost needs recovering */
     jm_redis *claim_r, *hb_r, *out_r;
     pthread_mutex_t out_mu;        /* guards out_r */
+    /* group commit (commit.c): outcomes waiting for the runner that is
+     * talking to Redis, under commit_mu */
+    pthread_mutex_t commit_mu;
+    pthread_cond_t commit_cond;    /* a request was answered, or leadership freed */
+    struct wk_commit_req *commit_head, *commit_tail;
+    int commit_leader;             /* a runner is sending a batch */
     int notify[2];                 /* pipe: threads -> main thread */
     /* readiness */
     atomic_int started;            /* threads running, layout version checked */

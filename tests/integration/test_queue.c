@@ -1064,3 +1064,49 @@ Test(queue, finish_publishes_only_watched_jobs)
     jm_claim_clear(&ca);
     jm_claim_clear(&cb);
 }
+
+/* Outcomes committed in one pipelined round trip keep every guard of the
+ * single calls: each answers as if committed alone. */
+Test(queue, outcomes_batched_keep_their_guards)
+{
+    enum { N = 6 };
+    for (int i = 0; i < N; i++)
+        jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":2}");
+    jm_claim c[N];
+    int n = 0;
+    cr_assert_eq(jm_test_claim(r, "default", N, 60000, "w", c, &n, &err), JM_OK);
+    cr_assert_eq(n, N);
+    cr_assert_eq(jm_queue_cancel(r, c[3].id, &ret, &err), JM_OK); /* running: requested */
+    jm_outcome v[N + 1] = {
+        {.kind = JM_OUTCOME_COMPLETE, .id = c[0].id, .lease = c[0].lease, .result = "{\"a\":1}"},
+        {.kind = JM_OUTCOME_FAIL, .id = c[1].id, .lease = c[1].lease, .error = "boom",
+         .backoff_ms = 60000},
+        {.kind = JM_OUTCOME_RELEASE, .id = c[2].id, .lease = c[2].lease},
+        {.kind = JM_OUTCOME_CANCEL_ACK, .id = c[3].id, .lease = c[3].lease},
+        {.kind = JM_OUTCOME_COMPLETE, .id = c[4].id, .lease = "1-stale", .result = "1"},
+        {.kind = JM_OUTCOME_FAIL, .id = c[5].id, .lease = c[5].lease, .error = "bad",
+         .permanent = true},
+        {.kind = JM_OUTCOME_COMPLETE, .id = c[0].id, .lease = c[0].lease, .result = "2"},
+    };
+    cr_assert_eq(jm_queue_outcomes(r, v, N + 1, &ret), JM_OK);
+    cr_assert_eq(v[0].rc, JM_OK);
+    cr_assert_eq(v[0].state, JM_STATE_SUCCEEDED);
+    cr_assert_eq(v[1].rc, JM_OK);
+    cr_assert_eq(v[1].state, JM_STATE_SCHEDULED);
+    cr_assert_eq(v[2].rc, JM_OK);
+    cr_assert_eq(v[2].state, JM_STATE_QUEUED);
+    cr_assert_eq(v[3].rc, JM_OK);
+    cr_assert_eq(v[3].state, JM_STATE_CANCELED);
+    cr_assert_eq(v[4].rc, JM_ERR_FENCE, "a stale lease token is refused in a batch too");
+    cr_assert_eq(v[5].rc, JM_OK);
+    cr_assert_eq(v[5].state, JM_STATE_FAILED);
+    cr_assert_eq(v[6].rc, JM_ERR_FENCE, "a second outcome of the same claim is refused");
+    jm_job j = jm_test_get(r, c[0].id);
+    cr_assert_str_eq(j.result, "{\"a\":1}");
+    jm_job_clear(&j);
+    cr_assert_eq(jm_test_state(r, c[4].id), JM_STATE_RUNNING);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_RUNNING), 1);
+    cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), 1);
+    for (int i = 0; i < N; i++)
+        jm_claim_clear(&c[i]);
+}

@@ -165,6 +165,39 @@ int jm_queue_abandon(jm_redis *r, const char *id, const char *lease, const jm_re
 int jm_queue_cancel_ack(jm_redis *r, const char *id, const char *lease, const jm_retention *ret,
                         jm_error *err);
 
+/* An outcome to commit: the single calls above, as data, so a worker can
+ * commit several in one round trip (jm_queue_outcomes). */
+typedef enum jm_outcome_kind {
+    JM_OUTCOME_COMPLETE = 0,  /* result */
+    JM_OUTCOME_FAIL,          /* error, permanent, backoff_ms */
+    JM_OUTCOME_CANCEL_ACK,
+    JM_OUTCOME_RELEASE,       /* drain: attempt given back */
+    JM_OUTCOME_ABANDON,       /* see jm_queue_abandon */
+} jm_outcome_kind;
+
+typedef struct jm_outcome {
+    jm_outcome_kind kind;
+    const char *id, *lease;   /* borrowed */
+    const char *result;       /* COMPLETE: JSON text, NULL = null (borrowed) */
+    const char *error;        /* FAIL (borrowed) */
+    bool permanent;           /* FAIL */
+    int64_t backoff_ms;       /* FAIL */
+    /* set by the call: */
+    int rc;                   /* JM_OK, JM_ERR_FENCE (stale), Redis errors... */
+    jm_state state;           /* JM_OK: the state the job is in now */
+    jm_error err;
+} jm_outcome;
+
+/* jm_queue_outcome commits one outcome (what the single calls above do).
+ * Returns o->rc. */
+int jm_queue_outcome(jm_redis *r, jm_outcome *o, const jm_retention *ret);
+
+/* jm_queue_outcomes commits n outcomes, pipelined in one round trip: each
+ * gets its own rc, state and err as if committed alone (a Redis error that
+ * broke the connection is every unanswered one's rc). Returns JM_OK, or the
+ * first Redis error met (JM_ERR_NOMEM when nothing was sent). */
+int jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret);
+
 /* jm_queue_progress stores progress (JSON text) on a running job. */
 int jm_queue_progress(jm_redis *r, const char *id, const char *lease, const char *progress,
                       jm_error *err);
