@@ -1,16 +1,23 @@
 /* exec.c - the exec handler: one child process per attempt (see handler.h).
+ * Owned by the worker.
  *
- * The payload goes to the child's stdin, stdout is collected as the result
- * (at most max_result_bytes), the last STDERR_TAIL bytes of stderr become
- * the error text. One poll() loop pumps the three pipes and also watches
- * the slot's stop fd (cancel, lost lease, drain), a pidfd for the child's
- * exit, and the deadlines: the job timeout sends SIGTERM to the child's
- * process group, SIGKILL follows KILL_GRACE_MS later. A lost lease skips the
- * grace (SIGKILL at once): another worker may already run the job.
+ * The handler runs under its own supervisor process (spawn.h), which ends
+ * every process the handler started, in its process group or not, when the
+ * handler exits, when the worker asks, and when the worker dies.
  *
- * When the child exits, its process group is SIGKILLed before the child is
- * reaped (so the group id cannot have been reused), which ends anything it
- * left running; output still buffered in the pipes is read for at most
+ * The payload goes to the handler's stdin, stdout is collected as the result
+ * (at most max_result_bytes, nested at most JM_JSON_MAX_DEPTH deep), the
+ * last STDERR_TAIL bytes of stderr become the error text. One poll() loop
+ * pumps the three pipes and also watches the slot's stop fd (cancel, lost
+ * lease, drain), the supervisor's status pipe (readable once the handler
+ * and everything it started are gone), and the deadlines: the
+ * job timeout sends SIGTERM to the handler's process group, and
+ * KILL_GRACE_MS later every process the handler started is SIGKILLed. A
+ * lost lease skips the grace (SIGKILL at once): another worker may already
+ * run the job.
+ *
+ * The supervisor exits once the handler has exited and nothing it started
+ * is left; output still buffered in the pipes is then read for at most
  * AFTER_EXIT_MS more. Every child is reaped and every fd closed on every
  * path.
  */
@@ -22,9 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <jansson.h>
 #include "handler.h"
@@ -37,11 +42,10 @@
 #define AFTER_EXIT_MS 1000
 #define STDERR_TAIL 2048
 #define READ_CHUNK 65536
-#define NO_PIDFD_POLL_MS 20
 
 typedef struct pump {
-    pid_t pid;
-    int in_fd, out_fd, err_fd, pidfd;
+    wk_child child;  /* the supervisor and the handler (spawn.h) */
+    int in_fd, out_fd, err_fd;
     const char *in_buf;
     size_t in_len, in_off;
     char *out;
@@ -73,12 +77,14 @@ parent_end(int fd)
     return fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+/* signal_group: SIGTERM to the handler's group, SIGKILL to everything it
+ * started (spawn.h). */
 static void
 signal_group(pump *p, int sig)
 {
     if (p->exited)
         return;
-    kill(-p->pid, sig);
+    wk_spawn_signal(&p->child, sig);
     if (sig == SIGKILL)
         p->kill_sent = 1;
 }
@@ -189,30 +195,15 @@ write_in(pump *p)
     close_fd(&p->in_fd);
 }
 
-/* child_gone tells (without reaping) whether the child has exited. */
-static int
-child_gone(pump *p)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof(si));
-    if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return errno == ECHILD;
-    return si.si_pid == p->pid;
-}
-
-/* reap ends the child's process group, then reaps the child. */
+/* reap reaps the supervisor, which has ended everything the handler
+ * started, and takes the handler's wait status. */
 static void
 reap(pump *p, const wk_job_ctx *ctx, int64_t now)
 {
-    kill(-p->pid, SIGKILL); /* leftovers; the zombie leader keeps the group id ours */
     wk_slots_set_child(ctx->slots, ctx->slot, 0);
-    int st = 0;
-    while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    p->status = st;
+    p->status = wk_spawn_reap(&p->child);
     p->exited = 1;
     p->after_exit_at = now + AFTER_EXIT_MS;
-    close_fd(&p->pidfd);
     close_fd(&p->in_fd);
 }
 
@@ -245,11 +236,10 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
             return;
         }
         struct pollfd fds[5];
-        int nf = 0, i_stop = -1, i_in = -1, i_out = -1, i_err = -1, i_pid = -1;
+        int nf = 0, i_stop = -1, i_in = -1, i_out = -1, i_err = -1, i_done = -1;
         if (!p->exited) {
             fds[i_stop = nf++] = (struct pollfd){.fd = ctx->stop_fd, .events = POLLIN};
-            if (p->pidfd >= 0)
-                fds[i_pid = nf++] = (struct pollfd){.fd = p->pidfd, .events = POLLIN};
+            fds[i_done = nf++] = (struct pollfd){.fd = p->child.status_fd, .events = POLLIN};
         }
         if (p->in_fd >= 0)
             fds[i_in = nf++] = (struct pollfd){.fd = p->in_fd, .events = POLLOUT};
@@ -263,8 +253,6 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
                 tmo = min_timeout(now, p->timeout_at, tmo);
             else if (!p->kill_sent)
                 tmo = min_timeout(now, p->kill_at, tmo);
-            if (p->pidfd < 0)
-                tmo = min_timeout(now, now + NO_PIDFD_POLL_MS, tmo);
         } else {
             tmo = min_timeout(now, p->after_exit_at, tmo);
         }
@@ -282,8 +270,7 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
         /* Reap before looking at a stop request: a child that exited in the
          * same instant finished its work, and its outcome is committed (the
          * fence still decides whether it counts). */
-        if (!p->exited && ((i_pid >= 0 && rc > 0 && (fds[i_pid].revents & ready)) ||
-                           (p->pidfd < 0 && child_gone(p))))
+        if (!p->exited && i_done >= 0 && rc > 0 && (fds[i_done].revents & ready))
             reap(p, ctx, now);
         if (rc > 0 && i_stop >= 0 && (fds[i_stop].revents & ready))
             on_stop(p, ctx, now);
@@ -415,7 +402,7 @@ wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
     char **envp = wk_spawn_env(extra, 4);
     pump p;
     memset(&p, 0, sizeof(p));
-    p.in_fd = p.out_fd = p.err_fd = p.pidfd = -1;
+    p.in_fd = p.out_fd = p.err_fd = -1;
     int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
     if (envp == NULL || pipe(in) != 0 || pipe(o) != 0 || pipe(e) != 0) {
         wk_metric_bump(ctx->metrics->spawn_failures);
@@ -430,23 +417,18 @@ wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
     parent_end(e[0]);
     wk_spawn_req req = {.path = path, .argv = h->argv, .envp = envp,
                         .stdin_fd = in[0], .stdout_fd = o[1], .stderr_fd = e[1]};
-    p.pid = wk_spawn(&req, &err);
+    int spawned = wk_spawn(&req, &p.child, &err);
     wk_spawn_env_free(envp);
     p.in_fd = in[1];
     p.out_fd = o[0];
     p.err_fd = e[0];
-    if (p.pid < 0) {
+    if (spawned != JM_OK) {
         wk_metric_bump(ctx->metrics->spawn_failures);
         wk_outcome_fail(out, false, "spawn: %s", err.msg);
         close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd);
         return;
     }
-    wk_slots_set_child(ctx->slots, ctx->slot, p.pid);
-#ifdef SYS_pidfd_open
-    p.pidfd = (int)syscall(SYS_pidfd_open, p.pid, 0);
-    if (p.pidfd >= 0)
-        fcntl(p.pidfd, F_SETFD, FD_CLOEXEC);
-#endif
+    wk_slots_set_child(ctx->slots, ctx->slot, p.child.handler);
     p.in_buf = c->payload != NULL ? c->payload : "null";
     p.in_len = strlen(p.in_buf);
     p.max_out = ctx->cfg->max_result_bytes > 0 ? (size_t)ctx->cfg->max_result_bytes : 1048576;
@@ -459,5 +441,5 @@ wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
     pump_loop(&p, ctx);
     judge(&p, h, ctx, out);
     free(p.out);
-    close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd), close_fd(&p.pidfd);
+    close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd);
 }
