@@ -59,12 +59,13 @@ end
 -- ("<state>|<id>" scored by the record's expiry, so purge finds expired
 -- records by expiry time whatever their retention), and a PUBLISH for
 -- long-polls when one watches the job (watch.lua marks it).
-local function terminal(id, q, from, to, now)
+-- Extra field, value pairs (...) are stored with the status, in one HSET.
+local function terminal(id, q, from, to, now, ...)
   local jk = jkey(id)
   leave(id, q, from)
   -- a running job left the deadlines index when it was claimed
   if from ~= 'running' then redis.call('ZREM', qkey(q, 'deadlines'), id) end
-  redis.call('HSET', jk, 'status', to, 'finished', now)
+  redis.call('HSET', jk, 'status', to, 'finished', now, ...)
   redis.call('ZADD', qkey(q, to), now, id)
   count(q, to, 1)
   local f = redis.call('HMGET', jk, 'result_ttl', 'idem', 'watch')
@@ -106,15 +107,100 @@ local function lose_lease(id, q, now, why)
     terminal(id, q, 'running', 'canceled', now)
     return 'canceled'
   end
-  redis.call('HSET', jk, 'error', why)
   if (tonumber(f[1]) or 0) >= (tonumber(f[2]) or 0) then
-    terminal(id, q, 'running', 'failed', now)
+    terminal(id, q, 'running', 'failed', now, 'error', why)
     return 'failed'
   end
   leave(id, q, 'running')
-  redis.call('HSET', jk, 'status', 'queued')
+  redis.call('HSET', jk, 'status', 'queued', 'error', why)
   redis.call('LPUSH', qkey(q, 'pending'), id)
   count(q, 'queued', 1)
   return 'queued'
 end
 
+
+-- ---- the outcomes of a claim (outcomes.lua, one or many per call) ----
+-- Each re-checks the fencing guard (held) and answers 0 when it refuses.
+
+-- outcome_complete: success with result (JSON text). 1 committed.
+local function outcome_complete(id, token, result, now)
+  local jk = jkey(id)
+  local q = held(jk, token)
+  if not q then return 0 end
+  redis.call('HDEL', jk, 'error')
+  terminal(id, q, 'running', 'succeeded', now, 'result', result)
+  return 1
+end
+
+-- outcome_fail: a failed attempt; permanent is '1'/'0', backoff_ms comes
+-- from C (with jitter). 1 scheduled for retry, 2 dead-lettered, 3 canceled
+-- (a cancel was requested while it ran: never retried). A malformed record
+-- (missing counters) is dead-lettered, never retried forever.
+local function outcome_fail(id, token, err, permanent, backoff_ms, now)
+  local jk = jkey(id)
+  local q = held(jk, token)
+  if not q then return 0 end
+  local a = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'cancel')
+  if a[3] == '1' then
+    terminal(id, q, 'running', 'canceled', now, 'error', err)
+    return 3
+  end
+  if permanent == '1' or (tonumber(a[1]) or 0) >= (tonumber(a[2]) or 0) then
+    terminal(id, q, 'running', 'failed', now, 'error', err)
+    return 2
+  end
+  local run_at = now + (tonumber(backoff_ms) or 0)
+  leave(id, q, 'running')
+  redis.call('HSET', jk, 'status', 'scheduled', 'run_at', run_at, 'error', err)
+  redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
+  count(q, 'scheduled', 1)
+  return 1
+end
+
+-- outcome_release: the worker hands a running job back.
+--   mode 'drain' (shutdown): to the head of its queue, attempt given back.
+--   mode 'abandon' (the worker's lease watchdog stopped the handler because
+--     renewals were failing): while the lease still holds in Redis the
+--     worker gave up first, so it is a drain (attempt given back); once the
+--     lease has run out in Redis it is what the janitor does for a lost lease
+--     (the attempt stays spent; none left dead-letters it).
+-- 1 released (queued), 2 canceled instead (a cancel was requested: the job
+-- must not run again), 3 dead-lettered (abandon, no attempts left).
+local function outcome_release(id, token, mode, now)
+  local jk = jkey(id)
+  local q = held(jk, token)
+  if not q then return 0 end
+  if mode == 'abandon' then
+    local deadline = tonumber(redis.call('ZSCORE', qkey(q, 'active'), id) or '0') or 0
+    if deadline <= now then
+      local st = lose_lease(id, q, now, 'lease expired: worker lost contact with redis')
+      if st == 'queued' then
+        wake(q, 1)
+        return 1
+      end
+      if st == 'canceled' then return 2 end
+      return 3
+    end
+  end
+  if redis.call('HGET', jk, 'cancel') == '1' then
+    terminal(id, q, 'running', 'canceled', now)
+    return 2
+  end
+  leave(id, q, 'running')
+  redis.call('HINCRBY', jk, 'attempts', -1)
+  redis.call('HSET', jk, 'status', 'queued')
+  redis.call('LPUSH', qkey(q, 'pending'), id)
+  count(q, 'queued', 1)
+  wake(q, 1)
+  return 1
+end
+
+-- outcome_cancel_ack: the worker stopped a job whose cancel was requested.
+-- 1 canceled; 0 when the guard refuses or no cancel was requested.
+local function outcome_cancel_ack(id, token, now)
+  local jk = jkey(id)
+  local q = held(jk, token)
+  if not q or redis.call('HGET', jk, 'cancel') ~= '1' then return 0 end
+  terminal(id, q, 'running', 'canceled', now)
+  return 1
+end

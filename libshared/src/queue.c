@@ -427,44 +427,37 @@ done:
 
 /* ---- outcomes: complete, fail, release, abandon, cancel ack ---- */
 
-/* The script of an outcome and its extra arguments (after id and lease). */
-typedef struct outcome_call {
-    jm_call c;
-    const char *script;
+/* One outcome as the 6 arguments outcomes.lua reads: kind, id, lease token,
+ * a1, a2, a3. */
+typedef struct outcome_args {
+    const char *v[6];
     char backoff[24];
-} outcome_call;
+} outcome_args;
 
-static int
-outcome_build(outcome_call *oc, jm_redis *r, const jm_outcome *o, const jm_retention *ret)
+static void
+outcome_args_of(outcome_args *a, const jm_outcome *o)
 {
-    if (!jm_id_valid(o->id))
-        return JM_ERR_NOT_FOUND;
-    static const char *const scripts[] = {"complete", "fail", "cancel", "release", "release"};
-    oc->script = scripts[o->kind];
-    jm_call_init(&oc->c, r, o->id, ret);
-    jm_call_arg(&oc->c, o->id);
-    if (o->kind == JM_OUTCOME_CANCEL_ACK)
-        jm_call_arg(&oc->c, "ack");
-    jm_call_arg(&oc->c, o->lease != NULL ? o->lease : "");
+    static const char *const kinds[] = {"complete", "fail", "cancel_ack", "release", "release"};
+    a->v[0] = kinds[o->kind];
+    a->v[1] = o->id;
+    a->v[2] = o->lease != NULL ? o->lease : "";
+    a->v[3] = a->v[4] = a->v[5] = "";
     switch (o->kind) {
-    case JM_OUTCOME_COMPLETE:
-        jm_call_arg(&oc->c, o->result != NULL ? o->result : "null");
-        break;
+    case JM_OUTCOME_COMPLETE: a->v[3] = o->result != NULL ? o->result : "null"; break;
     case JM_OUTCOME_FAIL:
-        snprintf(oc->backoff, sizeof(oc->backoff), "%" PRId64,
+        snprintf(a->backoff, sizeof(a->backoff), "%" PRId64,
                  o->backoff_ms > 0 ? o->backoff_ms : 0);
-        jm_call_arg(&oc->c, o->error != NULL ? o->error : "failed");
-        jm_call_arg(&oc->c, o->permanent ? "1" : "0");
-        jm_call_arg(&oc->c, oc->backoff);
+        a->v[3] = o->error != NULL ? o->error : "failed";
+        a->v[4] = o->permanent ? "1" : "0";
+        a->v[5] = a->backoff;
         break;
-    case JM_OUTCOME_RELEASE: jm_call_arg(&oc->c, "drain"); break;
-    case JM_OUTCOME_ABANDON: jm_call_arg(&oc->c, "abandon"); break;
+    case JM_OUTCOME_RELEASE: a->v[3] = "drain"; break;
+    case JM_OUTCOME_ABANDON: a->v[3] = "abandon"; break;
     case JM_OUTCOME_CANCEL_ACK: break;
     }
-    return JM_OK;
 }
 
-/* outcome_finish maps a script's integer answer onto o->rc and o->state. */
+/* outcome_finish maps outcomes.lua's code for o onto o->rc and o->state. */
 static void
 outcome_finish(jm_outcome *o, long long code)
 {
@@ -490,66 +483,103 @@ outcome_finish(jm_outcome *o, long long code)
     }
 }
 
+/* outcomes_group commits v[0..n), all of one slot (their ids share a tag),
+ * with ONE outcomes.lua call. Sets every rc; returns the Redis error that
+ * stopped the call, if any. */
+static int
+outcomes_group(jm_redis *r, jm_outcome **v, size_t n, const jm_retention *ret)
+{
+    jm_call c;
+    jm_call_init(&c, r, v[0]->id, ret);
+    size_t na = (size_t)c.nargs + 6 * n;
+    const char **args = malloc(sizeof(*args) * na);
+    outcome_args *oa = malloc(sizeof(*oa) * n);
+    if (args == NULL || oa == NULL) {
+        free(args);
+        free(oa);
+        for (size_t i = 0; i < n; i++)
+            v[i]->rc = jm_error_set(&v[i]->err, JM_ERR_NOMEM, NULL, "out of memory");
+        return JM_ERR_NOMEM;
+    }
+    size_t k = 0;
+    for (int i = 0; i < c.nargs; i++)
+        args[k++] = c.args[i];
+    for (size_t i = 0; i < n; i++) {
+        outcome_args_of(&oa[i], v[i]);
+        for (int j = 0; j < 6; j++)
+            args[k++] = oa[i].v[j];
+    }
+    const char *keys[1] = {c.slot};
+    jm_error err;
+    jm_error_clear(&err);
+    redisReply *rep = jm_redis_eval(r, &err, "outcomes", 1, keys, (int)k, args, NULL);
+    free(args);
+    free(oa);
+    int rc = JM_OK;
+    if (rep == NULL) {
+        rc = err.code != JM_OK ? err.code : JM_ERR_REDIS;
+        for (size_t i = 0; i < n; i++) {
+            v[i]->err = err;
+            v[i]->rc = rc;
+        }
+        return rc;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+        for (size_t i = 0; i < n; i++)
+            v[i]->rc = jm_error_set(&v[i]->err, JM_ERR_REPLY, NULL, "outcomes: unexpected reply");
+        rc = JM_ERR_REPLY;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            outcome_finish(v[i], jm__reply_ll(rep->element[i]));
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
 int
 jm_queue_outcome(jm_redis *r, jm_outcome *o, const jm_retention *ret)
 {
-    jm_error_clear(&o->err);
-    outcome_call oc;
-    if (outcome_build(&oc, r, o, ret) != JM_OK)
-        return o->rc = jm_error_set(&o->err, JM_ERR_NOT_FOUND, "id", "not a job id");
-    long long code = 0;
-    if ((o->rc = jm_call_int(r, &oc.c, oc.script, &code, &o->err)) == JM_OK)
-        outcome_finish(o, code);
+    jm_queue_outcomes(r, o, 1, ret);
     return o->rc;
 }
 
 int
 jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret)
 {
+    jm_outcome **group = malloc(sizeof(*group) * (n > 0 ? n : 1));
+    bool *done = calloc(n > 0 ? n : 1, sizeof(*done));
+    if (group == NULL || done == NULL) {
+        free(group);
+        free(done);
+        for (size_t i = 0; i < n; i++)
+            v[i].rc = jm_error_set(&v[i].err, JM_ERR_NOMEM, NULL, "out of memory");
+        return JM_ERR_NOMEM;
+    }
     int rc = JM_OK;
-    size_t sent = 0;
     for (size_t i = 0; i < n; i++) {
         jm_error_clear(&v[i].err);
-        v[i].rc = JM_ERR_REDIS;
-    }
-    bool *queued = calloc(n > 0 ? n : 1, sizeof(*queued));
-    if (queued == NULL)
-        return JM_ERR_NOMEM;
-    for (size_t i = 0; i < n && rc == JM_OK; i++) {
-        outcome_call oc;
-        if (outcome_build(&oc, r, &v[i], ret) != JM_OK) {
+        if (!jm_id_valid(v[i].id)) {
             v[i].rc = jm_error_set(&v[i].err, JM_ERR_NOT_FOUND, "id", "not a job id");
-            continue;
-        }
-        if ((rc = jm_call_pipe(r, &oc.c, oc.script, &v[i].err)) == JM_OK) {
-            queued[i] = true;
-            sent++;
+            done[i] = true;
         }
     }
-    for (size_t i = 0; i < n && sent > 0; i++) {
-        if (!queued[i])
+    /* one call per slot (a worker's outcomes are nearly always of one queue) */
+    for (size_t i = 0; i < n; i++) {
+        if (done[i])
             continue;
-        sent--;
-        redisReply *rep = jm_redis_pipe_reply(r, &v[i].err);
-        if (rep == NULL) {
-            v[i].rc = jm__err_code(&v[i].err);
-            if (rc == JM_OK)
-                rc = v[i].rc;
-            if (!jm_redis_connected(r)) {
-                for (size_t k = i + 1; k < n; k++)
-                    if (queued[k])
-                        jm_error_set(&v[k].err, JM_ERR_REDIS, NULL, "%s", v[i].err.msg);
-                break;
+        size_t g = 0;
+        for (size_t j = i; j < n; j++) {
+            if (!done[j] && strncmp(v[j].id, v[i].id, JM_TAG_LEN) == 0) {
+                group[g++] = &v[j];
+                done[j] = true;
             }
-            continue;
         }
-        if (rep->type == REDIS_REPLY_INTEGER)
-            outcome_finish(&v[i], rep->integer);
-        else
-            v[i].rc = jm_error_set(&v[i].err, JM_ERR_REPLY, NULL, "outcome: unexpected reply");
-        freeReplyObject(rep);
+        int grc = outcomes_group(r, group, g, ret);
+        if (rc == JM_OK)
+            rc = grc;
     }
-    free(queued);
+    free(group);
+    free(done);
     return rc;
 }
 
@@ -654,7 +684,7 @@ int
 jm_queue_cancel(jm_redis *r, const char *id, const jm_retention *ret, jm_error *err)
 {
     long long code = 0;
-    return by_id(r, "cancel", id, "request", ret, &code, err);
+    return by_id(r, "cancel", id, NULL, ret, &code, err);
 }
 
 int

@@ -192,10 +192,10 @@ typedef struct jm_outcome {
  * Returns o->rc. */
 int jm_queue_outcome(jm_redis *r, jm_outcome *o, const jm_retention *ret);
 
-/* jm_queue_outcomes commits n outcomes, pipelined in one round trip: each
- * gets its own rc, state and err as if committed alone (a Redis error that
- * broke the connection is every unanswered one's rc). Returns JM_OK, or the
- * first Redis error met (JM_ERR_NOMEM when nothing was sent). */
+/* jm_queue_outcomes commits n outcomes with one script call per slot (one
+ * round trip for a queue's outcomes): each gets its own rc, state and err as
+ * if committed alone (a Redis error is the rc of every outcome of the calls
+ * it hit). Returns JM_OK, or the first error met. */
 int jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret);
 
 /* jm_queue_progress stores progress (JSON text) on a running job. */

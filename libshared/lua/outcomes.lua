@@ -1,0 +1,24 @@
+-- outcomes: commit the outcomes of one or more claims of one slot in one
+-- call (a worker's group commit). ARGV[4..] = 6 arguments per outcome:
+--   kind, id, lease token, a1, a2, a3 with kind
+--   'complete' (a1 = result JSON), 'fail' (a1 = error, a2 = permanent '1'/'0',
+--   a3 = backoff_ms), 'release' (a1 = mode 'drain'/'abandon'), 'cancel_ack'.
+-- Each is guarded on its own (running under its lease token) and answers as
+-- the _lib.lua outcome_* functions do. Returns one code per outcome.
+local now = now_ms()
+local out = {}
+for i = 4, #ARGV - 5, 6 do
+  local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local code = 0
+  if kind == 'complete' then
+    code = outcome_complete(id, token, ARGV[i + 3], now)
+  elseif kind == 'fail' then
+    code = outcome_fail(id, token, ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], now)
+  elseif kind == 'release' then
+    code = outcome_release(id, token, ARGV[i + 3], now)
+  elseif kind == 'cancel_ack' then
+    code = outcome_cancel_ack(id, token, now)
+  end
+  out[#out + 1] = code
+end
+return out
