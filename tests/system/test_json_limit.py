@@ -145,6 +145,10 @@ class ExecResultTest(JsonLimitCase):
         st, _, g = http("GET", self.base + "/v1/jobs/" + ids["at"] + "?wait=1")
         self.assertEqual(st, 200, g)
         self.assertEqual(g["result"], json.loads(arrays(LIMIT, "1")))
+        # a listing nests it two levels deeper still
+        st, _, page = http("GET", self.base + "/v1/queues/default/jobs?state=succeeded")
+        self.assertEqual(st, 200, page)
+        self.assertEqual([j["result"] for j in page["jobs"]], [json.loads(arrays(LIMIT, "1"))])
         self.assertTrue(w.alive())
         self.assert_serving()
 
