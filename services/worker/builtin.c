@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include "handler.h"
 #include "jobmill/json.h"
-#include "wclock.h"
+#include "jobmill/clock.h"
 
 static void
 run_echo(const wk_job_ctx *ctx, wk_outcome *out)
@@ -22,9 +22,9 @@ run_echo(const wk_job_ctx *ctx, wk_outcome *out)
 static wk_stop
 wait_stop(const wk_job_ctx *ctx, int64_t ms)
 {
-    int64_t deadline = wk_mono_ms() + ms;
+    int64_t deadline = jm_clock_ms() + ms;
     for (;;) {
-        int64_t left = deadline - wk_mono_ms();
+        int64_t left = deadline - jm_clock_ms();
         if (left <= 0)
             return WK_STOP_NONE;
         struct pollfd p = {.fd = ctx->stop_fd, .events = POLLIN};

@@ -24,7 +24,6 @@
 #include "jobmill/clock.h"
 #include "jobmill/log.h"
 #include "jobmill/wake.h"
-#include "wclock.h"
 #include "worker.h"
 
 #define BACKOFF_MIN_MS 100
@@ -63,7 +62,7 @@ recover(wk_worker *w, jm_claim *buf, jm_error *err)
     if (!w->lost_pending)
         return 0;
     int got = 0;
-    int64_t t0 = wk_mono_ms();
+    int64_t t0 = jm_clock_ms();
     if (jm_queue_claim_recover(w->claim_r, &w->lost, buf, &got, err) != JM_OK)
         return -1;
     w->lost_pending = 0;
@@ -95,7 +94,7 @@ round_claim(wk_worker *w, jm_claim *buf, int free_slots, const char **op, jm_err
             call.max = free_slots - total;
             call.nonce[0] = '\0'; /* set by jm_queue_claim just before it sends */
             int got = 0;
-            int64_t t0 = wk_mono_ms();
+            int64_t t0 = jm_clock_ms();
             int rc = jm_queue_claim(w->claim_r, &call, buf, &got, err);
             assign(w, buf, got, t0);
             total += got;

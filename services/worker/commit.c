@@ -35,7 +35,6 @@
 #include "handler.h"
 #include "jobmill/clock.h"
 #include "jobmill/log.h"
-#include "wclock.h"
 #include "worker.h"
 
 #define MAX_REPLY_ERRORS 3
@@ -255,9 +254,9 @@ lease_gone(wk_worker *w, int slot, action a)
 {
     int64_t deadline = wk_slots_lease_deadline(&w->slots, slot);
     if (a == ACT_ABANDON)
-        return wk_mono_ms() >= deadline + w->cfg->lease_ms;
+        return jm_clock_ms() >= deadline + w->cfg->lease_ms;
     wk_stop s = wk_slots_stop_reason(&w->slots, slot);
-    return s >= WK_STOP_LEASE_EXPIRED || wk_mono_ms() >= deadline;
+    return s >= WK_STOP_LEASE_EXPIRED || jm_clock_ms() >= deadline;
 }
 
 void

@@ -36,7 +36,7 @@
 #include "jobmill/json.h"
 #include "jobmill/log.h"
 #include "spawn.h"
-#include "wclock.h"
+#include "jobmill/clock.h"
 
 #define KILL_GRACE_MS 2000
 #define AFTER_EXIT_MS 1000
@@ -224,7 +224,7 @@ static void
 pump_loop(pump *p, const wk_job_ctx *ctx)
 {
     for (;;) {
-        int64_t now = wk_mono_ms();
+        int64_t now = jm_clock_ms();
         if (!p->exited) {
             if (p->timeout_at > 0 && now >= p->timeout_at && !p->term_sent) {
                 p->timed_out = 1;
@@ -259,7 +259,7 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
         int rc = poll(fds, (nfds_t)nf, tmo);
         if (rc < 0 && errno != EINTR)
             jm_log_error("exec: poll failed", "error", strerror(errno), NULL);
-        now = wk_mono_ms();
+        now = jm_clock_ms();
         const short ready = POLLIN | POLLOUT | POLLHUP | POLLERR | POLLNVAL;
         if (rc > 0 && i_in >= 0 && (fds[i_in].revents & ready))
             write_in(p);
@@ -432,7 +432,7 @@ wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
     p.in_buf = c->payload != NULL ? c->payload : "null";
     p.in_len = strlen(p.in_buf);
     p.max_out = ctx->cfg->max_result_bytes > 0 ? (size_t)ctx->cfg->max_result_bytes : 1048576;
-    int64_t start = wk_mono_ms();
+    int64_t start = jm_clock_ms();
     p.timeout_at = ctx->timeout_ms > 0 ? start + ctx->timeout_ms : 0;
     if (p.in_len == 0)
         close_fd(&p.in_fd);

@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include "jobmill/log.h"
 #include "jobmill/workers.h"
-#include "wclock.h"
+#include "jobmill/clock.h"
 #include "worker.h"
 
 #define READY_PROBE_MS 1000
@@ -93,7 +93,7 @@ beat(wk_worker *w, int64_t *last_probe, int *was_down)
         *was_down = 1;
         return;
     }
-    int64_t now = wk_mono_ms();
+    int64_t now = jm_clock_ms();
     if (*was_down || now - *last_probe >= READY_PROBE_MS) {
         *last_probe = now;
         int rc = jm_redis_ready(w->hb_r, &err);
@@ -116,7 +116,7 @@ hb_main(void *p)
     int64_t last_probe = 0;
     int was_down = 0;
     while (b.refs != NULL && b.leases != NULL && b.status != NULL) {
-        int64_t t0 = wk_mono_ms();
+        int64_t t0 = jm_clock_ms();
         jm_error err;
         jm_error_clear(&err);
         if (renew(w, &b, t0, &err) != 0) {
@@ -127,7 +127,7 @@ hb_main(void *p)
         beat(w, &last_probe, &was_down);
         int64_t next = t0 + w->cfg->heartbeat_ms;
         pthread_mutex_lock(&w->hb_mu);
-        while (!w->hb_stop && wk_cond_wait_until(&w->hb_cond, &w->hb_mu, next) == 0)
+        while (!w->hb_stop && jm_cond_wait_until(&w->hb_cond, &w->hb_mu, next) == 0)
             ;
         int stop = w->hb_stop;
         pthread_mutex_unlock(&w->hb_mu);
@@ -162,7 +162,7 @@ watchdog_main(void *p)
 {
     wk_worker *w = p;
     for (;;) {
-        int64_t now = wk_mono_ms();
+        int64_t now = jm_clock_ms();
         /* A claim made during the wait is seen at the next wake-up: keep
          * that well inside even the shortest lease. */
         int64_t cap = w->cfg->lease_ms / 4 < WATCHDOG_MAX_MS ? w->cfg->lease_ms / 4
@@ -171,7 +171,7 @@ watchdog_main(void *p)
         if (next > now + cap)
             next = now + cap;
         pthread_mutex_lock(&w->hb_mu);
-        while (!w->hb_stop && wk_cond_wait_until(&w->hb_cond, &w->hb_mu, next) == 0)
+        while (!w->hb_stop && jm_cond_wait_until(&w->hb_cond, &w->hb_mu, next) == 0)
             ;
         int stop = w->hb_stop;
         pthread_mutex_unlock(&w->hb_mu);

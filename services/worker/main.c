@@ -25,7 +25,6 @@
 #include "jobmill/httpd.h"
 #include "jobmill/log.h"
 #include "jobmill/workers.h"
-#include "wclock.h"
 #include "worker.h"
 
 #define EXIT_NOW_CODE 1
@@ -106,14 +105,14 @@ drain(wk_worker *w)
                 JM_LOG_INT("in_flight", wk_slots_busy(&w->slots)), NULL);
     atomic_store(&w->draining, 1);
     wk_slots_drain(&w->slots);
-    int64_t deadline = wk_mono_ms() + w->cfg->shutdown_grace_ms;
+    int64_t deadline = jm_clock_ms() + w->cfg->shutdown_grace_ms;
     int killed = 0;
     for (;;) {
         if (jm_signals >= 2)
             exit_now(w);
         if (atomic_load(&w->claimer_done) && wk_slots_busy(&w->slots) == 0)
             return;
-        int64_t now = wk_mono_ms();
+        int64_t now = jm_clock_ms();
         if (!killed && now >= deadline) {
             jm_log_warn("shutdown grace over: stopping and releasing jobs",
                         JM_LOG_INT("in_flight", wk_slots_busy(&w->slots)), NULL);

@@ -1,9 +1,9 @@
 /* runner.c - one long-lived thread per slot: waits for a claim, runs the
  * job's handler and commits the outcome (see worker.h).
  *
- * Exec children are forked from these threads, which live as long as the
- * process: PR_SET_PDEATHSIG fires when the forking *thread* exits, so a
- * short-lived thread would kill its own children.
+ * Exec handlers are started from these threads under a supervisor each
+ * (spawn.c), which ends everything a handler started when the handler
+ * exits, the worker asks, or the worker dies.
  *
  * Handler choice: a configured exec handler for the job's type wins, then
  * the built-ins; any other type fails permanently with the error
@@ -14,7 +14,7 @@
 #include <string.h>
 #include "handler.h"
 #include "jobmill/log.h"
-#include "wclock.h"
+#include "jobmill/clock.h"
 #include "worker.h"
 
 typedef struct runner_arg {
@@ -40,7 +40,7 @@ run_one(wk_worker *w, int slot)
                       .metrics = &w->m};
     wk_outcome o;
     memset(&o, 0, sizeof(o));
-    int64_t t0 = wk_mono_ms();
+    int64_t t0 = jm_clock_ms();
     wk_stop early = wk_slots_stop_reason(s, slot);
     int ran = 0;
     if (early != WK_STOP_NONE) {
@@ -53,7 +53,7 @@ run_one(wk_worker *w, int slot)
     } else {
         wk_outcome_fail(&o, true, "no handler for type \"%s\"", c->type);
     }
-    double run_s = (double)(wk_mono_ms() - t0) / 1000.0;
+    double run_s = (double)(jm_clock_ms() - t0) / 1000.0;
     if (ran)
         wk_metrics_duration(&w->m, c->queue, c->type, run_s);
     wk_commit(w, slot, &o, run_s);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "slots.h"
-#include "wclock.h"
+#include "jobmill/clock.h"
 
 const char *
 wk_stop_name(wk_stop s)
@@ -55,7 +55,7 @@ wk_slots_init(wk_slots *s, int n, int notify_fd, jm_error *err)
     memset(s, 0, sizeof(*s));
     s->notify_fd = notify_fd;
     pthread_mutex_init(&s->mu, NULL);
-    if (wk_cond_init(&s->freed) != 0)
+    if (jm_cond_init(&s->freed) != 0)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "pthread_cond_init failed");
     s->v = calloc((size_t)n, sizeof(*s->v));
     if (s->v == NULL)
@@ -104,9 +104,9 @@ wk_slots_wait_free(wk_slots *s)
 int
 wk_slots_wait_drain(wk_slots *s, int ms)
 {
-    int64_t deadline = wk_mono_ms() + ms;
+    int64_t deadline = jm_clock_ms() + ms;
     pthread_mutex_lock(&s->mu);
-    while (!s->draining && wk_cond_wait_until(&s->freed, &s->mu, deadline) == 0)
+    while (!s->draining && jm_cond_wait_until(&s->freed, &s->mu, deadline) == 0)
         ;
     int d = s->draining;
     pthread_mutex_unlock(&s->mu);

@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include "jobmill/job.h"
 #include "jobmill/log.h"
-#include "wclock.h"
+#include "jobmill/clock.h"
 #include "worker.h"
 
 /* make_id writes cfg.worker_id or "<host>-<pid>-<4 random hex>". */
@@ -23,7 +23,7 @@ make_id(wk_worker *w)
     unsigned rnd = 0;
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
     if (fd < 0 || read(fd, &rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd))
-        rnd = (unsigned)wk_mono_ms() ^ (unsigned)getpid() * 2654435761u;
+        rnd = (unsigned)jm_clock_ms() ^ (unsigned)getpid() * 2654435761u;
     if (fd >= 0)
         close(fd);
     /* Keep the id within [A-Za-z0-9_.:-] whatever the host name holds. */
@@ -69,7 +69,7 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
     pthread_cond_init(&w->commit_cond, NULL);
     pthread_mutex_init(&w->why_mu, NULL);
     pthread_mutex_init(&w->hb_mu, NULL);
-    if (wk_cond_init(&w->hb_cond) != 0)
+    if (jm_cond_init(&w->hb_cond) != 0)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "pthread_cond_init failed");
     snprintf(w->why, sizeof(w->why), "starting");
     if (gethostname(w->host, sizeof(w->host) - 1) != 0)
