@@ -10,6 +10,8 @@ workers and a janitor.
 
   test_0_configs_load      the config file the chart generates for every ci/
                            values file is accepted by the real binaries
+  test_0_redis_conf        the in-chart Redis' redis.conf, read by a real
+                           redis-server: AOF on, noeviction
   test_1_pods_run          every pod is ready, runs as 10001 with a read-only
                            root file system and no capabilities; the two
                            workers listen on distinct ports, register, and
@@ -55,7 +57,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 CHART = os.path.join(ROOT, "charts", "jobmill")
 sys.path.insert(0, os.path.join(ROOT, "tests", "system"))
-from harness import die_with_parent, http, wait_for  # noqa: E402
+from harness import RedisClient, die_with_parent, http, wait_for  # noqa: E402
 
 HELM = os.environ.get("HELM", "helm")
 TAG = os.environ.get("JOBMILL_IMAGE_TAG", "dev")
@@ -136,11 +138,10 @@ class ChartRunTest(unittest.TestCase):
 
     @classmethod
     def _set_up(cls):
-        cls.redis_port = free_ports(1)
-        cls.api_port = free_ports(1)
-        cls.worker_port = free_ports(2)   # worker-i listens on worker_port + i
-        cls.janitor_port = free_ports(1)
-        cls.prom_port = free_ports(1)
+        # One block of free ports, so that no two listeners can pick the same.
+        base = free_ports(6)
+        cls.redis_port, cls.api_port, cls.janitor_port, cls.prom_port = base, base + 1, base + 2, base + 3
+        cls.worker_port = base + 4   # worker-i listens on worker_port + i (chart: metricsPort + i)
         cls.api = "http://127.0.0.1:%d" % cls.api_port
 
         # The external Redis (defaults: maxmemory-policy noeviction).
@@ -155,7 +156,7 @@ class ChartRunTest(unittest.TestCase):
             "api": {"replicaCount": 1, "port": cls.api_port, "drainDelayMs": 0},
             "worker": {
                 "replicaCount": 2, "metricsPort": cls.worker_port, "concurrency": CONCURRENCY,
-                "shutdownGraceMs": SHUTDOWN_GRACE_MS, "drainMarginSeconds": 3,
+                "shutdownGraceMs": SHUTDOWN_GRACE_MS,
                 "handlers": {"shout": {"exec": ["/bin/sh", "-c", "tr a-z A-Z"], "timeout_s": 10}},
             },
             "janitor": {"replicaCount": 1, "metricsPort": cls.janitor_port},
@@ -332,6 +333,36 @@ class ChartRunTest(unittest.TestCase):
         finally:
             held.close()
 
+    def test_0_redis_conf(self):
+        """The in-chart Redis' redis.conf (podman 4.3 runs no StatefulSet, so
+        the real redis-server reads it here, on a loopback port): AOF on,
+        noeviction, maxmemory and appendfsync from the values."""
+        text = helm_template(os.path.join(CHART, "ci", "in-chart-redis-values.yaml"),
+                             "--show-only", "templates/redis-configmap.yaml")
+        data = os.path.join(self.tmp, "redis-data")
+        os.makedirs(data)
+        conf_text = yaml_docs(text)[0]["data"]["redis.conf"]
+        # Redis changes into `dir` while it reads the file: the PVC's /data here.
+        self.assertIn("\ndir /data\n", conf_text)
+        conf = os.path.join(self.tmp, "redis.conf")
+        with open(conf, "w") as f:
+            f.write(conf_text.replace("\ndir /data\n", "\ndir %s\n" % data))
+        port = free_ports(1)
+        p = self.spawn("redis-conf", ["redis-server", conf, "--port", port, "--bind", "127.0.0.1"])
+        try:
+            client = wait_for(lambda: RedisClient(port), timeout=20, interval=0.05, what="redis.conf's Redis")
+            try:
+                got = {}
+                for key in ("appendonly", "appendfsync", "maxmemory-policy", "maxmemory", "save"):
+                    got[key] = client("CONFIG", "GET", key)[1]
+            finally:
+                client.close()
+            self.assertEqual(got, {"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction",
+                                   "maxmemory": str(2 * 1024 ** 3), "save": ""})
+        finally:
+            p.terminate()
+            p.wait(timeout=10)
+
     def test_1_pods_run(self):
         names = podman("ps", "--format", "{{.Names}}").stdout.split()
         containers = sorted(n for n in names if n.startswith(self.fullname) and not n.endswith("-infra"))
@@ -404,7 +435,8 @@ class ChartRunTest(unittest.TestCase):
         status, _, body = http("GET", self.api + "/v1/workers")
         host = {w["id"]: w["host"] for w in body["workers"]}[running["worker"]]
         victim = next(w for w in self.workers if w["pod"] == host)
-        self.assertEqual(victim["grace"], math.ceil(SHUTDOWN_GRACE_MS / 1000.0) + 2 + 3)
+        # ceil(shutdownGraceMs / 1000) + 2 s handler kill grace + drainMarginSeconds (default 5)
+        self.assertEqual(victim["grace"], math.ceil(SHUTDOWN_GRACE_MS / 1000.0) + 2 + 5)
 
         took, code, logs = self.stop_like_kubelet(victim)
         self.workers.remove(victim)
