@@ -16,8 +16,8 @@
 #define JM_CALL_ARGS 16
 
 typedef struct jm_call {
-    jm_keybuf slot;     /* KEYS[1] "<prefix>:{<tag>}:" (or "<prefix>:" for global scripts) */
-    jm_keybuf global;   /* ARGV[1] "<prefix>:" */
+    jm_keybuf slot;   /* KEYS[1] "<prefix>:{<tag>}:" (or "<prefix>:" for global scripts) */
+    jm_keybuf global; /* ARGV[1] "<prefix>:" */
     char rttl[24], fttl[24];
     const char *args[JM_CALL_ARGS];
     size_t lens[JM_CALL_ARGS];
@@ -29,8 +29,7 @@ typedef struct jm_call {
  * retention ret (NULL or zero fields: the process defaults). */
 void jm_call_init(jm_call *c, const jm_redis *r, const char *tag, const jm_retention *ret);
 /* jm_call_init_queue is jm_call_init in the slot of a queue's name. */
-void jm_call_init_queue(jm_call *c, const jm_redis *r, const char *queue,
-                        const jm_retention *ret);
+void jm_call_init_queue(jm_call *c, const jm_redis *r, const char *queue, const jm_retention *ret);
 /* jm_call_arg appends a borrowed string argument (at most JM_CALL_ARGS in all). */
 void jm_call_arg(jm_call *c, const char *s);
 

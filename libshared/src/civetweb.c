@@ -109,8 +109,8 @@ jm_civetweb_log_message(jm_civetweb_log *l, const char *message)
     int serving = l->serving;
     if (!serving) {
         size_t used = strlen(l->start_log);
-        snprintf(l->start_log + used, sizeof(l->start_log) - used, "%s%.*s",
-                 used > 0 ? "; " : "", line, message);
+        snprintf(l->start_log + used, sizeof(l->start_log) - used, "%s%.*s", used > 0 ? "; " : "",
+                 line, message);
     }
     pthread_mutex_unlock(&l->lock);
     if (serving) {
@@ -160,15 +160,20 @@ jm_civetweb_start(const struct mg_callbacks *cb, void *user, const jm_civetweb_o
     snprintf(timeout, sizeof(timeout), "%d", opts->request_timeout_ms);
     snprintf(keep, sizeof(keep), "%d", opts->keep_alive_ms > 0 ? opts->keep_alive_ms : 500);
     const char *options[] = {
-        "listening_ports", opts->ports,
-        "num_threads", nthreads,
-        "request_timeout_ms", timeout,
-        "enable_keep_alive", opts->keep_alive_ms > 0 ? "yes" : "no",
-        "keep_alive_timeout_ms", keep,
+        "listening_ports",
+        opts->ports,
+        "num_threads",
+        nthreads,
+        "request_timeout_ms",
+        timeout,
+        "enable_keep_alive",
+        opts->keep_alive_ms > 0 ? "yes" : "no",
+        "keep_alive_timeout_ms",
+        keep,
         NULL,
     };
-    struct mg_init_data init = {.callbacks = cb, .user_data = user,
-                                .configuration_options = options};
+    struct mg_init_data init = {
+        .callbacks = cb, .user_data = user, .configuration_options = options};
     unsigned code = 0;
     char text[256] = "";
     struct mg_error_data edata = {.code = &code, .text = text, .text_buffer_size = sizeof(text)};
@@ -210,8 +215,8 @@ poke(struct in_addr addr, int port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                            .sin_addr = addr};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr = addr};
     int rc = connect(fd, (struct sockaddr *)&a, sizeof(a));
     (void)rc;
     close(fd);
@@ -261,4 +266,3 @@ jm_civetweb_stop(struct mg_context *ctx, const char *listen)
     pthread_cond_destroy(&st.cond);
     pthread_mutex_destroy(&st.lock);
 }
-

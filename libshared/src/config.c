@@ -23,7 +23,7 @@
 #define JM_VERSION "0.0.0-dev"
 #endif
 
-#define CONFIG_FILE_MAX (1024L * 1024L)  /* a config file over 1 MiB is a mistake */
+#define CONFIG_FILE_MAX (1024L * 1024L) /* a config file over 1 MiB is a mistake */
 
 enum {
     SVC_API = 1,
@@ -39,88 +39,109 @@ static const char *check_prefix(const char *v);
 static const char *check_worker_id(const char *v);
 static const char *check_level(const char *v);
 
+/* clang-format off: the table is aligned by hand, one setting a row */
 #define OFF(field) offsetof(jm_config, field)
-#define FSTR(k, e, fl, a, field, def, chk, svc, h) \
-    { .key = k, .env = e, .flag = fl, .arg = a, .type = JM_CFG_STR, .off = OFF(field), \
-      .def_str = def, .check = chk, .services = svc, .help = h }
-#define FINT(k, e, fl, a, field, def, lo, hi, svc, h) \
-    { .key = k, .env = e, .flag = fl, .arg = a, .type = JM_CFG_INT, .off = OFF(field), \
-      .def_num = def, .min = lo, .max = hi, .services = svc, .help = h }
-#define FLONG(k, e, fl, a, field, def, lo, hi, svc, h) \
-    { .key = k, .env = e, .flag = fl, .arg = a, .type = JM_CFG_LONG, .off = OFF(field), \
-      .def_num = def, .min = lo, .max = hi, .services = svc, .help = h }
+#define FSTR(k, e, fl, a, field, def, chk, svc, h)                                                 \
+    {                                                                                              \
+        .key = k, .env = e, .flag = fl, .arg = a, .type = JM_CFG_STR, .off = OFF(field),           \
+        .def_str = def, .check = chk, .services = svc, .help = h                                   \
+    }
+#define FINT(k, e, fl, a, field, def, lo, hi, svc, h)                                              \
+    {                                                                                              \
+        .key = k, .env = e, .flag = fl, .arg = a, .type = JM_CFG_INT, .off = OFF(field),           \
+        .def_num = def, .min = lo, .max = hi, .services = svc, .help = h                           \
+    }
+#define FLONG(k, e, fl, a, field, def, lo, hi, svc, h)                                             \
+    {                                                                                              \
+        .key = k, .env = e, .flag = fl, .arg = a, .type = JM_CFG_LONG, .off = OFF(field),          \
+        .def_num = def, .min = lo, .max = hi, .services = svc, .help = h                           \
+    }
 
 /* The table: the one place a setting is named. Flags are the env name
  * lower-cased without JOBMILL_, underscores as dashes (docs/configuration.md). */
 static const jm_cfg_field fields[] = {
-    FSTR("redis.url", "REDIS_URL", "redis-url", "URL", redis_url,
-        "redis://127.0.0.1:6379/0", check_url, SVC_ALL,
-        "Redis server, redis://[[user]:password@]host:port/db"),
-    FSTR("redis.prefix", "JOBMILL_PREFIX", "prefix", "PREFIX", prefix, "jm", check_prefix,
-        SVC_ALL, "key prefix of every Redis key"),
-    FINT("redis.timeout_ms", "JOBMILL_REDIS_TIMEOUT_MS", "redis-timeout-ms", "MS",
-        redis_timeout_ms, 5000, 100, 60000, SVC_ALL, "Redis connect and command timeout"),
+    FSTR("redis.url", "REDIS_URL", "redis-url", "URL", redis_url, "redis://127.0.0.1:6379/0",
+         check_url, SVC_ALL, "Redis server, redis://[[user]:password@]host:port/db"),
+    FSTR("redis.prefix", "JOBMILL_PREFIX", "prefix", "PREFIX", prefix, "jm", check_prefix, SVC_ALL,
+         "key prefix of every Redis key"),
+    FINT("redis.timeout_ms", "JOBMILL_REDIS_TIMEOUT_MS", "redis-timeout-ms", "MS", redis_timeout_ms,
+         5000, 100, 60000, SVC_ALL, "Redis connect and command timeout"),
     FSTR("api.listen", "JOBMILL_LISTEN", "listen", "HOST:PORT", api_listen, "0.0.0.0:8080",
-        check_listen, SVC_API, "HTTP API address"),
-    FSTR("api.tokens_file", "JOBMILL_API_TOKENS_FILE", "api-tokens-file", "FILE",
-        api_tokens_file, NULL, NULL, SVC_API, "bearer tokens, one a line; unset = no auth"),
+         check_listen, SVC_API, "HTTP API address"),
+    FSTR("api.tokens_file", "JOBMILL_API_TOKENS_FILE", "api-tokens-file", "FILE", api_tokens_file,
+         NULL, NULL, SVC_API, "bearer tokens, one a line; unset = no auth"),
     FLONG("api.max_body_bytes", "JOBMILL_MAX_BODY_BYTES", "max-body-bytes", "BYTES",
-         api_max_body_bytes, 1048576, 1024, 268435456, SVC_API, "request body limit"),
-    FINT("api.max_waiters", "JOBMILL_MAX_WAITERS", "max-waiters", "N", api_max_waiters, 256,
-        0, 100000, SVC_API, "concurrent ?wait long-polls"),
+          api_max_body_bytes, 1048576, 1024, 268435456, SVC_API, "request body limit"),
+    FINT("api.max_waiters", "JOBMILL_MAX_WAITERS", "max-waiters", "N", api_max_waiters, 256, 0,
+         100000, SVC_API, "concurrent ?wait long-polls"),
     FINT("api.max_queues", "JOBMILL_MAX_QUEUES", "max-queues", "N", api_max_queues, 1000, 1,
-        1000000, SVC_API, "distinct queues a submit may create"),
+         1000000, SVC_API, "distinct queues a submit may create"),
     FINT("api.drain_delay_ms", "JOBMILL_API_DRAIN_DELAY_MS", "api-drain-delay-ms", "MS",
-        api_drain_delay_ms, 5000, 0, 600000, SVC_API,
-        "after SIGTERM, /readyz fails this long before the listener closes"),
+         api_drain_delay_ms, 5000, 0, 600000, SVC_API,
+         "after SIGTERM, /readyz fails this long before the listener closes"),
     FINT("api.threads", "JOBMILL_API_THREADS", "api-threads", "N", api_threads, 64, 2, 1024,
-        SVC_API, "HTTP worker threads"),
-    { .key = "worker.metrics_listen", .env = "JOBMILL_METRICS_LISTEN",
-      .flag = "metrics-listen", .arg = "HOST:PORT", .type = JM_CFG_STR,
-      .off = OFF(worker_metrics_listen), .twin = OFF(janitor_metrics_listen),
-      .def_str = "0.0.0.0:9090", .check = check_listen, .services = SVC_WORKER | SVC_JANITOR,
-      .help = "health and metrics HTTP address" },
-    FSTR("worker.id", "JOBMILL_WORKER_ID", "worker-id", "ID", worker_id, NULL,
-        check_worker_id, SVC_WORKER, "worker id; unset = host-pid-random"),
-    { .key = "worker.queues", .env = "JOBMILL_QUEUES", .flag = "queues", .arg = "Q1,Q2",
-      .type = JM_CFG_QUEUES, .off = OFF(queues), .def_str = "default", .services = SVC_WORKER,
-      .help = "queues in priority order" },
-    FINT("worker.concurrency", "JOBMILL_CONCURRENCY", "concurrency", "N", concurrency, 4, 1,
-        1024, SVC_WORKER, "jobs in flight per process"),
-    FINT("worker.lease_ms", "JOBMILL_LEASE_MS", "lease-ms", "MS", lease_ms, 15000, 100,
-        3600000, SVC_WORKER, "lease length"),
-    FINT("worker.heartbeat_ms", "JOBMILL_HEARTBEAT_MS", "heartbeat-ms", "MS", heartbeat_ms,
-        5000, 10, 3600000, SVC_WORKER | SVC_JANITOR,
-        "lease renewal period (less than the lease); the janitor prunes workers silent 3x this"),
+         SVC_API, "HTTP worker threads"),
+    {.key = "worker.metrics_listen",
+     .env = "JOBMILL_METRICS_LISTEN",
+     .flag = "metrics-listen",
+     .arg = "HOST:PORT",
+     .type = JM_CFG_STR,
+     .off = OFF(worker_metrics_listen),
+     .twin = OFF(janitor_metrics_listen),
+     .def_str = "0.0.0.0:9090",
+     .check = check_listen,
+     .services = SVC_WORKER | SVC_JANITOR,
+     .help = "health and metrics HTTP address"},
+    FSTR("worker.id", "JOBMILL_WORKER_ID", "worker-id", "ID", worker_id, NULL, check_worker_id,
+         SVC_WORKER, "worker id; unset = host-pid-random"),
+    {.key = "worker.queues",
+     .env = "JOBMILL_QUEUES",
+     .flag = "queues",
+     .arg = "Q1,Q2",
+     .type = JM_CFG_QUEUES,
+     .off = OFF(queues),
+     .def_str = "default",
+     .services = SVC_WORKER,
+     .help = "queues in priority order"},
+    FINT("worker.concurrency", "JOBMILL_CONCURRENCY", "concurrency", "N", concurrency, 4, 1, 1024,
+         SVC_WORKER, "jobs in flight per process"),
+    FINT("worker.lease_ms", "JOBMILL_LEASE_MS", "lease-ms", "MS", lease_ms, 15000, 100, 3600000,
+         SVC_WORKER, "lease length"),
+    FINT("worker.heartbeat_ms", "JOBMILL_HEARTBEAT_MS", "heartbeat-ms", "MS", heartbeat_ms, 5000,
+         10, 3600000, SVC_WORKER | SVC_JANITOR,
+         "lease renewal period (less than the lease); the janitor prunes workers silent 3x this"),
     FINT("worker.shutdown_grace_ms", "JOBMILL_SHUTDOWN_GRACE_MS", "shutdown-grace-ms", "MS",
-        shutdown_grace_ms, 25000, 0, 3600000, SVC_WORKER, "drain budget after SIGTERM"),
+         shutdown_grace_ms, 25000, 0, 3600000, SVC_WORKER, "drain budget after SIGTERM"),
     FLONG("worker.max_result_bytes", "JOBMILL_MAX_RESULT_BYTES", "max-result-bytes", "BYTES",
-         max_result_bytes, 1048576, 1024, 268435456, SVC_WORKER,
-         "result (handler stdout) limit"),
+          max_result_bytes, 1048576, 1024, 268435456, SVC_WORKER, "result (handler stdout) limit"),
     FINT("worker.backoff_base_ms", "JOBMILL_BACKOFF_BASE_MS", "backoff-base-ms", "MS",
-        backoff_base_ms, 1000, 1, 86400000, SVC_WORKER, "retry backoff base"),
-    FINT("worker.backoff_max_ms", "JOBMILL_BACKOFF_MAX_MS", "backoff-max-ms", "MS",
-        backoff_max_ms, 300000, 1, 86400000, SVC_WORKER, "retry backoff cap"),
-    { .key = "worker.handlers", .type = JM_CFG_HANDLERS, .off = OFF(handlers),
-      .services = SVC_WORKER, .help = "exec handlers by job type (YAML only)" },
-    FSTR("janitor.metrics_listen", NULL, NULL, "HOST:PORT", janitor_metrics_listen,
-        "0.0.0.0:9090", check_listen, SVC_JANITOR, "health and metrics HTTP address"),
+         backoff_base_ms, 1000, 1, 86400000, SVC_WORKER, "retry backoff base"),
+    FINT("worker.backoff_max_ms", "JOBMILL_BACKOFF_MAX_MS", "backoff-max-ms", "MS", backoff_max_ms,
+         300000, 1, 86400000, SVC_WORKER, "retry backoff cap"),
+    {.key = "worker.handlers",
+     .type = JM_CFG_HANDLERS,
+     .off = OFF(handlers),
+     .services = SVC_WORKER,
+     .help = "exec handlers by job type (YAML only)"},
+    FSTR("janitor.metrics_listen", NULL, NULL, "HOST:PORT", janitor_metrics_listen, "0.0.0.0:9090",
+         check_listen, SVC_JANITOR, "health and metrics HTTP address"),
     FINT("janitor.interval_ms", "JOBMILL_JANITOR_INTERVAL_MS", "janitor-interval-ms", "MS",
-        janitor_interval_ms, 1000, 10, 3600000, SVC_JANITOR, "janitor tick"),
-    FINT("janitor.batch", "JOBMILL_JANITOR_BATCH", "janitor-batch", "N", janitor_batch, 500,
-        1, 10000, SVC_JANITOR, "job ids per script call"),
-    FINT("janitor.reconcile_every", "JOBMILL_JANITOR_RECONCILE_EVERY",
-        "janitor-reconcile-every", "N", janitor_reconcile_every, 10, 1, 100000, SVC_JANITOR,
-        "ticks between reconciler passes"),
+         janitor_interval_ms, 1000, 10, 3600000, SVC_JANITOR, "janitor tick"),
+    FINT("janitor.batch", "JOBMILL_JANITOR_BATCH", "janitor-batch", "N", janitor_batch, 500, 1,
+         10000, SVC_JANITOR, "job ids per script call"),
+    FINT("janitor.reconcile_every", "JOBMILL_JANITOR_RECONCILE_EVERY", "janitor-reconcile-every",
+         "N", janitor_reconcile_every, 10, 1, 100000, SVC_JANITOR,
+         "ticks between reconciler passes"),
     FINT("jobs.result_ttl_s", "JOBMILL_RESULT_TTL_S", "result-ttl-s", "SECONDS", result_ttl_s,
-        JM_RESULT_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
-        "retention of succeeded/canceled/expired jobs"),
+         JM_RESULT_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
+         "retention of succeeded/canceled/expired jobs"),
     FINT("jobs.failed_ttl_s", "JOBMILL_FAILED_TTL_S", "failed-ttl-s", "SECONDS", failed_ttl_s,
-        JM_FAILED_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
-        "retention of failed (dead-letter) jobs"),
-    FSTR("log.level", "JOBMILL_LOG_LEVEL", "log-level", "LEVEL", log_level, "info",
-        check_level, SVC_ALL, "debug, info, warn or error"),
+         JM_FAILED_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
+         "retention of failed (dead-letter) jobs"),
+    FSTR("log.level", "JOBMILL_LOG_LEVEL", "log-level", "LEVEL", log_level, "info", check_level,
+         SVC_ALL, "debug, info, warn or error"),
 };
+/* clang-format on */
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
 _Static_assert(offsetof(jm_config, redis_url) == 0, "twin == 0 means no twin");
@@ -168,8 +189,8 @@ replace_str(char **slot, char *value)
 static bool
 name_char(char c, bool colon)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-' || (colon && c == ':');
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-' || (colon && c == ':');
 }
 
 /* 1..max bytes of [A-Za-z0-9_.-], plus ':' when colon. */
@@ -219,8 +240,7 @@ static const char *
 check_level(const char *v)
 {
     jm_log_level level;
-    return jm_log_level_parse(v, &level) == 0 ? NULL
-                                              : "must be one of debug, info, warn, error";
+    return jm_log_level_parse(v, &level) == 0 ? NULL : "must be one of debug, info, warn, error";
 }
 
 static const jm_cfg_field *
@@ -339,12 +359,12 @@ jm_cfg__add_queue(jm_cfg_queue *q, int *n, const char *name, int weight, const c
                             "%s: queue name \"%s\" must be 1-64 of [A-Za-z0-9_.-]", src, shown);
     for (int i = 0; i < *n; i++) {
         if (strcmp(q[i].name, name) == 0)
-            return jm_error_set(err, JM_ERR_INVALID, "worker.queues",
-                                "%s: duplicate queue \"%s\"", src, shown);
+            return jm_error_set(err, JM_ERR_INVALID, "worker.queues", "%s: duplicate queue \"%s\"",
+                                src, shown);
     }
     if (*n >= JM_CFG_MAX_QUEUES)
-        return jm_error_set(err, JM_ERR_INVALID, "worker.queues", "%s: more than %d queues",
-                            src, JM_CFG_MAX_QUEUES);
+        return jm_error_set(err, JM_ERR_INVALID, "worker.queues", "%s: more than %d queues", src,
+                            JM_CFG_MAX_QUEUES);
     if (weight < 1 || weight > JM_CFG_WEIGHT_MAX)
         return jm_error_set(err, JM_ERR_INVALID, "worker.queues",
                             "%s: weight must be an integer between 1 and %d", src,
@@ -394,8 +414,8 @@ set_queue_list(jm_config *cfg, const char *list, const char *src, jm_error *err)
  *--------------------------------------------------------------------------*/
 
 static int
-set_str(jm_config *cfg, const jm_cfg_field *f, const char *value, bool with_twin,
-        const char *src, jm_error *err)
+set_str(jm_config *cfg, const jm_cfg_field *f, const char *value, bool with_twin, const char *src,
+        jm_error *err)
 {
     const char *problem = NULL;
     if (value[0] == '\0')
@@ -425,23 +445,19 @@ jm_cfg__set(jm_config *cfg, const jm_cfg_field *f, const char *value, bool with_
 {
     long n;
     switch (f->type) {
-    case JM_CFG_STR:
-        return set_str(cfg, f, value, with_twin, src, err);
+    case JM_CFG_STR: return set_str(cfg, f, value, with_twin, src, err);
     case JM_CFG_INT:
     case JM_CFG_LONG:
         if (jm_cfg__parse_int(value, f->min, f->max, &n) != JM_OK)
             return jm_error_set(err, JM_ERR_INVALID, f->key,
-                                "%s: must be an integer between %ld and %ld", src, f->min,
-                                f->max);
+                                "%s: must be an integer between %ld and %ld", src, f->min, f->max);
         store_num(cfg, f, n);
         return JM_OK;
-    case JM_CFG_QUEUES:
-        return set_queue_list(cfg, value, src, err);
-    case JM_CFG_HANDLERS:
-        break;
+    case JM_CFG_QUEUES: return set_queue_list(cfg, value, src, err);
+    case JM_CFG_HANDLERS: break;
     }
-    return jm_error_set(err, JM_ERR_INVALID, f->key,
-                        "%s: must be a mapping of job type to handler", src);
+    return jm_error_set(err, JM_ERR_INVALID, f->key, "%s: must be a mapping of job type to handler",
+                        src);
 }
 
 /*----------------------------------------------------------------------------
@@ -458,7 +474,7 @@ jm_config_defaults(jm_config *cfg)
             store_num(cfg, f, f->def_num);
         else if (f->def_str != NULL &&
                  jm_cfg__set(cfg, f, f->def_str, false, f->key, NULL) != JM_OK)
-            return JM_ERR_NOMEM;  /* the defaults are valid: only memory can fail */
+            return JM_ERR_NOMEM; /* the defaults are valid: only memory can fail */
     }
     return JM_OK;
 }
@@ -500,7 +516,7 @@ static const char *
 env_value(const char *name)
 {
     const char *v = getenv(name);
-    return v != NULL && v[0] != '\0' ? v : NULL;  /* empty = unset */
+    return v != NULL && v[0] != '\0' ? v : NULL; /* empty = unset */
 }
 
 /* Without REDIS_URL, composes redis://[:password@]host:port/db from
@@ -602,8 +618,7 @@ walk_flags(jm_config *cfg, const char *service, int argc, char **argv, bool appl
         bool is_config = is_flag(name, len, "config");
         const jm_cfg_field *f = is_config ? NULL : find_flag(name, len);
         if (!is_config && f == NULL)
-            return jm_error_set(err, JM_ERR_INVALID, NULL, "unknown flag --%.*s", nlen,
-                                shown + 2);
+            return jm_error_set(err, JM_ERR_INVALID, NULL, "unknown flag --%.*s", nlen, shown + 2);
         const char *value = NULL;
         if (eq != NULL)
             value = eq + 1;
@@ -691,7 +706,8 @@ jm_config_validate(const jm_config *cfg, jm_error *err)
     if (cfg->backoff_base_ms > cfg->backoff_max_ms)
         return jm_error_set(err, JM_ERR_INVALID, "worker.backoff_base_ms",
                             "worker.backoff_base_ms: must not exceed worker.backoff_max_ms "
-                            "(%d > %d)", cfg->backoff_base_ms, cfg->backoff_max_ms);
+                            "(%d > %d)",
+                            cfg->backoff_base_ms, cfg->backoff_max_ms);
     jm_error_clear(err);
     return JM_OK;
 }
@@ -793,9 +809,9 @@ handlers_json(const jm_config *cfg)
             json_array_append_new(argv, json_str(h->argv[a]));
         for (int c = 0; c < h->n_permanent_exit_codes; c++)
             json_array_append_new(codes, json_integer(h->permanent_exit_codes[c]));
-        json_object_set_new(all, h->type, json_pack("{s:o, s:i, s:o}", "exec", argv,
-                                                    "timeout_s", h->timeout_s,
-                                                    "permanent_exit_codes", codes));
+        json_object_set_new(all, h->type,
+                            json_pack("{s:o, s:i, s:o}", "exec", argv, "timeout_s", h->timeout_s,
+                                      "permanent_exit_codes", codes));
     }
     return all;
 }
@@ -830,18 +846,14 @@ config_json(const jm_config *cfg)
             }
             break;
         case JM_CFG_INT:
-        case JM_CFG_LONG:
-            v = json_integer(num_at(cfg, f));
-            break;
+        case JM_CFG_LONG: v = json_integer(num_at(cfg, f)); break;
         case JM_CFG_QUEUES:
             v = json_array();
             for (int q = 0; q < cfg->n_queues; q++)
                 json_array_append_new(v, json_pack("{s:s?, s:i}", "name", cfg->queues[q].name,
                                                    "weight", cfg->queues[q].weight));
             break;
-        case JM_CFG_HANDLERS:
-            v = handlers_json(cfg);
-            break;
+        case JM_CFG_HANDLERS: v = handlers_json(cfg); break;
         }
         json_object_set_new(sec, dot + 1, v);
     }

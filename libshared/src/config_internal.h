@@ -11,10 +11,10 @@
 #include <stddef.h>
 #include "jobmill/config.h"
 
-#define JM_CFG_NAME_MAX 64    /* queue names: 1-64 of [A-Za-z0-9_.-] */
-#define JM_CFG_TYPE_MAX 128   /* handler job types (JM_TYPE_MAX in job.h) */
+#define JM_CFG_NAME_MAX 64  /* queue names: 1-64 of [A-Za-z0-9_.-] */
+#define JM_CFG_TYPE_MAX 128 /* handler job types (JM_TYPE_MAX in job.h) */
 #define JM_CFG_WEIGHT_MAX 1000
-#define JM_CFG_HANDLER_TIMEOUT_MAX 604800L  /* one week */
+#define JM_CFG_HANDLER_TIMEOUT_MAX 604800L /* one week */
 
 typedef enum jm_cfg_type {
     JM_CFG_STR,      /* char *; default def_str (NULL = unset allowed) */
@@ -29,10 +29,10 @@ typedef enum jm_cfg_type {
  * serves worker and janitor; offset 0 is redis_url, never a twin). check, for
  * strings, returns NULL when the value is acceptable or a static problem. */
 typedef struct jm_cfg_field {
-    const char *key;   /* YAML "section.key" */
-    const char *env;   /* environment variable, or NULL (YAML only) */
-    const char *flag;  /* flag without "--", or NULL (YAML only) */
-    const char *arg;   /* the value's name in --help */
+    const char *key;  /* YAML "section.key" */
+    const char *env;  /* environment variable, or NULL (YAML only) */
+    const char *flag; /* flag without "--", or NULL (YAML only) */
+    const char *arg;  /* the value's name in --help */
     jm_cfg_type type;
     size_t off;
     size_t twin;
@@ -58,8 +58,8 @@ bool jm_cfg__has_section(const char *section, size_t len);
  * or "jobmill.yaml:7: worker.lease_ms". An empty string unsets a string whose
  * default is unset. value is borrowed. JM_OK, JM_ERR_INVALID or
  * JM_ERR_NOMEM; on error cfg is unchanged. */
-int jm_cfg__set(jm_config *cfg, const jm_cfg_field *f, const char *value,
-                bool with_twin, const char *src, jm_error *err);
+int jm_cfg__set(jm_config *cfg, const jm_cfg_field *f, const char *value, bool with_twin,
+                const char *src, jm_error *err);
 
 /* jm_cfg__parse_int parses a whole decimal integer (optional '-', digits,
  * nothing else) within [min, max] into *out. JM_OK or JM_ERR_INVALID. */
@@ -68,8 +68,8 @@ int jm_cfg__parse_int(const char *s, long min, long max, long *out);
 /* jm_cfg__add_queue validates name (1-64 of [A-Za-z0-9_.-], no duplicate in
  * q[0..*n)) and weight, and appends a copy. JM_OK, JM_ERR_INVALID (message
  * prefixed by src) or JM_ERR_NOMEM. */
-int jm_cfg__add_queue(jm_cfg_queue *q, int *n, const char *name, int weight,
-                      const char *src, jm_error *err);
+int jm_cfg__add_queue(jm_cfg_queue *q, int *n, const char *name, int weight, const char *src,
+                      jm_error *err);
 
 /* jm_cfg__replace_queues frees cfg's queues and takes ownership of q[0..n). */
 void jm_cfg__replace_queues(jm_config *cfg, jm_cfg_queue *q, int n);

@@ -45,8 +45,8 @@ yfail(const ydoc *y, const yaml_node_t *n, const char *path, const char *fmt, ..
     va_start(ap, fmt);
     vsnprintf(problem, sizeof(problem), fmt, ap);
     va_end(ap);
-    return jm_error_set(y->err, JM_ERR_INVALID, path, "%s:%zu: %s: %s", y->name, line_of(n),
-                        path, problem);
+    return jm_error_set(y->err, JM_ERR_INVALID, path, "%s:%zu: %s: %s", y->name, line_of(n), path,
+                        problem);
 }
 
 static yaml_node_t *
@@ -73,8 +73,7 @@ text(const yaml_node_t *n)
 static bool
 is_null(const yaml_node_t *n)
 {
-    if (n == NULL || n->type != YAML_SCALAR_NODE ||
-        n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    if (n == NULL || n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
     const char *s = text(n);
     return s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
@@ -174,8 +173,7 @@ apply_queues(const ydoc *y, const jm_cfg_field *f, const yaml_node_t *v, const c
         return yfail(y, v, path, "must be a comma list or a sequence of queues");
     jm_cfg_queue q[JM_CFG_MAX_QUEUES];
     int n = 0, rc = JM_OK;
-    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
-         i++) {
+    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
         snprintf(sub, sizeof(sub), "%s[%d]", path, (int)(i - v->data.sequence.items.start));
         rc = queue_item(y, node(y, *i), sub, q, &n);
         if (rc != JM_OK) {
@@ -192,8 +190,7 @@ apply_queues(const ydoc *y, const jm_cfg_field *f, const yaml_node_t *v, const c
 static int
 handler_exec(const ydoc *y, const yaml_node_t *v, const char *path, jm_cfg_handler *h)
 {
-    if (v->type != YAML_SEQUENCE_NODE ||
-        v->data.sequence.items.top == v->data.sequence.items.start)
+    if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
         return yfail(y, v, path, "must be a non-empty sequence of strings");
     size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
     h->argv = calloc(n + 1, sizeof(char *));
@@ -216,8 +213,7 @@ handler_codes(const ydoc *y, const yaml_node_t *v, const char *path, jm_cfg_hand
     if (v->type != YAML_SEQUENCE_NODE)
         return yfail(y, v, path, "must be a sequence of exit codes (1 to 255)");
     char sub[PATH_MAX_LEN + 16];
-    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top;
-         i++) {
+    for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
         long code;
         snprintf(sub, sizeof(sub), "%s[%d]", path, (int)(i - v->data.sequence.items.start));
         if (h->n_permanent_exit_codes >= JM_CFG_MAX_EXIT_CODES)
@@ -288,8 +284,7 @@ apply_handlers(const ydoc *y, const yaml_node_t *v, const char *path)
         }
         rc = key_of(y, v, p, path, sub, &type);
         if (rc == JM_OK && strlen(type) > JM_CFG_TYPE_MAX)
-            rc = yfail(y, node(y, p->key), sub, "job type longer than %d bytes",
-                       JM_CFG_TYPE_MAX);
+            rc = yfail(y, node(y, p->key), sub, "job type longer than %d bytes", JM_CFG_TYPE_MAX);
         else if (rc == JM_OK && type[0] == '\0')
             rc = yfail(y, node(y, p->key), path, "job type must not be empty");
         if (rc != JM_OK)
@@ -319,10 +314,8 @@ apply_setting(const ydoc *y, const jm_cfg_field *f, const yaml_node_t *v, const 
 {
     char src[PATH_MAX_LEN + 64];
     switch (f->type) {
-    case JM_CFG_QUEUES:
-        return apply_queues(y, f, v, path);
-    case JM_CFG_HANDLERS:
-        return apply_handlers(y, v, path);
+    case JM_CFG_QUEUES: return apply_queues(y, f, v, path);
+    case JM_CFG_HANDLERS: return apply_handlers(y, v, path);
     case JM_CFG_STR:
         if (!is_string(v))
             return yfail(y, v, path, "must be a string");
@@ -364,7 +357,7 @@ static int
 apply_root(const ydoc *y, const yaml_node_t *root)
 {
     if (root == NULL || is_null(root))
-        return JM_OK;  /* an empty file */
+        return JM_OK; /* an empty file */
     if (root->type != YAML_MAPPING_NODE)
         return yfail(y, root, "(top level)",
                      "must be a mapping of sections (redis, api, worker, janitor, jobs, log)");
@@ -386,13 +379,12 @@ apply_root(const ydoc *y, const yaml_node_t *root)
 
 /* The message for a failed parse: libyaml's problem at its line. */
 static int
-parse_error(const yaml_parser_t *p, const char *name, const char *buf, size_t len,
-            jm_error *err)
+parse_error(const yaml_parser_t *p, const char *name, const char *buf, size_t len, jm_error *err)
 {
     if (p->error == YAML_MEMORY_ERROR)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     size_t line = p->problem_mark.line + 1;
-    if (p->error == YAML_READER_ERROR) {  /* bad encoding: only a byte offset */
+    if (p->error == YAML_READER_ERROR) { /* bad encoding: only a byte offset */
         line = 1;
         for (size_t i = 0; i < p->problem_offset && i < len; i++)
             line += buf[i] == '\n';
@@ -421,18 +413,15 @@ scan(const char *name, const char *buf, size_t len, jm_error *err)
             break;
         }
         size_t line = ev.start_mark.line + 1;
-        const yaml_char_t *anchor = ev.type == YAML_SCALAR_EVENT ? ev.data.scalar.anchor
-                                    : ev.type == YAML_SEQUENCE_START_EVENT
-                                        ? ev.data.sequence_start.anchor
-                                    : ev.type == YAML_MAPPING_START_EVENT
-                                        ? ev.data.mapping_start.anchor
-                                        : NULL;
+        const yaml_char_t *anchor =
+            ev.type == YAML_SCALAR_EVENT           ? ev.data.scalar.anchor
+            : ev.type == YAML_SEQUENCE_START_EVENT ? ev.data.sequence_start.anchor
+            : ev.type == YAML_MAPPING_START_EVENT  ? ev.data.mapping_start.anchor
+                                                   : NULL;
         if (anchor != NULL && anchor_line == 0)
             anchor_line = line;
         switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = true;
-            break;
+        case YAML_STREAM_END_EVENT: done = true; break;
         case YAML_DOCUMENT_START_EVENT:
             if (++docs > 1)
                 rc = jm_error_set(err, JM_ERR_INVALID, NULL,
@@ -441,20 +430,16 @@ scan(const char *name, const char *buf, size_t len, jm_error *err)
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
             if (++depth > YAML_DEPTH_MAX)
-                rc = jm_error_set(err, JM_ERR_INVALID, NULL,
-                                  "%s:%zu: nested deeper than %d levels", name, line,
-                                  YAML_DEPTH_MAX);
+                rc = jm_error_set(err, JM_ERR_INVALID, NULL, "%s:%zu: nested deeper than %d levels",
+                                  name, line, YAML_DEPTH_MAX);
             break;
         case YAML_SEQUENCE_END_EVENT:
-        case YAML_MAPPING_END_EVENT:
-            depth--;
-            break;
+        case YAML_MAPPING_END_EVENT: depth--; break;
         case YAML_ALIAS_EVENT:
-            rc = jm_error_set(err, JM_ERR_INVALID, NULL, "%s:%zu: aliases are not supported",
-                              name, line);
+            rc = jm_error_set(err, JM_ERR_INVALID, NULL, "%s:%zu: aliases are not supported", name,
+                              line);
             break;
-        default:
-            break;
+        default: break;
         }
         yaml_event_delete(&ev);
     }
@@ -466,8 +451,7 @@ scan(const char *name, const char *buf, size_t len, jm_error *err)
 }
 
 int
-jm_config_load_yaml(jm_config *cfg, const char *name, const char *buf, size_t len,
-                    jm_error *err)
+jm_config_load_yaml(jm_config *cfg, const char *name, const char *buf, size_t len, jm_error *err)
 {
     if (name == NULL)
         name = "(yaml)";

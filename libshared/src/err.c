@@ -53,8 +53,9 @@ jm_err_name(int code)
 _Noreturn void
 jm__assert_fail(const char *cond, const char *file, int line)
 {
-    fprintf(stderr, "{\"level\":\"fatal\",\"msg\":\"assertion failed\",\"cond\":\"%s\","
-                    "\"file\":\"%s\",\"line\":%d}\n",
+    fprintf(stderr,
+            "{\"level\":\"fatal\",\"msg\":\"assertion failed\",\"cond\":\"%s\","
+            "\"file\":\"%s\",\"line\":%d}\n",
             cond, file, line);
     abort();
 }

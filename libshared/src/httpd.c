@@ -32,12 +32,12 @@
 
 struct jm_httpd {
     struct mg_context *ctx;
-    jm_metrics *metrics;         /* borrowed */
+    jm_metrics *metrics; /* borrowed */
     jm_httpd_ready_fn ready;
     jm_httpd_refresh_fn refresh;
-    void *user;                  /* borrowed */
-    jm_civetweb_log clog;        /* civetweb's messages (start errors, warnings) */
-    char listen[128];            /* the configured address, for the stop */
+    void *user;           /* borrowed */
+    jm_civetweb_log clog; /* civetweb's messages (start errors, warnings) */
+    char listen[128];     /* the configured address, for the stop */
 };
 
 /* ---------------------------------------------------------------------------
@@ -88,8 +88,7 @@ check_route(struct mg_connection *conn, const char *path)
         return reply_text(conn, 404, "not found\n");
     if (strcmp(ri->request_method, "GET") != 0 && !is_head(ri))
         return reply(conn, 405, JM_HTTPD_TEXT_TYPE, "method not allowed\n",
-                     strlen("method not allowed\n"), "Allow",
-                     "GET, HEAD");
+                     strlen("method not allowed\n"), "Allow", "GET, HEAD");
     return 0;
 }
 
@@ -203,7 +202,8 @@ jm_httpd_start(const jm_httpd_opts *opts, jm_error *err)
     memset(&cb, 0, sizeof(cb));
     cb.begin_request = on_begin_request;
     cb.log_message = on_log_message;
-    jm_civetweb_opts co = {.ports = ports, .threads = JM_HTTPD_THREADS,
+    jm_civetweb_opts co = {.ports = ports,
+                           .threads = JM_HTTPD_THREADS,
                            .request_timeout_ms = JM_HTTPD_REQUEST_TIMEOUT_MS};
     srv->ctx = jm_civetweb_start(&cb, srv, &co, &srv->clog, "listen", opts->listen, err);
     if (srv->ctx == NULL) {

@@ -38,8 +38,8 @@ jm_state_terminal(jm_state s)
 static bool
 name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '_' || c == '.' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
 }
 
 bool
@@ -77,8 +77,7 @@ jm_slot_tag(const char *queue, char tag[JM_TAG_LEN + 1])
     tag[JM_TAG_LEN] = '\0';
 }
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 int
 jm_id_new(const char *queue, char id[JM_ID_LEN + 1], jm_error *err)
@@ -264,8 +263,8 @@ jm_job_spec_from_json(const json_t *body, const char *field_prefix, jm_job_spec 
         return rc;
     if (has_delay && has_run_at)
         return bad(err, px, "run_at", "cannot be given together with delay_s");
-    if ((rc = get_seconds_ms(body, px, "expires_in_s", 0.001, JM_DELAY_MAX_S,
-                             &spec->expires_in_ms, &has_exp, err)) != JM_OK)
+    if ((rc = get_seconds_ms(body, px, "expires_in_s", 0.001, JM_DELAY_MAX_S, &spec->expires_in_ms,
+                             &has_exp, err)) != JM_OK)
         return rc;
 
     const json_t *k = json_object_get(body, "idempotency_key");
@@ -405,7 +404,8 @@ jm_job_to_json(const jm_job *job)
     json_object_set_new(o, "progress", jm_json_parse_text(job->progress));
     json_object_set_new(o, "worker", str_or_null(job->worker));
     json_object_set_new(o, "cancel_requested", json_boolean(job->cancel_requested));
-    json_object_set_new(o, "timeout_s", job->timeout_s > 0 ? json_integer(job->timeout_s) : json_null());
+    json_object_set_new(o, "timeout_s",
+                        job->timeout_s > 0 ? json_integer(job->timeout_s) : json_null());
     json_object_set_new(o, "created_at", jm_ms_to_json(job->created_ms));
     json_object_set_new(o, "run_at", jm_ms_to_json(job->run_at_ms));
     json_object_set_new(o, "started_at", jm_ms_to_json(job->started_ms));

@@ -106,14 +106,13 @@ stack_left(void)
     return here > stack_low ? (size_t)(here - stack_low) : 0;
 }
 
-static void
-set_error(json_error_t *e, const char *source, int line, int column, size_t pos,
-          const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static void set_error(json_error_t *e, const char *source, int line, int column, size_t pos,
+                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 /* set_error fills e as jansson does: text, then the code in its last byte. */
 static void
-set_error(json_error_t *e, const char *source, int line, int column, size_t pos,
-          const char *fmt, ...)
+set_error(json_error_t *e, const char *source, int line, int column, size_t pos, const char *fmt,
+          ...)
 {
     if (e == NULL)
         return;
@@ -147,7 +146,8 @@ refused(const char *buf, size_t len, json_error_t *error, const char *source)
     if (left < JM_JSON_STACK_NEED(depth)) {
         set_error(error, source, 1, 0, 0,
                   "nested %d levels deep: this thread has %zu bytes of stack left, "
-                  "%zu needed", depth, left, (size_t)JM_JSON_STACK_NEED(depth));
+                  "%zu needed",
+                  depth, left, (size_t)JM_JSON_STACK_NEED(depth));
         return true;
     }
     return false;

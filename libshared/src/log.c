@@ -86,9 +86,9 @@ jm_log(jm_log_level level, const char *msg, ...)
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
     char stamp[160];
-    snprintf(stamp, sizeof(stamp), "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             ts.tv_nsec / 1000000);
+    snprintf(stamp, sizeof(stamp),
+             "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
     put_raw(buf, sizeof(buf), &pos, stamp);
     put_json_string(buf, sizeof(buf), &pos, level_names[level & 3]);
     put_raw(buf, sizeof(buf), &pos, ",\"service\":");

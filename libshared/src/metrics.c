@@ -28,7 +28,7 @@
 
 const double jm_metrics_default_buckets[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1,      2.5,   5,      10,    30,   60,    120,  300, 600, 1800,
+    1,      2.5,   5,      10,    30,   60,    120,  300, 600,  1800,
 };
 const size_t jm_metrics_n_default_buckets =
     sizeof(jm_metrics_default_buckets) / sizeof(jm_metrics_default_buckets[0]);
@@ -38,34 +38,34 @@ const size_t jm_metrics_n_default_buckets =
 #define JM_METRICS_HASH_INIT 16
 
 struct jm_metric_series {
-    _Atomic uint64_t value;        /* counter/gauge value, histogram sum: double bits */
-    jm_metric_family *fam;         /* owner */
-    jm_metric_series *next;        /* creation order, for rendering */
-    jm_metric_series *chain;       /* hash bucket chain */
-    uint64_t hash;                 /* of the label values */
-    char **label_values;           /* fam->n_labels copies */
-    _Atomic uint64_t counts[];     /* histogram: n_buckets + 1 (+Inf last) */
+    _Atomic uint64_t value;    /* counter/gauge value, histogram sum: double bits */
+    jm_metric_family *fam;     /* owner */
+    jm_metric_series *next;    /* creation order, for rendering */
+    jm_metric_series *chain;   /* hash bucket chain */
+    uint64_t hash;             /* of the label values */
+    char **label_values;       /* fam->n_labels copies */
+    _Atomic uint64_t counts[]; /* histogram: n_buckets + 1 (+Inf last) */
 };
 
 struct jm_metric_family {
-    jm_metrics *reg;               /* owner */
+    jm_metrics *reg; /* owner */
     char *name;
     char *help;
     jm_metric_type type;
     size_t n_labels;
     char **label_names;
-    size_t n_buckets;              /* finite upper bounds; +Inf implied */
+    size_t n_buckets; /* finite upper bounds; +Inf implied */
     double *buckets;
-    jm_metric_series *first;       /* creation order */
+    jm_metric_series *first; /* creation order */
     jm_metric_series *last;
-    jm_metric_series **table;      /* hash table, n_slots (power of two) */
+    jm_metric_series **table; /* hash table, n_slots (power of two) */
     size_t n_slots;
     size_t n_series;
 };
 
 struct jm_metrics {
-    pthread_mutex_t lock;          /* structure only; values are atomics */
-    jm_metric_family **families;   /* registration order */
+    pthread_mutex_t lock;        /* structure only; values are atomics */
+    jm_metric_family **families; /* registration order */
     size_t n_families;
     size_t cap_families;
 };
@@ -101,8 +101,7 @@ atomic_dbl_add(_Atomic uint64_t *p, double v)
 {
     uint64_t old = atomic_load_explicit(p, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(p, &old, dbl_bits(bits_dbl(old) + v),
-                                                  memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+                                                  memory_order_relaxed, memory_order_relaxed)) {
         /* old was refreshed by the failed exchange; retry */
     }
 }
@@ -690,8 +689,8 @@ sb_u64(strbuf *sb, uint64_t v)
 
 /* sb_sample_name writes `name<suffix>{labels[,le="..."]} ` ready for a value. */
 static void
-sb_sample_name(strbuf *sb, const jm_metric_family *f, const jm_metric_series *s,
-               const char *suffix, const char *le)
+sb_sample_name(strbuf *sb, const jm_metric_family *f, const jm_metric_series *s, const char *suffix,
+               const char *le)
 {
     sb_puts(sb, f->name);
     sb_puts(sb, suffix);
@@ -761,7 +760,7 @@ char *
 jm_metrics_render(jm_metrics *m, size_t *len)
 {
     strbuf sb = {0};
-    sb_add(&sb, "", 0);          /* an empty registry renders "" (not NULL) */
+    sb_add(&sb, "", 0); /* an empty registry renders "" (not NULL) */
     if (m != NULL) {
         pthread_mutex_lock(&m->lock);
         for (size_t i = 0; i < m->n_families; i++) {

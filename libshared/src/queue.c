@@ -107,8 +107,8 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
         if (!member && ++known > max_queues) {
             char field[64];
             snprintf(field, sizeof(field), "jobs[%zu].queue", i);
-            return jm_error_set(err, JM_ERR_LIMIT, field,
-                                "%s would exceed max_queues (%d)", field, max_queues);
+            return jm_error_set(err, JM_ERR_LIMIT, field, "%s would exceed max_queues (%d)", field,
+                                max_queues);
         }
     }
     return JM_OK;
@@ -241,8 +241,7 @@ claim_reply(redisReply *rep, const char *queue, int max, jm_claim *out, int *n, 
             jm_error *err)
 {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
-        (rep->elements - 2) % CLAIM_FIELDS != 0 ||
-        (rep->elements - 2) / CLAIM_FIELDS > (size_t)max)
+        (rep->elements - 2) % CLAIM_FIELDS != 0 || (rep->elements - 2) / CLAIM_FIELDS > (size_t)max)
         return jm_error_set(err, JM_ERR_REPLY, NULL, "claim: unexpected reply");
     size_t jobs = (rep->elements - 2) / CLAIM_FIELDS;
     int64_t started = jm__reply_ll(rep->element[rep->elements - 2]);
@@ -302,8 +301,7 @@ jm_queue_claim(jm_redis *r, jm_claim_call *call, jm_claim *out, int *n, jm_error
 }
 
 int
-jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out, int *n,
-                       jm_error *err)
+jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out, int *n, jm_error *err)
 {
     *n = 0;
     char slease[16];
@@ -325,7 +323,7 @@ jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out, in
 
 typedef struct hb_ref {
     const jm_lease *lease;
-    size_t index;       /* in the caller's arrays */
+    size_t index; /* in the caller's arrays */
 } hb_ref;
 
 static int
@@ -397,7 +395,7 @@ jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, 
     /* Send every group, then read every reply sent. */
     size_t sent_upto = 0;
     int groups = 0;
-    for (size_t g = 0; g < n && rc == JM_OK; ) {
+    for (size_t g = 0; g < n && rc == JM_OK;) {
         size_t e = g + 1;
         while (e < n && strcmp(refs[e].lease->queue, refs[g].lease->queue) == 0)
             e++;
@@ -445,8 +443,7 @@ outcome_args_of(outcome_args *a, const jm_outcome *o)
     switch (o->kind) {
     case JM_OUTCOME_COMPLETE: a->v[3] = o->result != NULL ? o->result : "null"; break;
     case JM_OUTCOME_FAIL:
-        snprintf(a->backoff, sizeof(a->backoff), "%" PRId64,
-                 o->backoff_ms > 0 ? o->backoff_ms : 0);
+        snprintf(a->backoff, sizeof(a->backoff), "%" PRId64, o->backoff_ms > 0 ? o->backoff_ms : 0);
         a->v[3] = o->error != NULL ? o->error : "failed";
         a->v[4] = o->permanent ? "1" : "0";
         a->v[5] = a->backoff;
@@ -472,13 +469,11 @@ outcome_finish(jm_outcome *o, long long code)
     case JM_OUTCOME_COMPLETE: o->state = JM_STATE_SUCCEEDED; break;
     case JM_OUTCOME_CANCEL_ACK: o->state = JM_STATE_CANCELED; break;
     case JM_OUTCOME_FAIL:
-        o->state = code == 3 ? JM_STATE_CANCELED : code == 2 ? JM_STATE_FAILED
-                                                             : JM_STATE_SCHEDULED;
+        o->state = code == 3 ? JM_STATE_CANCELED : code == 2 ? JM_STATE_FAILED : JM_STATE_SCHEDULED;
         break;
     case JM_OUTCOME_RELEASE:
     case JM_OUTCOME_ABANDON:
-        o->state = code == 2 ? JM_STATE_CANCELED : code == 3 ? JM_STATE_FAILED
-                                                             : JM_STATE_QUEUED;
+        o->state = code == 2 ? JM_STATE_CANCELED : code == 3 ? JM_STATE_FAILED : JM_STATE_QUEUED;
         break;
     }
 }
@@ -585,8 +580,7 @@ jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret)
 
 /* The single-outcome calls of queue.h, on jm_queue_outcome. */
 static int
-outcome1(jm_redis *r, jm_outcome *o, const jm_retention *ret, jm_state *out_state,
-         jm_error *err)
+outcome1(jm_redis *r, jm_outcome *o, const jm_retention *ret, jm_state *out_state, jm_error *err)
 {
     int rc = jm_queue_outcome(r, o, ret);
     if (err != NULL)
@@ -608,14 +602,17 @@ int
 jm_queue_fail(jm_redis *r, const char *id, const char *lease, const char *error, bool permanent,
               int64_t backoff_ms, const jm_retention *ret, jm_state *out_state, jm_error *err)
 {
-    jm_outcome o = {.kind = JM_OUTCOME_FAIL, .id = id, .lease = lease, .error = error,
-                    .permanent = permanent, .backoff_ms = backoff_ms};
+    jm_outcome o = {.kind = JM_OUTCOME_FAIL,
+                    .id = id,
+                    .lease = lease,
+                    .error = error,
+                    .permanent = permanent,
+                    .backoff_ms = backoff_ms};
     return outcome1(r, &o, ret, out_state, err);
 }
 
 int
-jm_queue_release(jm_redis *r, const char *id, const char *lease, jm_state *out_state,
-                 jm_error *err)
+jm_queue_release(jm_redis *r, const char *id, const char *lease, jm_state *out_state, jm_error *err)
 {
     jm_outcome o = {.kind = JM_OUTCOME_RELEASE, .id = id, .lease = lease};
     return outcome1(r, &o, NULL, out_state, err);
@@ -660,8 +657,8 @@ jm_queue_progress(jm_redis *r, const char *id, const char *lease, const char *pr
 /* ---- operator transitions ---- */
 
 static int
-by_id(jm_redis *r, const char *script, const char *id, const char *mode,
-      const jm_retention *ret, long long *code, jm_error *err)
+by_id(jm_redis *r, const char *script, const char *id, const char *mode, const jm_retention *ret,
+      long long *code, jm_error *err)
 {
     if (!jm_id_valid(id))
         return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "job %s not found", id);
@@ -746,8 +743,8 @@ jm_queue_requeue_expired(jm_redis *r, const char *queue, int batch, const jm_ret
 }
 
 static int
-duty_int(jm_redis *r, const char *script, const char *queue, int batch,
-         const jm_retention *ret, int *n, jm_error *err)
+duty_int(jm_redis *r, const char *script, const char *queue, int batch, const jm_retention *ret,
+         int *n, jm_error *err)
 {
     redisReply *rep = duty(r, script, queue, batch, ret, err);
     if (rep == NULL)
@@ -768,8 +765,8 @@ jm_queue_promote_due(jm_redis *r, const char *queue, int batch, int *n, jm_error
 }
 
 int
-jm_queue_expire_stale(jm_redis *r, const char *queue, int batch, const jm_retention *ret,
-                      int *n, jm_error *err)
+jm_queue_expire_stale(jm_redis *r, const char *queue, int batch, const jm_retention *ret, int *n,
+                      jm_error *err)
 {
     return duty_int(r, "expire_stale", queue, batch, ret, n, err);
 }

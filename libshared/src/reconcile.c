@@ -19,7 +19,7 @@ enum { STAGE_START, STAGE_RECORDS, STAGE_QUEUES };
 enum { PHASE_SMALL, PHASE_INDEX, PHASE_PENDING, PHASE_COUNTS };
 
 static const char *const zsets[] = {"active", "scheduled", "deadlines", "succeeded",
-                                    "failed", "canceled", "expired"};
+                                    "failed", "canceled",  "expired"};
 #define N_ZSETS ((int)(sizeof(zsets) / sizeof(zsets[0])))
 
 static const char *const kind_names[JM_REPAIR_KIND_COUNT] = {
@@ -28,17 +28,17 @@ static const char *const kind_names[JM_REPAIR_KIND_COUNT] = {
 };
 
 struct jm_reconciler {
-    int slice;              /* entries per call */
-    int counts_max;         /* recount queues whose indexes hold at most this */
-    int stage;              /* STAGE_* */
-    char scan_cursor[32];   /* SCAN cursor over job records */
-    char **queues;          /* owned: queue names snapshotted at cycle start */
+    int slice;            /* entries per call */
+    int counts_max;       /* recount queues whose indexes hold at most this */
+    int stage;            /* STAGE_* */
+    char scan_cursor[32]; /* SCAN cursor over job records */
+    char **queues;        /* owned: queue names snapshotted at cycle start */
     size_t n_queues;
-    size_t qi;              /* current queue */
-    int phase;              /* PHASE_* within the current queue */
-    int zi;                 /* current ZSET in PHASE_INDEX */
-    char zcursor[32];       /* ZSCAN cursor in PHASE_INDEX */
-    long long offset;       /* LRANGE offset in PHASE_PENDING */
+    size_t qi;        /* current queue */
+    int phase;        /* PHASE_* within the current queue */
+    int zi;           /* current ZSET in PHASE_INDEX */
+    char zcursor[32]; /* ZSCAN cursor in PHASE_INDEX */
+    long long offset; /* LRANGE offset in PHASE_PENDING */
 };
 
 const char *
@@ -114,8 +114,7 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
     if (rep == NULL)
         return jm__err_code(err);
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(rep);
         return jm_error_set(err, JM_ERR_REPLY, NULL, "SCAN: unexpected reply");
     }
@@ -123,8 +122,7 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
     int rc = JM_OK, sent = 0;
     for (size_t i = 0; i < keys->elements && rc == JM_OK; i++) {
         jm_keybuf slot;
-        const char *key = keys->element[i]->type == REDIS_REPLY_STRING ? keys->element[i]->str
-                                                                         : "";
+        const char *key = keys->element[i]->type == REDIS_REPLY_STRING ? keys->element[i]->str : "";
         const char *id = jm_key_parse_job(slot, r, key);
         if (id == NULL)
             continue;

@@ -160,16 +160,17 @@ jm_redis_set_read_timeout(jm_redis *r, int timeout_ms)
 {
     r->read_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
     if (r->ctx != NULL)
-        redisSetTimeout(r->ctx, jm__tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
+        redisSetTimeout(r->ctx,
+                        jm__tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
 }
 
 /* transient_error tells whether an error reply passes by itself. */
 static int
 transient_error(const char *msg)
 {
-    static const char *const prefixes[] = {"OOM ", "BUSY ", "LOADING ", "READONLY ",
-                                           "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ",
-                                           "NOREPLICAS "};
+    static const char *const prefixes[] = {"OOM ",         "BUSY ",       "LOADING ",
+                                           "READONLY ",    "MASTERDOWN ", "TRYAGAIN ",
+                                           "CLUSTERDOWN ", "NOREPLICAS "};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
         if (strncmp(msg, prefixes[i], strlen(prefixes[i])) == 0)
             return 1;
@@ -210,8 +211,8 @@ jm_redis_connect(jm_redis *r, jm_error *err)
                             r->url.port, (long long)(r->next_try_ms - jm_clock_ms()));
     redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, jm__tv_ms(r->timeout_ms));
     if (c == NULL || c->err) {
-        jm_error_set(err, JM_ERR_REDIS, NULL, "redis connect %s:%d: %s", r->url.host,
-                     r->url.port, c != NULL ? c->errstr : "out of memory");
+        jm_error_set(err, JM_ERR_REDIS, NULL, "redis connect %s:%d: %s", r->url.host, r->url.port,
+                     c != NULL ? c->errstr : "out of memory");
         if (c != NULL)
             redisFree(c);
         jm_redis_drop(r);
@@ -231,7 +232,8 @@ jm_redis_connect(jm_redis *r, jm_error *err)
         freeReplyObject(rep);
     }
     if (r->url.db != 0) {
-        if ((rep = jm__redis_check_reply(r, redisCommand(c, "SELECT %d", r->url.db), err, "SELECT")) == NULL)
+        if ((rep = jm__redis_check_reply(r, redisCommand(c, "SELECT %d", r->url.db), err,
+                                         "SELECT")) == NULL)
             goto failed;
         freeReplyObject(rep);
     }
@@ -278,8 +280,7 @@ jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
 }
 
 int
-jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
-                   const size_t *argvlen)
+jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv, const size_t *argvlen)
 {
     if (jm_redis_connect(r, err) != JM_OK)
         return JM_ERR_REDIS;
@@ -330,4 +331,3 @@ jm_redis_pipe_discard(jm_redis *r, int n)
         freeReplyObject(out);
     }
 }
-

@@ -27,7 +27,6 @@ struct jm_redis {
     int pipe_pending;    /* replies still to read in a pipeline */
 };
 
-
 /* jm_redis_set_read_timeout changes the command timeout (for blocking
  * commands such as BLPOP, set it longer than their own timeout); 0 restores
  * the handle's default. It stays in force across reconnects. */
@@ -47,8 +46,7 @@ redisReply *jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const ch
  * restarted Redis). keys and args are borrowed strings (NUL-terminated when
  * the lengths are NULL). Same return contract as jm_redis_command. */
 redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
-                          const char **keys, int nargs, const char **args,
-                          const size_t *arglens);
+                          const char **keys, int nargs, const char **args, const size_t *arglens);
 
 /* Pipelining: append several evals, then read their replies in order with
  * jm_redis_pipe_reply. jm_redis_pipe_eval returns JM_OK or JM_ERR_REDIS (not
@@ -56,8 +54,8 @@ redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkey
  * after an I/O error the remaining replies are lost and the context dropped.
  * NOSCRIPT inside a pipeline is handled by jm_redis_pipe_reply re-running that
  * one script synchronously (scripts are loaded on connect, so this is rare). */
-int jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
-                       const char **keys, int nargs, const char **args, const size_t *arglens);
+int jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
+                       int nargs, const char **args, const size_t *arglens);
 redisReply *jm_redis_pipe_reply(jm_redis *r, jm_error *err);
 /* jm_redis_pipe_argv appends a plain command (MULTI, EXEC, ...) to the
  * pipeline. JM_OK or JM_ERR_REDIS. */

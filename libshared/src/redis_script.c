@@ -30,8 +30,7 @@ static int
 load_script(jm_redis *r, int i, jm_error *err)
 {
     redisReply *rep = jm__redis_check_reply(
-        r, redisCommand(r->ctx, "SCRIPT LOAD %s", jm_script_sources[i].source), err,
-        "SCRIPT LOAD");
+        r, redisCommand(r->ctx, "SCRIPT LOAD %s", jm_script_sources[i].source), err, "SCRIPT LOAD");
     if (rep == NULL)
         return err != NULL ? err->code : JM_ERR_REDIS;
     if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
@@ -124,8 +123,8 @@ jm__redis_is_noscript(const redisReply *rep)
 }
 
 redisReply *
-jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
-              int nargs, const char **args, const size_t *arglens)
+jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys, int nargs,
+              const char **args, const size_t *arglens)
 {
     eval_argv e;
     if (eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
@@ -178,4 +177,3 @@ jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err)
         return JM_ERR_REDIS;
     return load_script(r, i, err);
 }
-

@@ -82,10 +82,10 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     svc->redis_errors = jm_metrics_family(svc->metrics, "jobmill_redis_errors_total",
                                           "Redis calls that failed, by operation.",
                                           JM_METRIC_COUNTER, oplabel, NULL, 0);
-    jm_metric_family *lat = jm_metrics_family(
-        svc->metrics, "jobmill_redis_request_duration_seconds",
-        "Round-trip time of synchronous Redis commands and scripts.", JM_METRIC_HISTOGRAM, NULL,
-        NULL, 0);
+    jm_metric_family *lat =
+        jm_metrics_family(svc->metrics, "jobmill_redis_request_duration_seconds",
+                          "Round-trip time of synchronous Redis commands and scripts.",
+                          JM_METRIC_HISTOGRAM, NULL, NULL, 0);
     jm_metric_series *lat_series = lat != NULL ? jm_metrics_series(lat, NULL) : NULL;
     if (lat_series != NULL)
         jm_redis_set_latency_hook(record_latency, lat_series);
@@ -118,8 +118,8 @@ jm_service_check_version(jm_service *svc, jm_redis *r, bool *warned)
     }
     jm_service_redis_error(svc, "check_version");
     if (!*warned)
-        jm_log_warn("redis unreachable: layout version not checked yet; retrying", "error",
-                    err.msg, NULL);
+        jm_log_warn("redis unreachable: layout version not checked yet; retrying", "error", err.msg,
+                    NULL);
     *warned = true;
     return rc;
 }

@@ -25,8 +25,9 @@ jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err)
     snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
     jm_call c;
     jm_call_init(&c, r, NULL, NULL);
-    const char *args[7] = {w->id, w->host != NULL ? w->host : "", pid,
-                           w->queues != NULL ? w->queues : "", conc, busy, ttl};
+    const char *args[7] = {
+        w->id, w->host != NULL ? w->host : "", pid, w->queues != NULL ? w->queues : "", conc, busy,
+        ttl};
     for (int i = 0; i < 7; i++)
         jm_call_arg(&c, args[i]);
     redisReply *rep = jm_call_run(r, &c, "worker_beat", err);
@@ -117,7 +118,8 @@ jm_workers_list(jm_redis *r, jm_worker_info **out, size_t *n, jm_error *err)
             w->queues = dup_or_empty(rep->element[2]->str);
             w->concurrency = rep->element[3]->str != NULL ? atoi(rep->element[3]->str) : 0;
             w->busy = rep2->element[0]->str != NULL ? atoi(rep2->element[0]->str) : 0;
-            w->started_ms = rep2->element[1]->str != NULL ? strtoll(rep2->element[1]->str, NULL, 10) : 0;
+            w->started_ms =
+                rep2->element[1]->str != NULL ? strtoll(rep2->element[1]->str, NULL, 10) : 0;
             w->heartbeat_age_ms = now - strtoll(ids->element[2 * i + 1]->str, NULL, 10);
             if (w->id == NULL || w->host == NULL || w->queues == NULL)
                 rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");

@@ -30,29 +30,29 @@ typedef struct api_metrics api_metrics;
 
 /* The process: configuration, shared services, lifecycle flags. */
 typedef struct api_app {
-    jm_service *svc;          /* borrowed from main */
-    const jm_config *cfg;     /* &svc->cfg */
-    jm_retention retention;   /* from cfg, for cancel */
-    api_auth *auth;           /* NULL = no auth */
-    api_waiters *waiters;     /* long-polls and their subscriber thread */
-    api_metrics *metrics;     /* api metric families */
-    atomic_int draining;      /* SIGTERM seen: /readyz fails */
-    atomic_int version_ok;    /* jm_redis_check_version passed */
-    atomic_int stopping;      /* drain delay over: new /v1 requests get 503 */
+    jm_service *svc;        /* borrowed from main */
+    const jm_config *cfg;   /* &svc->cfg */
+    jm_retention retention; /* from cfg, for cancel */
+    api_auth *auth;         /* NULL = no auth */
+    api_waiters *waiters;   /* long-polls and their subscriber thread */
+    api_metrics *metrics;   /* api metric families */
+    atomic_int draining;    /* SIGTERM seen: /readyz fails */
+    atomic_int version_ok;  /* jm_redis_check_version passed */
+    atomic_int stopping;    /* drain delay over: new /v1 requests get 503 */
 } api_app;
 
 /* Route flags. */
-#define API_ROUTE_OPEN 1u   /* no auth, no Redis gate: /healthz, /readyz, /metrics */
-#define API_ROUTE_BODY 2u   /* takes a JSON body (submit, batch) */
+#define API_ROUTE_OPEN 1u /* no auth, no Redis gate: /healthz, /readyz, /metrics */
+#define API_ROUTE_BODY 2u /* takes a JSON body (submit, batch) */
 
-#define API_PARAM_MAX 256   /* a path parameter, decoded, NUL included */
+#define API_PARAM_MAX 256 /* a path parameter, decoded, NUL included */
 
 typedef struct api_req api_req;
 typedef int (*api_handler_fn)(api_req *req);
 
 typedef struct api_route {
-    const char *method;   /* "GET", "POST" */
-    const char *path;     /* template: "/v1/jobs/{id}" */
+    const char *method; /* "GET", "POST" */
+    const char *path;   /* template: "/v1/jobs/{id}" */
     api_handler_fn fn;
     unsigned flags;
 } api_route;
@@ -62,11 +62,11 @@ struct api_req {
     struct mg_connection *conn;
     const struct mg_request_info *ri;
     api_app *app;
-    jm_redis *redis;            /* this thread's handle (borrowed); NULL if none */
-    const api_route *route;     /* matched route, NULL for 404 */
-    int route_index;            /* index in the table, -1 for 404 */
-    char param[API_PARAM_MAX];  /* the one path parameter ({id} or {queue}) */
-    char *body;                 /* owned: the request body, NUL-terminated */
+    jm_redis *redis;           /* this thread's handle (borrowed); NULL if none */
+    const api_route *route;    /* matched route, NULL for 404 */
+    int route_index;           /* index in the table, -1 for 404 */
+    char param[API_PARAM_MAX]; /* the one path parameter ({id} or {queue}) */
+    char *body;                /* owned: the request body, NUL-terminated */
     size_t body_len;
 };
 
@@ -76,11 +76,11 @@ struct api_req {
 const api_route *api_routes(size_t *n);
 /* What api_route_match found. */
 typedef struct api_route_hit {
-    int index;                  /* the matched route (JM_OK), else -1 */
-    int path_route;             /* the first route whose template matched the
+    int index;                 /* the matched route (JM_OK), else -1 */
+    int path_route;            /* the first route whose template matched the
                                    path, whatever its method; -1 when none */
-    char param[API_PARAM_MAX];  /* the path parameter of the match */
-    char allow[64];             /* methods the path takes: "GET, POST" */
+    char param[API_PARAM_MAX]; /* the path parameter of the match */
+    char allow[64];            /* methods the path takes: "GET, POST" */
 } api_route_hit;
 
 /* api_route_match finds the route for method and path. JM_OK with
@@ -124,13 +124,12 @@ int api_send_json(api_req *req, int status, json_t *body, const char *const *hdr
 int api_send_text(api_req *req, int status, const char *type, const char *text, size_t len);
 /* api_send_error sends {"error":{"code","message","field"?}}. field may be
  * NULL or "". Returns status. */
-int api_send_error(api_req *req, int status, const char *code, const char *field,
-                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int api_send_error(api_req *req, int status, const char *code, const char *field, const char *fmt,
+                   ...) __attribute__((format(printf, 5, 6)));
 /* api_send_error_h is api_send_error with extra headers (NULL or a
  * NULL-terminated list of name, value pairs: Allow, Retry-After, ...). */
 int api_send_error_h(api_req *req, int status, const char *const *hdrs, const char *code,
-                     const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+                     const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* api_send_jm_error maps a libshared error onto the contract's codes (Redis
  * trouble is 503 with Retry-After, counted under op). Returns status. */
 int api_send_jm_error(api_req *req, const jm_error *err, const char *op);

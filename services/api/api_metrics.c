@@ -14,15 +14,15 @@
 #define API_METRICS_CACHE_MS 1000
 
 struct api_metrics {
-    jm_service *svc;                 /* borrowed */
-    jm_metric_family *requests;      /* counter {route,code} */
-    jm_metric_family *duration;      /* histogram {route} */
-    jm_metric_family *submitted;     /* counter {queue} */
-    jm_metric_family *queue_jobs;    /* gauge {queue,state} */
-    jm_metric_family *oldest_age;    /* gauge {queue} */
-    jm_metric_series *long_polls;    /* gauge */
-    pthread_mutex_t refresh_lock;    /* one refresh at a time; guards last_refresh */
-    long long last_refresh_ms;       /* monotonic; 0 = never */
+    jm_service *svc;              /* borrowed */
+    jm_metric_family *requests;   /* counter {route,code} */
+    jm_metric_family *duration;   /* histogram {route} */
+    jm_metric_family *submitted;  /* counter {queue} */
+    jm_metric_family *queue_jobs; /* gauge {queue,state} */
+    jm_metric_family *oldest_age; /* gauge {queue} */
+    jm_metric_series *long_polls; /* gauge */
+    pthread_mutex_t refresh_lock; /* one refresh at a time; guards last_refresh */
+    long long last_refresh_ms;    /* monotonic; 0 = never */
 };
 
 static jm_metric_series *
@@ -82,9 +82,9 @@ api_metrics_new(jm_service *svc)
     series1(m->duration, API_ROUTE_UNMATCHED);
     series1(m->submitted, "default");
     /* Redis operations this service can fail at, visible at 0 from start. */
-    static const char *const ops[] = {"submit", "get", "cancel", "retry", "queues", "pause",
-                                      "list", "workers", "ready", "metrics", "subscribe",
-                                      "check_version", NULL};
+    static const char *const ops[] = {"submit",    "get",           "cancel",  "retry", "queues",
+                                      "pause",     "list",          "workers", "ready", "metrics",
+                                      "subscribe", "check_version", NULL};
     for (size_t i = 0; ops[i] != NULL; i++)
         series1(svc->redis_errors, ops[i]);
     return m;

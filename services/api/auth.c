@@ -96,14 +96,13 @@ api_auth_load(const char *path, jm_error *err)
         goto failed;
     }
     if (len > API_TOKENS_FILE_MAX) {
-        jm_error_set(err, JM_ERR_INVALID, "api.tokens_file", "%s: file is over %ld bytes",
-                     path, API_TOKENS_FILE_MAX);
+        jm_error_set(err, JM_ERR_INVALID, "api.tokens_file", "%s: file is over %ld bytes", path,
+                     API_TOKENS_FILE_MAX);
         goto failed;
     }
     buf[len] = '\0';
     if (strlen(buf) != len) {
-        jm_error_set(err, JM_ERR_INVALID, "api.tokens_file", "%s: file contains a NUL byte",
-                     path);
+        jm_error_set(err, JM_ERR_INVALID, "api.tokens_file", "%s: file contains a NUL byte", path);
         goto failed;
     }
     int lineno = 1;

@@ -104,8 +104,7 @@ api_jobs_batch(api_req *req)
     for (size_t i = 0; i < n; i++)
         if (res[i].created)
             api_metrics_submitted(req->app->metrics, specs[i].queue, 1);
-    jm_log_debug("batch submitted", JM_LOG_INT("jobs", n), "first_queue", specs[0].queue,
-                 NULL);
+    jm_log_debug("batch submitted", JM_LOG_INT("jobs", n), "first_queue", specs[0].queue, NULL);
     status = respond(req, stored, n);
     specs_free(specs, n);
     free(res);

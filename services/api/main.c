@@ -75,8 +75,7 @@ static int
 serve(api_app *app, jm_redis *r, bool warned)
 {
     while (jm_signals == 0) {
-        if (!atomic_load(&app->version_ok) &&
-            check_version(app, r, &warned) == JM_ERR_VERSION)
+        if (!atomic_load(&app->version_ok) && check_version(app, r, &warned) == JM_ERR_VERSION)
             return 1;
         jm_service_sleep_ms(API_TICK_MS);
     }
@@ -126,8 +125,8 @@ run(jm_service *svc)
             goto done;
         }
         if (api_auth_count(app.auth) == 0)
-            jm_log_warn("the tokens file holds no token: every /v1 request will get 401",
-                        "file", app.cfg->api_tokens_file, NULL);
+            jm_log_warn("the tokens file holds no token: every /v1 request will get 401", "file",
+                        app.cfg->api_tokens_file, NULL);
         else
             jm_log_info("bearer-token auth on", JM_LOG_INT("tokens", api_auth_count(app.auth)),
                         NULL);

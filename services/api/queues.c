@@ -187,8 +187,7 @@ api_queues_jobs(api_req *req)
     char **ids = NULL;
     size_t n = 0;
     if (rc == JM_OK)
-        rc = jm_queue_list_ids(req->redis, req->param, state, cursor, limit, &ids, &n, next,
-                               &err);
+        rc = jm_queue_list_ids(req->redis, req->param, state, cursor, limit, &ids, &n, next, &err);
     if (rc != JM_OK)
         return api_send_jm_error(req, &err, "list");
     int status = list_page(req, ids, n, state, next);

@@ -130,8 +130,8 @@ api_req_parse_json(api_req *req, int *status)
         *status = api_send_error(req, 400, "bad_json", NULL, "JSON %s at line %d column %d",
                                  jerr.text, jerr.line, jerr.column);
     else if (v == NULL)
-        *status = api_send_error(req, 400, "bad_json", NULL,
-                                 "malformed JSON at line %d column %d: %s", jerr.line,
-                                 jerr.column, jerr.text);
+        *status =
+            api_send_error(req, 400, "bad_json", NULL, "malformed JSON at line %d column %d: %s",
+                           jerr.line, jerr.column, jerr.text);
     return v;
 }

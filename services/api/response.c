@@ -117,8 +117,8 @@ api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs)
 
 /* send_error_v builds and sends the error object; hdrs as in api_send_json. */
 __attribute__((format(printf, 6, 0))) static int
-send_error_v(api_req *req, int status, const char *code, const char *field,
-             const char *const *hdrs, const char *fmt, va_list ap)
+send_error_v(api_req *req, int status, const char *code, const char *field, const char *const *hdrs,
+             const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -137,8 +137,7 @@ send_error_v(api_req *req, int status, const char *code, const char *field,
 }
 
 int
-api_send_error(api_req *req, int status, const char *code, const char *field, const char *fmt,
-               ...)
+api_send_error(api_req *req, int status, const char *code, const char *field, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -164,24 +163,19 @@ api_send_jm_error(api_req *req, const jm_error *err, const char *op)
     static const char *const retry_after[] = {"Retry-After", "1", NULL};
     const char *msg = err->msg[0] != '\0' ? err->msg : jm_err_name(err->code);
     switch (err->code) {
-    case JM_ERR_INVALID:
-        return api_send_error(req, 400, "invalid_field", err->field, "%s", msg);
+    case JM_ERR_INVALID: return api_send_error(req, 400, "invalid_field", err->field, "%s", msg);
     case JM_ERR_LIMIT:
-        return api_send_error(req, 400, "invalid_field", err->field[0] ? err->field : "queue",
-                              "%s", msg);
-    case JM_ERR_NOT_FOUND:
-        return api_send_error(req, 404, "not_found", NULL, "%s", msg);
-    case JM_ERR_STATE:
-        return api_send_error(req, 409, "invalid_state", NULL, "%s", msg);
-    case JM_ERR_TOO_LARGE:
-        return api_send_error(req, 413, "too_large", err->field, "%s", msg);
+        return api_send_error(req, 400, "invalid_field", err->field[0] ? err->field : "queue", "%s",
+                              msg);
+    case JM_ERR_NOT_FOUND: return api_send_error(req, 404, "not_found", NULL, "%s", msg);
+    case JM_ERR_STATE: return api_send_error(req, 409, "invalid_state", NULL, "%s", msg);
+    case JM_ERR_TOO_LARGE: return api_send_error(req, 413, "too_large", err->field, "%s", msg);
     case JM_ERR_REDIS:
     case JM_ERR_REPLY:
         jm_service_redis_error(req->app->svc, op);
         return api_send_error_h(req, 503, retry_after, "unavailable", NULL,
                                 "redis is unavailable, retry later (%s)", msg);
-    default:
-        return api_send_error(req, 500, "internal", NULL, "%s", msg);
+    default: return api_send_error(req, 500, "internal", NULL, "%s", msg);
     }
 }
 

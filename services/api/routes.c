@@ -14,7 +14,10 @@
 #include <string.h>
 #include "api.h"
 
-#define ROUTE(method, path, fn, flags) {method, path, fn, flags}
+#define ROUTE(method, path, fn, flags)                                                             \
+    {                                                                                              \
+        method, path, fn, flags                                                                    \
+    }
 
 static const api_route routes[] = {
     ROUTE("POST", "/v1/jobs", api_jobs_submit, API_ROUTE_BODY),

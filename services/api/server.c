@@ -35,12 +35,12 @@
 
 struct api_server {
     struct mg_context *ctx;
-    api_app *app;                /* borrowed */
-    jm_civetweb_log clog;        /* civetweb's messages (start errors, warnings) */
-    atomic_int handlers_set;     /* the request handlers are registered */
-    pthread_mutex_t idle_lock;   /* guards inflight */
-    pthread_cond_t idle_cond;    /* signalled when inflight drops to 0 */
-    int inflight;                /* requests between dispatch and answer */
+    api_app *app;              /* borrowed */
+    jm_civetweb_log clog;      /* civetweb's messages (start errors, warnings) */
+    atomic_int handlers_set;   /* the request handlers are registered */
+    pthread_mutex_t idle_lock; /* guards inflight */
+    pthread_cond_t idle_cond;  /* signalled when inflight drops to 0 */
+    int inflight;              /* requests between dispatch and answer */
 };
 
 /* dispatch routes one request and returns the status it sent. */
@@ -54,8 +54,7 @@ dispatch(api_req *req)
     api_route_hit hit;
     if (api_route_match(method, path, &hit) != JM_OK) {
         if (hit.path_route < 0)
-            return api_send_error(req, 404, "not_found", NULL, "no route for %s %s", method,
-                                  path);
+            return api_send_error(req, 404, "not_found", NULL, "no route for %s %s", method, path);
         req->route = &routes[hit.path_route]; /* the metric label */
         const char *hdrs[] = {"Allow", hit.allow, NULL};
         return api_send_error_h(req, 405, hdrs, "method_not_allowed", NULL,
@@ -224,11 +223,12 @@ api_server_start(api_app *app, jm_error *err)
     cb.init_thread = on_init_thread;
     cb.exit_thread = on_exit_thread;
     cb.log_message = on_log_message;
-    jm_civetweb_opts co = {.ports = ports, .threads = app->cfg->api_threads,
+    jm_civetweb_opts co = {.ports = ports,
+                           .threads = app->cfg->api_threads,
                            .request_timeout_ms = API_REQUEST_TIMEOUT_MS,
                            .keep_alive_ms = API_KEEP_ALIVE_MS};
-    srv->ctx = jm_civetweb_start(&cb, srv, &co, &srv->clog, "api.listen", app->cfg->api_listen,
-                                 err);
+    srv->ctx =
+        jm_civetweb_start(&cb, srv, &co, &srv->clog, "api.listen", app->cfg->api_listen, err);
     if (srv->ctx == NULL) {
         pthread_cond_destroy(&srv->idle_cond);
         pthread_mutex_destroy(&srv->idle_lock);

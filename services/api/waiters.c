@@ -18,23 +18,23 @@
 #include "jobmill/pubsub.h"
 #include "waiters.h"
 
-#define API_WAITERS_BUCKETS 64        /* power of two */
-#define API_WAITERS_READ_MS 250       /* bounded subscriber read: stop latency */
-#define API_WAITERS_RETRY_MS 100      /* pause between failed subscribe attempts */
+#define API_WAITERS_BUCKETS 64   /* power of two */
+#define API_WAITERS_READ_MS 250  /* bounded subscriber read: stop latency */
+#define API_WAITERS_RETRY_MS 100 /* pause between failed subscribe attempts */
 
 struct api_waiters {
     pthread_mutex_t lock;
-    pthread_cond_t stop_cond;         /* wakes the subscriber's retry pause */
+    pthread_cond_t stop_cond; /* wakes the subscriber's retry pause */
     api_waiter *buckets[API_WAITERS_BUCKETS];
     int count;
     int max;
-    bool shutting_down;               /* no new waiters */
-    bool stop;                        /* subscriber thread must exit */
+    bool shutting_down; /* no new waiters */
+    bool stop;          /* subscriber thread must exit */
     atomic_bool subscribed;
     pthread_t thread;
     bool thread_started;
-    jm_redis *redis;                  /* the subscriber's own handle */
-    jm_service *svc;                  /* borrowed: error counter */
+    jm_redis *redis; /* the subscriber's own handle */
+    jm_service *svc; /* borrowed: error counter */
 };
 
 static unsigned
@@ -112,8 +112,8 @@ subscriber(void *arg)
             if (jm_pubsub_subscribe_done(ws->redis, &err) != JM_OK) {
                 if (!warned) {
                     jm_service_redis_error(ws->svc, "subscribe");
-                    jm_log_warn("long-poll subscriber cannot subscribe; retrying", "error",
-                                err.msg, NULL);
+                    jm_log_warn("long-poll subscriber cannot subscribe; retrying", "error", err.msg,
+                                NULL);
                     warned = true;
                 }
                 pause_unless_stopped(ws, API_WAITERS_RETRY_MS);

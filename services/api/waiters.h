@@ -37,10 +37,10 @@ typedef struct api_waiter {
 } api_waiter;
 
 typedef enum api_wait_result {
-    API_WAIT_FIRED,    /* the job finished (re-read it) */
-    API_WAIT_RECHECK,  /* re-read it: a message may have been missed */
-    API_WAIT_TIMEOUT,  /* the deadline passed */
-    API_WAIT_STOP,     /* the process is stopping */
+    API_WAIT_FIRED,   /* the job finished (re-read it) */
+    API_WAIT_RECHECK, /* re-read it: a message may have been missed */
+    API_WAIT_TIMEOUT, /* the deadline passed */
+    API_WAIT_STOP,    /* the process is stopping */
 } api_wait_result;
 
 /* api_waiters_new starts the subscriber thread. max is the number of

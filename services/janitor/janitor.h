@@ -38,28 +38,28 @@ typedef enum janitor_reason {
 } janitor_reason;
 
 typedef struct janitor_metrics {
-    jm_metric_family *requeued;   /* jobmill_janitor_requeued_total{queue,reason} */
-    jm_metric_family *expired;    /* jobmill_janitor_expired_total{queue} */
-    jm_metric_family *promoted;   /* jobmill_janitor_promoted_total{queue} */
-    jm_metric_family *purged;     /* jobmill_janitor_purged_total{queue} */
+    jm_metric_family *requeued; /* jobmill_janitor_requeued_total{queue,reason} */
+    jm_metric_family *expired;  /* jobmill_janitor_expired_total{queue} */
+    jm_metric_family *promoted; /* jobmill_janitor_promoted_total{queue} */
+    jm_metric_family *purged;   /* jobmill_janitor_purged_total{queue} */
     jm_metric_series *repaired[JM_REPAIR_KIND_COUNT]; /* jobmill_janitor_repaired_total{kind} */
-    jm_metric_series *pruned;     /* jobmill_janitor_workers_pruned_total */
-    jm_metric_series *ticks;      /* jobmill_janitor_ticks_total */
-    jm_metric_series *last_tick;  /* jobmill_janitor_last_tick_timestamp_seconds */
-    jm_metric_series *duration;   /* jobmill_janitor_tick_duration_seconds */
-    jm_metric_series *cycles;     /* jobmill_janitor_reconcile_cycles_total */
+    jm_metric_series *pruned;                         /* jobmill_janitor_workers_pruned_total */
+    jm_metric_series *ticks;                          /* jobmill_janitor_ticks_total */
+    jm_metric_series *last_tick; /* jobmill_janitor_last_tick_timestamp_seconds */
+    jm_metric_series *duration;  /* jobmill_janitor_tick_duration_seconds */
+    jm_metric_series *cycles;    /* jobmill_janitor_reconcile_cycles_total */
 } janitor_metrics;
 
 typedef struct janitor {
-    jm_service svc;               /* config, registry, redis error counter */
-    jm_redis *redis;              /* the loop's connection */
-    jm_reconciler *reconciler;    /* its cursor lives across ticks */
+    jm_service svc;            /* config, registry, redis error counter */
+    jm_redis *redis;           /* the loop's connection */
+    jm_reconciler *reconciler; /* its cursor lives across ticks */
     janitor_metrics m;
     jm_retention ret;
-    int64_t tick_no;              /* ticks started */
-    bool redis_down;              /* the last tick met an unreachable Redis */
-    atomic_int version_ok;        /* layout version checked (read by /readyz) */
-    bool version_warned;          /* "layout not checked yet" was logged */
+    int64_t tick_no;       /* ticks started */
+    bool redis_down;       /* the last tick met an unreachable Redis */
+    atomic_int version_ok; /* layout version checked (read by /readyz) */
+    bool version_warned;   /* "layout not checked yet" was logged */
     /* /readyz: its own connection, used under ready_lock by civetweb threads */
     jm_redis *ready_redis;
     pthread_mutex_t ready_lock;
@@ -91,6 +91,5 @@ int janitor_redis_failed(janitor *j, const char *op, const char *queue, const jm
 
 /* janitor_ready is the /readyz callback (user = the janitor). */
 int janitor_ready(void *user, char *why, size_t why_len);
-
 
 #endif

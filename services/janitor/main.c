@@ -58,9 +58,9 @@ setup(janitor *j)
     for (int i = 0; i < cfg->n_queues; i++)
         janitor_metrics_queue(&j->m, cfg->queues[i].name);
     /* jobmill_redis_errors_total{op} at 0 for every operation of the loop */
-    static const char *const ops[] = {"check_version", "queue_names", "requeue_expired",
-                                      "promote_due", "expire_stale", "trim_pending", "purge",
-                                      "workers_prune", "reconcile"};
+    static const char *const ops[] = {"check_version", "queue_names",   "requeue_expired",
+                                      "promote_due",   "expire_stale",  "trim_pending",
+                                      "purge",         "workers_prune", "reconcile"};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         const char *v[] = {ops[i], NULL};
         if (j->svc.redis_errors != NULL)
@@ -116,8 +116,8 @@ main(int argc, char **argv)
             jm_log_error("cannot start the health/metrics listener", "listen",
                          j.svc.cfg.janitor_metrics_listen, "error", err.msg, NULL);
         } else {
-            jm_log_info("janitor started", "listen", j.svc.cfg.janitor_metrics_listen,
-                        "version", JM_VERSION, NULL);
+            jm_log_info("janitor started", "listen", j.svc.cfg.janitor_metrics_listen, "version",
+                        JM_VERSION, NULL);
             code = run(&j);
             jm_log_info(code == 0 ? "janitor stopped" : "janitor stopping on error", NULL);
         }

@@ -36,14 +36,14 @@ static int
 duty_requeue(janitor *j, const char *queue, int *n, jm_error *err)
 {
     int requeued = 0, failed = 0, canceled = 0, dropped = 0;
-    int rc = jm_queue_requeue_expired(j->redis, queue, j->svc.cfg.janitor_batch, &j->ret,
-                                      &requeued, &failed, &canceled, &dropped, err);
+    int rc = jm_queue_requeue_expired(j->redis, queue, j->svc.cfg.janitor_batch, &j->ret, &requeued,
+                                      &failed, &canceled, &dropped, err);
     if (rc != JM_OK)
         return rc;
-    janitor_metrics_add(j->m.requeued, queue,
-                        janitor_reason_name(JANITOR_REASON_LEASE_EXPIRED), requeued);
-    janitor_metrics_add(j->m.requeued, queue,
-                        janitor_reason_name(JANITOR_REASON_DEAD_LETTERED), failed);
+    janitor_metrics_add(j->m.requeued, queue, janitor_reason_name(JANITOR_REASON_LEASE_EXPIRED),
+                        requeued);
+    janitor_metrics_add(j->m.requeued, queue, janitor_reason_name(JANITOR_REASON_DEAD_LETTERED),
+                        failed);
     if (requeued + failed > 0) {
         jm_log_info("expired leases recovered", "queue", queue, JM_LOG_INT("requeued", requeued),
                     JM_LOG_INT("dead_lettered", failed), NULL);
@@ -95,11 +95,8 @@ static const struct {
     const char *op;
     duty_fn fn;
 } duties[] = {
-    {"requeue_expired", duty_requeue},
-    {"promote_due", duty_promote},
-    {"expire_stale", duty_expire},
-    {"trim_pending", duty_trim},
-    {"purge", duty_purge},
+    {"requeue_expired", duty_requeue}, {"promote_due", duty_promote}, {"expire_stale", duty_expire},
+    {"trim_pending", duty_trim},       {"purge", duty_purge},
 };
 
 /* Runs every duty on queue: once, then again while a call fills its batch,

@@ -111,8 +111,8 @@ wait_fd(int fd, short events, int64_t deadline)
 static int
 connect_any(const probe_target *t, int64_t deadline, const char **why)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(t->host, t->port, &hints, &res);
     if (rc != 0) {
@@ -234,12 +234,8 @@ main(int argc, char **argv)
     while ((opt = getopt(argc, argv, "e:p:t:")) != -1) {
         char *end = NULL;
         switch (opt) {
-        case 'e':
-            env_var = optarg;
-            break;
-        case 'p':
-            path = optarg;
-            break;
+        case 'e': env_var = optarg; break;
+        case 'p': path = optarg; break;
         case 't':
             timeout_ms = strtol(optarg, &end, 10);
             if (end == optarg || *end != '\0' || timeout_ms < 1 || timeout_ms > 600000) {
@@ -247,9 +243,7 @@ main(int argc, char **argv)
                 return PROBE_USAGE;
             }
             break;
-        default:
-            usage(stderr);
-            return PROBE_USAGE;
+        default: usage(stderr); return PROBE_USAGE;
         }
     }
     if (argc - optind > 1) {

@@ -19,7 +19,8 @@ wk_rng_seed(wk_rng *r, uint64_t salt)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     uint64_t self = (uint64_t)(uintptr_t)&ts; /* differs per thread stack */
-    r->s = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ self ^ (salt * 0x2545F4914F6CDD1DULL);
+    r->s =
+        (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ self ^ (salt * 0x2545F4914F6CDD1DULL);
     (void)splitmix64(&r->s);
 }
 

@@ -67,8 +67,8 @@ recover(wk_worker *w, jm_claim *buf, jm_error *err)
         return -1;
     w->lost_pending = 0;
     if (got > 0)
-        jm_log_info("took back the jobs of a claim whose reply was lost", "queue",
-                    w->lost.queue, JM_LOG_INT("jobs", got), NULL);
+        jm_log_info("took back the jobs of a claim whose reply was lost", "queue", w->lost.queue,
+                    JM_LOG_INT("jobs", got), NULL);
     assign(w, buf, got, t0);
     return got;
 }
@@ -86,8 +86,8 @@ round_claim(wk_worker *w, jm_claim *buf, int free_slots, const char **op, jm_err
     int order[JM_CFG_MAX_QUEUES];
     wk_order_next(&w->order, order);
     for (int k = 0; k < w->order.n && total < free_slots; k++) {
-        jm_claim_call call = {.queue = w->queue_names[order[k]], .lease_ms = w->cfg->lease_ms,
-                              .worker_id = w->id};
+        jm_claim_call call = {
+            .queue = w->queue_names[order[k]], .lease_ms = w->cfg->lease_ms, .worker_id = w->id};
         do {
             if (wk_slots_is_draining(&w->slots))
                 return total;
@@ -135,8 +135,8 @@ claimer_main(void *p)
             jm_log_info("redis reachable again; claiming resumed", NULL);
         if (got > 0 || wk_slots_is_draining(&w->slots))
             continue;
-        int rc = jm_wake_wait(w->claim_r, w->queue_names, (size_t)w->order.n, WK_WAKE_TIMEOUT_MS,
-                              &err);
+        int rc =
+            jm_wake_wait(w->claim_r, w->queue_names, (size_t)w->order.n, WK_WAKE_TIMEOUT_MS, &err);
         if (rc != JM_OK && trouble(w, "wake", &err, &backoff))
             break;
     }

@@ -50,8 +50,8 @@ typedef enum action {
     ACT_ABANDON,
 } action;
 
-static const char *const act_op[] = {"none",    "complete", "fail",
-                                     "cancel_ack", "release", "abandon"};
+static const char *const act_op[] = {"none",       "complete", "fail",
+                                     "cancel_ack", "release",  "abandon"};
 
 static _Thread_local wk_rng rng;
 static _Thread_local int rng_seeded;
@@ -75,7 +75,7 @@ decide(const wk_outcome *o, wk_stop stop)
 
 typedef struct wk_commit_req {
     jm_outcome o;
-    int done;                     /* under commit_mu */
+    int done; /* under commit_mu */
     struct wk_commit_req *next;
 } wk_commit_req;
 
@@ -134,19 +134,23 @@ commit_one(wk_worker *w, wk_commit_req *req)
 }
 
 static int
-call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t backoff,
-     jm_state *st, jm_error *err)
+call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t backoff, jm_state *st,
+     jm_error *err)
 {
-    static const jm_outcome_kind kinds[] = {
-        [ACT_COMPLETE] = JM_OUTCOME_COMPLETE, [ACT_FAIL] = JM_OUTCOME_FAIL,
-        [ACT_CANCEL_ACK] = JM_OUTCOME_CANCEL_ACK, [ACT_RELEASE] = JM_OUTCOME_RELEASE,
-        [ACT_ABANDON] = JM_OUTCOME_ABANDON};
+    static const jm_outcome_kind kinds[] = {[ACT_COMPLETE] = JM_OUTCOME_COMPLETE,
+                                            [ACT_FAIL] = JM_OUTCOME_FAIL,
+                                            [ACT_CANCEL_ACK] = JM_OUTCOME_CANCEL_ACK,
+                                            [ACT_RELEASE] = JM_OUTCOME_RELEASE,
+                                            [ACT_ABANDON] = JM_OUTCOME_ABANDON};
     if (a == ACT_NONE)
         return JM_OK;
-    wk_commit_req req = {.o = {.kind = kinds[a], .id = c->id, .lease = c->lease,
+    wk_commit_req req = {.o = {.kind = kinds[a],
+                               .id = c->id,
+                               .lease = c->lease,
                                .result = o->result,
                                .error = o->error != NULL ? o->error : "failed",
-                               .permanent = o->permanent, .backoff_ms = backoff}};
+                               .permanent = o->permanent,
+                               .backoff_ms = backoff}};
     commit_one(w, &req);
     *st = req.o.state;
     *err = req.o.err;
@@ -196,15 +200,14 @@ landed(wk_worker *w, action a, const jm_claim *c, jm_state *st)
 }
 
 static void
-log_outcome(wk_worker *w, const jm_claim *c, const char *status, double run_s,
-            const char *error)
+log_outcome(wk_worker *w, const jm_claim *c, const char *status, double run_s, const char *error)
 {
     jm_log_level lvl = strcmp(status, "lease_lost") == 0 || strcmp(status, "uncommitted") == 0
                            ? JM_LOG_WARN
                            : JM_LOG_INFO;
-    jm_log(lvl, "job outcome", "job_id", c->id, "queue", c->queue, "type", c->type, "worker",
-           w->id, JM_LOG_INT("attempt", c->attempt), JM_LOG_INT("fence", c->fence), "status",
-           status, JM_LOG_INT("duration_ms", run_s * 1000.0), "error", error, NULL);
+    jm_log(lvl, "job outcome", "job_id", c->id, "queue", c->queue, "type", c->type, "worker", w->id,
+           JM_LOG_INT("attempt", c->attempt), JM_LOG_INT("fence", c->fence), "status", status,
+           JM_LOG_INT("duration_ms", run_s * 1000.0), "error", error, NULL);
 }
 
 /* account updates metrics for a committed action; returns the log status. */
@@ -319,8 +322,8 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
             log_outcome(w, c, "uncommitted", run_s, error);
             return;
         }
-        jm_log_warn("outcome commit failed; retrying", "job_id", c->id, "op", act_op[a],
-                    "error", err.msg, NULL);
+        jm_log_warn("outcome commit failed; retrying", "job_id", c->id, "op", act_op[a], "error",
+                    err.msg, NULL);
         jm_service_sleep_ms(jm_backoff_next(&retry));
     }
 }

@@ -44,7 +44,7 @@
 #define READ_CHUNK 65536
 
 typedef struct pump {
-    wk_child child;  /* the supervisor and the handler (spawn.h) */
+    wk_child child; /* the supervisor and the handler (spawn.h) */
     int in_fd, out_fd, err_fd;
     const char *in_buf;
     size_t in_len, in_off;
@@ -338,8 +338,8 @@ result_json(pump *p, wk_outcome *out, const char *tail)
     json_t *v = jm_json_loadb(p->out, p->out_len, JSON_DECODE_ANY, &je);
     if (v == NULL && jm_json_error_is_depth(&je)) {
         /* Like an oversize result: the same output would be refused again. */
-        wk_outcome_fail(out, true, "stdout is JSON %s (line %d, column %d)%s%s", je.text,
-                        je.line, je.column, tail[0] ? ": " : "", tail);
+        wk_outcome_fail(out, true, "stdout is JSON %s (line %d, column %d)%s%s", je.text, je.line,
+                        je.column, tail[0] ? ": " : "", tail);
         return;
     }
     if (v == NULL) {
@@ -415,8 +415,12 @@ wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
     parent_end(in[1]);
     parent_end(o[0]);
     parent_end(e[0]);
-    wk_spawn_req req = {.path = path, .argv = h->argv, .envp = envp,
-                        .stdin_fd = in[0], .stdout_fd = o[1], .stderr_fd = e[1]};
+    wk_spawn_req req = {.path = path,
+                        .argv = h->argv,
+                        .envp = envp,
+                        .stdin_fd = in[0],
+                        .stdout_fd = o[1],
+                        .stderr_fd = e[1]};
     int spawned = wk_spawn(&req, &p.child, &err);
     wk_spawn_env_free(envp);
     p.in_fd = in[1];

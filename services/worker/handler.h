@@ -19,16 +19,16 @@
 #include "wmetrics.h"
 
 typedef enum wk_out_kind {
-    WK_OUT_OK = 0,      /* result holds the JSON text */
-    WK_OUT_FAIL,        /* error holds the message; permanent says no retry */
-    WK_OUT_STOPPED,     /* cut short by a stop request */
+    WK_OUT_OK = 0,  /* result holds the JSON text */
+    WK_OUT_FAIL,    /* error holds the message; permanent says no retry */
+    WK_OUT_STOPPED, /* cut short by a stop request */
 } wk_out_kind;
 
 typedef struct wk_outcome {
     wk_out_kind kind;
-    char *result;       /* JSON text, owned (WK_OUT_OK) */
-    char *error;        /* owned (WK_OUT_FAIL, WK_OUT_STOPPED) */
-    bool permanent;     /* WK_OUT_FAIL: dead-letter at once */
+    char *result;   /* JSON text, owned (WK_OUT_OK) */
+    char *error;    /* owned (WK_OUT_FAIL, WK_OUT_STOPPED) */
+    bool permanent; /* WK_OUT_FAIL: dead-letter at once */
 } wk_outcome;
 
 /* One attempt as seen by a handler. All pointers borrowed. */
@@ -37,8 +37,8 @@ typedef struct wk_job_ctx {
     const jm_config *cfg;
     wk_slots *slots;
     int slot;
-    int stop_fd;            /* readable when the handler must stop */
-    int64_t timeout_ms;     /* 0 = none */
+    int stop_fd;        /* readable when the handler must stop */
+    int64_t timeout_ms; /* 0 = none */
     wk_metrics *metrics;
 } wk_job_ctx;
 

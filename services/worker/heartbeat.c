@@ -42,8 +42,8 @@ renew(wk_worker *w, hb_buf *b, int64_t t0, jm_error *err)
     if (k == 0)
         return 0;
     for (int i = 0; i < k; i++) {
-        b->leases[i] = (jm_lease){.id = b->refs[i].id, .queue = b->refs[i].queue,
-                                  .lease = b->refs[i].lease};
+        b->leases[i] =
+            (jm_lease){.id = b->refs[i].id, .queue = b->refs[i].queue, .lease = b->refs[i].lease};
         b->status[i] = -1;
     }
     int rc = jm_queue_heartbeat(w->hb_r, b->leases, (size_t)k, w->cfg->lease_ms, b->status, err);
@@ -77,8 +77,11 @@ beat(wk_worker *w, int64_t *last_probe, int *was_down)
 {
     int busy = wk_slots_busy(&w->slots);
     jm_metric_set(w->m.busy, busy);
-    jm_worker_info info = {.id = w->id, .host = w->host, .queues = w->queues_csv,
-                           .pid = (int)getpid(), .concurrency = w->cfg->concurrency,
+    jm_worker_info info = {.id = w->id,
+                           .host = w->host,
+                           .queues = w->queues_csv,
+                           .pid = (int)getpid(),
+                           .concurrency = w->cfg->concurrency,
                            .busy = busy};
     int ttl = w->cfg->heartbeat_ms * REGISTRY_TTL_PERIODS;
     if (ttl < REGISTRY_TTL_MIN_MS)
@@ -111,7 +114,8 @@ hb_main(void *p)
 {
     wk_worker *w = p;
     size_t n = (size_t)w->slots.n;
-    hb_buf b = {.refs = calloc(n, sizeof(*b.refs)), .leases = calloc(n, sizeof(*b.leases)),
+    hb_buf b = {.refs = calloc(n, sizeof(*b.refs)),
+                .leases = calloc(n, sizeof(*b.leases)),
                 .status = calloc(n, sizeof(*b.status))};
     int64_t last_probe = 0;
     int was_down = 0;
@@ -165,8 +169,8 @@ watchdog_main(void *p)
         int64_t now = jm_clock_ms();
         /* A claim made during the wait is seen at the next wake-up: keep
          * that well inside even the shortest lease. */
-        int64_t cap = w->cfg->lease_ms / 4 < WATCHDOG_MAX_MS ? w->cfg->lease_ms / 4
-                                                              : WATCHDOG_MAX_MS;
+        int64_t cap =
+            w->cfg->lease_ms / 4 < WATCHDOG_MAX_MS ? w->cfg->lease_ms / 4 : WATCHDOG_MAX_MS;
         int64_t next = wk_slots_expire(&w->slots, now);
         if (next > now + cap)
             next = now + cap;

@@ -54,8 +54,7 @@ wait_main(wk_worker *w, int64_t timeout_ms)
 }
 
 /* exit_now is the second-signal path: no cleanup beyond the children. */
-static void __attribute__((noreturn))
-exit_now(wk_worker *w)
+static void __attribute__((noreturn)) exit_now(wk_worker *w)
 {
     wk_slots_kill_children(&w->slots);
     jm_log_warn("second signal: exiting at once; leases will expire", "worker", w->id, NULL);
@@ -128,8 +127,11 @@ run(wk_worker *w)
 {
     jm_error err;
     jm_error_clear(&err);
-    jm_httpd_opts ho = {.listen = w->cfg->worker_metrics_listen, .metrics = w->svc->metrics,
-                        .ready = wk_worker_ready, .refresh = wk_worker_refresh, .user = w};
+    jm_httpd_opts ho = {.listen = w->cfg->worker_metrics_listen,
+                        .metrics = w->svc->metrics,
+                        .ready = wk_worker_ready,
+                        .refresh = wk_worker_refresh,
+                        .user = w};
     jm_httpd *httpd = jm_httpd_start(&ho, &err);
     if (httpd == NULL) {
         jm_log_error("cannot serve health and metrics", "listen", w->cfg->worker_metrics_listen,
@@ -170,8 +172,7 @@ run(wk_worker *w)
         wk_heartbeat_stop(w);
     jm_error_clear(&err);
     if (jm_workers_remove(w->hb_r, w->id, &err) != JM_OK)
-        jm_log_warn("could not deregister; the registry entry will expire", "error", err.msg,
-                    NULL);
+        jm_log_warn("could not deregister; the registry entry will expire", "error", err.msg, NULL);
     jm_httpd_stop(httpd);
     jm_log_info("worker stopped", "worker", w->id, NULL);
     return rc == JM_OK ? 0 : 1;

@@ -15,9 +15,9 @@
 
 typedef struct wk_order {
     int n;
-    int weighted;                     /* 0: strict priority */
+    int weighted; /* 0: strict priority */
     int weight[JM_CFG_MAX_QUEUES];
-    long current[JM_CFG_MAX_QUEUES];  /* SWRR state */
+    long current[JM_CFG_MAX_QUEUES]; /* SWRR state */
     long total;
 } wk_order;
 

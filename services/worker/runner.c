@@ -33,10 +33,14 @@ run_one(wk_worker *w, int slot)
 
     const jm_cfg_handler *h = jm_config_handler(w->cfg, c->type);
     int64_t timeout_ms = c->timeout_s > 0 ? (int64_t)c->timeout_s * 1000
-                         : h != NULL    ? (int64_t)h->timeout_s * 1000
-                                        : 0;
-    wk_job_ctx ctx = {.claim = c, .cfg = w->cfg, .slots = s, .slot = slot,
-                      .stop_fd = wk_slots_stop_fd(s, slot), .timeout_ms = timeout_ms,
+                         : h != NULL      ? (int64_t)h->timeout_s * 1000
+                                          : 0;
+    wk_job_ctx ctx = {.claim = c,
+                      .cfg = w->cfg,
+                      .slots = s,
+                      .slot = slot,
+                      .stop_fd = wk_slots_stop_fd(s, slot),
+                      .timeout_ms = timeout_ms,
                       .metrics = &w->m};
     wk_outcome o;
     memset(&o, 0, sizeof(o));

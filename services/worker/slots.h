@@ -28,35 +28,35 @@
 /* Why a handler is being stopped; a higher value overrides a lower one. */
 typedef enum wk_stop {
     WK_STOP_NONE = 0,
-    WK_STOP_DRAIN,          /* shutdown grace over: release the job */
-    WK_STOP_CANCEL,         /* a cancel was requested: cancel_ack */
-    WK_STOP_LEASE_EXPIRED,  /* renewals failed past the lease: abandon (fenced) */
-    WK_STOP_LEASE_LOST,     /* the lease is someone else's: commit nothing */
+    WK_STOP_DRAIN,         /* shutdown grace over: release the job */
+    WK_STOP_CANCEL,        /* a cancel was requested: cancel_ack */
+    WK_STOP_LEASE_EXPIRED, /* renewals failed past the lease: abandon (fenced) */
+    WK_STOP_LEASE_LOST,    /* the lease is someone else's: commit nothing */
 } wk_stop;
 
 /* wk_stop_name returns a static name ("drain", "cancel", ...). */
 const char *wk_stop_name(wk_stop s);
 
 typedef struct wk_slot {
-    int busy;                 /* a claim is held */
-    uint64_t gen;             /* bumped at each assignment */
-    jm_claim claim;           /* owned while busy */
-    int64_t lease_deadline;   /* monotonic ms; our conservative estimate */
+    int busy;               /* a claim is held */
+    uint64_t gen;           /* bumped at each assignment */
+    jm_claim claim;         /* owned while busy */
+    int64_t lease_deadline; /* monotonic ms; our conservative estimate */
     wk_stop stop;
-    pid_t child_pgid;         /* exec child's process group, 0 = none */
-    int stop_pipe[2];         /* [0] polled by handlers, [1] written on stop */
+    pid_t child_pgid; /* exec child's process group, 0 = none */
+    int stop_pipe[2]; /* [0] polled by handlers, [1] written on stop */
     pthread_cond_t assigned;
 } wk_slot;
 
 typedef struct wk_slots {
     pthread_mutex_t mu;
-    pthread_cond_t freed;     /* a slot became free, or draining began */
+    pthread_cond_t freed; /* a slot became free, or draining began */
     wk_slot *v;
     int n;
-    int busy;                 /* busy slots */
-    int draining;             /* no more assignments; wait_free returns 0 */
-    int closing;              /* runners exit */
-    int notify_fd;            /* main thread's pipe, written on release */
+    int busy;      /* busy slots */
+    int draining;  /* no more assignments; wait_free returns 0 */
+    int closing;   /* runners exit */
+    int notify_fd; /* main thread's pipe, written on release */
 } wk_slots;
 
 /* A lease to renew, copied out of the table for the heartbeat. */

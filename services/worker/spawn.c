@@ -24,12 +24,13 @@
 
 /* The supervisor's fds once it is set up: the handler's stdin, stdout and
  * stderr as 0-2 (until it has forked the handler), then: */
-#define SV_ERR_FD 3      /* exec errno to the worker; the handler's fd 3 until exec */
-#define SV_STATUS_FD 4   /* to the worker: the handler's pid, later its wait status */
-#define SV_CTL_FD 5      /* from the worker: 'T' = SIGTERM the group, 'K' = end it all;
+#define SV_ERR_FD 3    /* exec errno to the worker; the handler's fd 3 until exec */
+#define SV_STATUS_FD 4 /* to the worker: the handler's pid, later its wait status */
+#define SV_CTL_FD                                                                                  \
+    5 /* from the worker: 'T' = SIGTERM the group, 'K' = end it all;
                           * EOF = the worker is gone: end it all */
 #define SV_FIRST_FREE 6
-#define SV_POLL_MS 20    /* without signalfd: how often the handler is checked */
+#define SV_POLL_MS 20 /* without signalfd: how often the handler is checked */
 
 extern char **environ;
 
@@ -72,8 +73,7 @@ overridden(const char *entry, const char *const *extra, size_t n_extra)
 /* private tells whether an inherited variable is the worker's own
  * configuration: REDIS_* (the URL may carry a password) and JOBMILL_*. A
  * handler never gets them, so it cannot reach Redis past the fencing. */
-static int
-private(const char *entry)
+static int private(const char *entry)
 {
     return strncmp(entry, "REDIS_", 6) == 0 || strncmp(entry, "JOBMILL_", 8) == 0;
 }
@@ -174,8 +174,7 @@ default_signals(void)
 /* handler_exec never returns: its fds 0-2 and 3 (errors, close-on-exec) are
  * in place and every other fd is close-on-exec. It reports errno on fd 3
  * and exits 127 when the exec fails. */
-static void __attribute__((noreturn))
-handler_exec(const wk_spawn_req *req, pid_t supervisor)
+static void __attribute__((noreturn)) handler_exec(const wk_spawn_req *req, pid_t supervisor)
 {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -394,8 +393,7 @@ end_all(pid_t me, pid_t h, int *status, int *have)
  * control pipe). An exit of its own would let a tool that follows forks
  * (valgrind) report on this copy of the worker's heap, where the blocks of
  * the other threads look lost. */
-static void __attribute__((noreturn))
-await_end(void)
+static void __attribute__((noreturn)) await_end(void)
 {
     for (;;) {
         struct pollfd pf = {.fd = SV_CTL_FD, .events = POLLIN};
@@ -412,8 +410,7 @@ await_end(void)
  * threaded and the child only makes system calls until it execs, so
  * sharing the memory is safe, and it spares a second copy of the worker's
  * page tables per job. Returns the handler's pid or -1. */
-static pid_t __attribute__((noinline))
-start_handler(const wk_spawn_req *req, pid_t me)
+static pid_t __attribute__((noinline)) start_handler(const wk_spawn_req *req, pid_t me)
 {
     pid_t h = vfork();
     if (h == 0)
@@ -437,7 +434,7 @@ supervise(const wk_spawn_req *req, int errfd, int status_fd, int ctl_fd, int max
      * the six we keep move to 0-5, by way of numbers above them all. */
     int err_out = errfd; /* where a failure is reported, as the fds move */
     int keep[SV_FIRST_FREE] = {req->stdin_fd, req->stdout_fd, req->stderr_fd,
-                               errfd, status_fd, ctl_fd};
+                               errfd,         status_fd,      ctl_fd};
     for (int i = 0; i < SV_FIRST_FREE; i++) {
         if ((keep[i] = fcntl(keep[i], F_DUPFD, SV_FIRST_FREE + 10)) < 0)
             goto failed;
@@ -472,8 +469,7 @@ supervise(const wk_spawn_req *req, int errfd, int status_fd, int ctl_fd, int max
 
     int status = 0, have = 0;
     for (;;) {
-        struct pollfd pf[2] = {{.fd = SV_CTL_FD, .events = POLLIN},
-                               {.fd = sfd, .events = POLLIN}};
+        struct pollfd pf[2] = {{.fd = SV_CTL_FD, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
         int rc = poll(pf, sfd >= 0 ? 2 : 1, sfd >= 0 ? -1 : SV_POLL_MS);
         if (rc < 0 && errno != EINTR)
             break;
@@ -552,10 +548,10 @@ wk_spawn(const wk_spawn_req *req, wk_child *child, jm_error *err)
     child->pid = child->handler = -1;
     child->ctl_fd = child->status_fd = -1;
     struct rlimit rl;
-    int max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-                         rl.rlim_cur < 65536
-                     ? (int)rl.rlim_cur
-                     : 65536;
+    int max_fd =
+        getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536
+            ? (int)rl.rlim_cur
+            : 65536;
     if (cloexec_pipe(ep) != 0 || cloexec_pipe(sp) != 0 || cloexec_pipe(cp) != 0) {
         rc = jm_error_set(err, JM_ERR_IO, NULL, "pipe: %s", strerror(errno));
         goto done;

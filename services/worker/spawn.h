@@ -40,18 +40,18 @@
 #include "jobmill/err.h"
 
 typedef struct wk_spawn_req {
-    const char *path;          /* resolved program path */
-    char *const *argv;         /* NULL-terminated, borrowed */
-    char *const *envp;         /* NULL-terminated, borrowed */
+    const char *path;                   /* resolved program path */
+    char *const *argv;                  /* NULL-terminated, borrowed */
+    char *const *envp;                  /* NULL-terminated, borrowed */
     int stdin_fd, stdout_fd, stderr_fd; /* child ends, closed by wk_spawn */
 } wk_spawn_req;
 
 /* A running handler, as the worker holds it. */
 typedef struct wk_child {
-    pid_t pid;       /* the supervisor: the worker's child, to poll and reap */
-    pid_t handler;   /* the handler's pid, also its process group id */
-    int ctl_fd;      /* control pipe (write end), -1 once closed */
-    int status_fd;   /* the handler's wait status arrives here */
+    pid_t pid;     /* the supervisor: the worker's child, to poll and reap */
+    pid_t handler; /* the handler's pid, also its process group id */
+    int ctl_fd;    /* control pipe (write end), -1 once closed */
+    int status_fd; /* the handler's wait status arrives here */
 } wk_child;
 
 /* wk_spawn_resolve finds argv0 on PATH unless it contains a '/'. Writes the

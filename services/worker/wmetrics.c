@@ -43,8 +43,8 @@ wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg)
          "Jobs this worker runs at once at most."},
         {NULL, &m->leases_lost, "jobmill_worker_leases_lost_total", JM_METRIC_COUNTER, NULL,
          "Claims whose lease was lost before an outcome was committed."},
-        {NULL, &m->spawn_failures, "jobmill_worker_exec_spawn_failures_total",
-         JM_METRIC_COUNTER, NULL, "Exec handlers that could not be started."},
+        {NULL, &m->spawn_failures, "jobmill_worker_exec_spawn_failures_total", JM_METRIC_COUNTER,
+         NULL, "Exec handlers that could not be started."},
         {NULL, &m->heartbeats, "jobmill_worker_heartbeats_total", JM_METRIC_COUNTER, NULL,
          "Lease renewal round trips that succeeded."},
     };

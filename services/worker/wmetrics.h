@@ -23,8 +23,8 @@ typedef enum wk_finish {
 } wk_finish;
 
 typedef struct wk_metrics {
-    const jm_config *cfg;                /* borrowed */
-    jm_metric_family *duration;          /* jobmill_job_duration_seconds{queue,type} */
+    const jm_config *cfg;       /* borrowed */
+    jm_metric_family *duration; /* jobmill_job_duration_seconds{queue,type} */
     jm_metric_series *finished[JM_CFG_MAX_QUEUES][WK_FINISH_COUNT];
     jm_metric_series *wait[JM_CFG_MAX_QUEUES];
     jm_metric_series *retries[JM_CFG_MAX_QUEUES];

@@ -91,9 +91,9 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory registering metrics");
     /* Every Redis operation of the worker is in jobmill_redis_errors_total
      * from start-up, at 0. */
-    static const char *const ops[] = {"check_version", "claim",   "claim_recover", "wake",
-                                      "complete",      "fail",    "cancel_ack",    "release",
-                                      "abandon",       "heartbeat", "worker_beat", "ready"};
+    static const char *const ops[] = {"check_version", "claim",     "claim_recover", "wake",
+                                      "complete",      "fail",      "cancel_ack",    "release",
+                                      "abandon",       "heartbeat", "worker_beat",   "ready"};
     for (size_t i = 0; svc->redis_errors != NULL && i < sizeof(ops) / sizeof(ops[0]); i++) {
         const char *v[] = {ops[i], NULL};
         if (jm_metrics_series(svc->redis_errors, v) == NULL)

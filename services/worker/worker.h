@@ -22,47 +22,47 @@
 #include "wmetrics.h"
 
 #define WK_ID_MAX 160
-#define WK_WAKE_TIMEOUT_MS 1000   /* idle BLPOP: a stop is seen within this */
+#define WK_WAKE_TIMEOUT_MS 1000 /* idle BLPOP: a stop is seen within this */
 
 typedef struct wk_worker {
-    jm_service *svc;               /* borrowed */
-    const jm_config *cfg;          /* &svc->cfg */
+    jm_service *svc;      /* borrowed */
+    const jm_config *cfg; /* &svc->cfg */
     char id[WK_ID_MAX];
     char host[256];
-    char *queues_csv;              /* owned: "a,b,c" for the registry */
+    char *queues_csv;                           /* owned: "a,b,c" for the registry */
     const char *queue_names[JM_CFG_MAX_QUEUES]; /* borrowed from cfg */
     jm_retention ret;
     wk_metrics m;
     wk_slots slots;
-    wk_order order;                /* claimer thread only */
-    jm_claim_call lost;            /* claimer only: a claim whose reply was lost */
-    int lost_pending;              /* claimer only: lost needs recovering */
+    wk_order order;     /* claimer thread only */
+    jm_claim_call lost; /* claimer only: a claim whose reply was lost */
+    int lost_pending;   /* claimer only: lost needs recovering */
     jm_redis *claim_r, *hb_r, *out_r;
-    pthread_mutex_t out_mu;        /* guards out_r */
+    pthread_mutex_t out_mu; /* guards out_r */
     /* group commit (commit.c): outcomes waiting for the runner that is
      * talking to Redis, under commit_mu */
     pthread_mutex_t commit_mu;
-    pthread_cond_t commit_cond;    /* a request was answered, or leadership freed */
+    pthread_cond_t commit_cond; /* a request was answered, or leadership freed */
     struct wk_commit_req *commit_head, *commit_tail;
-    int commit_leader;             /* a runner is sending a batch */
-    int notify[2];                 /* pipe: threads -> main thread */
+    int commit_leader; /* a runner is sending a batch */
+    int notify[2];     /* pipe: threads -> main thread */
     /* readiness */
-    atomic_int started;            /* threads running, layout version checked */
+    atomic_int started; /* threads running, layout version checked */
     atomic_int draining;
     atomic_int redis_ok;
     pthread_mutex_t why_mu;
-    char why[200];                 /* why not ready (Redis side), under why_mu */
+    char why[200]; /* why not ready (Redis side), under why_mu */
     /* threads */
     pthread_t claimer;
     atomic_int claimer_done;
-    pthread_t *runners;            /* one per slot */
-    void *runner_args;             /* owned by runner.c */
+    pthread_t *runners; /* one per slot */
+    void *runner_args;  /* owned by runner.c */
     int n_runners;
     pthread_t heartbeat;
-    pthread_t watchdog;            /* kills handlers whose lease estimate passed */
+    pthread_t watchdog; /* kills handlers whose lease estimate passed */
     pthread_mutex_t hb_mu;
-    pthread_cond_t hb_cond;        /* wakes the heartbeat and watchdog to stop */
-    int hb_stop;                   /* under hb_mu */
+    pthread_cond_t hb_cond; /* wakes the heartbeat and watchdog to stop */
+    int hb_stop;            /* under hb_mu */
 } wk_worker;
 
 /* wk_worker_init fills w for the service's config: identity, metrics,

@@ -51,7 +51,8 @@ static double
 zscore(const char *queue, const char *what, const char *id)
 {
     char k[160];
-    redisReply *rep = jm_redis_command(r, &err, "ZSCORE %s %s", qkey(queue, what, k, sizeof(k)), id);
+    redisReply *rep =
+        jm_redis_command(r, &err, "ZSCORE %s %s", qkey(queue, what, k, sizeof(k)), id);
     cr_assert(rep != NULL, "%s", err.msg);
     double v = rep->type == REDIS_REPLY_STRING ? strtod(rep->str, NULL) : -1;
     freeReplyObject(rep);
@@ -151,8 +152,8 @@ Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
     int requeued = 0, calls = 0;
     while (requeued < 7) {
         int nr = 0, nf = 0;
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, NULL, NULL, &err), JM_OK,
-                     "%s", err.msg);
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, NULL, NULL, &err),
+                     JM_OK, "%s", err.msg);
         cr_assert_leq(nr + nf, 3, "a call handles at most its batch");
         cr_assert_eq(nf, 0);
         requeued += nr;
@@ -169,7 +170,8 @@ Test(janitor, requeue_expired_in_batches_counts_one_attempt_each)
     cr_assert_eq(llen_pending("default"), 7, "each job is back in pending exactly once");
     /* nothing left to requeue */
     int nr = -1, nf = -1;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 3, &ret, &nr, &nf, NULL, NULL, &err),
+                 JM_OK);
     cr_assert_eq(nr + nf, 0);
     /* claiming again gives attempt 2 */
     jm_claim c = jm_test_claim_one(r, "default", 60000);
@@ -189,7 +191,8 @@ Test(janitor, requeue_expired_dead_letters_without_attempts_left)
     int64_t deadline = jm_test_now_ms() + 5000;
     int nr = 0, nf = 0;
     while (nf == 0) {
-        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
+        cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, NULL, NULL, &err),
+                     JM_OK);
         cr_assert_eq(nr, 0);
         if (nf == 0) {
             cr_assert_lt(jm_test_now_ms(), deadline);
@@ -217,7 +220,8 @@ Test(janitor, promote_due_in_batches)
     jm_enqueue_result s[4];
     for (int i = 0; i < 4; i++)
         s[i] = jm_test_submit(r, "{\"queue\":\"later\",\"type\":\"t\",\"delay_s\":0.001}");
-    jm_enqueue_result far = jm_test_submit(r, "{\"queue\":\"later\",\"type\":\"t\",\"delay_s\":600}");
+    jm_enqueue_result far =
+        jm_test_submit(r, "{\"queue\":\"later\",\"type\":\"t\",\"delay_s\":600}");
     int64_t deadline = jm_test_now_ms() + 5000;
     int promoted = 0;
     while (promoted < 4) {
@@ -240,8 +244,10 @@ Test(janitor, promote_due_in_batches)
 Test(janitor, expire_stale_only_before_start)
 {
     jm_enqueue_result q = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.001}");
-    jm_enqueue_result sched = jm_test_submit(r, "{\"type\":\"t\",\"delay_s\":600,\"expires_in_s\":0.002}");
-    jm_enqueue_result started = jm_test_submit(r, "{\"queue\":\"run\",\"type\":\"t\",\"expires_in_s\":0.05}");
+    jm_enqueue_result sched =
+        jm_test_submit(r, "{\"type\":\"t\",\"delay_s\":600,\"expires_in_s\":0.002}");
+    jm_enqueue_result started =
+        jm_test_submit(r, "{\"queue\":\"run\",\"type\":\"t\",\"expires_in_s\":0.05}");
     jm_claim c = jm_test_claim_one(r, "run", 60000);
     cr_assert_str_eq(c.id, started.id);
     int64_t deadline = jm_test_now_ms() + 5000;
@@ -309,10 +315,10 @@ Test(janitor, prune_silent_workers_only)
      * "w-old" beat with a 30 ms TTL and fell silent; "w-slow" beats every
      * few seconds (60 s TTL). Both last beats are older than the horizon, a
      * janitor with a fast heartbeat of its own must prune only w-old. */
-    jm_worker_info old = {.id = "w-old", .host = "h", .queues = "default", .pid = 1,
-                          .concurrency = 1};
-    jm_worker_info slow = {.id = "w-slow", .host = "h", .queues = "default", .pid = 2,
-                           .concurrency = 1};
+    jm_worker_info old = {
+        .id = "w-old", .host = "h", .queues = "default", .pid = 1, .concurrency = 1};
+    jm_worker_info slow = {
+        .id = "w-slow", .host = "h", .queues = "default", .pid = 2, .concurrency = 1};
     cr_assert_eq(jm_workers_beat(r, &old, 30, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(jm_workers_beat(r, &slow, 60000, &err), JM_OK);
     int64_t t0 = jm_redis_time_ms(r, &err);
@@ -384,7 +390,8 @@ Test(janitor, running_record_without_lease_gets_deadline_now_then_requeues)
     double score = zscore("default", "active", e.id);
     cr_assert(score >= (double)before && score <= (double)after, "deadline is now");
     int nr = 0, nf = 0;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &nr, &nf, NULL, NULL, &err),
+                 JM_OK);
     cr_assert_eq(nr, 1, "the normal expiry requeues it");
     jm_claim again = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(again.id, e.id);
@@ -625,7 +632,8 @@ Test(janitor, concurrent_reconcilers_repair_once, .timeout = 120)
     cr_assert_eq(unleased, N, "each lost lease repaired once, got %lld", (long long)unleased);
     cr_assert_eq(orphans, N, "each ghost removed once, got %lld", (long long)orphans);
     int nr = 0, nf = 0;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 500, &ret, &nr, &nf, NULL, NULL, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 500, &ret, &nr, &nf, NULL, NULL, &err),
+                 JM_OK);
     cr_assert_eq(nr, N);
 }
 
@@ -668,8 +676,7 @@ Test(janitor, concurrent_requeues_never_double_requeue, .timeout = 120)
         jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":5}");
     cr_assert_eq(jm_test_claim_n(r, "default", N, 1), N);
     int64_t t0 = jm_redis_time_ms(r, &err);
-    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 5, 5000,
-                       "Redis time past every lease");
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 5, 5000, "Redis time past every lease");
     rq_thread_arg args[3];
     pthread_t th[3];
     memset(args, 0, sizeof(args));

@@ -232,7 +232,8 @@ Test(queue, heartbeat_extends_and_reports_cancel)
     cr_assert_gt(strtoll(score->str, NULL, 10), now + 50000);
     freeReplyObject(score);
     int req = 0, failed = 0;
-    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err), JM_OK);
+    cr_assert_eq(jm_queue_requeue_expired(r, "default", 100, &ret, &req, &failed, NULL, NULL, &err),
+                 JM_OK);
     cr_assert_eq(req, 0);
     cr_assert_eq(jm_queue_cancel_ack(r, b.id, b.lease, &ret, &err), JM_OK);
     cr_assert_eq(jm_test_state(r, b.id), JM_STATE_CANCELED);
@@ -320,7 +321,8 @@ Test(queue, release_gives_attempt_back_at_head)
 Test(queue, idempotent_replay)
 {
     jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"idempotency_key\":\"k1\"}");
-    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"idempotency_key\":\"k1\",\"payload\":9}");
+    jm_enqueue_result b =
+        jm_test_submit(r, "{\"type\":\"t\",\"idempotency_key\":\"k1\",\"payload\":9}");
     cr_assert(a.created);
     cr_assert_not(b.created);
     cr_assert_str_eq(a.id, b.id);
@@ -348,9 +350,9 @@ Test(queue, delay_then_promote)
     cr_assert_eq(jm_test_claim(r, "default", 1, 1000, "w", c, &n, &err), JM_OK);
     cr_assert_eq(n, 0, "scheduled jobs are not claimable");
     int promoted = 0;
-    JM_TEST_WAIT_UNTIL(duty_count(jm_queue_promote_due(r, "default", 10, &promoted, &err),
-                                  &promoted) > 0,
-                       5000, "the delay to pass");
+    JM_TEST_WAIT_UNTIL(
+        duty_count(jm_queue_promote_due(r, "default", 10, &promoted, &err), &promoted) > 0, 5000,
+        "the delay to pass");
     cr_assert_eq(promoted, 1);
     cr_assert_eq(jm_test_state(r, e.id), JM_STATE_QUEUED);
     jm_claim got = jm_test_claim_one(r, "default", 1000);
@@ -361,11 +363,12 @@ Test(queue, delay_then_promote)
 Test(queue, expiry_of_waiting_jobs)
 {
     jm_enqueue_result a = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.05}");
-    jm_enqueue_result b = jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.05,\"delay_s\":100}");
+    jm_enqueue_result b =
+        jm_test_submit(r, "{\"type\":\"t\",\"expires_in_s\":0.05,\"delay_s\":100}");
     int total = 0, n = 0;
-    JM_TEST_WAIT_UNTIL((total += duty_count(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err),
-                                            &n)) >= 2,
-                       5000, "both jobs to expire");
+    JM_TEST_WAIT_UNTIL(
+        (total += duty_count(jm_queue_expire_stale(r, "default", 10, &ret, &n, &err), &n)) >= 2,
+        5000, "both jobs to expire");
     cr_assert_eq(total, 2);
     cr_assert_eq(jm_test_state(r, a.id), JM_STATE_EXPIRED);
     cr_assert_eq(jm_test_state(r, b.id), JM_STATE_EXPIRED);
@@ -469,7 +472,8 @@ Test(queue, purge_by_expiry_not_blocked_by_long_retention)
 
 Test(queue, failed_jobs_keep_failed_ttl)
 {
-    jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1,\"result_ttl_s\":5}");
+    jm_enqueue_result e =
+        jm_test_submit(r, "{\"type\":\"t\",\"max_attempts\":1,\"result_ttl_s\":5}");
     jm_claim c = jm_test_claim_one(r, "default", 10000);
     jm_state st;
     cr_assert_eq(jm_queue_fail(r, c.id, c.lease, "x", false, 0, &ret, &st, &err), JM_OK);
@@ -494,11 +498,13 @@ Test(queue, list_and_names)
     cr_assert_str_eq(names[1], "b");
     jm_strv_free(names, n);
     char **ids, cursor[64];
-    cr_assert_eq(jm_queue_list_ids(r, "a", JM_STATE_QUEUED, NULL, 3, &ids, &n, cursor, &err), JM_OK);
+    cr_assert_eq(jm_queue_list_ids(r, "a", JM_STATE_QUEUED, NULL, 3, &ids, &n, cursor, &err),
+                 JM_OK);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(cursor, "3");
     jm_strv_free(ids, n);
-    cr_assert_eq(jm_queue_list_ids(r, "a", JM_STATE_QUEUED, cursor, 3, &ids, &n, cursor, &err), JM_OK);
+    cr_assert_eq(jm_queue_list_ids(r, "a", JM_STATE_QUEUED, cursor, 3, &ids, &n, cursor, &err),
+                 JM_OK);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(cursor, "");
     jm_strv_free(ids, n);
@@ -568,7 +574,8 @@ Test(queue, redis_down_fails_fast_then_recovers)
     int rc = jm_queue_enqueue(r, &spec, 0, &res, NULL, &err);
     if (rc != JM_OK) /* the first call may meet the dead socket */
         cr_assert_eq(rc, JM_ERR_REDIS);
-    JM_TEST_WAIT_UNTIL(rc == JM_OK || (rc = jm_queue_enqueue(r, &spec, 0, &res, NULL, &err)) == JM_OK,
+    JM_TEST_WAIT_UNTIL(rc == JM_OK ||
+                           (rc = jm_queue_enqueue(r, &spec, 0, &res, NULL, &err)) == JM_OK,
                        10000, "the reconnect");
     cr_assert_eq(rc, JM_OK, "%s", err.msg);
     jm_test_redis_stop(&srv);
@@ -627,7 +634,8 @@ Test(queue, concurrent_claims_are_exclusive, .timeout = 120)
     for (int i = 0; i < CHUNK; i++)
         cr_assert_eq(jm_job_spec_from_json(b, "", &specs[i], &err), JM_OK);
     for (int k = 0; k < CLAIM_JOBS / CHUNK; k++)
-        cr_assert_eq(jm_queue_enqueue_batch(r, specs, CHUNK, 0, res, NULL, &err), JM_OK, "%s", err.msg);
+        cr_assert_eq(jm_queue_enqueue_batch(r, specs, CHUNK, 0, res, NULL, &err), JM_OK, "%s",
+                     err.msg);
     cr_assert_eq(jm_test_count(r, "default", JM_STATE_QUEUED), CLAIM_JOBS);
 
     pthread_t th[CLAIM_THREADS];
@@ -880,9 +888,9 @@ setup_debug(void)
 Test(queue, lost_claim_cannot_be_forged, .init = setup_debug)
 {
     jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
-    raw("SAVE", NULL);                                     /* the pre-claim snapshot */
+    raw("SAVE", NULL); /* the pre-claim snapshot */
     jm_claim first = jm_test_claim_one(r, "default", 60000);
-    raw("DEBUG RELOAD NOSAVE", NULL);                      /* Redis lost the claim */
+    raw("DEBUG RELOAD NOSAVE", NULL); /* Redis lost the claim */
     cr_assert_eq(jm_test_state(r, e.id), JM_STATE_QUEUED);
     jm_claim second = jm_test_claim_one(r, "default", 60000);
     cr_assert_str_eq(second.id, first.id);
@@ -1079,12 +1087,18 @@ Test(queue, outcomes_batched_keep_their_guards)
     cr_assert_eq(jm_queue_cancel(r, c[3].id, &ret, &err), JM_OK); /* running: requested */
     jm_outcome v[N + 1] = {
         {.kind = JM_OUTCOME_COMPLETE, .id = c[0].id, .lease = c[0].lease, .result = "{\"a\":1}"},
-        {.kind = JM_OUTCOME_FAIL, .id = c[1].id, .lease = c[1].lease, .error = "boom",
+        {.kind = JM_OUTCOME_FAIL,
+         .id = c[1].id,
+         .lease = c[1].lease,
+         .error = "boom",
          .backoff_ms = 60000},
         {.kind = JM_OUTCOME_RELEASE, .id = c[2].id, .lease = c[2].lease},
         {.kind = JM_OUTCOME_CANCEL_ACK, .id = c[3].id, .lease = c[3].lease},
         {.kind = JM_OUTCOME_COMPLETE, .id = c[4].id, .lease = "1-stale", .result = "1"},
-        {.kind = JM_OUTCOME_FAIL, .id = c[5].id, .lease = c[5].lease, .error = "bad",
+        {.kind = JM_OUTCOME_FAIL,
+         .id = c[5].id,
+         .lease = c[5].lease,
+         .error = "bad",
          .permanent = true},
         {.kind = JM_OUTCOME_COMPLETE, .id = c[0].id, .lease = c[0].lease, .result = "2"},
     };

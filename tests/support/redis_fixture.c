@@ -83,9 +83,10 @@ spawn(jm_test_redis *t, const char *const *extra)
         server = "redis-server";
     char port[16];
     snprintf(port, sizeof(port), "%d", t->port);
-    const char *argv[64] = {server, "--port", port, "--bind", "127.0.0.1", "--dir", t->dir,
-                            "--save", "", "--appendonly", "no", "--protected-mode", "no",
-                            "--loglevel", "warning", "--logfile", "redis.log"};
+    const char *argv[64] = {
+        server, "--port",     port,      "--bind",       "127.0.0.1", "--dir",
+        t->dir, "--save",     "",        "--appendonly", "no",        "--protected-mode",
+        "no",   "--loglevel", "warning", "--logfile",    "redis.log"};
     int argc = 17;
     for (int i = 0; extra != NULL && extra[i] != NULL && argc < 62; i++)
         argv[argc++] = extra[i];
@@ -173,8 +174,7 @@ int
 jm_test_claim(jm_redis *r, const char *queue, int max, int lease_ms, const char *worker,
               jm_claim *out, int *n, jm_error *err)
 {
-    jm_claim_call call = {.queue = queue, .max = max, .lease_ms = lease_ms,
-                          .worker_id = worker};
+    jm_claim_call call = {.queue = queue, .max = max, .lease_ms = lease_ms, .worker_id = worker};
     return jm_queue_claim(r, &call, out, n, err);
 }
 
@@ -237,8 +237,7 @@ jm_test_claim_n(jm_redis *r, const char *queue, int max, int lease_ms)
     cr_assert_not_null(c);
     int n = 0;
     jm_error err;
-    cr_assert_eq(jm_test_claim(r, queue, max, lease_ms, "w1", c, &n, &err), JM_OK, "%s",
-                 err.msg);
+    cr_assert_eq(jm_test_claim(r, queue, max, lease_ms, "w1", c, &n, &err), JM_OK, "%s", err.msg);
     for (int i = 0; i < n; i++)
         jm_claim_clear(&c[i]);
     free(c);

@@ -43,14 +43,13 @@ void jm_test_pause(void);
 /* JM_TEST_WAIT_UNTIL re-evaluates cond (an expression that may do work, such
  * as running a janitor duty) until it is true; the test fails naming what
  * when timeout_ms passes first. */
-#define JM_TEST_WAIT_UNTIL(cond, timeout_ms, what)                                    \
-    do {                                                                               \
-        long long jm__deadline = jm_test_now_ms() + (timeout_ms);                      \
-        while (!(cond)) {                                                              \
-            cr_assert_lt(jm_test_now_ms(), jm__deadline, "timed out waiting for %s",   \
-                         (what));                                                      \
-            jm_test_pause();                                                           \
-        }                                                                              \
+#define JM_TEST_WAIT_UNTIL(cond, timeout_ms, what)                                                 \
+    do {                                                                                           \
+        long long jm__deadline = jm_test_now_ms() + (timeout_ms);                                  \
+        while (!(cond)) {                                                                          \
+            cr_assert_lt(jm_test_now_ms(), jm__deadline, "timed out waiting for %s", (what));      \
+            jm_test_pause();                                                                       \
+        }                                                                                          \
     } while (0)
 
 /* jm_test_submit validates json as the api does and enqueues it on r; the
@@ -78,13 +77,19 @@ int jm_test_claim_n(jm_redis *r, const char *queue, int max, int lease_ms);
  * per test (srv), a connection to it (r), an error buffer (err), the
  * retention every call passes (ret), and the Criterion suite that sets them
  * up and tears them down. */
-#define JM_TEST_SUITE(name)                                                             \
-    static jm_test_redis srv;                                                           \
-    static jm_redis *r;                                                                 \
-    static jm_error err;                                                                \
-    static const jm_retention ret = {.result_ttl_s = 3600, .failed_ttl_s = 86400};      \
-    static void name##_setup(void) { r = jm_test_setup(&srv, NULL); }                   \
-    static void name##_teardown(void) { jm_test_teardown(&srv, r); }                    \
+#define JM_TEST_SUITE(name)                                                                        \
+    static jm_test_redis srv;                                                                      \
+    static jm_redis *r;                                                                            \
+    static jm_error err;                                                                           \
+    static const jm_retention ret = {.result_ttl_s = 3600, .failed_ttl_s = 86400};                 \
+    static void name##_setup(void)                                                                 \
+    {                                                                                              \
+        r = jm_test_setup(&srv, NULL);                                                             \
+    }                                                                                              \
+    static void name##_teardown(void)                                                              \
+    {                                                                                              \
+        jm_test_teardown(&srv, r);                                                                 \
+    }                                                                                              \
     TestSuite(name, .init = name##_setup, .fini = name##_teardown, .timeout = 60)
 
 /* jm_test_claim is jm_queue_claim with its call spelled as arguments (one

@@ -208,12 +208,12 @@ janitor(jm_redis *r, int interval_ms, int nq, char **queues)
             jm_error err;
             jm_error_clear(&err);
             int rq = 0, fl = 0, pr = 0;
-            if (jm_queue_requeue_expired(r, queues[i], 500, &ret, &rq, &fl, NULL, NULL, &err) != JM_OK ||
+            if (jm_queue_requeue_expired(r, queues[i], 500, &ret, &rq, &fl, NULL, NULL, &err) !=
+                    JM_OK ||
                 jm_queue_promote_due(r, queues[i], 500, &pr, &err) != JM_OK)
                 fprintf(stderr, "jm_submit janitor: %s\n", err.msg);
             if (rq + fl > 0)
-                fprintf(stderr, "jm_submit janitor: %s requeued %d failed %d\n", queues[i], rq,
-                        fl);
+                fprintf(stderr, "jm_submit janitor: %s requeued %d failed %d\n", queues[i], rq, fl);
         }
         struct timespec ts = {.tv_sec = interval_ms / 1000,
                               .tv_nsec = (long)(interval_ms % 1000) * 1000000L};

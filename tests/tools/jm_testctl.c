@@ -39,8 +39,8 @@ claim(jm_redis *r, int argc, char **argv, jm_error *err)
     if (c == NULL)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     int n = 0;
-    jm_claim_call call = {.queue = argv[0], .max = max, .lease_ms = lease,
-                          .worker_id = "jm_testctl"};
+    jm_claim_call call = {
+        .queue = argv[0], .max = max, .lease_ms = lease, .worker_id = "jm_testctl"};
     int rc = jm_queue_claim(r, &call, c, &n, err);
     for (int i = 0; i < n; i++) {
         printf("%s %s\n", c[i].id, c[i].lease);
@@ -56,8 +56,12 @@ beat(jm_redis *r, int argc, char **argv, jm_error *err)
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
     jm_worker_info w = {
-        .id = argv[0], .host = host, .queues = argv[1], .pid = (int)getpid(),
-        .concurrency = atoi(argv[2]), .busy = atoi(argv[3]),
+        .id = argv[0],
+        .host = host,
+        .queues = argv[1],
+        .pid = (int)getpid(),
+        .concurrency = atoi(argv[2]),
+        .busy = atoi(argv[3]),
     };
     return jm_workers_beat(r, &w, argc > 4 ? atoi(argv[4]) : 60000, err);
 }
@@ -85,8 +89,8 @@ main(int argc, char **argv)
     else if (strcmp(cmd, "complete") == 0 && n >= 2)
         rc = jm_queue_complete(r, a[0], a[1], n > 2 ? a[2] : NULL, &ret, &err);
     else if (strcmp(cmd, "fail") == 0 && n >= 3)
-        rc = jm_queue_fail(r, a[0], a[1], a[2],
-                           n > 3 && strcmp(a[3], "permanent") == 0, 0, &ret, NULL, &err);
+        rc = jm_queue_fail(r, a[0], a[1], a[2], n > 3 && strcmp(a[3], "permanent") == 0, 0, &ret,
+                           NULL, &err);
     else if (strcmp(cmd, "beat") == 0 && n >= 4)
         rc = beat(r, n, a, &err);
     else {

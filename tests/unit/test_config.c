@@ -19,15 +19,36 @@
 #include "jobmill/config.h"
 
 static const char *const env_names[] = {
-    "REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_DB", "REDIS_PASSWORD",
-    "JOBMILL_PREFIX", "JOBMILL_REDIS_TIMEOUT_MS", "JOBMILL_LISTEN", "JOBMILL_API_TOKENS_FILE",
-    "JOBMILL_MAX_BODY_BYTES", "JOBMILL_MAX_WAITERS", "JOBMILL_MAX_QUEUES",
-    "JOBMILL_API_DRAIN_DELAY_MS", "JOBMILL_API_THREADS", "JOBMILL_METRICS_LISTEN",
-    "JOBMILL_WORKER_ID", "JOBMILL_QUEUES", "JOBMILL_CONCURRENCY", "JOBMILL_LEASE_MS",
-    "JOBMILL_HEARTBEAT_MS", "JOBMILL_SHUTDOWN_GRACE_MS", "JOBMILL_MAX_RESULT_BYTES",
-    "JOBMILL_BACKOFF_BASE_MS", "JOBMILL_BACKOFF_MAX_MS", "JOBMILL_JANITOR_INTERVAL_MS",
-    "JOBMILL_JANITOR_BATCH", "JOBMILL_JANITOR_RECONCILE_EVERY", "JOBMILL_RESULT_TTL_S",
-    "JOBMILL_FAILED_TTL_S", "JOBMILL_LOG_LEVEL",
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_DB",
+    "REDIS_PASSWORD",
+    "JOBMILL_PREFIX",
+    "JOBMILL_REDIS_TIMEOUT_MS",
+    "JOBMILL_LISTEN",
+    "JOBMILL_API_TOKENS_FILE",
+    "JOBMILL_MAX_BODY_BYTES",
+    "JOBMILL_MAX_WAITERS",
+    "JOBMILL_MAX_QUEUES",
+    "JOBMILL_API_DRAIN_DELAY_MS",
+    "JOBMILL_API_THREADS",
+    "JOBMILL_METRICS_LISTEN",
+    "JOBMILL_WORKER_ID",
+    "JOBMILL_QUEUES",
+    "JOBMILL_CONCURRENCY",
+    "JOBMILL_LEASE_MS",
+    "JOBMILL_HEARTBEAT_MS",
+    "JOBMILL_SHUTDOWN_GRACE_MS",
+    "JOBMILL_MAX_RESULT_BYTES",
+    "JOBMILL_BACKOFF_BASE_MS",
+    "JOBMILL_BACKOFF_MAX_MS",
+    "JOBMILL_JANITOR_INTERVAL_MS",
+    "JOBMILL_JANITOR_BATCH",
+    "JOBMILL_JANITOR_RECONCILE_EVERY",
+    "JOBMILL_RESULT_TTL_S",
+    "JOBMILL_FAILED_TTL_S",
+    "JOBMILL_LOG_LEVEL",
 };
 
 static char tmp_paths[64][64];
@@ -173,7 +194,7 @@ Test(config, defaults_alone_validate)
     jm_config_free(&cfg);
     cr_assert_null(cfg.redis_url);
     cr_assert_eq(cfg.n_queues, 0);
-    jm_config_free(&cfg);  /* a freed (zeroed) config frees again safely */
+    jm_config_free(&cfg); /* a freed (zeroed) config frees again safely */
 }
 
 Test(config, precedence_defaults_yaml_env_flags)
@@ -187,7 +208,7 @@ Test(config, precedence_defaults_yaml_env_flags)
     cr_assert_eq(cfg.lease_ms, 20000);
     cr_assert_eq(cfg.concurrency, 8);
     cr_assert_str_eq(cfg.prefix, "fromyaml");
-    cr_assert_eq(cfg.heartbeat_ms, 5000);  /* untouched: default */
+    cr_assert_eq(cfg.heartbeat_ms, 5000); /* untouched: default */
     cr_assert_str_eq(cfg.config_file, tmp_paths[n_tmp - 1]);
     jm_config_free(&cfg);
 
@@ -231,11 +252,11 @@ Test(config, every_env_var_and_flag_is_read)
     setenv("JOBMILL_JANITOR_RECONCILE_EVERY", "3", 1);
     setenv("JOBMILL_REDIS_TIMEOUT_MS", "250", 1);
     setenv("JOBMILL_LOG_LEVEL", "debug", 1);
-    cr_assert_eq(LOAD(&cfg, &err, "--listen", "127.0.0.1:1234", "--max-waiters=0",
-                      "--max-queues", "5", "--api-drain-delay-ms", "0", "--shutdown-grace-ms",
-                      "1", "--max-result-bytes", "4096", "--backoff-base-ms", "10",
-                      "--backoff-max-ms", "20", "--janitor-interval-ms", "100",
-                      "--failed-ttl-s", "60", "--heartbeat-ms", "10"),
+    cr_assert_eq(LOAD(&cfg, &err, "--listen", "127.0.0.1:1234", "--max-waiters=0", "--max-queues",
+                      "5", "--api-drain-delay-ms", "0", "--shutdown-grace-ms", "1",
+                      "--max-result-bytes", "4096", "--backoff-base-ms", "10", "--backoff-max-ms",
+                      "20", "--janitor-interval-ms", "100", "--failed-ttl-s", "60",
+                      "--heartbeat-ms", "10"),
                  JM_OK, "%s", err.msg);
     cr_assert_str_eq(cfg.api_tokens_file, "/etc/tokens");
     cr_assert_eq(cfg.api_max_body_bytes, 2048L);
@@ -275,8 +296,8 @@ Test(config, metrics_listen_sets_worker_and_janitor)
     jm_config_free(&cfg);
 
     unsetenv("JOBMILL_METRICS_LISTEN");
-    cr_assert_eq(load_yaml_text(&cfg, &err, "janitor:\n  metrics_listen: 10.0.0.1:9300\n"),
-                 JM_OK, "%s", err.msg);
+    cr_assert_eq(load_yaml_text(&cfg, &err, "janitor:\n  metrics_listen: 10.0.0.1:9300\n"), JM_OK,
+                 "%s", err.msg);
     cr_assert_str_eq(cfg.worker_metrics_listen, "0.0.0.0:9090");
     cr_assert_str_eq(cfg.janitor_metrics_listen, "10.0.0.1:9300");
     jm_config_free(&cfg);
@@ -348,8 +369,8 @@ Test(config, redis_parts_beat_yaml_url_and_lose_to_flag)
     jm_config cfg;
     jm_error err;
     setenv("REDIS_HOST", "envhost", 1);
-    cr_assert_eq(load_yaml_text(&cfg, &err, "redis:\n  url: redis://yamlhost:1/1\n"), JM_OK,
-                 "%s", err.msg);
+    cr_assert_eq(load_yaml_text(&cfg, &err, "redis:\n  url: redis://yamlhost:1/1\n"), JM_OK, "%s",
+                 err.msg);
     cr_assert_str_eq(cfg.redis_url, "redis://envhost:6379/0");
     jm_config_free(&cfg);
     cr_assert_eq(LOAD(&cfg, &err, "--redis-url", "redis://flaghost:2/0"), JM_OK, "%s", err.msg);
@@ -363,7 +384,8 @@ Test(config, redis_part_errors)
     expect_env_error("REDIS_PORT", "63x", "REDIS_PORT: must be an integer between 1 and 65535");
     expect_env_error("REDIS_DB", "-1", "REDIS_DB: must be an integer between 0 and 1000");
     expect_env_error("REDIS_HOST", "a/b", "REDIS_HOST: must be a host name or address");
-    expect_env_error("REDIS_URL", "http://x", "REDIS_URL: must be a URL "
+    expect_env_error("REDIS_URL", "http://x",
+                     "REDIS_URL: must be a URL "
                      "redis://[[user]:password@]host:port/db");
 }
 
@@ -438,7 +460,7 @@ Test(config, unknown_flag)
     cr_assert_eq(LOAD(&cfg, &err, "-x"), JM_ERR_INVALID);
     cr_assert_str_eq(err.msg, "unknown flag -x");
     jm_config_free(&cfg);
-    cr_assert_eq(LOAD(&cfg, &err, "--lease"), JM_ERR_INVALID);  /* no prefix matching */
+    cr_assert_eq(LOAD(&cfg, &err, "--lease"), JM_ERR_INVALID); /* no prefix matching */
     cr_assert_str_eq(err.msg, "unknown flag --lease");
     jm_config_free(&cfg);
     cr_assert_eq(LOAD(&cfg, &err, "stray"), JM_ERR_INVALID);
@@ -470,7 +492,7 @@ Test(config, help_prints_usage)
     jm_error err;
     cr_redirect_stdout();
     cr_assert_eq(LOAD(&cfg, &err, "--lease-ms", "500", "--help"), JM_ERR_USAGE);
-    cr_assert_eq(cfg.lease_ms, 15000);  /* defaults only */
+    cr_assert_eq(cfg.lease_ms, 15000); /* defaults only */
     jm_config_free(&cfg);
     fflush(stdout);
     FILE *out = cr_get_redirected_stdout();
@@ -481,7 +503,7 @@ Test(config, help_prints_usage)
         saw_lease |= strstr(line, "--lease-ms MS") != NULL;
         saw_listen |= strstr(line, "--listen ") != NULL;
         if (strstr(line, "worker.handlers") != NULL)
-            break;  /* the last line for a worker */
+            break; /* the last line for a worker */
     }
     cr_assert(saw_usage);
     cr_assert(saw_lease);
@@ -571,7 +593,7 @@ Test(config, flag_and_env_names_follow_the_rule)
         cr_assert(known, "%s is not cleared by the test fixture", env);
         rows++;
     }
-    cr_assert_eq(rows, 26);  /* every setting with an env var and a flag */
+    cr_assert_eq(rows, 26); /* every setting with an env var and a flag */
     free(buf);
 }
 
@@ -624,8 +646,9 @@ Test(config, yaml_quoted_int_and_string_values)
 {
     jm_config cfg;
     jm_error err;
-    cr_assert_eq(load_yaml_text(&cfg, &err, "worker:\n  lease_ms: '6000'\n  id: 42\n"
-                                            "api:\n  tokens_file: ~\n"),
+    cr_assert_eq(load_yaml_text(&cfg, &err,
+                                "worker:\n  lease_ms: '6000'\n  id: 42\n"
+                                "api:\n  tokens_file: ~\n"),
                  JM_OK, "%s", err.msg);
     cr_assert_eq(cfg.lease_ms, 6000);
     cr_assert_str_eq(cfg.worker_id, "42");
@@ -687,8 +710,7 @@ Test(config, yaml_bad_utf8_has_line)
 
 Test(config, yaml_nesting_too_deep)
 {
-    expect_yaml_error("worker:\n  queues: [[[[[[[[a]]]]]]]]\n",
-                      "2: nested deeper than 8 levels");
+    expect_yaml_error("worker:\n  queues: [[[[[[[[a]]]]]]]]\n", "2: nested deeper than 8 levels");
     /* 8 levels parse (and then fail on the schema, not the depth) */
     expect_yaml_error("worker:\n  queues: [[[[[[a]]]]]]\n",
                       "2: worker.queues[0]: must be a queue name or {name: q, weight: n}");
@@ -707,12 +729,11 @@ Test(config, load_yaml_buffer_directly)
     jm_error err;
     cr_assert_eq(jm_config_defaults(&cfg), JM_OK);
     const char *doc = "jobs:\n  result_ttl_s: 60\n  failed_ttl_s: oops\n";
-    cr_assert_eq(jm_config_load_yaml(&cfg, "jobmill.yaml", doc, strlen(doc), &err),
-                 JM_ERR_INVALID);
+    cr_assert_eq(jm_config_load_yaml(&cfg, "jobmill.yaml", doc, strlen(doc), &err), JM_ERR_INVALID);
     cr_assert_str_eq(err.msg, "jobmill.yaml:3: jobs.failed_ttl_s: must be an integer "
                               "between 1 and 31536000");
     cr_assert_str_eq(err.field, "jobs.failed_ttl_s");
-    cr_assert_eq(cfg.result_ttl_s, 60);  /* applied before the error */
+    cr_assert_eq(cfg.result_ttl_s, 60); /* applied before the error */
     jm_config_free(&cfg);
 }
 
@@ -757,7 +778,7 @@ Test(config, queue_list_errors)
     snprintf(want, sizeof(want),
              "JOBMILL_QUEUES: queue name \"%.64s\" must be 1-64 of [A-Za-z0-9_.-]", name);
     expect_env_error("JOBMILL_QUEUES", name, want);
-    name[64] = '\0';  /* 64 is fine */
+    name[64] = '\0'; /* 64 is fine */
     jm_config cfg;
     jm_error err;
     setenv("JOBMILL_QUEUES", name, 1);
@@ -783,8 +804,8 @@ Test(config, yaml_queue_forms)
     cr_assert_str_eq(cfg.queues[1].name, "b");
     jm_config_free(&cfg);
 
-    cr_assert_eq(load_yaml_text(&cfg, &err, "worker:\n  queues:\n    - x\n    - y\n"), JM_OK,
-                 "%s", err.msg);
+    cr_assert_eq(load_yaml_text(&cfg, &err, "worker:\n  queues:\n    - x\n    - y\n"), JM_OK, "%s",
+                 err.msg);
     cr_assert_eq(cfg.n_queues, 2);
     cr_assert_str_eq(cfg.queues[0].name, "x");
     cr_assert_eq(cfg.queues[0].weight, 1);
@@ -937,8 +958,7 @@ Test(config, heartbeat_must_be_below_lease)
 {
     jm_config cfg;
     jm_error err;
-    cr_assert_eq(LOAD(&cfg, &err, "--heartbeat-ms", "5000", "--lease-ms", "5000"),
-                 JM_ERR_INVALID);
+    cr_assert_eq(LOAD(&cfg, &err, "--heartbeat-ms", "5000", "--lease-ms", "5000"), JM_ERR_INVALID);
     cr_assert_str_eq(err.msg, "worker.heartbeat_ms: must be less than worker.lease_ms "
                               "(5000 >= 5000)");
     jm_config_free(&cfg);
@@ -1009,8 +1029,8 @@ Test(config, log_masks_password)
     jm_config cfg;
     jm_error err;
     setenv("REDIS_URL", "redis://alice:s3cret-p@ss@redis.local:6379/1", 1);
-    cr_assert_eq(load_yaml_text(&cfg, &err, "worker:\n  handlers:\n    r: {exec: [a, b]}\n"),
-                 JM_OK, "%s", err.msg);
+    cr_assert_eq(load_yaml_text(&cfg, &err, "worker:\n  handlers:\n    r: {exec: [a, b]}\n"), JM_OK,
+                 "%s", err.msg);
     cr_redirect_stderr();
     jm_config_log(&cfg);
     fflush(stderr);

@@ -150,8 +150,7 @@ Test(config_hostile, self_referencing_alias_refused)
 
 Test(config_hostile, merge_key_refused)
 {
-    static const char merge[] =
-        "worker: &base\n  lease_ms: 20000\napi:\n  <<: *base\n";
+    static const char merge[] = "worker: &base\n  lease_ms: 20000\napi:\n  <<: *base\n";
     expect_refused(merge, sizeof(merge) - 1, "hostile.yaml:4: aliases are not supported");
 }
 

@@ -23,8 +23,8 @@
 
 typedef struct http_resp {
     int status;
-    char head[4096];             /* status line and headers, NUL-terminated */
-    char *body;                  /* malloc'd, NUL-terminated */
+    char head[4096]; /* status line and headers, NUL-terminated */
+    char *body;      /* malloc'd, NUL-terminated */
     size_t body_len;
 } http_resp;
 
@@ -71,7 +71,8 @@ http_do(int port, const char *method, const char *path, http_resp *r)
     char req[512];
     int n = snprintf(req, sizeof(req),
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-                     "Content-Length: 0\r\n\r\n", method, path);
+                     "Content-Length: 0\r\n\r\n",
+                     method, path);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -180,8 +181,11 @@ start_server(void)
     for (int attempt = 0; attempt < 5 && srv == NULL; attempt++) {
         port = free_port();
         snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-        jm_httpd_opts o = {.listen = listen, .metrics = reg, .ready = ready_cb,
-                           .refresh = refresh_cb, .user = &st};
+        jm_httpd_opts o = {.listen = listen,
+                           .metrics = reg,
+                           .ready = ready_cb,
+                           .refresh = refresh_cb,
+                           .user = &st};
         srv = jm_httpd_start(&o, &err);
     }
     cr_assert_not_null(srv, "jm_httpd_start: %s", err.msg);
@@ -280,8 +284,8 @@ Test(httpd, head_has_headers_and_no_body)
 
 Test(httpd, unknown_paths_404)
 {
-    const char *paths[] = {"/", "/nope", "/metrics/x", "/healthzz", "/readyz/", "/metric",
-                           "/healthz/../etc"};
+    const char *paths[] = {"/",        "/nope",   "/metrics/x",     "/healthzz",
+                           "/readyz/", "/metric", "/healthz/../etc"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         http_resp r;
         cr_assert_eq(http_do(port, "GET", paths[i], &r), 0, "%s", paths[i]);
@@ -395,7 +399,9 @@ Test(httpd, host_name_listen)
 
 Test(httpd_listen, conversions)
 {
-    const struct { const char *in, *out; } ok[] = {
+    const struct {
+        const char *in, *out;
+    } ok[] = {
         {"0.0.0.0:9090", "0.0.0.0:9090"},
         {"127.0.0.1:18080", "127.0.0.1:18080"},
         {":9090", "9090"},
@@ -408,22 +414,38 @@ Test(httpd_listen, conversions)
     char out[64];
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         memset(out, 'x', sizeof(out));
-        cr_assert_eq(jm_civetweb_listen_ports(ok[i].in, out, sizeof(out)), JM_OK, "%s",
-                     ok[i].in);
+        cr_assert_eq(jm_civetweb_listen_ports(ok[i].in, out, sizeof(out)), JM_OK, "%s", ok[i].in);
         cr_assert_str_eq(out, ok[i].out);
     }
-    const char *bad[] = {"", ":", "abc", "9090x", "x9090", "0", ":0", "65536", "70000",
-                         "99999999", "-1", "+80", " 80", "80 ", "1.2.3.4:", "a b:80",
-                         "1.2.3.4:80,5.6.7.8:90", "1.2.3.4:80s", "[::1:80", "[]:80",
-                         "host/x:80", "127.0.0.1:9090:"};
+    const char *bad[] = {"",
+                         ":",
+                         "abc",
+                         "9090x",
+                         "x9090",
+                         "0",
+                         ":0",
+                         "65536",
+                         "70000",
+                         "99999999",
+                         "-1",
+                         "+80",
+                         " 80",
+                         "80 ",
+                         "1.2.3.4:",
+                         "a b:80",
+                         "1.2.3.4:80,5.6.7.8:90",
+                         "1.2.3.4:80s",
+                         "[::1:80",
+                         "[]:80",
+                         "host/x:80",
+                         "127.0.0.1:9090:"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         cr_assert_eq(jm_civetweb_listen_ports(bad[i], out, sizeof(out)), JM_ERR_INVALID,
                      "\"%s\" accepted as \"%s\"", bad[i], out);
     cr_assert_eq(jm_civetweb_listen_ports(NULL, out, sizeof(out)), JM_ERR_INVALID);
     /* too small an output buffer */
     char tiny[5];
-    cr_assert_eq(jm_civetweb_listen_ports("127.0.0.1:9090", tiny, sizeof(tiny)),
-                 JM_ERR_INVALID);
+    cr_assert_eq(jm_civetweb_listen_ports("127.0.0.1:9090", tiny, sizeof(tiny)), JM_ERR_INVALID);
     cr_assert_eq(jm_civetweb_listen_ports("9090", tiny, sizeof(tiny)), JM_OK);
     cr_assert_str_eq(tiny, "9090");
 }

@@ -169,14 +169,24 @@ Test(job, spec_field_prefix_for_batches)
 
 Test(job, record_round_trip_to_json)
 {
-    const char *fv[] = {"queue", "q", "type", "echo", "payload", "{\"a\":1}", "status", "succeeded",
-                        "attempts", "2", "max_attempts", "3", "fence", "17", "worker", "w1",
-                        "created", "1700000000123", "run_at", "1700000000123", "started",
-                        "1700000001000", "finished", "1700000002500", "result", "[1,2]",
-                        "cancel", "0", "whatever", "ignored"};
+    const char *fv[] = {"queue",        "q",
+                        "type",         "echo",
+                        "payload",      "{\"a\":1}",
+                        "status",       "succeeded",
+                        "attempts",     "2",
+                        "max_attempts", "3",
+                        "fence",        "17",
+                        "worker",       "w1",
+                        "created",      "1700000000123",
+                        "run_at",       "1700000000123",
+                        "started",      "1700000001000",
+                        "finished",     "1700000002500",
+                        "result",       "[1,2]",
+                        "cancel",       "0",
+                        "whatever",     "ignored"};
     jm_job j;
-    cr_assert_eq(jm_job_from_hash(&j, "0000AAAAAAAAAAAAAAAAAAAAAA", fv, 30, &err), JM_OK,
-                 "%s", err.msg);
+    cr_assert_eq(jm_job_from_hash(&j, "0000AAAAAAAAAAAAAAAAAAAAAA", fv, 30, &err), JM_OK, "%s",
+                 err.msg);
     cr_assert_eq(j.fence, 17);
     json_t *o = jm_job_to_json(&j);
     cr_assert_str_eq(json_string_value(json_object_get(o, "status")), "succeeded");
@@ -188,9 +198,10 @@ Test(job, record_round_trip_to_json)
     cr_assert_eq(json_object_get(o, "cancel_requested"), json_false());
     cr_assert_float_eq(json_real_value(json_object_get(o, "created_at")), 1700000000.123, 1e-6);
     cr_assert_float_eq(json_real_value(json_object_get(o, "finished_at")), 1700000002.5, 1e-6);
-    const char *keys[] = {"id", "queue", "type", "status", "attempts", "max_attempts", "payload",
-                          "result", "error", "progress", "worker", "cancel_requested",
-                          "created_at", "run_at", "started_at", "finished_at"};
+    const char *keys[] = {"id",         "queue",        "type",       "status",
+                          "attempts",   "max_attempts", "payload",    "result",
+                          "error",      "progress",     "worker",     "cancel_requested",
+                          "created_at", "run_at",       "started_at", "finished_at"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         cr_assert_not_null(json_object_get(o, keys[i]), "missing %s", keys[i]);
     json_decref(o);

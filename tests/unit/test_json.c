@@ -210,8 +210,8 @@ Test(json, check_names_the_limit)
     jm_error err;
     jm_error_clear(&err);
     cr_assert_eq(jm_json_check(over, strlen(over), "stdout", &err), JM_ERR_INVALID);
-    cr_assert_str_eq(err.msg,
-                     "stdout nested deeper than the nesting limit of 100 levels (line 1, column 501)");
+    cr_assert_str_eq(
+        err.msg, "stdout nested deeper than the nesting limit of 100 levels (line 1, column 501)");
     cr_assert_eq(jm_json_check(over + 5, strlen(over + 5) - 1, NULL, &err), JM_OK);
     free(over);
 }
@@ -269,7 +269,7 @@ Test(json, submit_spec_refuses_a_payload_past_the_limit)
 typedef struct stack_run {
     char kind;
     int depth;
-    int parsed;    /* 1 parsed, dumped and freed; 0 refused */
+    int parsed; /* 1 parsed, dumped and freed; 0 refused */
     char text[JSON_ERROR_TEXT_LENGTH];
 } stack_run;
 

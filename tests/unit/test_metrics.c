@@ -21,8 +21,8 @@ Test(metrics, counter_math)
 {
     jm_metrics *m = jm_metrics_new();
     cr_assert_not_null(m);
-    jm_metric_family *f = jm_metrics_family(m, "jm_things_total", "Things.", JM_METRIC_COUNTER,
-                                            NULL, NULL, 0);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_things_total", "Things.", JM_METRIC_COUNTER, NULL, NULL, 0);
     cr_assert_not_null(f);
     jm_metric_series *s = jm_metrics_series(f, NULL);
     cr_assert_not_null(s);
@@ -31,10 +31,10 @@ Test(metrics, counter_math)
     jm_metric_inc(s);
     jm_metric_add(s, 2.5);
     cr_assert_eq(jm_metric_value(s), 4.5);
-    jm_metric_add(s, -1);        /* counters never go down */
+    jm_metric_add(s, -1); /* counters never go down */
     jm_metric_add(s, NAN);
     cr_assert_eq(jm_metric_value(s), 4.5);
-    jm_metric_observe(s, 1);     /* wrong type: ignored */
+    jm_metric_observe(s, 1); /* wrong type: ignored */
     cr_assert_eq(jm_metric_value(s), 4.5);
     /* the same (empty) label tuple gives the same series */
     cr_assert_eq(jm_metrics_series(f, no_labels), s);
@@ -45,8 +45,8 @@ Test(metrics, gauge_math)
 {
     jm_metrics *m = jm_metrics_new();
     const char *labels[] = {"queue", NULL};
-    jm_metric_family *f = jm_metrics_family(m, "jm_depth", "Depth.", JM_METRIC_GAUGE, labels,
-                                            NULL, 0);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_depth", "Depth.", JM_METRIC_GAUGE, labels, NULL, 0);
     cr_assert_not_null(f);
     const char *qa[] = {"a"}, *qb[] = {"b"};
     jm_metric_series *a = jm_metrics_series(f, qa);
@@ -77,8 +77,8 @@ Test(metrics, many_series_hash_growth)
 {
     jm_metrics *m = jm_metrics_new();
     const char *labels[] = {"queue", "state", NULL};
-    jm_metric_family *f = jm_metrics_family(m, "jm_jobs", "Jobs.", JM_METRIC_GAUGE, labels,
-                                            NULL, 0);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_jobs", "Jobs.", JM_METRIC_GAUGE, labels, NULL, 0);
     jm_metric_series *keep[500];
     char q[32];
     for (int i = 0; i < 500; i++) {
@@ -104,29 +104,28 @@ Test(metrics, histogram_math_and_cumulative_buckets)
 {
     jm_metrics *m = jm_metrics_new();
     const double b[] = {1, 2, 5};
-    jm_metric_family *f = jm_metrics_family(m, "jm_latency_seconds", "Latency.",
-                                            JM_METRIC_HISTOGRAM, NULL, b, 3);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_latency_seconds", "Latency.", JM_METRIC_HISTOGRAM, NULL, b, 3);
     cr_assert_not_null(f);
     jm_metric_series *s = jm_metrics_series(f, NULL);
     const double obs[] = {0.5, 1, 1.5, 2, 3, 7, 100};
     for (size_t i = 0; i < sizeof(obs) / sizeof(obs[0]); i++)
         jm_metric_observe(s, obs[i]);
-    jm_metric_inc(s);            /* wrong type: ignored */
+    jm_metric_inc(s);                      /* wrong type: ignored */
     cr_assert_eq(jm_metric_value(s), 7.0); /* histogram: the count */
     size_t len = 0;
     char *out = jm_metrics_render(m, &len);
     cr_assert_not_null(out);
     cr_assert_eq(len, strlen(out));
     /* le is an upper bound, inclusive: 0.5,1 | 1.5,2 | 3 | 7,100 */
-    const char *want =
-        "# HELP jm_latency_seconds Latency.\n"
-        "# TYPE jm_latency_seconds histogram\n"
-        "jm_latency_seconds_bucket{le=\"1\"} 2\n"
-        "jm_latency_seconds_bucket{le=\"2\"} 4\n"
-        "jm_latency_seconds_bucket{le=\"5\"} 5\n"
-        "jm_latency_seconds_bucket{le=\"+Inf\"} 7\n"
-        "jm_latency_seconds_sum 115\n"
-        "jm_latency_seconds_count 7\n";
+    const char *want = "# HELP jm_latency_seconds Latency.\n"
+                       "# TYPE jm_latency_seconds histogram\n"
+                       "jm_latency_seconds_bucket{le=\"1\"} 2\n"
+                       "jm_latency_seconds_bucket{le=\"2\"} 4\n"
+                       "jm_latency_seconds_bucket{le=\"5\"} 5\n"
+                       "jm_latency_seconds_bucket{le=\"+Inf\"} 7\n"
+                       "jm_latency_seconds_sum 115\n"
+                       "jm_latency_seconds_count 7\n";
     cr_assert_str_eq(out, want);
     free(out);
     jm_metrics_free(m);
@@ -142,8 +141,8 @@ Test(metrics, histogram_default_buckets)
 
     jm_metrics *m = jm_metrics_new();
     const char *labels[] = {"queue", NULL};
-    jm_metric_family *f = jm_metrics_family(m, "jm_wait_seconds", "Wait.",
-                                            JM_METRIC_HISTOGRAM, labels, NULL, 0);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_wait_seconds", "Wait.", JM_METRIC_HISTOGRAM, labels, NULL, 0);
     cr_assert_not_null(f);
     const char *q[] = {"default"};
     jm_metric_series *s = jm_metrics_series(f, q);
@@ -182,15 +181,17 @@ Test(metrics, histogram_bucket_validation)
     const double nan[] = {NAN};
     const double inf_mid[] = {1, INFINITY, 2};
     const double inf_last[] = {1, INFINITY};
-    cr_assert_null(jm_metrics_family(m, "jm_a_seconds", "h", JM_METRIC_HISTOGRAM, NULL, unsorted, 2));
+    cr_assert_null(
+        jm_metrics_family(m, "jm_a_seconds", "h", JM_METRIC_HISTOGRAM, NULL, unsorted, 2));
     cr_assert_null(jm_metrics_family(m, "jm_b_seconds", "h", JM_METRIC_HISTOGRAM, NULL, dup, 2));
     cr_assert_null(jm_metrics_family(m, "jm_c_seconds", "h", JM_METRIC_HISTOGRAM, NULL, nan, 1));
-    cr_assert_null(jm_metrics_family(m, "jm_d_seconds", "h", JM_METRIC_HISTOGRAM, NULL, inf_mid, 3));
+    cr_assert_null(
+        jm_metrics_family(m, "jm_d_seconds", "h", JM_METRIC_HISTOGRAM, NULL, inf_mid, 3));
     const char *le[] = {"le", NULL};
     cr_assert_null(jm_metrics_family(m, "jm_e_seconds", "h", JM_METRIC_HISTOGRAM, le, NULL, 0));
     /* a trailing +Inf is implied anyway and not printed twice */
-    jm_metric_family *f = jm_metrics_family(m, "jm_f_seconds", "h", JM_METRIC_HISTOGRAM, NULL,
-                                            inf_last, 2);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_f_seconds", "h", JM_METRIC_HISTOGRAM, NULL, inf_last, 2);
     cr_assert_not_null(f);
     jm_metric_observe(jm_metrics_series(f, NULL), NAN);
     char *out = jm_metrics_render(m, NULL);
@@ -255,14 +256,15 @@ Test(metrics, re_registration)
 {
     jm_metrics *m = jm_metrics_new();
     const char *l1[] = {"queue", NULL}, *l2[] = {"type", NULL};
-    jm_metric_family *f = jm_metrics_family(m, "jm_done_total", "Done.", JM_METRIC_COUNTER, l1,
-                                            NULL, 0);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_done_total", "Done.", JM_METRIC_COUNTER, l1, NULL, 0);
     cr_assert_not_null(f);
-    cr_assert_eq(jm_metrics_family(m, "jm_done_total", "Other help.", JM_METRIC_COUNTER, l1,
-                                   NULL, 0), f);
+    cr_assert_eq(
+        jm_metrics_family(m, "jm_done_total", "Other help.", JM_METRIC_COUNTER, l1, NULL, 0), f);
     /* same name, other labels or type: refused */
     cr_assert_null(jm_metrics_family(m, "jm_done_total", "Done.", JM_METRIC_COUNTER, l2, NULL, 0));
-    cr_assert_null(jm_metrics_family(m, "jm_done_total", "Done.", JM_METRIC_COUNTER, NULL, NULL, 0));
+    cr_assert_null(
+        jm_metrics_family(m, "jm_done_total", "Done.", JM_METRIC_COUNTER, NULL, NULL, 0));
     jm_metrics_free(m);
 }
 
@@ -270,15 +272,15 @@ Test(metrics, render_golden)
 {
     jm_metrics *m = jm_metrics_new();
     const char *qs[] = {"queue", "status", NULL};
-    jm_metric_family *fin = jm_metrics_family(m, "jobmill_jobs_finished_total",
-                                              "Jobs that reached a terminal state.",
-                                              JM_METRIC_COUNTER, qs, NULL, 0);
-    jm_metric_family *busy = jm_metrics_family(m, "jobmill_worker_busy",
-                                               "Slots running a job.\nSecond \\ line.",
-                                               JM_METRIC_GAUGE, NULL, NULL, 0);
+    jm_metric_family *fin =
+        jm_metrics_family(m, "jobmill_jobs_finished_total", "Jobs that reached a terminal state.",
+                          JM_METRIC_COUNTER, qs, NULL, 0);
+    jm_metric_family *busy =
+        jm_metrics_family(m, "jobmill_worker_busy", "Slots running a job.\nSecond \\ line.",
+                          JM_METRIC_GAUGE, NULL, NULL, 0);
     const char *v[] = {"version", NULL};
-    jm_metric_family *info = jm_metrics_family(m, "jobmill_build_info", "Build \"info\".",
-                                               JM_METRIC_GAUGE, v, NULL, 0);
+    jm_metric_family *info =
+        jm_metrics_family(m, "jobmill_build_info", "Build \"info\".", JM_METRIC_GAUGE, v, NULL, 0);
     const char *q[] = {"queue", NULL};
     const double b[] = {0.1, 1};
     jm_metric_family *dur = jm_metrics_family(m, "jobmill_job_duration_seconds", "Run time.",
@@ -337,9 +339,12 @@ Test(metrics, value_formatting)
     jm_metrics *m = jm_metrics_new();
     const char *l[] = {"k", NULL};
     jm_metric_family *f = jm_metrics_family(m, "jm_v", "h", JM_METRIC_GAUGE, l, NULL, 0);
-    const struct { const char *k; double v; } cases[] = {
-        {"a", 800000}, {"b", 0.1}, {"c", -2.5}, {"d", 1e20}, {"e", INFINITY},
-        {"f", -INFINITY}, {"g", 1.0 / 3.0}, {"h", 123456789012.0},
+    const struct {
+        const char *k;
+        double v;
+    } cases[] = {
+        {"a", 800000},   {"b", 0.1},       {"c", -2.5},      {"d", 1e20},
+        {"e", INFINITY}, {"f", -INFINITY}, {"g", 1.0 / 3.0}, {"h", 123456789012.0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *v[] = {cases[i].k};
@@ -377,7 +382,7 @@ Test(metrics, empty_registry_renders_empty_string)
 #define N_INCS 100000
 
 typedef struct hammer_arg {
-    jm_metric_family *fam;       /* looks the series up itself, concurrently */
+    jm_metric_family *fam; /* looks the series up itself, concurrently */
     jm_metric_series *hist;
 } hammer_arg;
 
@@ -398,11 +403,11 @@ Test(metrics, concurrent_increments_are_exact, .timeout = 120)
 {
     jm_metrics *m = jm_metrics_new();
     const char *l[] = {"queue", NULL};
-    jm_metric_family *f = jm_metrics_family(m, "jm_hits_total", "Hits.", JM_METRIC_COUNTER, l,
-                                            NULL, 0);
+    jm_metric_family *f =
+        jm_metrics_family(m, "jm_hits_total", "Hits.", JM_METRIC_COUNTER, l, NULL, 0);
     const double b[] = {1};
-    jm_metric_family *h = jm_metrics_family(m, "jm_obs_seconds", "Obs.", JM_METRIC_HISTOGRAM,
-                                            NULL, b, 1);
+    jm_metric_family *h =
+        jm_metrics_family(m, "jm_obs_seconds", "Obs.", JM_METRIC_HISTOGRAM, NULL, b, 1);
     hammer_arg arg = {f, jm_metrics_series(h, NULL)};
     pthread_t t[N_THREADS];
     for (int i = 0; i < N_THREADS; i++)
@@ -461,12 +466,11 @@ Test(metrics, promtool_check_metrics, .timeout = 60)
                  PROMTOOL " is missing: install it (apt-get install prometheus); CI does");
     jm_metrics *m = jm_metrics_new();
     const char *qs[] = {"queue", "status", NULL};
-    jm_metric_family *c = jm_metrics_family(m, "jobmill_jobs_finished_total",
-                                            "Jobs that reached a terminal state.",
-                                            JM_METRIC_COUNTER, qs, NULL, 0);
-    jm_metric_family *g = jm_metrics_family(m, "jobmill_worker_busy",
-                                            "Busy slots;\nescaped \\ help.", JM_METRIC_GAUGE,
-                                            NULL, NULL, 0);
+    jm_metric_family *c =
+        jm_metrics_family(m, "jobmill_jobs_finished_total", "Jobs that reached a terminal state.",
+                          JM_METRIC_COUNTER, qs, NULL, 0);
+    jm_metric_family *g = jm_metrics_family(
+        m, "jobmill_worker_busy", "Busy slots;\nescaped \\ help.", JM_METRIC_GAUGE, NULL, NULL, 0);
     const char *q[] = {"queue", "type", NULL};
     jm_metric_family *h = jm_metrics_family(m, "jobmill_job_duration_seconds", "Run time.",
                                             JM_METRIC_HISTOGRAM, q, NULL, 0);

@@ -40,10 +40,10 @@ struct mg_callbacks;
 
 /* The options of one civetweb context. */
 typedef struct jm_civetweb_opts {
-    const char *ports;        /* civetweb syntax (jm_civetweb_listen_ports) */
-    int threads;              /* worker threads: connections served at once */
-    int request_timeout_ms;   /* reading a request, writing a response */
-    int keep_alive_ms;        /* > 0: HTTP keep-alive, an idle connection closes
+    const char *ports;      /* civetweb syntax (jm_civetweb_listen_ports) */
+    int threads;            /* worker threads: connections served at once */
+    int request_timeout_ms; /* reading a request, writing a response */
+    int keep_alive_ms;      /* > 0: HTTP keep-alive, an idle connection closes
                                  after this long; 0: one request per connection */
 } jm_civetweb_opts;
 

@@ -31,7 +31,7 @@ int jm_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *mu, int64_t deadline_
  * min_ms after the first failure, doubling up to max_ms, until a reset. */
 typedef struct jm_backoff {
     int min_ms, max_ms;
-    int cur_ms;         /* the last delay handed out; 0 = no failure since reset */
+    int cur_ms; /* the last delay handed out; 0 = no failure since reset */
 } jm_backoff;
 
 #define JM_BACKOFF(min, max) ((jm_backoff){.min_ms = (min), .max_ms = (max), .cur_ms = 0})

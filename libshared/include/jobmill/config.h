@@ -22,34 +22,34 @@
 #define JM_CFG_MAX_EXIT_CODES 16
 
 typedef struct jm_cfg_queue {
-    char *name;  /* owned */
-    int weight;  /* >= 1; 1 when given as a plain list */
+    char *name; /* owned */
+    int weight; /* >= 1; 1 when given as a plain list */
 } jm_cfg_queue;
 
 typedef struct jm_cfg_handler {
-    char *type;        /* owned: the job type this handler serves */
-    char **argv;       /* owned, NULL-terminated; argv[0] is the program */
-    int timeout_s;     /* default timeout for jobs of this type; 0 = none */
+    char *type;    /* owned: the job type this handler serves */
+    char **argv;   /* owned, NULL-terminated; argv[0] is the program */
+    int timeout_s; /* default timeout for jobs of this type; 0 = none */
     int permanent_exit_codes[JM_CFG_MAX_EXIT_CODES];
     int n_permanent_exit_codes;
 } jm_cfg_handler;
 
 typedef struct jm_config {
     /* redis */
-    char *redis_url;        /* redis://[[user]:password@]host:port/db */
-    char *prefix;           /* key prefix, default "jm" */
-    int redis_timeout_ms;   /* connect/command timeout, default 5000 */
+    char *redis_url;      /* redis://[[user]:password@]host:port/db */
+    char *prefix;         /* key prefix, default "jm" */
+    int redis_timeout_ms; /* connect/command timeout, default 5000 */
     /* api */
-    char *api_listen;       /* "0.0.0.0:8080" */
-    char *api_tokens_file;  /* NULL = no auth */
+    char *api_listen;      /* "0.0.0.0:8080" */
+    char *api_tokens_file; /* NULL = no auth */
     long api_max_body_bytes;
     int api_max_waiters;
     int api_max_queues;
     int api_drain_delay_ms;
-    int api_threads;        /* civetweb worker threads, default 64 */
+    int api_threads; /* civetweb worker threads, default 64 */
     /* worker */
     char *worker_metrics_listen;
-    char *worker_id;        /* NULL = generated host-pid-random */
+    char *worker_id; /* NULL = generated host-pid-random */
     jm_cfg_queue queues[JM_CFG_MAX_QUEUES];
     int n_queues;
     int concurrency;
@@ -64,15 +64,15 @@ typedef struct jm_config {
     /* janitor */
     char *janitor_metrics_listen;
     int janitor_interval_ms;
-    int janitor_batch;            /* ids per script call, default 500 */
-    int janitor_reconcile_every;  /* ticks between reconciler passes, default 10 */
+    int janitor_batch;           /* ids per script call, default 500 */
+    int janitor_reconcile_every; /* ticks between reconciler passes, default 10 */
     /* jobs */
     int result_ttl_s;
     int failed_ttl_s;
     /* log */
-    char *log_level;        /* "debug" | "info" | "warn" | "error" */
+    char *log_level; /* "debug" | "info" | "warn" | "error" */
     /* where it came from */
-    char *config_file;      /* NULL when no --config was given */
+    char *config_file; /* NULL when no --config was given */
 } jm_config;
 
 /* jm_config_defaults fills cfg with the built-in defaults. Returns JM_OK or
@@ -87,8 +87,7 @@ int jm_config_defaults(jm_config *cfg);
  * already printed to stdout and cfg holds defaults: exit 0); otherwise
  * JM_ERR_INVALID with err->msg one line naming the source (file:line, env var
  * or flag) and the problem (exit 2). cfg must be freed in every case. */
-int jm_config_load(jm_config *cfg, const char *service, int argc, char **argv,
-                   jm_error *err);
+int jm_config_load(jm_config *cfg, const char *service, int argc, char **argv, jm_error *err);
 
 /* jm_config_load_yaml applies one YAML document held in buf (len bytes) on
  * top of cfg; name is used in messages ("jobmill.yaml"). For tests and

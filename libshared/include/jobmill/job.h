@@ -44,8 +44,8 @@ jm_state jm_state_parse(const char *s);
 /* jm_state_terminal: succeeded, failed, canceled, expired. */
 bool jm_state_terminal(jm_state s);
 
-#define JM_QUEUE_MAX 64    /* queue name length limit */
-#define JM_ID_LEN 26       /* 4 hex slot tag + 22 base64url chars (128 bits) */
+#define JM_QUEUE_MAX 64 /* queue name length limit */
+#define JM_ID_LEN 26    /* 4 hex slot tag + 22 base64url chars (128 bits) */
 #define JM_TAG_LEN 4
 #define JM_TYPE_MAX 128
 #define JM_IDEM_MAX 256
@@ -68,19 +68,19 @@ bool jm_id_valid(const char *id);
 /* What a client asks for when submitting. */
 typedef struct jm_job_spec {
     char queue[JM_QUEUE_MAX + 1];
-    char *type;           /* required */
-    char *payload;        /* compact JSON text; "null" by default */
-    int max_attempts;     /* 1–1000, default 3 */
-    int timeout_s;        /* 0 = the handler's default */
-    int64_t delay_ms;     /* 0 = none */
-    int64_t run_at_ms;    /* epoch ms, 0 = none (delay_s and run_at exclude each other) */
-    int64_t expires_in_ms;/* 0 = never */
-    int result_ttl_s;     /* 0 = the service default */
-    char *idem_key;       /* NULL = none */
+    char *type;            /* required */
+    char *payload;         /* compact JSON text; "null" by default */
+    int max_attempts;      /* 1–1000, default 3 */
+    int timeout_s;         /* 0 = the handler's default */
+    int64_t delay_ms;      /* 0 = none */
+    int64_t run_at_ms;     /* epoch ms, 0 = none (delay_s and run_at exclude each other) */
+    int64_t expires_in_ms; /* 0 = never */
+    int result_ttl_s;      /* 0 = the service default */
+    char *idem_key;        /* NULL = none */
 } jm_job_spec;
 
-#define JM_TIMEOUT_MAX_S 604800     /* one week */
-#define JM_DELAY_MAX_S 31536000     /* one year */
+#define JM_TIMEOUT_MAX_S 604800 /* one week */
+#define JM_DELAY_MAX_S 31536000 /* one year */
 #define JM_TTL_MAX_S 31536000
 
 /* jm_job_spec_from_json validates a submit body (an object) and fills spec.
@@ -97,12 +97,12 @@ typedef struct jm_job {
     char id[JM_ID_LEN + 1];
     char queue[JM_QUEUE_MAX + 1];
     char *type;
-    char *payload;       /* JSON text */
-    char *result;        /* JSON text or NULL */
-    char *error;         /* text or NULL */
-    char *progress;      /* JSON text or NULL */
-    char *worker;        /* worker id or NULL */
-    char *idem_key;      /* or NULL */
+    char *payload;  /* JSON text */
+    char *result;   /* JSON text or NULL */
+    char *error;    /* text or NULL */
+    char *progress; /* JSON text or NULL */
+    char *worker;   /* worker id or NULL */
+    char *idem_key; /* or NULL */
     jm_state status;
     int attempts;
     int max_attempts;
@@ -118,8 +118,7 @@ void jm_job_clear(jm_job *job);
 /* jm_job_from_hash fills job from an HGETALL-style flat array of n strings
  * (field, value, ...). Unknown fields are ignored. JM_OK, JM_ERR_NOT_FOUND
  * (n == 0), JM_ERR_REPLY (a malformed record) or JM_ERR_NOMEM. */
-int jm_job_from_hash(jm_job *job, const char *id, const char *const *fv, size_t n,
-                     jm_error *err);
+int jm_job_from_hash(jm_job *job, const char *id, const char *const *fv, size_t n, jm_error *err);
 
 /* jm_job_to_json returns a new reference: the job object of CONTRACT.md. */
 json_t *jm_job_to_json(const jm_job *job);

@@ -34,7 +34,11 @@ void jm_log(jm_log_level level, const char *msg, ...) __attribute__((sentinel));
  * literal (it is marked by a leading \x01 byte that jm_log strips). */
 #define JM_LOG_INT(key, value) "\x01" key, (long long)(value)
 
-#define jm_log_debug(...) do { if (jm_log_enabled(JM_LOG_DEBUG)) jm_log(JM_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define jm_log_debug(...)                                                                          \
+    do {                                                                                           \
+        if (jm_log_enabled(JM_LOG_DEBUG))                                                          \
+            jm_log(JM_LOG_DEBUG, __VA_ARGS__);                                                     \
+    } while (0)
 #define jm_log_info(...) jm_log(JM_LOG_INFO, __VA_ARGS__)
 #define jm_log_warn(...) jm_log(JM_LOG_WARN, __VA_ARGS__)
 #define jm_log_error(...) jm_log(JM_LOG_ERROR, __VA_ARGS__)

@@ -46,11 +46,11 @@ jm_metric_series *jm_metrics_series(jm_metric_family *fam, const char *const *la
 
 /* One family to register (default buckets for histograms). */
 typedef struct jm_metric_def {
-    jm_metric_family **family;  /* gets the family, or NULL */
-    jm_metric_series **series;  /* unlabelled families: gets the one series, or NULL */
+    jm_metric_family **family; /* gets the family, or NULL */
+    jm_metric_series **series; /* unlabelled families: gets the one series, or NULL */
     const char *name;
     jm_metric_type type;
-    const char *const *labels;  /* NULL-terminated, NULL = unlabelled */
+    const char *const *labels; /* NULL-terminated, NULL = unlabelled */
     const char *help;
 } jm_metric_def;
 
@@ -60,11 +60,11 @@ typedef struct jm_metric_def {
 int jm_metrics_register(jm_metrics *m, const jm_metric_def *defs, size_t n);
 
 /* Updates. All are safe from any thread, lock-free, allocation-free. */
-void jm_metric_inc(jm_metric_series *s);                /* counter/gauge += 1 */
-void jm_metric_add(jm_metric_series *s, double v);      /* counter/gauge += v */
-void jm_metric_set(jm_metric_series *s, double v);      /* gauge = v */
-void jm_metric_observe(jm_metric_series *s, double v);  /* histogram */
-double jm_metric_value(const jm_metric_series *s);      /* counter/gauge, for tests */
+void jm_metric_inc(jm_metric_series *s);               /* counter/gauge += 1 */
+void jm_metric_add(jm_metric_series *s, double v);     /* counter/gauge += v */
+void jm_metric_set(jm_metric_series *s, double v);     /* gauge = v */
+void jm_metric_observe(jm_metric_series *s, double v); /* histogram */
+double jm_metric_value(const jm_metric_series *s);     /* counter/gauge, for tests */
 
 /* jm_metrics_render writes the whole registry in the Prometheus text format
  * 0.0.4 (HELP and TYPE lines, every series, histograms with _bucket/_sum/

@@ -34,7 +34,6 @@ int jm_pubsub_subscribe_done(jm_redis *r, jm_error *err);
  * non-message reply it clears *got. Both return JM_OK. When the connection
  * fails it returns JM_ERR_REDIS with the connection dropped: subscribe
  * again. */
-int jm_pubsub_next(jm_redis *r, int timeout_ms, char *buf, size_t len, bool *got,
-                   jm_error *err);
+int jm_pubsub_next(jm_redis *r, int timeout_ms, char *buf, size_t len, bool *got, jm_error *err);
 
 #endif

@@ -27,8 +27,8 @@
 
 /* Retention defaults passed to the scripts that finish jobs. */
 typedef struct jm_retention {
-    int result_ttl_s;  /* succeeded, canceled, expired (job's own result_ttl_s wins) */
-    int failed_ttl_s;  /* failed (dead-letter) */
+    int result_ttl_s; /* succeeded, canceled, expired (job's own result_ttl_s wins) */
+    int failed_ttl_s; /* failed (dead-letter) */
 } jm_retention;
 
 /* jm_queue_set_retention sets the process's defaults for every call given a
@@ -40,7 +40,7 @@ void jm_queue_set_retention(const jm_retention *ret);
 
 typedef struct jm_enqueue_result {
     char id[JM_ID_LEN + 1];
-    bool created;      /* false: the idempotency key matched an existing job */
+    bool created; /* false: the idempotency key matched an existing job */
 } jm_enqueue_result;
 
 /* jm_queue_enqueue stores spec as a new queued (or scheduled) job, or returns
@@ -48,8 +48,8 @@ typedef struct jm_enqueue_result {
  * 0 refuses (JM_ERR_LIMIT) a spec whose queue would be one more than
  * max_queues known queues. When job is not NULL it gets the record as stored,
  * from the same round trip; the caller clears it with jm_job_clear. */
-int jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues,
-                     jm_enqueue_result *out, jm_job *job, jm_error *err);
+int jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueue_result *out,
+                     jm_job *job, jm_error *err);
 
 /* jm_queue_enqueue_batch submits n specs in one pipelined MULTI/EXEC: all are
  * stored or none (a failure before EXEC stores nothing). out has n slots.
@@ -74,12 +74,12 @@ typedef struct jm_claim {
     char lease[JM_LEASE_MAX + 1]; /* lease token: pass it to every fenced call */
     char *type;
     char *payload;
-    int64_t fence;      /* fencing token of this claim (JOBMILL_FENCE); grows
+    int64_t fence; /* fencing token of this claim (JOBMILL_FENCE); grows
                            with every claim of the queue, also across a Redis
                            that lost writes, while its clock does not step back */
-    int attempt;        /* 1-based */
+    int attempt;   /* 1-based */
     int max_attempts;
-    int timeout_s;      /* 0 = none given */
+    int timeout_s; /* 0 = none given */
     int64_t created_ms, run_at_ms, started_ms;
 } jm_claim;
 
@@ -88,15 +88,15 @@ void jm_claim_clear(jm_claim *c);
 /* One claim call: what to claim, and what the call leaves for its caller. */
 typedef struct jm_claim_call {
     const char *queue;
-    int max;                        /* jobs at most */
+    int max; /* jobs at most */
     int lease_ms;
     const char *worker_id;
     /* set by jm_queue_claim: */
-    char nonce[JM_NONCE_LEN + 1];   /* this call's random nonce: after a
+    char nonce[JM_NONCE_LEN + 1]; /* this call's random nonce: after a
                                        JM_ERR_REDIS (reply lost, outcome
                                        unknown) jm_queue_claim_recover takes
                                        back what the call claimed */
-    bool more;                      /* the scan budget ran out before the
+    bool more;                    /* the scan budget ran out before the
                                        list did: call again at once */
 } jm_claim_call;
 
@@ -116,21 +116,21 @@ int jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out
 
 /* A lease to renew. */
 typedef struct jm_lease {
-    const char *id;     /* borrowed */
-    const char *queue;  /* borrowed */
-    const char *lease;  /* borrowed lease token */
+    const char *id;    /* borrowed */
+    const char *queue; /* borrowed */
+    const char *lease; /* borrowed lease token */
 } jm_lease;
 
 typedef enum jm_lease_status {
-    JM_LEASE_OK = 0,        /* renewed */
-    JM_LEASE_LOST = 1,      /* not ours any more: stop and commit nothing */
-    JM_LEASE_CANCEL = 2,    /* renewed, but a cancel was requested: stop it */
+    JM_LEASE_OK = 0,     /* renewed */
+    JM_LEASE_LOST = 1,   /* not ours any more: stop and commit nothing */
+    JM_LEASE_CANCEL = 2, /* renewed, but a cancel was requested: stop it */
 } jm_lease_status;
 
 /* jm_queue_heartbeat renews n leases by lease_ms in one round trip (one
  * script per queue, pipelined); status[i] gets a jm_lease_status. */
-int jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms,
-                       int *status, jm_error *err);
+int jm_queue_heartbeat(jm_redis *r, const jm_lease *leases, size_t n, int lease_ms, int *status,
+                       jm_error *err);
 
 /* jm_queue_complete commits success with result (JSON text, NULL = null).
  * JM_ERR_FENCE when the lease token is stale (lost lease, canceled, done). */
@@ -141,9 +141,8 @@ int jm_queue_complete(jm_redis *r, const char *id, const char *lease, const char
  * the job is scheduled again after backoff_ms (*out_state = SCHEDULED); else it
  * is dead-lettered (*out_state = FAILED); a job whose cancel was requested
  * becomes canceled (*out_state = CANCELED). JM_ERR_FENCE when stale. */
-int jm_queue_fail(jm_redis *r, const char *id, const char *lease, const char *error,
-                  bool permanent, int64_t backoff_ms, const jm_retention *ret,
-                  jm_state *out_state, jm_error *err);
+int jm_queue_fail(jm_redis *r, const char *id, const char *lease, const char *error, bool permanent,
+                  int64_t backoff_ms, const jm_retention *ret, jm_state *out_state, jm_error *err);
 
 /* jm_queue_release puts a running job back at the head of its queue and
  * gives its attempt back (drain; *out_state = QUEUED); a job whose cancel was
@@ -168,23 +167,23 @@ int jm_queue_cancel_ack(jm_redis *r, const char *id, const char *lease, const jm
 /* An outcome to commit: the single calls above, as data, so a worker can
  * commit several in one round trip (jm_queue_outcomes). */
 typedef enum jm_outcome_kind {
-    JM_OUTCOME_COMPLETE = 0,  /* result */
-    JM_OUTCOME_FAIL,          /* error, permanent, backoff_ms */
+    JM_OUTCOME_COMPLETE = 0, /* result */
+    JM_OUTCOME_FAIL,         /* error, permanent, backoff_ms */
     JM_OUTCOME_CANCEL_ACK,
-    JM_OUTCOME_RELEASE,       /* drain: attempt given back */
-    JM_OUTCOME_ABANDON,       /* see jm_queue_abandon */
+    JM_OUTCOME_RELEASE, /* drain: attempt given back */
+    JM_OUTCOME_ABANDON, /* see jm_queue_abandon */
 } jm_outcome_kind;
 
 typedef struct jm_outcome {
     jm_outcome_kind kind;
-    const char *id, *lease;   /* borrowed */
-    const char *result;       /* COMPLETE: JSON text, NULL = null (borrowed) */
-    const char *error;        /* FAIL (borrowed) */
-    bool permanent;           /* FAIL */
-    int64_t backoff_ms;       /* FAIL */
+    const char *id, *lease; /* borrowed */
+    const char *result;     /* COMPLETE: JSON text, NULL = null (borrowed) */
+    const char *error;      /* FAIL (borrowed) */
+    bool permanent;         /* FAIL */
+    int64_t backoff_ms;     /* FAIL */
     /* set by the call: */
-    int rc;                   /* JM_OK, JM_ERR_FENCE (stale), Redis errors... */
-    jm_state state;           /* JM_OK: the state the job is in now */
+    int rc;         /* JM_OK, JM_ERR_FENCE (stale), Redis errors... */
+    jm_state state; /* JM_OK: the state the job is in now */
     jm_error err;
 } jm_outcome;
 
@@ -255,7 +254,7 @@ typedef struct jm_queue_info {
     char name[JM_QUEUE_MAX + 1];
     int64_t counts[JM_STATE_COUNT];
     bool paused;
-    int64_t oldest_ms;  /* created/run_at of the oldest queued job, 0 = none */
+    int64_t oldest_ms; /* created/run_at of the oldest queued job, 0 = none */
 } jm_queue_info;
 
 /* jm_queue_names returns the known queue names: *names is a new array of new
@@ -268,8 +267,8 @@ int jm_queue_stats(jm_redis *r, const char *queue, jm_queue_info *out, jm_error 
 /* jm_queue_list_ids lists ids of queue in state, limit at most, from cursor
  * (NULL or "" = start). *ids is a new array of new strings; next_cursor gets
  * the cursor for the next page or "" when done. */
-int jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cursor,
-                      int limit, char ***ids, size_t *n, char next_cursor[64], jm_error *err);
+int jm_queue_list_ids(jm_redis *r, const char *queue, jm_state state, const char *cursor, int limit,
+                      char ***ids, size_t *n, char next_cursor[64], jm_error *err);
 
 /* jm_strv_free frees an array of n strings from the functions above. */
 void jm_strv_free(char **v, size_t n);

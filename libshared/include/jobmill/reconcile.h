@@ -49,10 +49,10 @@ const char *jm_repair_kind_name(jm_repair_kind k);
  * whose record expired. So a healthy system reports no repair at all. */
 typedef struct jm_reconcile_tally {
     int64_t repaired[JM_REPAIR_KIND_COUNT];
-    int64_t purged;                       /* total of the purged entries */
+    int64_t purged; /* total of the purged entries */
     /* called for every slice that purged n > 0 entries of queue; may be NULL */
     void (*on_purged)(void *user, const char *queue, int64_t n);
-    void *user;                           /* borrowed, passed to on_purged */
+    void *user; /* borrowed, passed to on_purged */
 } jm_reconcile_tally;
 
 typedef struct jm_reconciler jm_reconciler;

@@ -16,9 +16,9 @@
 #include "jobmill/redis.h"
 
 typedef struct jm_service {
-    const char *name;          /* "api", "worker", "janitor" (borrowed literal) */
-    jm_config cfg;             /* owned; read-only after start */
-    jm_metrics *metrics;       /* owned registry */
+    const char *name;               /* "api", "worker", "janitor" (borrowed literal) */
+    jm_config cfg;                  /* owned; read-only after start */
+    jm_metrics *metrics;            /* owned registry */
     jm_metric_family *redis_errors; /* jobmill_redis_errors_total{op} */
 } jm_service;
 

@@ -14,12 +14,12 @@
 #include "jobmill/err.h"
 #include "jobmill/redis.h"
 
-#define JM_WORKERS_TTL_MIN_MS 2000  /* the shortest record TTL a beat may set */
+#define JM_WORKERS_TTL_MIN_MS 2000 /* the shortest record TTL a beat may set */
 
 typedef struct jm_worker_info {
-    char *id;        /* owned strings */
+    char *id; /* owned strings */
     char *host;
-    char *queues;    /* comma list */
+    char *queues; /* comma list */
     int pid;
     int concurrency;
     int busy;
