@@ -59,7 +59,8 @@ check_config(const jm_config *cfg)
         FUZZ_CHECK(h->type != NULL && h->argv != NULL && h->argv[0] != NULL, "handler %d", i);
         FUZZ_CHECK(jm_config_handler(cfg, h->type) != NULL, "handler %s not found", h->type);
         FUZZ_CHECK(h->n_permanent_exit_codes >= 0 &&
-                   h->n_permanent_exit_codes <= JM_CFG_MAX_EXIT_CODES, "exit codes");
+                       h->n_permanent_exit_codes <= JM_CFG_MAX_EXIT_CODES,
+                   "exit codes");
     }
     FUZZ_CHECK(cfg->redis_url != NULL && cfg->prefix != NULL, "unset strings");
     jm_config_log(cfg);
@@ -114,8 +115,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     jm_config_free(&cfg);
 
     /* 2: file + environment + flags through jm_config_load */
-    if (ftruncate(yaml_fd, 0) != 0 ||
-        pwrite(yaml_fd, parts[0], lens[0], 0) != (ssize_t)lens[0])
+    if (ftruncate(yaml_fd, 0) != 0 || pwrite(yaml_fd, parts[0], lens[0], 0) != (ssize_t)lens[0])
         abort();
     char *envs[MAX_ENV];
     int n_env = 0;
@@ -124,7 +124,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (char *save = NULL, *line = strtok_r(text, "\n", &save);
              line != NULL && n_env < MAX_ENV; line = strtok_r(NULL, "\n", &save)) {
             char *eq = strchr(line, '=');
-            if (eq == NULL || (strncmp(line, "JOBMILL_", 8) != 0 && strncmp(line, "REDIS_", 6) != 0))
+            if (eq == NULL ||
+                (strncmp(line, "JOBMILL_", 8) != 0 && strncmp(line, "REDIS_", 6) != 0))
                 continue;
             *eq = '\0';
             if (setenv(line, eq + 1, 1) == 0)
@@ -142,7 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags != NULL)
         for (char *save = NULL, *line = strtok_r(flags, "\n", &save);
              line != NULL && argc < MAX_ARGS + 2; line = strtok_r(NULL, "\n", &save))
-            if (strncmp(line, "--config", 8) != 0)  /* the file is ours (no /dev/stdin) */
+            if (strncmp(line, "--config", 8) != 0) /* the file is ours (no /dev/stdin) */
                 argv[argc++] = line;
     argv[argc] = NULL;
     static const char *const services[] = {"api", "worker", "janitor"};

@@ -35,7 +35,8 @@ real_depth(const json_t *v)
     if (json_is_object(v)) {
         const char *k;
         const json_t *x;
-        json_object_foreach((json_t *)v, k, x) {
+        json_object_foreach((json_t *)v, k, x)
+        {
             int c = real_depth(x);
             d = c > d ? c : d;
         }
@@ -66,10 +67,10 @@ run(void *arg)
         FUZZ_CHECK(at < len && (out[at] == '[' || out[at] == '{'), "offending offset %zu", at);
 
     size_t i = 0;
-    while (i < len && strchr(" \t\r\n", out[i]) != NULL)  /* as exec.c: NUL counts too */
+    while (i < len && strchr(" \t\r\n", out[i]) != NULL) /* as exec.c: NUL counts too */
         i++;
     if (i == len)
-        return NULL;  /* blank: the result is null */
+        return NULL; /* blank: the result is null */
     json_error_t je;
     json_t *v = jm_json_loadb(out, len, JSON_DECODE_ANY, &je);
     if (v == NULL) {

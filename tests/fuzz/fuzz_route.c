@@ -55,7 +55,7 @@ ref_match(const char *tpl, const char *path, char *param)
     if (tpl[0] != '/' || path[0] != '/')
         return false;
     for (;;) {
-        tpl++, path++;  /* past '/' */
+        tpl++, path++; /* past '/' */
         size_t tl = strcspn(tpl, "/"), pl = strcspn(path, "/");
         if (tl >= 2 && tpl[0] == '{' && tpl[tl - 1] == '}') {
             if (pl == 0 || pl >= API_PARAM_MAX)
@@ -94,8 +94,8 @@ check_route(const char *method, const char *path)
     FUZZ_CHECK(memchr(hit.param, '\0', sizeof(hit.param)) != NULL, "param not terminated");
     FUZZ_CHECK(memchr(hit.allow, '\0', sizeof(hit.allow)) != NULL, "allow not terminated");
     if (want >= 0) {
-        FUZZ_CHECK(rc == JM_OK && hit.index == want, "%s %s: route %d, reference %d", method,
-                   path, hit.index, want);
+        FUZZ_CHECK(rc == JM_OK && hit.index == want, "%s %s: route %d, reference %d", method, path,
+                   hit.index, want);
         FUZZ_CHECK(strcmp(hit.param, want_param) == 0, "param %s, reference %s", hit.param,
                    want_param);
         FUZZ_CHECK(strchr(hit.param, '/') == NULL, "param with a slash: %s", hit.param);
@@ -103,8 +103,8 @@ check_route(const char *method, const char *path)
                    "param presence for %s", routes[want].path);
         return;
     }
-    FUZZ_CHECK(rc == JM_ERR_NOT_FOUND && hit.index == -1, "%s %s matched route %d", method,
-               path, hit.index);
+    FUZZ_CHECK(rc == JM_ERR_NOT_FOUND && hit.index == -1, "%s %s matched route %d", method, path,
+               hit.index);
     FUZZ_CHECK(hit.path_route == want_path, "%s %s: path route %d, reference %d", method, path,
                hit.path_route, want_path);
     if (want_path >= 0) {

@@ -21,7 +21,7 @@
 #include "jobmill/job.h"
 #include "jobmill/json.h"
 
-#define API_STACK 102400   /* Debian civetweb's USE_STACK_SIZE */
+#define API_STACK 102400 /* Debian civetweb's USE_STACK_SIZE */
 
 /* fuzz_submit_jobs.c and fuzz_submit_batch.c: the api's static validators */
 int fuzz_jobs_spec(const json_t *body, const char *idem_header, jm_job_spec *spec, jm_error *err);
@@ -83,11 +83,20 @@ check_spec(const jm_job_spec *s, const json_t *submitted)
     snprintf(to, sizeof(to), "%d", s->timeout_s);
     snprintf(ttl, sizeof(ttl), "%d", s->result_ttl_s);
     snprintf(exp, sizeof(exp), "%" PRId64, (int64_t)1700000000000LL + s->expires_in_ms);
-    const char *fv[] = {"queue", s->queue, "type", s->type, "payload", s->payload,
-                        "status", "queued", "attempts", "0", "max_attempts", ma,
-                        "timeout_s", to, "fence", "0", "created", "1700000000000",
-                        "run_at", "1700000000000", "result_ttl", ttl, "cancel", "0",
-                        "expires_at", exp, "idem", s->idem_key != NULL ? s->idem_key : "x"};
+    const char *fv[] = {"queue",        s->queue,
+                        "type",         s->type,
+                        "payload",      s->payload,
+                        "status",       "queued",
+                        "attempts",     "0",
+                        "max_attempts", ma,
+                        "timeout_s",    to,
+                        "fence",        "0",
+                        "created",      "1700000000000",
+                        "run_at",       "1700000000000",
+                        "result_ttl",   ttl,
+                        "cancel",       "0",
+                        "expires_at",   exp,
+                        "idem",         s->idem_key != NULL ? s->idem_key : "x"};
     char id[JM_ID_LEN + 1];
     jm_error err;
     jm_error_clear(&err);
