@@ -42,39 +42,43 @@ jm_key_queue(jm_keybuf buf, const jm_redis *r, const char *queue, const char *wh
     return buf;
 }
 
+/* global writes "P:<name>[:<id>]": the keys outside every queue's slot. */
+static const char *
+global(jm_keybuf buf, const jm_redis *r, const char *name, const char *id)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:%s%s%s", jm_redis_prefix(r), name, id != NULL ? ":" : "",
+             id != NULL ? id : "");
+    return buf;
+}
+
 const char *
 jm_key_queues(jm_keybuf buf, const jm_redis *r)
 {
-    snprintf(buf, JM_KEY_MAX, "%s:queues", jm_redis_prefix(r));
-    return buf;
+    return global(buf, r, "queues", NULL);
 }
 
 const char *
 jm_key_workers(jm_keybuf buf, const jm_redis *r)
 {
-    snprintf(buf, JM_KEY_MAX, "%s:workers", jm_redis_prefix(r));
-    return buf;
+    return global(buf, r, "workers", NULL);
 }
 
 const char *
 jm_key_worker(jm_keybuf buf, const jm_redis *r, const char *id)
 {
-    snprintf(buf, JM_KEY_MAX, "%s:worker:%s", jm_redis_prefix(r), id);
-    return buf;
+    return global(buf, r, "worker", id);
 }
 
 const char *
 jm_key_version(jm_keybuf buf, const jm_redis *r)
 {
-    snprintf(buf, JM_KEY_MAX, "%s:version", jm_redis_prefix(r));
-    return buf;
+    return global(buf, r, "version", NULL);
 }
 
 const char *
 jm_key_done(jm_keybuf buf, const jm_redis *r)
 {
-    snprintf(buf, JM_KEY_MAX, "%s:done", jm_redis_prefix(r));
-    return buf;
+    return global(buf, r, "done", NULL);
 }
 
 const char *

@@ -24,17 +24,25 @@ job_from_reply(jm_job *job, const char *id, const redisReply *rep, jm_error *err
     return rc;
 }
 
-int
-jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err)
+/* read_job reads job id with HGETALL, or through watch.lua when watch. */
+static int
+read_job(jm_redis *r, const char *id, bool watch, jm_job *out, jm_error *err)
 {
     memset(out, 0, sizeof(*out));
     out->status = JM_STATE_UNKNOWN;
     if (!jm_id_valid(id))
         return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "job %s not found", id);
-    jm_keybuf key;
-    jm_key_job(key, r, id);
-    const char *argv[2] = {"HGETALL", key};
-    redisReply *rep = jm_redis_command_argv(r, err, 2, argv, NULL);
+    redisReply *rep;
+    if (watch) {
+        jm_call c;
+        jm_call_init(&c, r, id, NULL);
+        jm_call_arg(&c, id);
+        rep = jm_call_run(r, &c, "watch", err);
+    } else {
+        jm_keybuf key;
+        const char *argv[2] = {"HGETALL", jm_key_job(key, r, id)};
+        rep = jm_redis_command_argv(r, err, 2, argv, NULL);
+    }
     if (rep == NULL)
         return jm__err_code(err);
     int rc = job_from_reply(out, id, rep, err);
@@ -43,21 +51,15 @@ jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err)
 }
 
 int
+jm_queue_get(jm_redis *r, const char *id, jm_job *out, jm_error *err)
+{
+    return read_job(r, id, false, out, err);
+}
+
+int
 jm_queue_watch(jm_redis *r, const char *id, jm_job *out, jm_error *err)
 {
-    memset(out, 0, sizeof(*out));
-    out->status = JM_STATE_UNKNOWN;
-    if (!jm_id_valid(id))
-        return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "job %s not found", id);
-    jm_call c;
-    jm_call_init(&c, r, id, NULL);
-    jm_call_arg(&c, id);
-    redisReply *rep = jm_call_run(r, &c, "watch", err);
-    if (rep == NULL)
-        return jm__err_code(err);
-    int rc = job_from_reply(out, id, rep, err);
-    freeReplyObject(rep);
-    return rc;
+    return read_job(r, id, true, out, err);
 }
 
 int
