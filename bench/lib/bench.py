@@ -226,6 +226,7 @@ def g(res, phase, key):
 
 COLS = [("enq bulk/s", "enqueue_bulk", "rate", True),
         ("enq single/s", "enqueue_single", "rate", True),
+        ("enq wrk/s", "enqueue_wrk", "rate", True),
         ("process/s", "process", "rate", True),
         ("p50 ms", "latency", "p50_ms", False),
         ("p95 ms", "latency", "p95_ms", False),

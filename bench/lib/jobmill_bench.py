@@ -8,6 +8,8 @@ janitor and workers on free loopback ports; prints "RESULT {json}".
 import http.client
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -26,8 +28,8 @@ procs = []
 
 
 def request(port, method, path, body=None, timeout=30):
-    """One HTTP exchange. jobmill-api answers every request with
-    "Connection: close", so each request opens a new TCP connection."""
+    """One HTTP exchange on a new TCP connection (set-up and reads; the
+    timed single submits keep their connections alive)."""
     c = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
         c.request(method, path, body, JSON_HDR if body is not None else {})
@@ -101,13 +103,19 @@ def enqueue_single(port):
     errors = []
 
     def client(n):
+        # one keep-alive connection per client thread
+        c = http.client.HTTPConnection(HOST, port, timeout=30)
         try:
             for _ in range(n):
-                st, b = request(port, "POST", "/v1/jobs", body)
-                if st != 201:
-                    raise RuntimeError("POST /v1/jobs -> %d %s" % (st, b[:200]))
+                c.request("POST", "/v1/jobs", body, JSON_HDR)
+                r = c.getresponse()
+                b = r.read()
+                if r.status != 201:
+                    raise RuntimeError("POST /v1/jobs -> %d %s" % (r.status, b[:200]))
         except Exception as e:  # noqa: BLE001
             errors.append(repr(e))
+        finally:
+            c.close()
 
     threads = [threading.Thread(target=client, args=(n,)) for n in per]
     t0 = time.perf_counter()
@@ -119,8 +127,30 @@ def enqueue_single(port):
     if errors:
         return {"error": errors[0]}
     return rate(M, dt, "POST /v1/jobs, %d Python http.client threads in one process, "
-                "a new TCP connection per request (the api closes every connection)" % CLIENTS,
-                clients=CLIENTS)
+                "one keep-alive connection each (the client, not the api, is the limit: "
+                "wrk reaches more)" % CLIENTS, clients=CLIENTS)
+
+
+def enqueue_wrk(port, seconds=5, conns=16):
+    """Single submits from wrk (C, keep-alive connections): the api's own rate,
+    not a Python client's."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"error": "wrk not installed"}
+    script = os.path.join(LOGDIR, "jobmill-wrk.lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\n'
+                'wrk.body = \'{"queue":"bench-wrk","type":"echo","payload":{}}\'\n'
+                'wrk.headers["Content-Type"] = "application/json"\n')
+    out = subprocess.run([wrk, "-t2", "-c%d" % conns, "-d%ds" % seconds, "-s", script,
+                          "http://%s:%d/v1/jobs" % (HOST, port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=seconds + 30).stdout
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if m is None or "Non-2xx" in out:
+        return {"error": "wrk: " + out[-300:]}
+    return {"rate": float(m.group(1)), "how": "POST /v1/jobs from wrk, 2 threads, %d keep-alive "
+            "connections, %d s" % (conns, seconds)}
 
 
 def enqueue_bulk(port):
@@ -232,8 +262,7 @@ def main():
     res = {"system": "jobmill", "version": version,
            "setup": "1 jobmill-api (default 64 threads), %d jobmill-worker x concurrency %d, "
                     "1 jobmill-janitor" % (PROCS, CONC),
-           "notes": ["jobmill-api answers every request with 'Connection: close': no HTTP "
-                     "keep-alive, so every request pays a TCP connect"]}
+           "notes": []}
     try:
         port = start_api()
         log("api on port", port)
@@ -241,6 +270,8 @@ def main():
         warm_up(port)
         log("single enqueue", M)
         res["enqueue_single"] = enqueue_single(port)
+        log("single enqueue with wrk (keep-alive)")
+        res["enqueue_wrk"] = enqueue_wrk(port)
         log("direct (libshared) enqueue", N)
         res["enqueue_direct"] = enqueue_direct()
         log("bulk enqueue", N)
