@@ -9,8 +9,9 @@ picking kinds from a shuffled bag so every kind comes round once per bag:
                    zombie must not commit over its successors
   kill_redis       SIGKILL redis-server, restart it 0-2 s later from its AOF
                    (appendfsync always: nothing acknowledged may be lost)
-  stop_redis       SIGSTOP redis-server for the Redis timeout + 0.5-2.5 s
-                   (every client times out), then SIGCONT
+  stop_redis       SIGSTOP redis-server for 1.5-6.5 s: past the services'
+                   Redis timeout (1 s), often past the HTTP client's (5 s) too,
+                   so every client times out; then SIGCONT
   freeze_worker    a worker's proxy holds every byte for 0.3-3 s (below and
                    above the lease), then lets them through late
   reset_worker     a worker's proxy resets every connection, and refuses new
@@ -21,6 +22,8 @@ they hit depends on timing, so two runs with one seed are alike, not equal.
 """
 import random
 import time
+
+from workload import HTTP_TIMEOUT
 
 KINDS = ["kill_api", "kill_worker", "kill_janitor", "stop_worker", "kill_redis", "stop_redis",
          "freeze_worker", "reset_worker"]
@@ -96,7 +99,7 @@ class Nemesis:
         self.c.start_redis()
 
     def stop_redis(self):
-        d = self.c.redis_timeout_ms / 1000.0 + self.rng.uniform(0.5, 2.5)
+        d = self.c.redis_timeout_ms / 1000.0 + self.rng.uniform(0.5, HTTP_TIMEOUT + 0.5)
         self.note("stop_redis", seconds=round(d, 3))
         self.c.stop_redis()
         self.sleep(d)
