@@ -539,6 +539,10 @@ check('hostNetwork: one Deployment per replica, every listener on its own port',
   assert.deepStrictEqual(workerDeployments(objs).map((d) => listenPort(d.spec.template.spec.containers[0])),
     [9090, 9091, 9092]);
   assert.strictEqual(named(objs, 'Service', 'jobmill-api').spec.ports[0].targetPort, 8080);
+  // podman kube play rewrites a ConfigMap's volume for every pod it starts: no two share one
+  const mounted = deps.map((d) => d.spec.template.spec.volumes.find((v) => v.configMap).configMap.name);
+  assert.strictEqual(new Set(mounted).size, deps.length, `Deployments share a config ConfigMap: ${mounted}`);
+  for (const name of mounted) assert(named(objs, 'ConfigMap', name), `no ConfigMap ${name}`);
   // the per-replica Deployments do not select each other's pods
   const sels = workerDeployments(objs).map((d) => JSON.stringify(d.spec.selector.matchLabels));
   assert.strictEqual(new Set(sels).size, sels.length);

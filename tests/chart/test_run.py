@@ -384,7 +384,8 @@ class ChartRunTest(unittest.TestCase):
         for w in self.workers:
             status, _, text = http("GET", "http://127.0.0.1:%d/metrics" % w["port"], raw=True)
             self.assertEqual(status, 200)
-            self.assertIn("jobmill_worker_concurrency %d" % CONCURRENCY, text)
+            # the chart's config, not defaults (concurrency 4) from an empty file
+            self.assertIn("jobmill_worker_concurrency %d\n" % CONCURRENCY, text)
         status, _, body = http("GET", self.api + "/v1/workers")
         self.assertEqual(sorted(w["host"] for w in body["workers"]), sorted(w["pod"] for w in self.workers))
         # Prometheus scrapes all four targets (each worker on its own port).
@@ -503,6 +504,9 @@ class ChartRunTest(unittest.TestCase):
             self.workers.append(w)
         wait_for(lambda: all(self.ready(w["port"]) for w in self.workers), timeout=60, interval=0.1,
                  what="the workers to be ready again")
+        for w in self.workers:  # they read the chart's config again, not an empty file
+            text = http("GET", "http://127.0.0.1:%d/metrics" % w["port"], raw=True)[2]
+            self.assertIn("jobmill_worker_concurrency %d\n" % CONCURRENCY, text)
         wait_for(lambda: self.counts().get("queued", 1) == 0 and self.counts().get("running", 1) == 0,
                  timeout=120, interval=0.2, what="the backlog to drain")
         wait_for(lambda: signal() == 0, timeout=30, interval=0.5, what="the signal to fall to 0")

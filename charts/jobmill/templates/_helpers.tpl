@@ -82,6 +82,26 @@ on one host. */}}
 {{- toJson $out }}
 {{- end }}
 
+{{- /* jobmill.configName: the ConfigMap a Deployment instance mounts. */}}
+{{- define "jobmill.configName" -}}
+{{- if .ctx.Values.hostNetwork }}
+{{- printf "%s-config" .instance.name }}
+{{- else }}
+{{- printf "%s-config" (include "jobmill.fullname" .ctx) }}
+{{- end }}
+{{- end }}
+
+{{- /* jobmill.configNames: every config ConfigMap to render, as JSON. */}}
+{{- define "jobmill.configNames" -}}
+{{- $names := list }}
+{{- range $c := list "api" "janitor" "worker" }}
+{{- range $inst := include "jobmill.instances" (dict "ctx" $ "component" $c) | fromJsonArray }}
+{{- $names = append $names (include "jobmill.configName" (dict "ctx" $ "instance" $inst)) }}
+{{- end }}
+{{- end }}
+{{- toJson ($names | uniq) }}
+{{- end }}
+
 {{- /* jobmill.podSelectorLabels: a Deployment's selector; with hostNetwork
 each per-replica Deployment also selects its own index. */}}
 {{- define "jobmill.podSelectorLabels" -}}
