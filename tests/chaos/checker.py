@@ -18,6 +18,8 @@ workers' and janitors' logs, and checks, for every job:
                   attempt started; a delayed job no sooner than its delay
   canceled_result a canceled job has no result; a cancel answered "canceled"
                   stayed canceled
+  read            a read (GET ?wait) that answered a terminal state answered
+                  the job's final state
   idem_dup        an idempotency key names one job: every answer for it, the
                   key in Redis and the records carrying it agree
   counts          every queue's counts hash equals its indexes and its records
@@ -43,8 +45,8 @@ TERMINAL = ("succeeded", "failed", "canceled", "expired")
 STATES = ("queued", "scheduled", "running") + TERMINAL
 EXEC_TYPES = ("fence", "long", "flaky")
 CHECKS = ("lost", "terminal_once", "double", "stale_result", "rerun", "over_attempts",
-          "early_retry", "canceled_result", "idem_dup", "counts", "bad_state", "phantom", "http",
-          "crash", "drift")
+          "early_retry", "canceled_result", "read", "idem_dup", "counts", "bad_state", "phantom",
+          "http", "crash", "drift")
 
 
 def crc16(data):
@@ -218,13 +220,21 @@ class Checker:
         cancel_tried = set()
         unknown_unkeyed = 0
         http_bad = 0
+        self.reads = []
         codes = collections.Counter()
         for e in self.client:
             op = e.get("op")
-            if op not in ("submit", "batch", "cancel"):
+            if op not in ("submit", "batch", "cancel", "wait"):
                 continue
             st = e.get("status")
             codes[str(st)] += 1
+            if op == "wait":
+                if st not in (200, 503, None):
+                    self.bad("http", e.get("id"), "unexpected answer: %s"
+                             % json.dumps(e, sort_keys=True))
+                elif e.get("job_status") in TERMINAL:
+                    self.reads.append(e)
+                continue
             ok = st in (200, 201) or (op == "cancel" and st == 409) or st is None or st == 503
             if not ok:
                 http_bad += 1
@@ -251,6 +261,12 @@ class Checker:
         self.acked, self.key_ids, self.cancel_tried = acked, key_ids, cancel_tried
         self.stats.update(jobs=len(acked), http=dict(codes), unknown_unkeyed=unknown_unkeyed)
 
+        # reads: a terminal state answered is the final one
+        for e in self.reads:
+            rec = self.records.get(e["id"])
+            if rec is None or rec.get("status") != e["job_status"]:
+                self.bad("read", e["id"], "a read answered %s, the job ended %s"
+                         % (e["job_status"], rec.get("status") if rec else "(gone)"))
         # lost: every acknowledged job exists and is terminal
         for job_id in acked:
             rec = self.records.get(job_id)

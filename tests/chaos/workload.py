@@ -6,7 +6,8 @@ acknowledged).
 Mix: exec fence jobs, built-in sleeps, flaky exec jobs that fail twice and
 then succeed (retries with backoff), built-in failures (dead letters), delayed
 jobs, jobs that expire, long jobs canceled while queued or running,
-idempotent resubmits of acknowledged jobs (to the other replica), batches.
+idempotent resubmits of acknowledged jobs (to the other replica), batches,
+and long-polls (GET ?wait) of acknowledged jobs.
 
 Every job's payload names its kind ({"kind": ...}), so the checker can judge
 any record it finds, acknowledged or not. Most submits carry an idempotency
@@ -28,7 +29,23 @@ from cluster import QUEUES
 HTTP_TIMEOUT = 5.0
 # kind -> weight
 MIX = [("fence", 30), ("sleep", 10), ("flaky", 10), ("fail", 5), ("delay", 10), ("expire", 8),
-       ("cancel", 10), ("resubmit", 7), ("batch", 10)]
+       ("cancel", 10), ("resubmit", 7), ("batch", 10), ("wait", 6)]
+
+
+def get(url, timeout=HTTP_TIMEOUT):
+    """GETs url; returns (status, parsed body) or raises OSError when no
+    HTTP answer came."""
+    try:
+        resp = urllib.request.urlopen(url, timeout=timeout)
+        status, payload = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, payload = e.code, e.read()
+    except (urllib.error.URLError, socket.timeout, ConnectionError, ValueError) as e:
+        raise OSError(str(e))
+    try:
+        return status, json.loads(payload.decode("utf-8", "replace")) if payload else None
+    except ValueError:
+        return status, payload.decode("utf-8", "replace")
 
 
 def post(url, body, headers=None, timeout=HTTP_TIMEOUT):
@@ -234,6 +251,23 @@ class Client(threading.Thread):
             self.pause(backoff)
             backoff = min(1.0, backoff * 2)
 
+    def wait(self, job_id):
+        """One long-poll of 0-2 s; the answer is logged (the checker holds a
+        terminal state it reports to be final)."""
+        a = self.api()
+        secs = round(self.rng.uniform(0.0, 2.0), 3)
+        try:
+            status, resp = get(self.apis[a] + "/v1/jobs/%s?wait=%s" % (job_id, secs))
+        except OSError as e:
+            status, resp = None, str(e)
+        entry = {"op": "wait", "api": a, "id": job_id, "status": status, "wait": secs,
+                 "unknown": status is None or status >= 500}
+        if status == 200 and isinstance(resp, dict):
+            entry["job_status"] = resp.get("status")
+        elif resp is not None:
+            entry["error"] = resp if not isinstance(resp, dict) else resp.get("error")
+        self.log.write(**entry)
+
     def keep_trying(self, settle):
         if settle:
             return time.monotonic() < self.settle_deadline
@@ -251,6 +285,13 @@ class Client(threading.Thread):
         seq = self.next_seq()
         if kind == "batch":
             self.batch(seq)
+            return
+        if kind == "wait":
+            with self.shared["lock"]:
+                pool = self.shared["acked"]
+                pick = pool[self.rng.randrange(len(pool))] if pool else None
+            if pick is not None:
+                self.wait(pick[2])
             return
         if kind == "resubmit":
             with self.shared["lock"]:
