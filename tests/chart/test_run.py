@@ -306,32 +306,43 @@ class ChartRunTest(unittest.TestCase):
     def test_0_configs_load(self):
         """The config file the chart renders for every ci/ values file loads in
         the real worker, api and janitor (exit 1 at the busy listen address
-        that follows the config, never 2 = config refused)."""
+        that follows the config, never 2 = config refused). One container per
+        image runs its binary once per file."""
         held = socket.socket()
         held.bind(("127.0.0.1", 0))
         held.listen(1)
         busy = "127.0.0.1:%d" % held.getsockname()[1]
+        # Redis: a port bound but not listening refuses at once (a silent one
+        # would hold the api in its connect timeout).
+        refusing = socket.socket()
+        refusing.bind(("127.0.0.1", 0))
+        redis_url = "redis://127.0.0.1:%d/0" % refusing.getsockname()[1]
         try:
             ci = sorted(f for f in os.listdir(os.path.join(CHART, "ci")) if f.endswith(".yaml"))
             self.assertGreaterEqual(len(ci), 5)
+            cfg_dir = os.path.join(self.tmp, "configs")
+            os.makedirs(cfg_dir)
             for name in ci:
                 text = helm_template(os.path.join(CHART, "ci", name), "--show-only", "templates/configmap.yaml")
-                cfg_dir = os.path.join(self.tmp, "cfg-" + name[:-5])
-                os.makedirs(cfg_dir)
-                with open(os.path.join(cfg_dir, "jobmill.yaml"), "w") as f:
+                with open(os.path.join(cfg_dir, name), "w") as f:
                     f.write(yaml_docs(text)[0]["data"]["jobmill.yaml"])
-                for service, flag in (("worker", "--metrics-listen"), ("api", "--listen"),
-                                      ("janitor", "--metrics-listen")):
-                    p = podman("run", "--rm", "--network=host", "--read-only", "--cap-drop=ALL",
-                               "-v", cfg_dir + ":/etc/jobmill/config:ro",
-                               "localhost/jobmill-%s:%s" % (service, TAG),
-                               "--config", "/etc/jobmill/config/jobmill.yaml", flag, busy,
-                               "--redis-url", "redis://%s/0" % busy, check=False, timeout=60)
-                    self.assertEqual(p.returncode, 1, "%s refused the config of ci/%s:\n%s"
-                                     % (service, name, p.stderr[-2000:]))
-                    self.assertIn("cannot listen on " + busy, p.stderr, p.stderr[-2000:])
+            script = ('for f in /cfg/*.yaml; do echo "== $f"; "$0" --config "$f" "$1" "$2" --redis-url "$3" 2>&1; '
+                      'echo "== rc=$?"; done')
+            for service, flag in (("worker", "--metrics-listen"), ("api", "--listen"),
+                                  ("janitor", "--metrics-listen")):
+                p = podman("run", "--rm", "--network=host", "--read-only", "--cap-drop=ALL",
+                           "-v", cfg_dir + ":/cfg:ro", "--entrypoint", "/bin/sh",
+                           "localhost/jobmill-%s:%s" % (service, TAG), "-c", script,
+                           "/usr/local/bin/jobmill-" + service, flag, busy, redis_url, timeout=120)
+                runs = p.stdout.split("== /cfg/")[1:]
+                self.assertEqual(len(runs), len(ci), p.stdout[-2000:])
+                for run_out in runs:
+                    name = run_out.split("\n", 1)[0]
+                    self.assertIn("== rc=1", run_out, "%s refused the config of ci/%s:\n%s" % (service, name, run_out))
+                    self.assertIn("cannot listen on " + busy, run_out, run_out)
         finally:
             held.close()
+            refusing.close()
 
     def test_0_redis_conf(self):
         """The in-chart Redis' redis.conf (podman 4.3 runs no StatefulSet, so
