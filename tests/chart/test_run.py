@@ -178,10 +178,11 @@ class ChartRunTest(unittest.TestCase):
 
         # One file per worker Deployment (with the ConfigMap its volume names):
         # what `kube down` removes and `kube play` starts again.
-        config = [d for d in cls.docs if d["kind"] == "ConfigMap"]
         cls.workers = []
         for d in cls.docs:
             if d["kind"] == "Deployment" and d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker":
+                cm = next(v["configMap"]["name"] for v in d["spec"]["template"]["spec"]["volumes"] if "configMap" in v)
+                config = [x for x in cls.docs if x["kind"] == "ConfigMap" and x["metadata"]["name"] == cm]
                 path = os.path.join(cls.tmp, d["metadata"]["name"] + ".yaml")
                 with open(path, "w") as f:
                     f.write("\n---\n".join(json.dumps(x) for x in config + [d]) + "\n")
