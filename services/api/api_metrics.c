@@ -20,6 +20,7 @@ struct api_metrics {
     jm_metric_family *submitted;  /* counter {queue} */
     jm_metric_family *queue_jobs; /* gauge {queue,state} */
     jm_metric_family *oldest_age; /* gauge {queue} */
+    jm_metric_family *paused;     /* gauge {queue}: 1 paused */
     jm_metric_series *long_polls; /* gauge */
     pthread_mutex_t refresh_lock; /* one refresh at a time; guards last_refresh */
     long long last_refresh_ms;    /* monotonic; 0 = never */
@@ -63,6 +64,8 @@ api_metrics_new(jm_service *svc)
          "Jobs created by submits (idempotent replays excluded)."},
         {&m->queue_jobs, NULL, "jobmill_queue_jobs", JM_METRIC_GAUGE, qs,
          "Jobs per queue and state, read from Redis at scrape time."},
+        {&m->paused, NULL, "jobmill_queue_paused", JM_METRIC_GAUGE, q,
+         "1 while the queue is paused (workers claim nothing from it), else 0."},
         {&m->oldest_age, NULL, "jobmill_queue_oldest_age_seconds", JM_METRIC_GAUGE, q,
          "Age of the oldest queued job per queue (0 = none waiting)."},
         {NULL, &m->long_polls, "jobmill_api_long_polls", JM_METRIC_GAUGE, NULL,
@@ -138,6 +141,8 @@ refresh_queue(api_metrics *m, jm_redis *r, const char *name, int64_t now_ms, jm_
     jm_metric_series *g = series1(m->oldest_age, name);
     if (g != NULL)
         jm_metric_set(g, age);
+    if ((g = series1(m->paused, name)) != NULL)
+        jm_metric_set(g, info.paused ? 1.0 : 0.0);
     series1(m->submitted, name); /* appears at 0 for every known queue */
     return JM_OK;
 }

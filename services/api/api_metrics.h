@@ -2,7 +2,8 @@
  *
  * jobmill_http_requests_total{route,code}, jobmill_http_request_duration_seconds
  * {route}, jobmill_jobs_submitted_total{queue}, jobmill_queue_jobs{queue,state},
- * jobmill_queue_oldest_age_seconds{queue} and jobmill_api_long_polls, in the
+ * jobmill_queue_oldest_age_seconds{queue}, jobmill_queue_paused{queue} and
+ * jobmill_api_long_polls, in the
  * service registry (svc->metrics) next to jobmill_build_info and
  * jobmill_redis_errors_total. Route labels are the route table's templates
  * ("/v1/jobs/{id}"), or "unmatched" for a 404 on an unknown path.

@@ -552,6 +552,13 @@ class HttpTest(ApiTestBase):
         self.assertIn('jobmill_queue_jobs{queue="mq",state="queued"} 1', text)
         self.assertIn('jobmill_http_requests_total{route="/v1/jobs/{id}",code="200"}', text)
         self.assertIn('route="unmatched",code="404"', text)
+        self.assertIn('jobmill_queue_paused{queue="mq"} 0', text)
+        self.req("POST", "/v1/queues/mq/pause")
+        # the queue gauges are read from Redis at most once a second
+        harness.wait_for(lambda: 'jobmill_queue_paused{queue="mq"} 1'
+                         in http("GET", self.base + "/metrics", raw=True)[2], timeout=10,
+                         what="jobmill_queue_paused 1 after a pause")
+        self.req("POST", "/v1/queues/mq/resume")
         self.assertNotIn(job["id"], text)  # route labels are templates, never ids
         m = re.search(r'jobmill_queue_oldest_age_seconds\{queue="mq"\} (\S+)', text)
         self.assertIsNotNone(m)

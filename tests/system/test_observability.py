@@ -58,6 +58,7 @@ CONTRACT = {
             "jobmill_http_request_duration_seconds": "histogram",
             "jobmill_jobs_submitted_total": "counter",
             "jobmill_queue_jobs": "gauge",
+            "jobmill_queue_paused": "gauge",
             "jobmill_queue_oldest_age_seconds": "gauge"},
     "worker": {"jobmill_jobs_finished_total": "counter",
                "jobmill_job_duration_seconds": "histogram",

@@ -35,7 +35,7 @@ KNOWN_FAMILIES = {
     "jobmill_build_info", "jobmill_redis_errors_total",
     "jobmill_http_requests_total", "jobmill_http_request_duration_seconds",
     "jobmill_jobs_submitted_total", "jobmill_queue_jobs", "jobmill_queue_oldest_age_seconds",
-    "jobmill_api_long_polls",
+    "jobmill_queue_paused", "jobmill_api_long_polls",
     "jobmill_jobs_finished_total", "jobmill_job_duration_seconds", "jobmill_job_wait_seconds",
     "jobmill_worker_busy", "jobmill_worker_concurrency", "jobmill_worker_leases_lost_total",
     "jobmill_worker_retries_total", "jobmill_worker_exec_spawn_failures_total",
@@ -49,7 +49,7 @@ KNOWN_FAMILIES = {
 HISTOGRAMS = {"jobmill_http_request_duration_seconds", "jobmill_job_duration_seconds",
               "jobmill_job_wait_seconds", "jobmill_janitor_tick_duration_seconds"}
 # Families that carry a queue label: dashboard selectors on them honour $queue.
-QUEUE_LABELLED = {"jobmill_jobs_submitted_total", "jobmill_queue_jobs",
+QUEUE_LABELLED = {"jobmill_jobs_submitted_total", "jobmill_queue_jobs", "jobmill_queue_paused",
                   "jobmill_queue_oldest_age_seconds", "jobmill_jobs_finished_total",
                   "jobmill_job_duration_seconds", "jobmill_job_wait_seconds",
                   "jobmill_worker_retries_total", "jobmill_janitor_requeued_total",
