@@ -105,6 +105,12 @@ void api_server_stop(api_server *srv);
 
 /* ---- request.c: body and query ---- */
 
+/* api_req_check_framing refuses (400) what a proxy in front could read
+ * otherwise: a header name that is not a token, a Content-Length that is not
+ * one decimal number (or several that differ), a repeated Idempotency-Key or
+ * one that is not printable ASCII, a NUL (%00) in the query. Returns 0 to go
+ * on, or the status it sent. */
+int api_req_check_framing(api_req *req);
 /* api_req_read_body enforces the size limit and media type, then reads the
  * body into req->body. Returns 0 to go on, or the error status it sent. */
 int api_req_read_body(api_req *req);

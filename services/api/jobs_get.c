@@ -33,9 +33,17 @@ parse_wait(const api_req *req, double *secs)
         return 0;
     if (got < 0 || buf[0] == '\0')
         return -1;
-    char *end;
-    double v = strtod(buf, &end);
-    if (*end != '\0' || !isfinite(v) || v < 0 || v > API_WAIT_MAX_S)
+    /* decimal seconds only: digits, an optional fraction (no sign, blanks,
+     * exponents, hex floats, inf or nan, all of which strtod takes) */
+    size_t i = strspn(buf, "0123456789");
+    if (i == 0 || (buf[i] == '.' && strspn(buf + i + 1, "0123456789") == 0))
+        return -1;
+    if (buf[i] == '.')
+        i += 1 + strspn(buf + i + 1, "0123456789");
+    if (buf[i] != '\0')
+        return -1;
+    double v = strtod(buf, NULL);
+    if (!isfinite(v) || v > API_WAIT_MAX_S)
         return -1;
     *secs = v;
     return 0;

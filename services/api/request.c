@@ -19,6 +19,64 @@
 
 #define API_READ_CHUNK 65536
 
+/* is_tchar: RFC 9110 token characters (a header name is a token). */
+static bool
+is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool
+all_digits(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+int
+api_req_check_framing(api_req *req)
+{
+    const struct mg_request_info *ri = req->ri;
+    const char *clen = NULL, *idem = NULL;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name, *value = ri->http_headers[i].value;
+        bool token = name != NULL && name[0] != '\0';
+        for (const char *p = name; token && *p != '\0'; p++)
+            token = is_tchar((unsigned char)*p);
+        if (!token)
+            return api_send_error(req, 400, "invalid_field", "headers",
+                                  "a header name must be a token (no spaces, not empty)");
+        if (strcasecmp(name, "Content-Length") == 0) {
+            if (!all_digits(value) || (clen != NULL && strcmp(clen, value) != 0))
+                return api_send_error(req, 400, "invalid_field", "Content-Length",
+                                      "Content-Length must be one decimal number");
+            clen = value;
+        } else if (strcasecmp(name, "Idempotency-Key") == 0) {
+            if (idem != NULL)
+                return api_send_error(req, 400, "invalid_field", "Idempotency-Key",
+                                      "give the Idempotency-Key header once");
+            idem = value;
+            for (const unsigned char *p = (const unsigned char *)value; *p != '\0'; p++)
+                if (*p < 0x21 || *p > 0x7e)
+                    return api_send_error(req, 400, "invalid_field", "Idempotency-Key",
+                                          "the Idempotency-Key header takes printable ASCII "
+                                          "without spaces (use the body's idempotency_key "
+                                          "for other characters)");
+        }
+    }
+    const char *q = ri->query_string;
+    for (const char *p = q; p != NULL && (p = strchr(p, '%')) != NULL; p++)
+        if (p[1] == '0' && p[2] == '0')
+            return api_send_error(req, 400, "invalid_field", "query",
+                                  "a query value must not hold a NUL byte");
+    return 0;
+}
+
 /* media_is_json accepts "application/json" with optional parameters
  * ("; charset=utf-8"), case-insensitively. */
 static bool

@@ -115,6 +115,34 @@ api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs)
     return status;
 }
 
+/* utf8_fix replaces every byte of s that is not part of a well-formed UTF-8
+ * sequence with '?' (a message may echo a path or id of any bytes, or be cut
+ * inside a character), so json_string always takes it. */
+static void
+utf8_fix(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p != '\0') {
+        int n = *p < 0x80                           ? 1
+                : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+                : (*p & 0xf0) == 0xe0               ? 3
+                : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
+                                                    : 0;
+        bool ok = n > 0;
+        for (int k = 1; ok && k < n; k++)
+            ok = (p[k] & 0xc0) == 0x80;
+        if (ok && n == 3)
+            ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
+        if (ok && n == 4)
+            ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 /* send_error_v builds and sends the error object; hdrs as in api_send_json. */
 __attribute__((format(printf, 6, 0))) static int
 send_error_v(api_req *req, int status, const char *code, const char *field, const char *const *hdrs,
@@ -122,6 +150,7 @@ send_error_v(api_req *req, int status, const char *code, const char *field, cons
 {
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
+    utf8_fix(msg);
     if (status >= 500) {
         jm_log_warn("request failed", "route", req->route != NULL ? req->route->path : "",
                     JM_LOG_INT("status", status), "code", code, "error", msg, NULL);

@@ -51,6 +51,9 @@ dispatch(api_req *req)
     const char *path = req->ri->local_uri != NULL ? req->ri->local_uri : "";
     size_t n_routes;
     const api_route *routes = api_routes(&n_routes);
+    int framing = api_req_check_framing(req);
+    if (framing != 0)
+        return framing;
     api_route_hit hit;
     if (api_route_match(method, path, &hit) != JM_OK) {
         if (hit.path_route < 0)

@@ -255,7 +255,6 @@ class HostileHttpTest(unittest.TestCase):
         for b in bodies:
             self.assert_refused(self.post_job(b), [400], what=repr(b))
 
-    @unittest.expectedFailure
     def test_invalid_utf8_idempotency_key_header_is_400(self):
         # DEFECT (issue 14): the Idempotency-Key header is taken as any 1-256
         # bytes (services/api/jobs.c jobs_spec), so a key that is not UTF-8
@@ -318,7 +317,6 @@ class HostileHttpTest(unittest.TestCase):
         r = self.send(req("POST", "/v1/jobs", b'{"type":"echo","queue":"hostile-many"}', hdrs))
         self.assert_refused(r, list(range(400, 500)) + [None], what="500 headers")
 
-    @unittest.expectedFailure
     def test_conflicting_content_lengths_are_refused(self):
         # DEFECT (issue 14): two Content-Length headers with different values
         # are not refused (RFC 9112 6.3: an unrecoverable framing error);
@@ -332,7 +330,6 @@ class HostileHttpTest(unittest.TestCase):
                                                          ("Content-Type", "application/json")]))
             self.assert_refused(r, list(range(400, 500)) + [None], what="two Content-Lengths")
 
-    @unittest.expectedFailure
     def test_content_length_is_digits_only(self):
         # DEFECT (issue 14): Content-Length is 1*DIGIT (RFC 9110 8.6), but
         # civetweb parses it with strtoll, so "+15" and "15,15" frame a
@@ -347,7 +344,9 @@ class HostileHttpTest(unittest.TestCase):
 
     @unittest.expectedFailure
     def test_malformed_header_lines_are_refused(self):
-        # DEFECT (issue 14): RFC 9112 5.1 and 5.2: a server MUST reject (400)
+        # DEFECT (issue 14): civetweb trims the name before the api sees the
+        # headers, so api_req_check_framing cannot tell "Content-Length :"
+        # from "Content-Length:"; RFC 9112 5.1 and 5.2: a server MUST reject (400)
         # whitespace between a field name and its colon, and obsolete line
         # folding; civetweb accepts both and an empty field name, so
         # "Content-Length : N" frames the body here (201, the job stored)
@@ -373,7 +372,6 @@ class HostileHttpTest(unittest.TestCase):
         self.assert_refused(r, list(range(400, 500)) + [None], what="CL + TE")
         self.assertEqual(r.data.count(b"HTTP/1."), 1 if r.status else 0, r)
 
-    @unittest.expectedFailure
     def test_duplicate_idempotency_key_headers_are_400(self):
         # DEFECT (issue 14): two Idempotency-Key headers with different
         # values are not refused; the api silently uses the first
@@ -506,7 +504,6 @@ class HostileHttpTest(unittest.TestCase):
             r = self.send(req("POST", path))
             self.assert_refused(r, [400, 404], what=path)
 
-    @unittest.expectedFailure
     def test_error_messages_stay_json_for_any_path_bytes(self):
         # DEFECT (issue 14): the 404 message echoes the decoded path (or id);
         # when that is not UTF-8, json_string() returns NULL in
@@ -554,7 +551,6 @@ class HostileHttpTest(unittest.TestCase):
                               if not q.startswith("state") else "/v1/queues/hostile/jobs?" + q))
             self.assert_refused(r, [400], "invalid_field", q)
 
-    @unittest.expectedFailure
     def test_wait_takes_only_decimal_seconds(self):
         # DEFECT (issue 14, minor): ?wait is parsed with strtod, so hex floats
         # ("0x1p3" = 8 s) and leading blanks (" 1") pass; docs/api.md: "S is
