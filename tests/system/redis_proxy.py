@@ -82,13 +82,17 @@ class RedisProxy:
             threading.Thread(target=self._up, args=(c, u, state), daemon=True).start()
             threading.Thread(target=self._down, args=(c, u, state), daemon=True).start()
 
-    @staticmethod
-    def _end(*socks):
+    def _end(self, *socks):
+        """Ends a client's connection pair: shut down (wakes the other pump)
+        and closed, and forgotten, so a long run does not pile up sockets."""
         for s in socks:
             try:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            s.close()
+        with self.lock:
+            self.socks = [x for x in self.socks if x not in socks]
 
     def _up(self, c, u, state):
         """client -> Redis: always forwarded; may mark the connection stalled."""
