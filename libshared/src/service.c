@@ -9,6 +9,25 @@
 #include "jobmill/service.h"
 
 volatile sig_atomic_t jm_signals = 0;
+volatile sig_atomic_t jm_reloads = 0;
+
+static void
+on_reload_signal(int sig)
+{
+    (void)sig;
+    if (jm_reloads < 1000000)
+        jm_reloads++;
+}
+
+void
+jm_service_catch_reload(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_reload_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
+}
 
 static void
 on_stop_signal(int sig)

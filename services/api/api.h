@@ -14,6 +14,7 @@
 #define JOBMILL_API_H
 
 #include <stdatomic.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -33,12 +34,13 @@ typedef struct api_app {
     jm_service *svc;        /* borrowed from main */
     const jm_config *cfg;   /* &svc->cfg */
     jm_retention retention; /* from cfg, for cancel */
-    api_auth *auth;         /* NULL = no auth */
-    api_waiters *waiters;   /* long-polls and their subscriber thread */
-    api_metrics *metrics;   /* api metric families */
-    atomic_int draining;    /* SIGTERM seen: /readyz fails */
-    atomic_int version_ok;  /* jm_redis_check_version passed */
-    atomic_int stopping;    /* drain delay over: new /v1 requests get 503 */
+    api_auth *auth;         /* NULL = no auth; swapped on SIGHUP under auth_lock */
+    pthread_rwlock_t auth_lock;
+    api_waiters *waiters;  /* long-polls and their subscriber thread */
+    api_metrics *metrics;  /* api metric families */
+    atomic_int draining;   /* SIGTERM seen: /readyz fails */
+    atomic_int version_ok; /* jm_redis_check_version passed */
+    atomic_int stopping;   /* drain delay over: new /v1 requests get 503 */
 } api_app;
 
 /* Route flags. */
@@ -147,6 +149,12 @@ int api_send_job(api_req *req, int status, const char *id, const char *op);
 /* api_auth_load reads the tokens file: one token per line, blank lines and
  * # comments ignored. Returns a new api_auth or NULL with err set. */
 api_auth *api_auth_load(const char *path, jm_error *err);
+/* api_auth_allowed checks a request's Authorization header against the
+ * app's current tokens (true when auth is off), under its read lock. */
+bool api_auth_allowed(api_app *app, const char *header);
+/* api_auth_reload reads the tokens file again and swaps it in; on any error
+ * the old tokens stay (logged). Main thread, on SIGHUP. */
+void api_auth_reload(api_app *app);
 /* api_auth_check tells whether an Authorization header value carries a known
  * bearer token, comparing in constant time. */
 bool api_auth_check(const api_auth *a, const char *header);

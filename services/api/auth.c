@@ -2,17 +2,20 @@
  *
  * The tokens file (api.tokens_file) holds one token per line; blank lines and
  * lines starting with # are ignored, surrounding whitespace is trimmed. It is
- * read once at start (restart the api to change tokens). A request carries
+ * read at start and again on SIGHUP (api_auth_reload swaps the set under
+ * app->auth_lock; a bad file keeps the old set). A request carries
  * "Authorization: Bearer <token>". Every configured token is compared, each in
  * time that depends only on the presented token's length, so neither which
  * token matched nor how many leading bytes matched leaks through timing.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "api.h"
+#include "jobmill/log.h"
 
 #define API_TOKENS_FILE_MAX (1024L * 1024L)
 #define API_TOKEN_MAX 4096
@@ -166,4 +169,38 @@ api_auth_check(const api_auth *a, const char *header)
     for (size_t i = 0; i < a->n; i++)
         ok |= ct_equal((const unsigned char *)tok, n, a->tokens[i]);
     return ok != 0;
+}
+
+bool
+api_auth_allowed(api_app *app, const char *header)
+{
+    pthread_rwlock_rdlock(&app->auth_lock);
+    bool ok = app->auth == NULL || api_auth_check(app->auth, header);
+    pthread_rwlock_unlock(&app->auth_lock);
+    return ok;
+}
+
+void
+api_auth_reload(api_app *app)
+{
+    const char *path = app->cfg->api_tokens_file;
+    if (path == NULL || path[0] == '\0') {
+        jm_log_warn("SIGHUP: no tokens file configured; nothing to reload", NULL);
+        return;
+    }
+    jm_error err;
+    jm_error_clear(&err);
+    api_auth *fresh = api_auth_load(path, &err);
+    if (fresh == NULL) {
+        jm_log_error("SIGHUP: tokens file not reloaded; the old tokens stay", "error", err.msg,
+                     NULL);
+        return;
+    }
+    pthread_rwlock_wrlock(&app->auth_lock);
+    api_auth *old = app->auth;
+    app->auth = fresh;
+    pthread_rwlock_unlock(&app->auth_lock);
+    api_auth_free(old);
+    jm_log_info("tokens file reloaded", "file", path, JM_LOG_INT("tokens", api_auth_count(fresh)),
+                NULL);
 }

@@ -13,6 +13,8 @@
  * writes once mg_stop begins), stops civetweb (joining its threads), frees
  * everything and exits 0. A second signal exits at once with status 1.
  *
+ * SIGHUP reloads the tokens file (a bad file keeps the old tokens, logged).
+ *
  * Signals are blocked in every thread but this one (the mask is inherited by
  * the threads started below), so they interrupt this thread's sleeps at once.
  *
@@ -42,6 +44,7 @@ block_stop_signals(int how)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(how, &set, NULL);
 }
 
@@ -74,9 +77,14 @@ check_version(api_app *app, jm_redis *r, bool *warned)
 static int
 serve(api_app *app, jm_redis *r, bool warned)
 {
+    sig_atomic_t reloads = jm_reloads;
     while (jm_signals == 0) {
         if (!atomic_load(&app->version_ok) && check_version(app, r, &warned) == JM_ERR_VERSION)
             return 1;
+        if (jm_reloads != reloads) {
+            reloads = jm_reloads;
+            api_auth_reload(app);
+        }
         jm_service_sleep_ms(API_TICK_MS);
     }
     return 0;
@@ -112,6 +120,8 @@ run(jm_service *svc)
     atomic_init(&app.draining, 0);
     atomic_init(&app.version_ok, 0);
     atomic_init(&app.stopping, 0);
+    pthread_rwlock_init(&app.auth_lock, NULL);
+    jm_service_catch_reload(); /* SIGHUP reloads the tokens file */
     int code = 1;
     jm_redis *r = NULL;
     api_server *srv = NULL;
@@ -175,6 +185,7 @@ done:
     jm_redis_free(r);
     api_metrics_free(app.metrics);
     api_auth_free(app.auth);
+    pthread_rwlock_destroy(&app.auth_lock);
     if (code == 0)
         jm_log_info("stopped", NULL);
     return code;

@@ -73,8 +73,7 @@ dispatch(api_req *req)
                                 "the api is shutting down; retry");
     }
     if (!(req->route->flags & API_ROUTE_OPEN)) {
-        if (app->auth != NULL &&
-            !api_auth_check(app->auth, mg_get_header(req->conn, "Authorization"))) {
+        if (!api_auth_allowed(app, mg_get_header(req->conn, "Authorization"))) {
             static const char *const hdrs[] = {"WWW-Authenticate", "Bearer realm=\"jobmill\"",
                                                NULL};
             return api_send_error_h(req, 401, hdrs, "unauthorized", NULL,

@@ -165,6 +165,33 @@ class OpsTest(unittest.TestCase):
             self.assertEqual(http("GET", base + path, raw=True)[0], 200, path)
         self.stop_clean(svc)
 
+    def test_sighup_reloads_the_tokens_file(self):
+        r = self.redis()
+        d = tempfile.mkdtemp(prefix="jm-sys-tokens-")
+        tokens = os.path.join(d, "tokens")
+        with open(tokens, "w") as f:
+            f.write("old-token\n")
+        svc, base = self.api(r.url, env={"JOBMILL_API_TOKENS_FILE": tokens})
+
+        def status(tok):
+            return http("GET", base + "/v1/queues", headers={"Authorization": "Bearer " + tok})[0]
+        self.assertEqual((status("old-token"), status("new-token")), (200, 401))
+        with open(tokens + ".tmp", "w") as f:
+            f.write("new-token\n")
+        os.rename(tokens + ".tmp", tokens)
+        svc.signal(signal.SIGHUP)
+        wait_for(lambda: status("new-token") == 200, timeout=10, what="the new token accepted")
+        self.assertEqual(status("old-token"), 401, "the old token is gone")
+        # a file that cannot be read keeps the tokens in force
+        os.remove(tokens)
+        svc.signal(signal.SIGHUP)
+        wait_for(lambda: "tokens file not reloaded" in svc.logs(), timeout=10,
+                 what="the failed reload logged")
+        self.assertEqual(status("new-token"), 200)
+        self.assertNotIn("new-token", svc.logs(), "a token is never logged")
+        self.assertTrue(svc.alive())
+        self.stop_clean(svc)
+
     def test_unreadable_tokens_file_exits_2(self):
         r = self.redis()
         p = subprocess.run([API, "--api-tokens-file", "/nonexistent/tokens"],

@@ -26,6 +26,14 @@ typedef struct jm_service {
  * signal handler; read by the loops. */
 extern volatile sig_atomic_t jm_signals;
 
+/* SIGHUP count, for services that reload something on it (the api: its
+ * tokens file). Set only by the handler jm_service_catch_reload installs. */
+extern volatile sig_atomic_t jm_reloads;
+
+/* jm_service_catch_reload makes SIGHUP count in jm_reloads instead of
+ * ending the process (its default). */
+void jm_service_catch_reload(void);
+
 /* jm_service_start loads the config, initialises logging and signals, logs
  * the effective config and creates the registry with jobmill_build_info and
  * jobmill_redis_errors_total. Returns JM_OK to go on; otherwise main returns
