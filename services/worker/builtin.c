@@ -1,4 +1,4 @@
-/* builtin.c - the built-in handlers for tests and demos (CONTRACT.md):
+/* builtin.c - the built-in handlers for tests and demos (docs/worker.md):
  *   echo   result = payload
  *   sleep  payload {"ms": N}: waits N ms, stopping at once on a stop request
  *   fail   payload {"message": "...", "permanent": bool}: fails the attempt

@@ -21,6 +21,7 @@ Between faults it waits 0.5-2.5 s. Fault durations come from the seed; what
 they hit depends on timing, so two runs with one seed are alike, not equal.
 """
 import random
+import threading
 import time
 
 from workload import HTTP_TIMEOUT
@@ -39,16 +40,18 @@ class Nemesis:
         self.counts = {k: 0 for k in KINDS}
         self.bag = []
 
-    def sleep(self, s):
-        """A randomized fault duration or gap (part of the workload); the
-        crash monitor keeps running meanwhile."""
+    def hold(self, s):
+        """Holds a fault (or the gap between two) for its randomized length:
+        the length is part of the workload, not a wait for a condition. The
+        crash monitor runs every 50 ms meanwhile."""
         end = time.monotonic() + s
+        tick = threading.Event()  # never set: its wait is the monitor's period
         while True:
             self.monitor()
             left = end - time.monotonic()
             if left <= 0:
                 return
-            time.sleep(min(0.05, left))
+            tick.wait(min(0.05, left))
 
     def next_kind(self):
         if not self.bag:
@@ -63,7 +66,7 @@ class Nemesis:
     def step(self):
         kind = self.next_kind()
         getattr(self, kind)()
-        self.sleep(self.rng.uniform(0.5, 2.5))
+        self.hold(self.rng.uniform(0.5, 2.5))
 
     def _kill(self, kind):
         s = self.rng.choice(self.c.of_kind(kind))
@@ -71,7 +74,7 @@ class Nemesis:
             return
         self.note("kill_" + kind, target=s.name, pid=s.pid())
         s.sigkill()
-        self.sleep(self.rng.uniform(0.0, 1.5))
+        self.hold(self.rng.uniform(0.0, 1.5))
         s.start()
         s.wait_up()
 
@@ -89,20 +92,20 @@ class Nemesis:
         d = self.c.lease_ms / 1000.0 + self.rng.uniform(0.2, 2.0)
         self.note("stop_worker", target=s.name, seconds=round(d, 3))
         s.sigstop()
-        self.sleep(d)
+        self.hold(d)
         s.sigcont()
 
     def kill_redis(self):
         self.note("kill_redis")
         self.c.kill_redis()
-        self.sleep(self.rng.uniform(0.0, 2.0))
+        self.hold(self.rng.uniform(0.0, 2.0))
         self.c.start_redis()
 
     def stop_redis(self):
         d = self.c.redis_timeout_ms / 1000.0 + self.rng.uniform(0.5, HTTP_TIMEOUT + 0.5)
         self.note("stop_redis", seconds=round(d, 3))
         self.c.stop_redis()
-        self.sleep(d)
+        self.hold(d)
         self.c.cont_redis()
 
     def _cut(self, kind, lo, hi):
@@ -113,7 +116,7 @@ class Nemesis:
             s.proxy.freeze()
         else:
             s.proxy.reset()
-        self.sleep(d)
+        self.hold(d)
         s.proxy.heal()
 
     def freeze_worker(self):

@@ -120,7 +120,7 @@ void jm_job_clear(jm_job *job);
  * (n == 0), JM_ERR_REPLY (a malformed record) or JM_ERR_NOMEM. */
 int jm_job_from_hash(jm_job *job, const char *id, const char *const *fv, size_t n, jm_error *err);
 
-/* jm_job_to_json returns a new reference: the job object of CONTRACT.md. */
+/* jm_job_to_json returns a new reference: the job object of docs/api.md. */
 json_t *jm_job_to_json(const jm_job *job);
 
 /* The jansson flags for the JSON jobmill answers with: compact, any value,
