@@ -12,7 +12,7 @@ import time
 
 import harness
 from harness import RedisServer, Service, free_port, http, wait_for
-from faultproxy import FaultProxy
+from redis_proxy import FaultProxy  # tests/system: on sys.path, see run
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HANDLER = os.path.join(HERE, "handler.sh")

@@ -1,64 +1,210 @@
 """redis_proxy.py - a loopback TCP proxy between jobmill processes and a
-redis-server, that a test can make misbehave in two ways (Python stdlib only):
+redis-server that a test can make misbehave (Python stdlib only). The system
+tests and the chaos suite (one in front of each worker) share it.
 
+Partitions, for as long as they last:
+  freeze()  nothing moves in either direction: bytes already sent wait in
+            the kernel's buffers, new connections are accepted and held (a
+            partition: the worker's calls time out, its commands may reach
+            Redis late when the proxy thaws, as delayed packets would)
+  reset()   every connection is closed with an RST, and connections made
+            while the cut lasts are reset at once (a partition that refuses)
+  heal()    back to forwarding
+One-shot faults:
   drop_reply(marker)  the first reply that carries marker (bytes) is never
-                      delivered: the proxy closes that client's connection
-                      instead, as a network fault after Redis ran the command
-                      (a "lost reply"). One shot.
+                      delivered: that client's connection is closed instead,
+                      as by a network fault after Redis ran the command (a
+                      "lost reply")
   stall(pred)         once a client sends a request for which pred(data) is
-                      true, that request still reaches Redis, but no reply on
-                      that connection reaches the client again (a half-dead
-                      connection: the command ran, the client times out).
+                      true, the request still reaches Redis, but no reply on
+                      that connection reaches the client again (the command
+                      ran, the client times out)
 
-Everything listens and connects on 127.0.0.1 only. Each client connection
-gets its own upstream connection and two pump threads; close() ends them all.
+Every finished connection is closed and forgotten, so a proxy can run for
+hours through thousands of reconnects. Everything listens and connects on
+127.0.0.1 only.
 """
 import socket
+import struct
 import threading
 
+OPEN, FROZEN, RESET = "open", "frozen", "reset"
 
-class RedisProxy:
+
+class _Conn:
+    """One client connection and its upstream; two pump threads. The last
+    pump to finish closes both sockets (so no fd is closed under a thread
+    still using it)."""
+
+    def __init__(self, proxy, client, upstream):
+        self.proxy, self.client, self.upstream = proxy, client, upstream
+        self.lock = threading.Lock()
+        self.dead = False
+        self.pumps_left = 2
+        self.stalled = False   # stall(): replies are swallowed from now on
+        self.tail = b""        # drop_reply(): the end of the last reply chunk
+
+    def start(self):
+        threading.Thread(target=self._pump, args=(self.client, self.upstream), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.upstream, self.client), daemon=True).start()
+
+    def kill(self, rst=False):
+        """Ends the connection: wakes both pumps (shutdown of the read side),
+        with SO_LINGER 0 first when rst, so the final close sends an RST."""
+        with self.lock:
+            if self.dead:
+                return
+            self.dead = True
+        for s in (self.client, self.upstream):
+            try:
+                if rst:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.shutdown(socket.SHUT_RD if rst else socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _gate(self):
+        """Waits while the proxy is frozen; False when the connection must end."""
+        p = self.proxy
+        while True:
+            if self.dead:
+                return False
+            mode = p.mode
+            if mode == OPEN:
+                return True
+            if mode == RESET:
+                self.kill(rst=True)
+                return False
+            with p.cond:
+                if p.mode == FROZEN and not self.dead:
+                    p.cond.wait(0.1)
+
+    def _pump(self, src, dst):
+        try:
+            while self._gate():
+                try:
+                    data = src.recv(65536)
+                except OSError:
+                    data = b""
+                if not data or not self._gate():
+                    break
+                data = self.proxy._filter(self, src is self.client, data)
+                if data is None:
+                    break
+                try:
+                    if data:
+                        dst.sendall(data)
+                except OSError:
+                    break
+        finally:
+            self.kill()
+            with self.lock:
+                self.pumps_left -= 1
+                last = self.pumps_left == 0
+            if last:
+                self.client.close()
+                self.upstream.close()
+                self.proxy._forget(self)
+
+
+class FaultProxy:
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(64)
+        self.lsock.listen(128)
         self.port = self.lsock.getsockname()[1]
-        self.lock = threading.Lock()
-        self.socks = []
+        self.cond = threading.Condition()
+        self.mode = OPEN
+        self.conns = set()
         self.closed = False
+        self.accepted = 0
         self._drop_marker = None
         self._stall_pred = None
         self.dropped = 0        # replies dropped by drop_reply
         self.stalled = 0        # connections stalled by stall
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
 
     @property
     def url(self):
         return "redis://127.0.0.1:%d/0" % self.port
 
+    def _set(self, mode):
+        with self.cond:
+            self.mode = mode
+            conns = list(self.conns)
+            self.cond.notify_all()
+        if mode == RESET:
+            for c in conns:
+                c.kill(rst=True)
+
+    def freeze(self):
+        self._set(FROZEN)
+
+    def reset(self):
+        self._set(RESET)
+
+    def heal(self):
+        self._set(OPEN)
+
     def drop_reply(self, marker):
-        with self.lock:
+        with self.cond:
             self._drop_marker = marker
 
     def stall(self, pred):
-        with self.lock:
+        with self.cond:
             self._stall_pred = pred
 
-    def close(self):
-        with self.lock:
-            self.closed = True
-            socks, self.socks = self.socks, []
-        for s in socks + [self.lsock]:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
+    def _filter(self, conn, upward, data):
+        """What of data moves on: data, b"" (swallowed) or None (the
+        connection ends undelivered)."""
+        if upward:
+            pred = self._stall_pred
+            if pred is not None and not conn.stalled and pred(data):
+                conn.stalled = True
+                with self.cond:
+                    self.stalled += 1
+            return data
+        if conn.stalled:
+            return b""
+        marker = self._drop_marker
+        if marker is None:
+            return data
+        with self.cond:
+            hit = self._drop_marker is not None and marker in conn.tail + data
+            if hit:
+                self._drop_marker = None
+                self.dropped += 1
+        if hit:
+            return None
+        conn.tail = (conn.tail + data)[-len(marker):]
+        return data
 
-    # ---- internals ----
+    def connections(self):
+        with self.cond:
+            return len(self.conns)
+
+    def close(self):
+        with self.cond:
+            self.closed = True
+            conns = list(self.conns)
+            self.mode = OPEN
+            self.cond.notify_all()
+        for c in conns:
+            c.kill()
+        try:
+            self.lsock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.lsock.close()
+        self.thread.join(5)
+
+    def _forget(self, conn):
+        with self.cond:
+            self.conns.discard(conn)
 
     def _accept(self):
         while True:
@@ -66,83 +212,25 @@ class RedisProxy:
                 c, _ = self.lsock.accept()
             except OSError:
                 return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
-                u.settimeout(None)
-            except OSError:
+            if self.closed:
+                c.close()
+                return
+            self.accepted += 1
+            if self.mode == RESET:
+                c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 c.close()
                 continue
-            with self.lock:
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=2)
+                u.settimeout(None)
+            except OSError:      # Redis down: the client sees its connection end
+                c.close()
+                continue
+            conn = _Conn(self, c, u)
+            with self.cond:
                 if self.closed:
                     c.close()
                     u.close()
                     return
-                self.socks += [c, u]
-            state = {"stalled": False}
-            threading.Thread(target=self._up, args=(c, u, state), daemon=True).start()
-            threading.Thread(target=self._down, args=(c, u, state), daemon=True).start()
-
-    def _end(self, *socks):
-        """Ends a client's connection pair: shut down (wakes the other pump)
-        and closed, and forgotten, so a long run does not pile up sockets."""
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        with self.lock:
-            self.socks = [x for x in self.socks if x not in socks]
-
-    def _up(self, c, u, state):
-        """client -> Redis: always forwarded; may mark the connection stalled."""
-        while True:
-            try:
-                data = c.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                self._end(c, u)
-                return
-            with self.lock:
-                pred = self._stall_pred
-            if pred is not None and not state["stalled"] and pred(data):
-                state["stalled"] = True
-                with self.lock:
-                    self.stalled += 1
-            try:
-                u.sendall(data)
-            except OSError:
-                self._end(c, u)
-                return
-
-    def _down(self, c, u, state):
-        """Redis -> client: dropped when stalled; a marked reply ends the
-        connection undelivered."""
-        tail = b""
-        while True:
-            try:
-                data = u.recv(65536)
-            except OSError:
-                data = b""
-            if not data:
-                self._end(c, u)
-                return
-            if state["stalled"]:
-                continue
-            with self.lock:
-                marker = self._drop_marker
-                hit = marker is not None and marker in tail + data
-                if hit:
-                    self._drop_marker = None
-                    self.dropped += 1
-            if hit:
-                self._end(c, u)
-                return
-            if marker is not None:
-                tail = (tail + data)[-len(marker):]
-            try:
-                c.sendall(data)
-            except OSError:
-                self._end(c, u)
-                return
+                self.conns.add(conn)
+            conn.start()

@@ -19,7 +19,7 @@ import unittest
 
 import harness
 from harness import Service, scaled, wait_for, wait_http
-from redis_proxy import RedisProxy
+from redis_proxy import FaultProxy
 from test_worker import WorkerCase, proc_alive, read_text
 
 
@@ -91,7 +91,7 @@ class RecoveryTest(WorkerCase):
 
     def test_lost_claim_reply_spends_no_attempt(self):
         jid = self.submit_one({"type": "echo", "payload": "x", "max_attempts": 1})
-        self.proxy = RedisProxy(self.redis.port)
+        self.proxy = FaultProxy(self.redis.port)
         self.proxy.drop_reply(jid.encode())            # the claim's reply carries the id
         t0 = time.monotonic()
         w = self.start_worker(concurrency=1, lease_ms=5000, heartbeat_ms=200,
@@ -111,7 +111,7 @@ class RecoveryTest(WorkerCase):
         sh = self.script("slow.sh", 'echo $$ > "$1/$JOBMILL_JOB_ID.pid"; sleep 60\n')
         cfg = self.config({"slow": {"exec": ["/bin/sh", sh, self.tmp]}})
         jid = self.submit_one({"type": "slow", "max_attempts": 1})
-        self.proxy = RedisProxy(self.redis.port)
+        self.proxy = FaultProxy(self.redis.port)
         # Lease renewals reach Redis, their replies never come back: Redis
         # keeps extending the lease while the worker's own estimate runs out.
         # (The worker's abandon call names the job too; it must get through.)
