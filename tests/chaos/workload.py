@@ -32,29 +32,14 @@ MIX = [("fence", 30), ("sleep", 10), ("flaky", 10), ("fail", 5), ("delay", 10), 
        ("cancel", 10), ("resubmit", 7), ("batch", 10), ("wait", 6)]
 
 
-def get(url, timeout=HTTP_TIMEOUT):
-    """GETs url; returns (status, parsed body) or raises OSError when no
-    HTTP answer came."""
-    try:
-        resp = urllib.request.urlopen(url, timeout=timeout)
-        status, payload = resp.status, resp.read()
-    except urllib.error.HTTPError as e:
-        status, payload = e.code, e.read()
-    except (urllib.error.URLError, socket.timeout, ConnectionError, ValueError) as e:
-        raise OSError(str(e))
-    try:
-        return status, json.loads(payload.decode("utf-8", "replace")) if payload else None
-    except ValueError:
-        return status, payload.decode("utf-8", "replace")
-
-
-def post(url, body, headers=None, timeout=HTTP_TIMEOUT):
-    """POSTs JSON; returns (status, parsed body) or raises OSError when the
-    outcome is unknown (no HTTP answer)."""
-    data = json.dumps(body).encode() if body is not None else b""
-    hdrs = {"Content-Type": "application/json"}
+def request(method, url, body=None, headers=None, timeout=HTTP_TIMEOUT):
+    """One HTTP exchange (JSON in when body is given, JSON out); returns
+    (status, parsed body) or raises OSError when no HTTP answer came (the
+    outcome is unknown)."""
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    hdrs = {"Content-Type": "application/json"} if data is not None else {}
     hdrs.update(headers or {})
-    req = urllib.request.Request(url, data=data, method="POST", headers=hdrs)
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
         status, payload = resp.status, resp.read()
@@ -66,6 +51,14 @@ def post(url, body, headers=None, timeout=HTTP_TIMEOUT):
         return status, json.loads(payload.decode("utf-8", "replace")) if payload else None
     except ValueError:
         return status, payload.decode("utf-8", "replace")
+
+
+def get(url, timeout=HTTP_TIMEOUT):
+    return request("GET", url, timeout=timeout)
+
+
+def post(url, body, headers=None, timeout=HTTP_TIMEOUT):
+    return request("POST", url, body, headers, timeout)
 
 
 class Log:

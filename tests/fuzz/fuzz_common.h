@@ -4,6 +4,7 @@
 #ifndef JM_FUZZ_COMMON_H
 #define JM_FUZZ_COMMON_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,6 +49,34 @@ fuzz_split(const uint8_t *data, size_t size, uint8_t sep, const uint8_t **rest, 
     *rest = p + 1;
     *rest_len = size - (size_t)(p - data) - 1;
     return (size_t)(p - data);
+}
+
+/* The stack of the api's server threads (Debian's civetweb is built with
+ * USE_STACK_SIZE 102400): the targets that parse what the api parses run on
+ * a thread of that size, so a recursion the api could not afford crashes
+ * here too. */
+#define FUZZ_API_STACK 102400
+
+/* One input, handed to a target's thread. */
+typedef struct fuzz_input {
+    const uint8_t *data;
+    size_t size;
+} fuzz_input;
+
+/* fuzz_on_api_stack runs fn on a thread with the api's stack, passing it a
+ * fuzz_input of data, and waits for it. */
+static inline void
+fuzz_on_api_stack(void *(*fn)(void *), const uint8_t *data, size_t size)
+{
+    fuzz_input in = {data, size};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, FUZZ_API_STACK);
+    pthread_t t;
+    if (pthread_create(&t, &attr, fn, &in) != 0)
+        abort();
+    pthread_join(t, NULL);
+    pthread_attr_destroy(&attr);
 }
 
 #endif

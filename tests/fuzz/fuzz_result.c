@@ -13,13 +13,10 @@
  * was accepted is stored within the nesting limit, parses back to an equal
  * value and can be answered by the api; a refusal has a message.
  */
-#include <pthread.h>
 #include <jansson.h>
 #include "fuzz_common.h"
 #include "jobmill/job.h"
 #include "jobmill/json.h"
-
-#define API_STACK 102400
 
 static int
 real_depth(const json_t *v)
@@ -45,15 +42,10 @@ real_depth(const json_t *v)
     return 0;
 }
 
-typedef struct input {
-    const uint8_t *data;
-    size_t size;
-} input;
-
 static void *
 run(void *arg)
 {
-    const input *in = arg;
+    const fuzz_input *in = arg;
     const char *out = (const char *)in->data;
     size_t len = in->size;
 
@@ -113,14 +105,6 @@ run(void *arg)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    input in = {data, size};
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, API_STACK);
-    pthread_t t;
-    if (pthread_create(&t, &attr, run, &in) != 0)
-        abort();
-    pthread_join(t, NULL);
-    pthread_attr_destroy(&attr);
+    fuzz_on_api_stack(run, data, size);
     return 0;
 }

@@ -15,13 +15,10 @@
  */
 #include <inttypes.h>
 #include <math.h>
-#include <pthread.h>
 #include <jansson.h>
 #include "fuzz_common.h"
 #include "jobmill/job.h"
 #include "jobmill/json.h"
-
-#define API_STACK 102400 /* Debian civetweb's USE_STACK_SIZE */
 
 /* fuzz_submit_jobs.c and fuzz_submit_batch.c: the api's static validators */
 int fuzz_jobs_spec(const json_t *body, const char *idem_header, jm_job_spec *spec, jm_error *err);
@@ -116,15 +113,10 @@ check_spec(const jm_job_spec *s, const json_t *submitted)
     jm_job_clear(&job);
 }
 
-typedef struct input {
-    const uint8_t *data;
-    size_t size;
-} input;
-
 static void *
 run(void *arg)
 {
-    const input *in = arg;
+    const fuzz_input *in = arg;
     const uint8_t *body;
     size_t body_len;
     size_t hlen = fuzz_split(in->data, in->size, '\n', &body, &body_len);
@@ -171,14 +163,6 @@ run(void *arg)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    input in = {data, size};
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, API_STACK);
-    pthread_t t;
-    if (pthread_create(&t, &attr, run, &in) != 0)
-        abort();
-    pthread_join(t, NULL);
-    pthread_attr_destroy(&attr);
+    fuzz_on_api_stack(run, data, size);
     return 0;
 }

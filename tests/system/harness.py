@@ -348,6 +348,23 @@ def start_api(redis_url, env=None, args=(), wait_ready=True, timeout=30.0):
     return svc, base
 
 
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def stop_api(api, redis):
+    """Stops an api started by start_api with SIGTERM, and its Redis; raises
+    AssertionError when the api did not exit 0 or its log holds a sanitizer
+    report (a leak, UB): every class of api tests ends with it."""
+    code = api.terminate(timeout=30)
+    log = api.logs()
+    api.stop()
+    redis.stop()
+    if code != 0:
+        raise AssertionError("jobmill-api exited %s on SIGTERM; log:\n%s" % (code, log[-4000:]))
+    if any(mark in log for mark in SANITIZER_MARKS):
+        raise AssertionError("sanitizer report in the api log:\n%s" % log[-6000:])
+
+
 def testctl(redis_url, *args, check=True, env=None):
     """Runs the jm_testctl tool (tests/tools) from BIN_DIR with args; returns
     its stdout. Raises AssertionError on a non-zero exit when check."""

@@ -36,15 +36,7 @@ class ApiTestBase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.api.terminate(timeout=30)
-        log = cls.api.logs()
-        cls.api.stop()
-        cls.redis.stop()
-        if code != 0:
-            raise AssertionError("jobmill-api exited %d on SIGTERM; log:\n%s" % (code, log[-4000:]))
-        if "ERROR: AddressSanitizer" in log or "runtime error:" in log or \
-                "ERROR: LeakSanitizer" in log:
-            raise AssertionError("sanitizer report in the api log:\n%s" % log[-6000:])
+        harness.stop_api(cls.api, cls.redis)
 
     # ---- helpers ----
 

@@ -42,12 +42,7 @@ class WaitTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        code = cls.api.terminate(timeout=30)
-        log = cls.api.logs()
-        cls.api.stop()
-        cls.redis.stop()
-        if code != 0 or "Sanitizer" in log or "runtime error:" in log:
-            raise AssertionError("jobmill-api exited %d; log:\n%s" % (code, log[-6000:]))
+        harness.stop_api(cls.api, cls.redis)
 
     def submit(self, queue, **extra):
         body = {"queue": queue, "type": "t"}
