@@ -166,8 +166,15 @@ api_metrics_refresh(api_metrics *m, jm_redis *r, int waiters)
     size_t n = 0;
     int64_t redis_now = jm_redis_time_ms(r, &err);
     int rc = redis_now < 0 ? err.code : jm_queue_names(r, &names, &n, &err);
-    for (size_t i = 0; rc == JM_OK && i < n; i++)
-        rc = refresh_queue(m, r, names[i], redis_now, &err);
+    /* one queue's failed read keeps its last values; the others still refresh */
+    for (size_t i = 0; i < n && jm_redis_connected(r); i++) {
+        jm_error qerr;
+        jm_error_clear(&qerr);
+        if (refresh_queue(m, r, names[i], redis_now, &qerr) != JM_OK && rc == JM_OK) {
+            rc = qerr.code;
+            err = qerr;
+        }
+    }
     jm_strv_free(names, n);
     pthread_mutex_unlock(&m->refresh_lock);
     if (rc != JM_OK) {

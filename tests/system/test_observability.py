@@ -469,10 +469,15 @@ class Observability(unittest.TestCase):
         self.assertLessEqual({"queued", "scheduled", "running", "succeeded", "failed",
                               "canceled", "expired"}, states)
         # the queue variable: label_values(jobmill_queue_jobs, queue)
-        st, _, body = http("GET", "%s/api/v1/label/queue/values?%s" % (
-            self.prom_url, urllib.parse.urlencode({"match[]": "jobmill_queue_jobs"})))
-        self.assertEqual(st, 200)
-        self.assertLessEqual({QA, QB, QIDLE}, set(body["data"]))
+        def queue_labels():
+            st, _, body = http("GET", "%s/api/v1/label/queue/values?%s" % (
+                self.prom_url, urllib.parse.urlencode({"match[]": "jobmill_queue_jobs"})))
+            self.assertEqual(st, 200)
+            return set(body["data"])
+        # every queue, once a scrape has seen it (a scrape may meet a slow Redis)
+        wait_for(lambda: {QA, QB, QIDLE} <= queue_labels(), timeout=20, interval=0.5,
+                 what="every queue among the dashboard's queue values")
+        self.assertLessEqual({QA, QB, QIDLE}, queue_labels())
 
     def test_06_alert_rules_evaluate(self):
         st, _, body = http("GET", self.prom_url + "/api/v1/rules")
