@@ -1,16 +1,21 @@
--- _lib.lua: prepended to every script (see cmake/embed_lua.cmake).
--- Calling convention of every script:
+-- _lib.lua: the head of the jobmill Redis function library. Each other
+-- lua/NAME.lua becomes a local function after it, registered as
+-- jm_<hash>_NAME (cmake/embed_lua.cmake), so this code runs once, at
+-- FUNCTION LOAD, instead of on every call as an EVAL prelude would.
+-- Calling convention of every function (FCALL name numkeys keys... args...):
 --   KEYS[1] = the slot prefix "<prefix>:{<tag>}:" (every key of one queue and
---             its jobs starts with it, so a script stays in one cluster slot)
+--             its jobs starts with it, so a call stays in one cluster slot)
 --   ARGV[1] = the global prefix "<prefix>:" (queues set, idempotency keys,
 --             workers, the "done" channel)
 --   ARGV[2] = default result TTL (s), ARGV[3] = failed (dead-letter) TTL (s)
 --   ARGV[4..] = the script's own arguments.
+-- begin() (at the end of this file) sets these per call; the scripts read
+-- KEYS and ARGV as they would under EVAL.
 -- Every deadline comes from Redis TIME (guarantee 4: no clock trust).
-local SP = KEYS[1]
-local GP = ARGV[1]
-local RESULT_TTL = tonumber(ARGV[2])   -- the defaults live in C (queue.h), passed
-local FAILED_TTL = tonumber(ARGV[3])   -- by every call (src/call.c)
+local KEYS, ARGV = {}, {}
+local SP, GP = '', ''
+local RESULT_TTL, FAILED_TTL = 0, 0    -- the defaults live in C (queue.h), passed
+                                       -- by every call (src/call.c)
 local TERMINAL = {succeeded = true, failed = true, canceled = true, expired = true}
 
 local function now_ms()
@@ -30,26 +35,140 @@ local function worker_key(id) return GP .. 'worker:' .. id end
 -- another job's record, from its id alone (its tag is the id's first 4 chars)
 local function any_jkey(id) return GP .. '{' .. string.sub(id, 1, 4) .. '}:job:' .. id end
 
+-- int formats an integral Lua number as a plain decimal (tostring would
+-- write 1e+15 style past 14 digits).
+local function int(n) return string.format('%.0f', n) end
+
+-- Numbers handed to redis.call are formatted through printf as doubles,
+-- a few times per job in the hot scripts: istr formats each distinct value
+-- once per call (timestamps, deadlines, attempt numbers repeat across the
+-- jobs of a call), and incr_dec counts up a decimal string without
+-- formatting at all (consecutive fences).
+local ISTR = {} -- per call: reset by begin()
+local function istr(n)
+  local v = ISTR[n]
+  if not v then
+    v = int(n)
+    ISTR[n] = v
+  end
+  return v
+end
+
+local function incr_dec(d)
+  local i = #d
+  while i > 0 and string.byte(d, i) == 57 do i = i - 1 end -- trailing '9's
+  if i == 0 then return '1' .. string.rep('0', #d) end
+  return string.sub(d, 1, i - 1) .. string.char(string.byte(d, i) + 1) .. string.rep('0', #d - i)
+end
+
+-- Batched writes. The hot scripts (claim, outcomes) move many jobs per call:
+-- between acc_begin() and acc_flush() the index writes (zadd, zrem) and the
+-- count moves are gathered per key and sent at the end, one ZADD/ZREM per
+-- index and one HINCRBY per queue and state, instead of one each per job.
+-- Outside a batch (ACC nil) every write goes to Redis at once. The one rule
+-- inside a batch: nothing reads a gathered member before the flush (a call
+-- moves each job once; outcomes.lua flushes before a job's second outcome).
+local ACC = nil -- per call: reset by begin()
+local STATES = {'queued', 'scheduled', 'running', 'succeeded', 'failed', 'canceled', 'expired'}
+
+-- ACC: zadd and zrem map a key to its gathered arguments, keys lists the
+-- (command, key) pairs in first-use order; counts maps a queue to its moves.
+local function acc_begin() ACC = {zadd = {}, zrem = {}, keys = {}, counts = {}, queues = {}} end
+
+local function acc_list(map, cmd, key)
+  local t = map[key]
+  if not t then
+    t = {}
+    map[key] = t
+    ACC.keys[#ACC.keys + 1] = {cmd, key, t}
+  end
+  return t
+end
+
+local function zadd(key, score, member)
+  if not ACC then
+    redis.call('ZADD', key, score, member)
+    return
+  end
+  local t = ACC.zadd[key] or acc_list(ACC.zadd, 'ZADD', key)
+  t[#t + 1] = score
+  t[#t + 1] = member
+end
+
+local function zrem(key, member)
+  if not ACC then
+    redis.call('ZREM', key, member)
+    return
+  end
+  local t = ACC.zrem[key] or acc_list(ACC.zrem, 'ZREM', key)
+  t[#t + 1] = member
+end
+
 -- counts is exact: every script that moves a job moves its count with it.
-local function count(q, state, d) redis.call('HINCRBY', qkey(q, 'counts'), state, d) end
+local function count(q, state, d)
+  if not ACC then
+    redis.call('HINCRBY', qkey(q, 'counts'), state, d)
+    return
+  end
+  local c = ACC.counts[q]
+  if not c then
+    c = {}
+    ACC.counts[q] = c
+    ACC.queues[#ACC.queues + 1] = q
+  end
+  c[state] = (c[state] or 0) + d
+end
+
+-- acc_flush sends what the batch gathered (in chunks that fit unpack's
+-- stack) and ends the batch.
+local function acc_flush()
+  local a = ACC
+  ACC = nil
+  if not a then return end
+  for _, k in ipairs(a.keys) do
+    local t = k[3]
+    if #t <= 4000 then
+      redis.call(k[1], k[2], unpack(t))
+    else
+      for i = 1, #t, 4000 do redis.call(k[1], k[2], unpack(t, i, math.min(i + 3999, #t))) end
+    end
+  end
+  for _, q in ipairs(a.queues) do
+    local c = a.counts[q]
+    for _, st in ipairs(STATES) do
+      if c[st] and c[st] ~= 0 then redis.call('HINCRBY', qkey(q, 'counts'), st, c[st]) end
+    end
+  end
+end
 
 -- wake pushes up to n wake tokens (idle workers BLPOP the wake list), trimmed
 -- to a small bound so an idle queue never accumulates them.
+local WAKE_MAX = 16
 local function wake(q, n)
   local wk = qkey(q, 'wake')
-  for _ = 1, math.min(n or 1, 16) do redis.call('LPUSH', wk, '1') end
-  redis.call('LTRIM', wk, 0, 15)
+  local len = 0
+  for _ = 1, math.min(n or 1, WAKE_MAX) do len = redis.call('LPUSH', wk, '1') end
+  if len > WAKE_MAX then redis.call('LTRIM', wk, 0, WAKE_MAX - 1) end
+end
+
+-- wake_pushed is wake(q, 1) for a job just pushed onto pending, which is now
+-- len long. A worker sleeps on the wake list only after a claim found the
+-- queue empty, and the push that makes a queue non-empty (len 1) always
+-- wakes; past WAKE_MAX queued jobs every worker that could be asleep has
+-- had a token already, so a backlog costs no wake writes.
+local function wake_pushed(q, len)
+  if len <= WAKE_MAX then wake(q, 1) end
 end
 
 -- leave takes id out of the index of state st and its count. queued ids are
 -- deleted lazily from pending: claim drops entries whose record is no longer
 -- queued, so LLEN may overcount slightly but counts never does.
 local function leave(id, q, st)
-  if st == 'scheduled' then redis.call('ZREM', qkey(q, 'scheduled'), id)
-  elseif st == 'running' then redis.call('ZREM', qkey(q, 'active'), id)
+  if st == 'scheduled' then zrem(qkey(q, 'scheduled'), id)
+  elseif st == 'running' then zrem(qkey(q, 'active'), id)
   elseif TERMINAL[st] then
-    redis.call('ZREM', qkey(q, st), id)
-    redis.call('ZREM', qkey(q, 'purge'), st .. '|' .. id)
+    zrem(qkey(q, st), id)
+    zrem(qkey(q, 'purge'), st .. '|' .. id)
   end
   count(q, st, -1)
 end
@@ -60,24 +179,32 @@ end
 -- records by expiry time whatever their retention), and a PUBLISH for
 -- long-polls when one watches the job (watch.lua marks it).
 -- Extra field, value pairs (...) are stored with the status, in one HSET.
-local function terminal(id, q, from, to, now, ...)
+-- terminal_f takes the record's result_ttl, idem and watch fields already
+-- read (f, in that order), for callers that read the record anyway.
+local function terminal_f(id, q, from, to, now, f, ...)
   local jk = jkey(id)
   leave(id, q, from)
   -- a running job left the deadlines index when it was claimed
-  if from ~= 'running' then redis.call('ZREM', qkey(q, 'deadlines'), id) end
-  redis.call('HSET', jk, 'status', to, 'finished', now, ...)
-  redis.call('ZADD', qkey(q, to), now, id)
+  if from ~= 'running' then zrem(qkey(q, 'deadlines'), id) end
+  local snow = istr(now)
+  redis.call('HSET', jk, 'status', to, 'finished', snow, ...)
+  zadd(qkey(q, to), snow, id)
   count(q, to, 1)
-  local f = redis.call('HMGET', jk, 'result_ttl', 'idem', 'watch')
   local ttl = FAILED_TTL
   if to ~= 'failed' then
     ttl = tonumber(f[1] or '0') or 0
     if ttl <= 0 then ttl = RESULT_TTL end
   end
-  redis.call('EXPIRE', jk, ttl)
-  redis.call('ZADD', qkey(q, 'purge'), now + ttl * 1000, to .. '|' .. id)
-  if f[2] then redis.call('EXPIRE', idem_key(f[2]), ttl) end
+  local sttl = istr(ttl)
+  redis.call('EXPIRE', jk, sttl)
+  zadd(qkey(q, 'purge'), istr(now + ttl * 1000), to .. '|' .. id)
+  if f[2] then redis.call('EXPIRE', idem_key(f[2]), sttl) end
   if f[3] then redis.call('PUBLISH', GP .. 'done', id) end  -- the done channel
+end
+
+local function terminal(id, q, from, to, now, ...)
+  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch')
+  terminal_f(id, q, from, to, now, f, ...)
 end
 
 -- held returns the job's queue when it is running under the lease token
@@ -90,10 +217,6 @@ local function held(jk, lease)
   if f[1] ~= 'running' or f[2] ~= lease then return nil end
   return f[3]
 end
-
--- int formats an integral Lua number as a plain decimal (tostring would
--- write 1e+15 style past 14 digits).
-local function int(n) return string.format('%.0f', n) end
 
 -- lose_lease handles a running job whose lease ran out (the janitor) or that
 -- its worker gave up on after its lease ran out in Redis: the attempt was
@@ -122,13 +245,16 @@ end
 -- ---- the outcomes of a claim (outcomes.lua, one or many per call) ----
 -- Each re-checks the fencing guard (held) and answers 0 when it refuses.
 
--- outcome_complete: success with result (JSON text). 1 committed.
+-- outcome_complete: success with result (JSON text). 1 committed. One
+-- read serves the guard (as held does), terminal's fields, and whether an
+-- earlier attempt's error must go.
 local function outcome_complete(id, token, result, now)
   local jk = jkey(id)
-  local q = held(jk, token)
-  if not q then return 0 end
-  redis.call('HDEL', jk, 'error')
-  terminal(id, q, 'running', 'succeeded', now, 'result', result)
+  local f = redis.call('HMGET', jk, 'status', 'lease', 'queue', 'result_ttl', 'idem', 'watch',
+    'error')
+  if f[1] ~= 'running' or f[2] ~= token then return 0 end
+  if f[7] then redis.call('HDEL', jk, 'error') end
+  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6]}, 'result', result)
   return 1
 end
 
@@ -152,7 +278,7 @@ local function outcome_fail(id, token, err, permanent, backoff_ms, now)
   local run_at = now + (tonumber(backoff_ms) or 0)
   leave(id, q, 'running')
   redis.call('HSET', jk, 'status', 'scheduled', 'run_at', run_at, 'error', err)
-  redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
+  zadd(qkey(q, 'scheduled'), run_at, id)
   count(q, 'scheduled', 1)
   return 1
 end
@@ -203,4 +329,14 @@ local function outcome_cancel_ack(id, token, now)
   if not q or redis.call('HGET', jk, 'cancel') ~= '1' then return 0 end
   terminal(id, q, 'running', 'canceled', now)
   return 1
+end
+
+-- begin starts a call: the call's keys and arguments, and fresh per-call
+-- state (no batch open, an empty number cache). Library-level state lives
+-- as long as the library, so nothing else here may change between calls.
+local function begin(keys, args)
+  KEYS, ARGV = keys, args
+  SP, GP = keys[1], args[1]
+  RESULT_TTL, FAILED_TTL = tonumber(args[2]), tonumber(args[3])
+  ACC, ISTR = nil, {}
 end

@@ -17,8 +17,8 @@ if idem ~= '' then
   end
 end
 local maxq = tonumber(ARGV[15])
-if maxq > 0 and redis.call('SISMEMBER', queues_key(), q) == 0
-   and redis.call('SCARD', queues_key()) >= maxq then
+local known = redis.call('SISMEMBER', queues_key(), q) == 1
+if maxq > 0 and not known and redis.call('SCARD', queues_key()) >= maxq then
   return {-1, 'max_queues'}
 end
 local now = now_ms()
@@ -41,12 +41,11 @@ if exp > 0 then
   redis.call('ZADD', qkey(q, 'deadlines'), now + exp, id)
 end
 if status == 'queued' then
-  redis.call('RPUSH', qkey(q, 'pending'), id)
-  wake(q, 1)
+  wake_pushed(q, redis.call('RPUSH', qkey(q, 'pending'), id))
 else
   redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
 end
-redis.call('SADD', queues_key(), q)
+if not known then redis.call('SADD', queues_key(), q) end
 count(q, status, 1)
 local rec = redis.call('HGETALL', jk)
 table.insert(rec, 1, id)

@@ -4,11 +4,22 @@
 --   'complete' (a1 = result JSON), 'fail' (a1 = error, a2 = permanent '1'/'0',
 --   a3 = backoff_ms), 'release' (a1 = mode 'drain'/'abandon'), 'cancel_ack'.
 -- Each is guarded on its own (running under its lease token) and answers as
--- the _lib.lua outcome_* functions do. Returns one code per outcome.
+-- the _lib.lua outcome_* functions do. Their index and count writes are
+-- batched (_lib.lua) and sent once at the end; a job named twice in one
+-- call (never sent by the worker, but allowed) flushes the batch first, so
+-- its second outcome reads what the first one wrote.
+-- Returns one code per outcome.
 local now = now_ms()
-local out = {}
+local out, seen = {}, {}
+acc_begin()
 for i = 4, #ARGV - 5, 6 do
   local kind, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if seen[id] then
+    acc_flush()
+    acc_begin()
+    seen = {}
+  end
+  seen[id] = true
   local code = 0
   if kind == 'complete' then
     code = outcome_complete(id, token, ARGV[i + 3], now)
@@ -21,4 +32,5 @@ for i = 4, #ARGV - 5, 6 do
   end
   out[#out + 1] = code
 end
+acc_flush()
 return out

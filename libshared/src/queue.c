@@ -161,7 +161,7 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
     for (size_t i = 0; i < n && rc == JM_OK; i++) {
         const redisReply *e = rep->element[i];
         if (e->type == REDIS_REPLY_ERROR) {
-            *noscript = strncmp(e->str, "NOSCRIPT", 8) == 0;
+            *noscript = jm__redis_is_unloaded(e);
             rc = jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: %s", e->str);
         } else {
             rc = enqueue_result(e, &out[i], jobs != NULL ? &jobs[i] : NULL, err);

@@ -304,13 +304,14 @@ jm_redis_pipe_reply(jm_redis *r, jm_error *err)
         out = NULL;
     r->pipe_pending--;
     redisReply *rep = out;
-    if (jm__redis_is_noscript(rep)) {
-        /* Scripts were flushed since connect: reload them all; the caller's
-         * batch logic retries this one item as a failure it can redo. */
+    if (jm__redis_is_unloaded(rep)) {
+        /* The library was lost since connect: reconnect, which loads it; the
+         * caller's batch logic retries this one item as a failure it can redo. */
         freeReplyObject(rep);
         int pending = r->pipe_pending;
         jm_redis_pipe_discard(r, pending);
-        jm_error_set(err, JM_ERR_REDIS, NULL, "redis: scripts were flushed; reconnecting");
+        jm__redis_library_lost();
+        jm_error_set(err, JM_ERR_REDIS, NULL, "redis: the function library was lost; reconnecting");
         jm_redis_drop(r);
         r->next_try_ms = 0;
         return NULL;

@@ -42,8 +42,8 @@ redisReply *jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const ch
                                   const size_t *argvlen);
 
 /* jm_redis_eval runs the embedded script `name` (a file libshared/lua/NAME.lua)
- * with EVALSHA, loading it first if needed and again after NOSCRIPT (a
- * restarted Redis). keys and args are borrowed strings (NUL-terminated when
+ * with FCALL of its function in the jobmill library, loading the library
+ * again when the server lost it (a restarted Redis). keys and args are borrowed strings (NUL-terminated when
  * the lengths are NULL). Same return contract as jm_redis_command. */
 redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys,
                           const char **keys, int nargs, const char **args, const size_t *arglens);
@@ -52,8 +52,10 @@ redisReply *jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkey
  * jm_redis_pipe_reply. jm_redis_pipe_eval returns JM_OK or JM_ERR_REDIS (not
  * connected). jm_redis_pipe_reply returns a new reply or NULL with err set;
  * after an I/O error the remaining replies are lost and the context dropped.
- * NOSCRIPT inside a pipeline is handled by jm_redis_pipe_reply re-running that
- * one script synchronously (scripts are loaded on connect, so this is rare). */
+ * A lost library inside a pipeline makes jm_redis_pipe_reply drop the
+ * connection (the reconnect loads it again) and fail that reply, which the
+ * caller's batch logic redoes (the library is loaded on connect, so this is
+ * rare). */
 int jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
                        int nargs, const char **args, const size_t *arglens);
 redisReply *jm_redis_pipe_reply(jm_redis *r, jm_error *err);
@@ -61,8 +63,8 @@ redisReply *jm_redis_pipe_reply(jm_redis *r, jm_error *err);
  * pipeline. JM_OK or JM_ERR_REDIS. */
 int jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
                        const size_t *argvlen);
-/* jm_redis_script_reload loads script `name` again (after a NOSCRIPT seen
- * inside a transaction). JM_OK or an error. */
+/* jm_redis_script_reload loads the library that holds script `name` again
+ * (after "Function not found" seen inside a transaction). JM_OK or an error. */
 int jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err);
 /* jm_redis_pipe_discard reads and frees n pending replies (after an error
  * midway), dropping the connection if that fails. */
@@ -84,10 +86,14 @@ void jm_redis_drop(jm_redis *r);
 redisReply *jm__redis_check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *what);
 /* jm__redis_observe reports one round trip begun at start_us to the latency hook. */
 void jm__redis_observe(const jm_redis *r, int64_t start_us);
-/* jm__redis_load_scripts SCRIPT LOADs every embedded script (on connect). */
+/* jm__redis_load_scripts loads the function library on connect, once per
+ * process (later connections find it there). */
 int jm__redis_load_scripts(jm_redis *r, jm_error *err);
-/* jm__redis_is_noscript tells whether rep is a NOSCRIPT error. */
-int jm__redis_is_noscript(const redisReply *rep);
+/* jm__redis_library_lost makes the next connect load the library again. */
+void jm__redis_library_lost(void);
+/* jm__redis_is_unloaded tells whether rep says the server lacks the library
+ * ("Function not found"; NOSCRIPT too). */
+int jm__redis_is_unloaded(const redisReply *rep);
 struct timeval jm__tv_ms(int ms);
 
 #endif

@@ -1,7 +1,11 @@
-/* redis_script.c - the embedded Lua scripts (libshared/lua/, see
- * cmake/embed_lua.cmake): SCRIPT LOAD on every connect, EVALSHA, reload on
- * NOSCRIPT (a restarted or flushed Redis). See redis_raw.h. */
+/* redis_script.c - the embedded Lua scripts (libshared/lua/) as one Redis
+ * function library (cmake/embed_lua.cmake): FUNCTION LOAD once per process
+ * (on its first connect), FCALL, and a reload when the server lost the
+ * library (a restarted Redis without persistence, FUNCTION FLUSH, a fresh
+ * replica promoted). See redis_raw.h. Needs Redis 7.0 or later. */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,68 +13,80 @@
 #include "redis_raw.h"
 #include "scripts.h"
 
-#define MAX_SCRIPTS 64
+/* Set once this process has seen the library on the server: later
+ * connections skip the load (a server that lost it since answers
+ * "Function not found", and the call loads it again). */
+static atomic_bool library_seen;
+/* Held while a connection loads the library, so the threads of a starting
+ * process load it once between them. */
+static pthread_mutex_t load_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* SHA1 of every script, filled by SCRIPT LOAD; the same on every server, so
- * one table serves every connection. */
-static char script_sha[MAX_SCRIPTS][41];
-static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int
-script_index(const char *name)
+static const char *
+function_name(const char *name)
 {
-    for (int i = 0; jm_script_sources[i].name != NULL && i < MAX_SCRIPTS; i++)
-        if (strcmp(jm_script_sources[i].name, name) == 0)
-            return i;
-    return -1;
+    for (int i = 0; jm_script_functions[i].name != NULL; i++)
+        if (strcmp(jm_script_functions[i].name, name) == 0)
+            return jm_script_functions[i].function;
+    return NULL;
 }
 
-/* Loads script i on the current connection and records its SHA1. */
+/* load_library sends FUNCTION LOAD on the current connection. A library of
+ * that name already there is the same code (the name carries its hash), so
+ * "already exists" is success. */
 static int
-load_script(jm_redis *r, int i, jm_error *err)
+load_library(jm_redis *r, jm_error *err)
 {
-    redisReply *rep = jm__redis_check_reply(
-        r, redisCommand(r->ctx, "SCRIPT LOAD %s", jm_script_sources[i].source), err, "SCRIPT LOAD");
+    const char *av[] = {"FUNCTION", "LOAD", jm_lua_library};
+    redisReply *rep = redisCommandArgv(r->ctx, 3, av, NULL);
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "already exists")) {
+        freeReplyObject(rep);
+        atomic_store(&library_seen, true);
+        return JM_OK;
+    }
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "unknown command")) {
+        freeReplyObject(rep);
+        return jm_error_set(err, JM_ERR_REPLY, NULL,
+                            "redis has no FUNCTION command: jobmill needs Redis 7.0 or later");
+    }
+    rep = jm__redis_check_reply(r, rep, err, "FUNCTION LOAD");
     if (rep == NULL)
         return err != NULL ? err->code : JM_ERR_REDIS;
-    if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-        freeReplyObject(rep);
-        return jm_error_set(err, JM_ERR_REPLY, NULL, "SCRIPT LOAD %s: bad reply",
-                            jm_script_sources[i].name);
-    }
-    pthread_mutex_lock(&sha_lock);
-    memcpy(script_sha[i], rep->str, 40);
-    script_sha[i][40] = '\0';
-    pthread_mutex_unlock(&sha_lock);
     freeReplyObject(rep);
+    atomic_store(&library_seen, true);
     return JM_OK;
+}
+
+void
+jm__redis_library_lost(void)
+{
+    atomic_store(&library_seen, false);
 }
 
 int
 jm__redis_load_scripts(jm_redis *r, jm_error *err)
 {
-    for (int i = 0; jm_script_sources[i].name != NULL && i < MAX_SCRIPTS; i++)
-        if (load_script(r, i, err) != JM_OK)
-            return JM_ERR_REDIS;
-    return JM_OK;
+    if (atomic_load(&library_seen))
+        return JM_OK;
+    pthread_mutex_lock(&load_lock);
+    int rc = atomic_load(&library_seen) ? JM_OK : load_library(r, err);
+    pthread_mutex_unlock(&load_lock);
+    return rc;
 }
 
-/* The argv of one EVALSHA: small calls use the inline arrays, large ones
+/* The argv of one FCALL: small calls use the inline arrays, large ones
  * (heartbeats of many jobs, batch reads) allocate. */
-#define EVAL_INLINE 32
-typedef struct eval_argv {
-    int script;
+#define FCALL_INLINE 32
+typedef struct fcall_argv {
     int n;
     const char **av;
     size_t *al;
-    const char *av_inline[EVAL_INLINE];
-    size_t al_inline[EVAL_INLINE];
-    char sha[41];
+    const char *av_inline[FCALL_INLINE];
+    size_t al_inline[FCALL_INLINE];
     char nk[16];
-} eval_argv;
+} fcall_argv;
 
 static void
-eval_release(eval_argv *e)
+fcall_release(fcall_argv *e)
 {
     if (e->av != e->av_inline) {
         free(e->av);
@@ -78,20 +94,21 @@ eval_release(eval_argv *e)
     }
 }
 
-/* Resolves the script, connects, and builds EVALSHA sha nkeys keys... args...
- * Returns JM_OK or an error (nothing to release then). */
+/* Resolves the function, connects, and builds FCALL function nkeys keys...
+ * args... Returns JM_OK or an error (nothing to release then). */
 static int
-eval_prepare(jm_redis *r, eval_argv *e, jm_error *err, const char *name, int nkeys,
-             const char **keys, int nargs, const char **args, const size_t *arglens)
+fcall_prepare(jm_redis *r, fcall_argv *e, jm_error *err, const char *name, int nkeys,
+              const char **keys, int nargs, const char **args, const size_t *arglens)
 {
-    if ((e->script = script_index(name)) < 0)
+    const char *fn = function_name(name);
+    if (fn == NULL)
         return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
     if (jm_redis_connect(r, err) != JM_OK)
         return JM_ERR_REDIS;
     size_t total = 3 + (size_t)nkeys + (size_t)nargs;
     e->av = e->av_inline;
     e->al = e->al_inline;
-    if (total > EVAL_INLINE) {
+    if (total > FCALL_INLINE) {
         e->av = malloc(sizeof(*e->av) * total);
         e->al = malloc(sizeof(*e->al) * total);
         if (e->av == NULL || e->al == NULL) {
@@ -100,13 +117,10 @@ eval_prepare(jm_redis *r, eval_argv *e, jm_error *err, const char *name, int nke
             return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         }
     }
-    pthread_mutex_lock(&sha_lock);
-    memcpy(e->sha, script_sha[e->script], 41);
-    pthread_mutex_unlock(&sha_lock);
     snprintf(e->nk, sizeof(e->nk), "%d", nkeys);
     int n = 0;
-    e->av[n] = "EVALSHA", e->al[n++] = 7;
-    e->av[n] = e->sha, e->al[n++] = 40;
+    e->av[n] = "FCALL", e->al[n++] = 5;
+    e->av[n] = fn, e->al[n++] = strlen(fn);
     e->av[n] = e->nk, e->al[n++] = strlen(e->nk);
     for (int k = 0; k < nkeys; k++)
         e->av[n] = keys[k], e->al[n++] = strlen(keys[k]);
@@ -117,35 +131,36 @@ eval_prepare(jm_redis *r, eval_argv *e, jm_error *err, const char *name, int nke
 }
 
 int
-jm__redis_is_noscript(const redisReply *rep)
+jm__redis_is_unloaded(const redisReply *rep)
 {
-    return rep != NULL && rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0;
+    return rep != NULL && rep->type == REDIS_REPLY_ERROR &&
+           (strstr(rep->str, "Function not found") != NULL ||
+            strncmp(rep->str, "NOSCRIPT", 8) == 0);
 }
 
 redisReply *
 jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys, int nargs,
               const char **args, const size_t *arglens)
 {
-    eval_argv e;
-    if (eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
+    fcall_argv e;
+    if (fcall_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
         return NULL;
     int64_t t0 = jm_clock_us();
     redisReply *rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
     jm__redis_observe(r, t0);
-    if (jm__redis_is_noscript(rep)) {
-        /* The script cache was flushed (SCRIPT FLUSH, a failover): load, retry once. */
+    if (jm__redis_is_unloaded(rep)) {
+        /* The server lost the library (a restart without persistence,
+         * FUNCTION FLUSH, a failover to a replica that never had it): load,
+         * retry once. */
         freeReplyObject(rep);
         rep = NULL;
-        if (load_script(r, e.script, err) != JM_OK) {
-            eval_release(&e);
+        if (load_library(r, err) != JM_OK) {
+            fcall_release(&e);
             return NULL;
         }
-        pthread_mutex_lock(&sha_lock);
-        memcpy(e.sha, script_sha[e.script], 41);
-        pthread_mutex_unlock(&sha_lock);
         rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
     }
-    eval_release(&e);
+    fcall_release(&e);
     return jm__redis_check_reply(r, rep, err, name);
 }
 
@@ -153,12 +168,12 @@ int
 jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const char **keys,
                    int nargs, const char **args, const size_t *arglens)
 {
-    eval_argv e;
-    int rc = eval_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens);
+    fcall_argv e;
+    int rc = fcall_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens);
     if (rc != JM_OK)
         return rc;
     rc = redisAppendCommandArgv(r->ctx, e.n, e.av, e.al);
-    eval_release(&e);
+    fcall_release(&e);
     if (rc != REDIS_OK) {
         jm_redis_drop(r);
         return jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline append failed");
@@ -170,10 +185,9 @@ jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, cons
 int
 jm_redis_script_reload(jm_redis *r, const char *name, jm_error *err)
 {
-    int i = script_index(name);
-    if (i < 0)
+    if (function_name(name) == NULL)
         return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
     if (jm_redis_connect(r, err) != JM_OK)
         return JM_ERR_REDIS;
-    return load_script(r, i, err);
+    return load_library(r, err);
 }

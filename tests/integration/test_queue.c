@@ -557,7 +557,7 @@ Test(queue, batch_is_pipelined_and_ordered)
 
 Test(queue, scripts_reload_after_flush)
 {
-    redisReply *rep = jm_redis_command(r, &err, "SCRIPT FLUSH");
+    redisReply *rep = jm_redis_command(r, &err, "FUNCTION FLUSH");
     cr_assert_not_null(rep);
     freeReplyObject(rep);
     jm_enqueue_result e = jm_test_submit(r, "{\"type\":\"t\"}");
@@ -680,7 +680,7 @@ Test(queue, batch_survives_script_flush_and_respects_max_queues)
     cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 1, res, NULL, &err), JM_ERR_LIMIT);
     cr_assert_str_eq(err.field, "jobs[1].queue");
     cr_assert_eq(jm_test_count(r, "x", JM_STATE_QUEUED), 0, "nothing stored");
-    redisReply *rep = jm_redis_command(r, &err, "SCRIPT FLUSH");
+    redisReply *rep = jm_redis_command(r, &err, "FUNCTION FLUSH");
     freeReplyObject(rep);
     cr_assert_eq(jm_queue_enqueue_batch(r, specs, 3, 2, res, NULL, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(jm_test_count(r, "x", JM_STATE_QUEUED), 2);
