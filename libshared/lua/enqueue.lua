@@ -1,53 +1,96 @@
--- enqueue: a new job, queued or scheduled; or the existing job of its
--- idempotency key. ARGV[4..] = id, queue, type, payload, max_attempts,
--- timeout_s, delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key,
--- max_queues. Returns {1, id, record...} created, {0, id, record...} the
--- existing job of the key, {-1, 'max_queues'}; record is the job's HGETALL,
--- so a submit needs no second round trip to answer with the stored job.
-local id, q, idem = ARGV[4], ARGV[5], ARGV[14]
-if idem ~= '' then
-  local existing = redis.call('GET', idem_key(idem))
-  if existing then
-    local rec = redis.call('HGETALL', any_jkey(existing))
-    if #rec > 0 then
-      table.insert(rec, 1, existing)
-      table.insert(rec, 1, 0)
-      return rec
+-- enqueue: new jobs of one slot, queued or scheduled; or, for a job whose
+-- idempotency key was seen, the existing job of the key. ARGV[4..] = 12
+-- arguments per job: id, queue, type, payload, max_attempts, timeout_s,
+-- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, max_queues.
+-- Returns one reply per job, in order: {1, id, record...} created,
+-- {0, id, record...} the existing job of the key, {-1, 'max_queues'}; record
+-- is the job's fields and values, so a submit needs no second round trip to
+-- answer with the stored job.
+--
+-- A batch is one call per slot: the record and idempotency writes go out
+-- per job, the pushes onto each queue's pending list (in order), the index
+-- and count writes and the queue-set and wake writes once per call.
+local now = now_ms()
+local snow = istr(now)
+local out = {}
+local pushed, order = {}, {}   -- queue -> ids to RPUSH, in job order
+local known = {}               -- queue -> in the queue set (true/false), asked once
+acc_begin()
+for base = 4, #ARGV - 11, 12 do
+  local id, q, idem = ARGV[base], ARGV[base + 1], ARGV[base + 10]
+  local rep = nil
+  if idem ~= '' then
+    local existing = redis.call('GET', idem_key(idem))
+    if existing then
+      local rec = redis.call('HGETALL', any_jkey(existing))
+      if #rec > 0 then
+        table.insert(rec, 1, existing)
+        table.insert(rec, 1, 0)
+        rep = rec
+      end
     end
   end
+  if not rep then
+    if known[q] == nil then known[q] = redis.call('SISMEMBER', queues_key(), q) == 1 end
+    local maxq = tonumber(ARGV[base + 11])
+    if not known[q] and maxq > 0 and redis.call('SCARD', queues_key()) >= maxq then
+      rep = {-1, 'max_queues'}
+    end
+  end
+  if not rep then
+    if not known[q] then
+      redis.call('SADD', queues_key(), q)
+      known[q] = true
+    end
+    local run_at, srun = now, snow
+    local delay, at = tonumber(ARGV[base + 6]), tonumber(ARGV[base + 7])
+    if delay > 0 then run_at = now + delay elseif at > now then run_at = at end
+    if run_at ~= now then srun = istr(run_at) end
+    local status = 'queued'
+    if run_at > now then status = 'scheduled' end
+    local f = {'queue', q, 'type', ARGV[base + 2], 'payload', ARGV[base + 3], 'status', status,
+      'attempts', '0', 'max_attempts', ARGV[base + 4], 'timeout_s', ARGV[base + 5], 'fence', '0',
+      'created', snow, 'run_at', srun, 'result_ttl', ARGV[base + 9], 'cancel', '0'}
+    if idem ~= '' then
+      f[#f + 1] = 'idem'
+      f[#f + 1] = idem
+      redis.call('SET', idem_key(idem), id)
+    end
+    local exp = tonumber(ARGV[base + 8])
+    if exp > 0 then
+      local sexp = istr(now + exp)
+      f[#f + 1] = 'expires_at'
+      f[#f + 1] = sexp
+      zadd(qkey(q, 'deadlines'), sexp, id)
+    end
+    redis.call('HSET', jkey(id), unpack(f))
+    if status == 'queued' then
+      local p = pushed[q]
+      if not p then
+        p = {}
+        pushed[q] = p
+        order[#order + 1] = q
+      end
+      p[#p + 1] = id
+    else
+      zadd(qkey(q, 'scheduled'), srun, id)
+    end
+    count(q, status, 1)
+    rep = f
+    table.insert(rep, 1, id)
+    table.insert(rep, 1, 1)
+  end
+  out[#out + 1] = rep
 end
-local maxq = tonumber(ARGV[15])
-local known = redis.call('SISMEMBER', queues_key(), q) == 1
-if maxq > 0 and not known and redis.call('SCARD', queues_key()) >= maxq then
-  return {-1, 'max_queues'}
+for _, q in ipairs(order) do
+  local ids = pushed[q]
+  local len = 0
+  for i = 1, #ids, 4000 do
+    len = redis.call('RPUSH', qkey(q, 'pending'), unpack(ids, i, math.min(i + 3999, #ids)))
+  end
+  -- as wake_pushed, for each push that left the list at most WAKE_MAX long
+  local short = math.min(len, WAKE_MAX) - (len - #ids)
+  if short > 0 then wake(q, short) end
 end
-local now = now_ms()
-local run_at = now
-local delay, at = tonumber(ARGV[10]), tonumber(ARGV[11])
-if delay > 0 then run_at = now + delay elseif at > now then run_at = at end
-local status = 'queued'
-if run_at > now then status = 'scheduled' end
-local jk = jkey(id)
-redis.call('HSET', jk, 'queue', q, 'type', ARGV[6], 'payload', ARGV[7], 'status', status,
-  'attempts', 0, 'max_attempts', ARGV[8], 'timeout_s', ARGV[9], 'fence', 0, 'created', now,
-  'run_at', run_at, 'result_ttl', ARGV[13], 'cancel', 0)
-if idem ~= '' then
-  redis.call('HSET', jk, 'idem', idem)
-  redis.call('SET', idem_key(idem), id)
-end
-local exp = tonumber(ARGV[12])
-if exp > 0 then
-  redis.call('HSET', jk, 'expires_at', now + exp)
-  redis.call('ZADD', qkey(q, 'deadlines'), now + exp, id)
-end
-if status == 'queued' then
-  wake_pushed(q, redis.call('RPUSH', qkey(q, 'pending'), id))
-else
-  redis.call('ZADD', qkey(q, 'scheduled'), run_at, id)
-end
-if not known then redis.call('SADD', queues_key(), q) end
-count(q, status, 1)
-local rec = redis.call('HGETALL', jk)
-table.insert(rec, 1, id)
-table.insert(rec, 1, 1)
-return rec
+acc_flush()
+return out

@@ -14,8 +14,14 @@
 
 /* ---- submit ---- */
 
+/* The 12 arguments enqueue.lua reads per job; num is the caller's storage
+ * for the numbers, borrowed until the call has run. */
+#define ENQ_ARGS 12
+typedef char enqueue_nums[7][24];
+
 static void
-enqueue_args(jm_call *c, const jm_job_spec *s, const char *id, int max_queues, char num[7][24])
+enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queues,
+             enqueue_nums num)
 {
     snprintf(num[0], 24, "%d", s->max_attempts > 0 ? s->max_attempts : 3);
     snprintf(num[1], 24, "%d", s->timeout_s);
@@ -23,19 +29,19 @@ enqueue_args(jm_call *c, const jm_job_spec *s, const char *id, int max_queues, c
     snprintf(num[3], 24, "%" PRId64, s->run_at_ms);
     snprintf(num[4], 24, "%" PRId64, s->expires_in_ms);
     snprintf(num[5], 24, "%d", s->result_ttl_s);
-    jm_call_arg(c, id);
-    jm_call_arg(c, s->queue);
-    jm_call_arg(c, s->type);
-    jm_call_arg(c, s->payload != NULL ? s->payload : "null");
-    for (int i = 0; i < 6; i++)
-        jm_call_arg(c, num[i]);
-    jm_call_arg(c, s->idem_key != NULL ? s->idem_key : "");
     snprintf(num[6], 24, "%d", max_queues > 0 ? max_queues : 0);
-    jm_call_arg(c, num[6]);
+    a[0] = id;
+    a[1] = s->queue;
+    a[2] = s->type;
+    a[3] = s->payload != NULL ? s->payload : "null";
+    for (int i = 0; i < 6; i++)
+        a[4 + i] = num[i];
+    a[10] = s->idem_key != NULL ? s->idem_key : "";
+    a[11] = num[6];
 }
 
-/* Reads an enqueue reply {code, id, field, value...}; fills job from the
- * record when job is not NULL. */
+/* Reads one job's enqueue reply {code, id, field, value...}; fills job from
+ * the record when job is not NULL. */
 static int
 enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_job *job, jm_error *err)
 {
@@ -60,21 +66,35 @@ enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_job *job, jm_er
     return rc;
 }
 
+/* A call's reply is one per job: checks that rep is an array of n. */
+static int
+enqueue_replies(const redisReply *rep, size_t n, jm_error *err)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: unexpected reply");
+    return JM_OK;
+}
+
 int
 jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueue_result *out,
                  jm_job *job, jm_error *err)
 {
-    char id[JM_ID_LEN + 1], num[7][24];
+    char id[JM_ID_LEN + 1];
+    enqueue_nums num;
+    const char *a[ENQ_ARGS];
     int rc = jm_id_new(spec->queue, id, err);
     if (rc != JM_OK)
         return rc;
     jm_call c;
     jm_call_init(&c, r, id, NULL);
-    enqueue_args(&c, spec, id, max_queues, num);
+    enqueue_args(a, spec, id, max_queues, num);
+    for (int i = 0; i < ENQ_ARGS; i++)
+        jm_call_arg(&c, a[i]);
     redisReply *rep = jm_call_run(r, &c, "enqueue", err);
     if (rep == NULL)
         return jm__err_code(err);
-    rc = enqueue_result(rep, out, job, err);
+    if ((rc = enqueue_replies(rep, 1, err)) == JM_OK)
+        rc = enqueue_result(rep->element[0], out, job, err);
     freeReplyObject(rep);
     return rc;
 }
@@ -114,32 +134,119 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
     return JM_OK;
 }
 
-/* One MULTI/EXEC of n pipelined enqueue scripts: all are stored or none.
- * *noscript is set when the script cache was flushed (nothing ran then). */
+/* A batch split by slot: slot[i] is the group of job i, group g holds the
+ * jobs with slot == g in request order; one enqueue call per group. */
+typedef struct batch_plan {
+    size_t *slot;   /* per job: its group */
+    size_t *order;  /* job indexes grouped: group g is order[start[g]..start[g+1]) */
+    size_t *start;  /* ngroups + 1 */
+    size_t ngroups;
+} batch_plan;
+
+static void
+batch_plan_free(batch_plan *p)
+{
+    free(p->slot);
+    free(p->order);
+    free(p->start);
+}
+
+static int
+batch_plan_make(batch_plan *p, char (*ids)[JM_ID_LEN + 1], size_t n, jm_error *err)
+{
+    p->slot = malloc(n * sizeof(*p->slot));
+    p->order = malloc(n * sizeof(*p->order));
+    p->start = malloc((n + 1) * sizeof(*p->start));
+    p->ngroups = 0;
+    if (p->slot == NULL || p->order == NULL || p->start == NULL) {
+        batch_plan_free(p);
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    }
+    /* groups in order of first appearance; batches hold a few queues, so
+     * the quadratic tag lookup stays cheap */
+    size_t *first = p->start; /* scratch: first job of each group */
+    for (size_t i = 0; i < n; i++) {
+        size_t g = 0;
+        while (g < p->ngroups && strncmp(ids[first[g]], ids[i], JM_TAG_LEN) != 0)
+            g++;
+        if (g == p->ngroups)
+            first[p->ngroups++] = i;
+        p->slot[i] = g;
+    }
+    size_t k = 0;
+    for (size_t g = 0; g < p->ngroups; g++) {
+        for (size_t i = 0; i < n; i++)
+            if (p->slot[i] == g)
+                p->order[k++] = i;
+    }
+    for (size_t g = 0, at = 0; g <= p->ngroups; g++) {
+        size_t cnt = 0;
+        for (size_t i = 0; g < p->ngroups && i < n; i++)
+            cnt += p->slot[i] == g;
+        p->start[g] = at;
+        at += cnt;
+    }
+    return JM_OK;
+}
+
+/* batch_send pipelines group g's one enqueue call. */
+static int
+batch_send(jm_redis *r, const batch_plan *p, size_t g, const jm_job_spec *specs,
+           char (*ids)[JM_ID_LEN + 1], enqueue_nums *nums, jm_error *err)
+{
+    size_t cnt = p->start[g + 1] - p->start[g];
+    jm_call c;
+    jm_call_init(&c, r, ids[p->order[p->start[g]]], NULL);
+    size_t na = (size_t)c.nargs + ENQ_ARGS * cnt;
+    const char **args = malloc(sizeof(*args) * na);
+    if (args == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    size_t k = 0;
+    for (int i = 0; i < c.nargs; i++)
+        args[k++] = c.args[i];
+    for (size_t j = p->start[g]; j < p->start[g + 1]; j++) {
+        size_t i = p->order[j];
+        /* max_queues was checked for the whole batch before: a script must
+         * not refuse one job of a transaction that cannot roll back. */
+        enqueue_args(&args[k], &specs[i], ids[i], 0, nums[i]);
+        k += ENQ_ARGS;
+    }
+    const char *keys[1] = {c.slot};
+    int rc = jm_redis_pipe_eval(r, err, "enqueue", 1, keys, (int)k, args, NULL);
+    free(args);
+    return rc;
+}
+
+/* One MULTI/EXEC of one enqueue call per slot: all are stored or none.
+ * *noscript is set when the server had lost the library (nothing ran then). */
 static int
 batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LEN + 1],
            jm_enqueue_result *out, jm_job *jobs, bool *noscript, jm_error *err)
 {
     *noscript = false;
-    const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
-    int rc = jm_redis_pipe_argv(r, err, 1, multi, NULL);
-    size_t sent = rc == JM_OK ? 1 : 0;
-    for (size_t i = 0; i < n && rc == JM_OK; i++) {
-        char num[7][24];
-        jm_call c;
-        jm_call_init(&c, r, ids[i], NULL);
-        /* max_queues was checked for the whole batch before: a script must
-         * not refuse one job of a transaction that cannot roll back. */
-        enqueue_args(&c, &specs[i], ids[i], 0, num);
-        if ((rc = jm_call_pipe(r, &c, "enqueue", err)) == JM_OK)
-            sent++;
+    batch_plan p;
+    enqueue_nums *nums = malloc(n * sizeof(*nums));
+    if (nums == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    int rc = batch_plan_make(&p, ids, n, err);
+    if (rc != JM_OK) {
+        free(nums);
+        return rc;
     }
+    const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
+    rc = jm_redis_pipe_argv(r, err, 1, multi, NULL);
+    size_t sent = rc == JM_OK ? 1 : 0;
+    for (size_t g = 0; g < p.ngroups && rc == JM_OK; g++)
+        if ((rc = batch_send(r, &p, g, specs, ids, nums, err)) == JM_OK)
+            sent++;
     if (rc == JM_OK && (rc = jm_redis_pipe_argv(r, err, 1, exec, NULL)) == JM_OK)
         sent++;
+    free(nums);
     if (rc != JM_OK) {
         /* Without EXEC nothing runs; close the transaction politely. */
         jm_redis_pipe_discard(r, (int)sent);
         jm_redis_drop(r);
+        batch_plan_free(&p);
         return rc;
     }
     /* MULTI and each command answer +OK / +QUEUED; EXEC answers the array. */
@@ -147,27 +254,38 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
         redisReply *rep = jm_redis_pipe_reply(r, err);
         if (rep == NULL) {
             jm_redis_pipe_discard(r, (int)(sent - i - 1));
+            batch_plan_free(&p);
             return jm__err_code(err);
         }
         freeReplyObject(rep);
     }
     redisReply *rep = jm_redis_pipe_reply(r, err);
-    if (rep == NULL)
+    if (rep == NULL) {
+        batch_plan_free(&p);
         return jm__err_code(err);
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != p.ngroups) {
         freeReplyObject(rep);
+        batch_plan_free(&p);
         return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue batch: transaction aborted");
     }
-    for (size_t i = 0; i < n && rc == JM_OK; i++) {
-        const redisReply *e = rep->element[i];
+    for (size_t g = 0; g < p.ngroups && rc == JM_OK; g++) {
+        const redisReply *e = rep->element[g];
+        size_t cnt = p.start[g + 1] - p.start[g];
         if (e->type == REDIS_REPLY_ERROR) {
             *noscript = jm__redis_is_unloaded(e);
             rc = jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: %s", e->str);
-        } else {
-            rc = enqueue_result(e, &out[i], jobs != NULL ? &jobs[i] : NULL, err);
+            break;
+        }
+        if ((rc = enqueue_replies(e, cnt, err)) != JM_OK)
+            break;
+        for (size_t j = 0; j < cnt && rc == JM_OK; j++) {
+            size_t i = p.order[p.start[g] + j];
+            rc = enqueue_result(e->element[j], &out[i], jobs != NULL ? &jobs[i] : NULL, err);
         }
     }
     freeReplyObject(rep);
+    batch_plan_free(&p);
     return rc;
 }
 
