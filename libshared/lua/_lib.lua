@@ -331,6 +331,74 @@ local function outcome_cancel_ack(id, token, now)
   return 1
 end
 
+-- ---- claiming (claim.lua, and outcomes.lua's fetch of next jobs) ----
+
+-- claim_jobs takes up to max queued jobs of queue q for a worker, inside the
+-- caller's batch (acc_begin .. acc_flush; see claim.lua for the whole
+-- contract). Returns claim.lua's flat reply.
+local CLAIM_SCAN_EXTRA = 1000
+local function claim_jobs(q, max, lease, worker, nonce)
+  if redis.call('EXISTS', qkey(q, 'paused')) == 1 then return {0, 0} end
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local pk, fk, ak, dk = qkey(q, 'pending'), qkey(q, 'fence'), qkey(q, 'active'), qkey(q, 'deadlines')
+  local out, ids = {}, {}
+  local last = tonumber(redis.call('GET', fk) or '0') or 0
+  if last < floor then last = floor end
+  local fence, snow, sdeadline = int(last), istr(now), istr(now + lease)
+  local claimed, scanned, more = 0, 0, 0
+  while claimed < max do
+    local want = math.min(max - claimed, max + CLAIM_SCAN_EXTRA - scanned)
+    if want <= 0 then
+      if redis.call('LLEN', pk) > 0 then more = 1 end
+      break
+    end
+    local popped = redis.call('LPOP', pk, want)
+    if not popped then break end
+    scanned = scanned + #popped
+    for _, id in ipairs(popped) do
+      local jk = jkey(id)
+      -- one read for the guard and the answer: status, expires_at, started,
+      -- attempts, then the 6 fields handed to the worker
+      local f = redis.call('HMGET', jk, 'status', 'expires_at', 'started', 'attempts', 'type',
+        'payload', 'max_attempts', 'timeout_s', 'created', 'run_at')
+      if f[1] == 'queued' then
+        -- expiry applies only to a job that never started (not to one released
+        -- by a drain or requeued after a lost lease)
+        if f[2] and not f[3] and tonumber(f[2]) <= now then
+          terminal(id, q, 'queued', 'expired', now)
+        else
+          fence = incr_dec(fence)
+          local token = fence .. '-' .. nonce
+          local attempt = (tonumber(f[4]) or 0) + 1
+          redis.call('HSET', jk, 'status', 'running', 'fence', fence, 'lease', token,
+            'worker', worker, 'started', snow, 'cancel', '0', 'attempts', istr(attempt))
+          zadd(ak, sdeadline, id)
+          if f[2] then zrem(dk, id) end
+          count(q, 'queued', -1)
+          count(q, 'running', 1)
+          out[#out + 1] = id
+          out[#out + 1] = fence
+          out[#out + 1] = token
+          out[#out + 1] = attempt
+          for i = 5, 10 do out[#out + 1] = f[i] or '' end
+          ids[#ids + 1] = id
+          claimed = claimed + 1
+        end
+      end
+    end
+    if #popped < want then break end
+  end
+  if claimed > 0 then
+    redis.call('SET', fk, fence)
+    redis.call('SET', rkey(nonce), table.concat(ids, ','), 'PX', lease)
+  end
+  out[#out + 1] = now
+  out[#out + 1] = more
+  return out
+end
+
 -- begin starts a call: the call's keys and arguments, and fresh per-call
 -- state (no batch open, an empty number cache). Library-level state lives
 -- as long as the library, so nothing else here may change between calls.

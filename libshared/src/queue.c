@@ -20,8 +20,7 @@
 typedef char enqueue_nums[7][24];
 
 static void
-enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queues,
-             enqueue_nums num)
+enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queues, enqueue_nums num)
 {
     snprintf(num[0], 24, "%d", s->max_attempts > 0 ? s->max_attempts : 3);
     snprintf(num[1], 24, "%d", s->timeout_s);
@@ -137,9 +136,9 @@ batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queue
 /* A batch split by slot: slot[i] is the group of job i, group g holds the
  * jobs with slot == g in request order; one enqueue call per group. */
 typedef struct batch_plan {
-    size_t *slot;   /* per job: its group */
-    size_t *order;  /* job indexes grouped: group g is order[start[g]..start[g+1]) */
-    size_t *start;  /* ngroups + 1 */
+    size_t *slot;  /* per job: its group */
+    size_t *order; /* job indexes grouped: group g is order[start[g]..start[g+1]) */
+    size_t *start; /* ngroups + 1 */
     size_t ngroups;
 } batch_plan;
 
@@ -596,15 +595,35 @@ outcome_finish(jm_outcome *o, long long code)
     }
 }
 
+/* A fetch riding on an outcomes call: claim.lua's arguments, and where its
+ * claims go. NULL = none. */
+typedef struct outcomes_fetch {
+    jm_claim_call *call;
+    jm_claim *out;
+    int *got;
+} outcomes_fetch;
+
 /* outcomes_group commits v[0..n), all of one slot (their ids share a tag),
- * with ONE outcomes.lua call. Sets every rc; returns the Redis error that
- * stopped the call, if any. */
+ * with ONE outcomes.lua call, which also claims for fetch when given (its
+ * queue in the same slot). Sets every rc; returns the Redis error that
+ * stopped the call, if any (the fetch's claims are then unknown: its nonce
+ * lets jm_queue_claim_recover take them back). */
 static int
-outcomes_group(jm_redis *r, jm_outcome **v, size_t n, const jm_retention *ret)
+outcomes_group(jm_redis *r, jm_outcome **v, size_t n, const jm_retention *ret,
+               const outcomes_fetch *fetch)
 {
     jm_call c;
     jm_call_init(&c, r, v[0]->id, ret);
-    size_t na = (size_t)c.nargs + 6 * n;
+    char smax[16] = "0", slease[16] = "0";
+    const char *head[5] = {"", smax, slease, "", ""};
+    if (fetch != NULL) {
+        snprintf(smax, sizeof(smax), "%d", fetch->call->max);
+        snprintf(slease, sizeof(slease), "%d", fetch->call->lease_ms);
+        head[0] = fetch->call->queue;
+        head[3] = fetch->call->worker_id;
+        head[4] = fetch->call->nonce;
+    }
+    size_t na = (size_t)c.nargs + 5 + 6 * n;
     const char **args = malloc(sizeof(*args) * na);
     outcome_args *oa = malloc(sizeof(*oa) * n);
     if (args == NULL || oa == NULL) {
@@ -617,6 +636,8 @@ outcomes_group(jm_redis *r, jm_outcome **v, size_t n, const jm_retention *ret)
     size_t k = 0;
     for (int i = 0; i < c.nargs; i++)
         args[k++] = c.args[i];
+    for (int i = 0; i < 5; i++)
+        args[k++] = head[i];
     for (size_t i = 0; i < n; i++) {
         outcome_args_of(&oa[i], v[i]);
         for (int j = 0; j < 6; j++)
@@ -637,13 +658,18 @@ outcomes_group(jm_redis *r, jm_outcome **v, size_t n, const jm_retention *ret)
         }
         return rc;
     }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n) {
+    const redisReply *codes =
+        rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 ? rep->element[0] : NULL;
+    if (codes == NULL || codes->type != REDIS_REPLY_ARRAY || codes->elements != n) {
         for (size_t i = 0; i < n; i++)
             v[i]->rc = jm_error_set(&v[i]->err, JM_ERR_REPLY, NULL, "outcomes: unexpected reply");
         rc = JM_ERR_REPLY;
     } else {
         for (size_t i = 0; i < n; i++)
-            outcome_finish(v[i], jm__reply_ll(rep->element[i]));
+            outcome_finish(v[i], jm__reply_ll(codes->element[i]));
+        if (fetch != NULL && rep->element[1]->elements > 0)
+            claim_reply(rep->element[1], fetch->call->queue, fetch->call->max, fetch->out,
+                        fetch->got, &fetch->call->more, &err);
     }
     freeReplyObject(rep);
     return rc;
@@ -656,8 +682,11 @@ jm_queue_outcome(jm_redis *r, jm_outcome *o, const jm_retention *ret)
     return o->rc;
 }
 
-int
-jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret)
+/* outcomes_run commits v[0..n) with one call per slot; fetch (or NULL)
+ * rides on the call of its queue's slot, if any outcome is in it. */
+static int
+outcomes_run(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret,
+             const outcomes_fetch *fetch)
 {
     jm_outcome **group = malloc(sizeof(*group) * (n > 0 ? n : 1));
     bool *done = calloc(n > 0 ? n : 1, sizeof(*done));
@@ -668,6 +697,9 @@ jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret)
             v[i].rc = jm_error_set(&v[i].err, JM_ERR_NOMEM, NULL, "out of memory");
         return JM_ERR_NOMEM;
     }
+    char ftag[JM_TAG_LEN + 1] = "";
+    if (fetch != NULL)
+        jm_slot_tag(fetch->call->queue, ftag);
     int rc = JM_OK;
     for (size_t i = 0; i < n; i++) {
         jm_error_clear(&v[i].err);
@@ -687,13 +719,36 @@ jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret)
                 done[j] = true;
             }
         }
-        int grc = outcomes_group(r, group, g, ret);
+        bool here = fetch != NULL && strncmp(v[i].id, ftag, JM_TAG_LEN) == 0;
+        int grc = outcomes_group(r, group, g, ret, here ? fetch : NULL);
+        if (here)
+            fetch = NULL; /* asked once */
         if (rc == JM_OK)
             rc = grc;
     }
     free(group);
     free(done);
     return rc;
+}
+
+int
+jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret)
+{
+    return outcomes_run(r, v, n, ret, NULL);
+}
+
+int
+jm_queue_outcomes_fetch(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret,
+                        jm_claim_call *call, jm_claim *out, int *got)
+{
+    *got = 0;
+    call->more = false;
+    jm_error err;
+    jm_error_clear(&err);
+    if (new_nonce(call->nonce, &err) != JM_OK)
+        return outcomes_run(r, v, n, ret, NULL);
+    outcomes_fetch f = {call, out, got};
+    return outcomes_run(r, v, n, ret, &f);
 }
 
 /* The single-outcome calls of queue.h, on jm_queue_outcome. */

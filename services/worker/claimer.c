@@ -54,11 +54,14 @@ assign(wk_worker *w, jm_claim *buf, int got, int64_t t0)
     }
 }
 
-/* recover takes back the jobs of the claim whose reply was lost, if any.
- * Returns how many, or -1 on a Redis error (the recovery stays pending). */
+/* recover takes back the jobs of the claim whose reply was lost, if any:
+ * the claimer's own, or a commit's fetch (commit.c). Returns how many, or -1
+ * on a Redis error (the recovery stays pending). */
 static int
 recover(wk_worker *w, jm_claim *buf, jm_error *err)
 {
+    if (!w->lost_pending && wk_commit_take_lost(w, &w->lost))
+        w->lost_pending = 1;
     if (!w->lost_pending)
         return 0;
     int got = 0;

@@ -20,6 +20,13 @@
  * GROUP_MAX, in one pipelined round trip (jm_queue_outcomes) and hands the
  * answers back. A busy worker thus pays one round trip per batch of outcomes,
  * not one per job behind a lock; an idle one pays exactly one, as before.
+ * Complete and fetch next: on a worker of one queue, the runners whose
+ * outcome ends their job (complete, fail, cancel ack) ask for their slot's
+ * next job, and the leader claims that many in the same script call
+ * (jm_queue_outcomes_fetch), so a busy worker pays one round trip per batch
+ * for both; the runner runs its new job at once, its slot never free. A
+ * fetch whose reply was lost is handed to the claimer, which takes its jobs
+ * back by nonce (jm_queue_claim_recover) as after a lost claim.
  * Every call carries the claim's lease token; JM_ERR_FENCE means the lease was
  * lost and the outcome is dropped (counted in leases_lost). While Redis is
  * unreachable the call is retried with capped backoff for as long as the
@@ -75,9 +82,68 @@ decide(const wk_outcome *o, wk_stop stop)
 
 typedef struct wk_commit_req {
     jm_outcome o;
+    int want;         /* asks for its slot's next job */
+    int got;          /* set by the leader: fetched holds that job */
+    jm_claim fetched; /* owned by the requester once got */
+    int64_t fetched_deadline;
     int done; /* under commit_mu */
     struct wk_commit_req *next;
 } wk_commit_req;
+
+/* remember_lost records a fetch whose reply was lost. Under commit_mu. */
+static void
+remember_lost(wk_worker *w, const jm_claim_call *call)
+{
+    if (w->n_fetch_lost < WK_FETCH_LOST_MAX)
+        w->fetch_lost[w->n_fetch_lost++] = *call;
+    else
+        jm_log_warn("too many lost fetches; their jobs wait out the lease", "queue", call->queue,
+                    NULL);
+}
+
+int
+wk_commit_take_lost(wk_worker *w, jm_claim_call *out)
+{
+    pthread_mutex_lock(&w->commit_mu);
+    int got = w->n_fetch_lost > 0;
+    if (got)
+        *out = w->fetch_lost[--w->n_fetch_lost];
+    pthread_mutex_unlock(&w->commit_mu);
+    return got;
+}
+
+/* send commits batch[0..k) (with_fetch: and claims `wants` next jobs, handed
+ * to the wanting requests in order). Called without commit_mu. */
+static void
+send(wk_worker *w, wk_commit_req **taken, jm_outcome *batch, size_t k, int wants)
+{
+    pthread_mutex_lock(&w->out_mu);
+    if (wants == 0 || w->fetch_queue == NULL || wk_slots_is_draining(&w->slots)) {
+        jm_queue_outcomes(w->out_r, batch, k, &w->ret);
+        pthread_mutex_unlock(&w->out_mu);
+        return;
+    }
+    jm_claim fetched[GROUP_MAX];
+    jm_claim_call call = {
+        .queue = w->fetch_queue, .max = wants, .lease_ms = w->cfg->lease_ms, .worker_id = w->id};
+    int got = 0;
+    int64_t t0 = jm_clock_ms();
+    int rc = jm_queue_outcomes_fetch(w->out_r, batch, k, &w->ret, &call, fetched, &got);
+    pthread_mutex_unlock(&w->out_mu);
+    int j = 0;
+    for (size_t i = 0; i < k && j < got; i++) {
+        if (!taken[i]->want)
+            continue;
+        taken[i]->fetched = fetched[j++];
+        taken[i]->fetched_deadline = t0 + w->cfg->lease_ms;
+        taken[i]->got = 1;
+    }
+    if (rc == JM_ERR_REDIS && got == 0 && call.nonce[0] != '\0') {
+        pthread_mutex_lock(&w->commit_mu);
+        remember_lost(w, &call);
+        pthread_mutex_unlock(&w->commit_mu);
+    }
+}
 
 /* lead sends batches until req is answered, then frees the leadership.
  * Called and returns with commit_mu held. */
@@ -89,18 +155,18 @@ lead(wk_worker *w, wk_commit_req *req)
         wk_commit_req *taken[GROUP_MAX];
         jm_outcome batch[GROUP_MAX];
         size_t k = 0;
+        int wants = 0;
         while (w->commit_head != NULL && k < GROUP_MAX) {
             taken[k] = w->commit_head;
             batch[k] = w->commit_head->o;
+            wants += w->commit_head->want;
             w->commit_head = w->commit_head->next;
             k++;
         }
         if (w->commit_head == NULL)
             w->commit_tail = NULL;
         pthread_mutex_unlock(&w->commit_mu);
-        pthread_mutex_lock(&w->out_mu);
-        jm_queue_outcomes(w->out_r, batch, k, &w->ret);
-        pthread_mutex_unlock(&w->out_mu);
+        send(w, taken, batch, k, wants);
         pthread_mutex_lock(&w->commit_mu);
         for (size_t i = 0; i < k; i++) {
             taken[i]->o = batch[i];
@@ -133,9 +199,11 @@ commit_one(wk_worker *w, wk_commit_req *req)
     pthread_mutex_unlock(&w->commit_mu);
 }
 
+/* call commits action a; with next non-NULL it asks for the slot's next
+ * job too, and *got tells whether *next got one (then owned by the caller). */
 static int
 call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t backoff, jm_state *st,
-     jm_error *err)
+     jm_error *err, jm_claim *next, int64_t *next_deadline, int *got)
 {
     static const jm_outcome_kind kinds[] = {[ACT_COMPLETE] = JM_OUTCOME_COMPLETE,
                                             [ACT_FAIL] = JM_OUTCOME_FAIL,
@@ -150,10 +218,16 @@ call(wk_worker *w, action a, const jm_claim *c, const wk_outcome *o, int64_t bac
                                .result = o->result,
                                .error = o->error != NULL ? o->error : "failed",
                                .permanent = o->permanent,
-                               .backoff_ms = backoff}};
+                               .backoff_ms = backoff},
+                         .want = next != NULL};
     commit_one(w, &req);
     *st = req.o.state;
     *err = req.o.err;
+    *got = req.got;
+    if (req.got) {
+        *next = req.fetched;
+        *next_deadline = req.fetched_deadline;
+    }
     return req.o.rc;
 }
 
@@ -262,8 +336,9 @@ lease_gone(wk_worker *w, int slot, action a)
     return s >= WK_STOP_LEASE_EXPIRED || jm_clock_ms() >= deadline;
 }
 
-void
-wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
+int
+wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s, jm_claim *next,
+          int64_t *next_deadline)
 {
     const jm_claim *c = wk_slots_claim(&w->slots, slot);
     action a = decide(o, wk_slots_stop_reason(&w->slots, slot));
@@ -271,8 +346,11 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
     if (a == ACT_NONE) {
         wk_metric_bump(w->m.leases_lost);
         log_outcome(w, c, "lease_lost", run_s, error);
-        return;
+        return 0;
     }
+    /* a slot whose job ends here may take its next one with this commit */
+    int fetch = next != NULL && w->fetch_queue != NULL &&
+                (a == ACT_COMPLETE || a == ACT_FAIL || a == ACT_CANCEL_ACK);
     if (!rng_seeded) {
         wk_rng_seed(&rng, (uint64_t)slot + 1);
         rng_seeded = 1;
@@ -285,25 +363,36 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
         jm_state st = JM_STATE_SCHEDULED;
         jm_error err;
         jm_error_clear(&err);
-        int rc = call(w, a, c, o, backoff, &st, &err);
+        int got = 0;
+        /* only the first try fetches: a retry's outcome is already uncertain */
+        int rc = call(w, a, c, o, backoff, &st, &err, fetch && !lost_reply ? next : NULL,
+                      next_deadline, &got);
         if (rc == JM_OK) {
             log_outcome(w, c, account(w, a, c, st), run_s, error);
-            return;
+            return got;
+        }
+        if (got) {
+            /* the outcome was refused (a lost lease) but the fetch ran: the
+             * new job is ours all the same */
+            log_outcome(w, c, rc == JM_ERR_FENCE ? "lease_lost" : "uncommitted", run_s, error);
+            if (rc == JM_ERR_FENCE)
+                wk_metric_bump(w->m.leases_lost);
+            return got;
         }
         if (rc == JM_ERR_FENCE) {
             if (lost_reply && landed(w, a, c, &st)) {
                 log_outcome(w, c, account(w, a, c, st), run_s, error);
-                return;
+                return 0;
             }
             wk_metric_bump(w->m.leases_lost);
             log_outcome(w, c, "lease_lost", run_s, error);
-            return;
+            return 0;
         }
         if (rc != JM_ERR_REDIS && rc != JM_ERR_REPLY) {
             jm_log_error("outcome not committed", "job_id", c->id, "op", act_op[a], "error",
                          err.msg, NULL);
             log_outcome(w, c, "uncommitted", run_s, error);
-            return;
+            return 0;
         }
         jm_service_redis_error(w->svc, act_op[a]);
         /* An error reply (a result Redis refuses, a broken record) repeats
@@ -313,14 +402,14 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s)
             jm_log_error("outcome refused by Redis; leaving the job to lease expiry", "job_id",
                          c->id, "op", act_op[a], "error", err.msg, NULL);
             log_outcome(w, c, "uncommitted", run_s, error);
-            return;
+            return 0;
         }
         lost_reply = 1;
         if (lease_gone(w, slot, a)) {
             jm_log_warn("lease expired while Redis was unreachable; the job will be retried",
                         "job_id", c->id, "op", act_op[a], "error", err.msg, NULL);
             log_outcome(w, c, "uncommitted", run_s, error);
-            return;
+            return 0;
         }
         jm_log_warn("outcome commit failed; retrying", "job_id", c->id, "op", act_op[a], "error",
                     err.msg, NULL);

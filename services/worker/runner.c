@@ -22,7 +22,10 @@ typedef struct runner_arg {
     int slot;
 } runner_arg;
 
-static void
+/* run_one runs slot's job and commits it; returns 1 when the commit brought
+ * the slot its next job (complete and fetch next: run it at once), 0 when
+ * the slot is free again. */
+static int
 run_one(wk_worker *w, int slot)
 {
     wk_slots *s = &w->slots;
@@ -60,9 +63,16 @@ run_one(wk_worker *w, int slot)
     double run_s = (double)(jm_clock_ms() - t0) / 1000.0;
     if (ran)
         wk_metrics_duration(&w->m, c->queue, c->type, run_s);
-    wk_commit(w, slot, &o, run_s);
+    jm_claim next;
+    int64_t deadline = 0;
+    int got = wk_commit(w, slot, &o, run_s, &next, &deadline);
     wk_outcome_clear(&o);
+    if (got) {
+        wk_slots_reassign(s, slot, &next, deadline);
+        return 1;
+    }
     wk_slots_release(s, slot);
+    return 0;
 }
 
 static void *
@@ -70,7 +80,8 @@ runner_main(void *p)
 {
     runner_arg *a = p;
     while (wk_slots_take(&a->w->slots, a->slot))
-        run_one(a->w, a->slot);
+        while (run_one(a->w, a->slot))
+            ;
     return NULL;
 }
 

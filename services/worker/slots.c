@@ -149,6 +149,22 @@ wk_slots_assign(wk_slots *s, jm_claim *c, int64_t lease_deadline)
     return found;
 }
 
+void
+wk_slots_reassign(wk_slots *s, int i, jm_claim *c, int64_t lease_deadline)
+{
+    pthread_mutex_lock(&s->mu);
+    wk_slot *sl = &s->v[i];
+    jm_claim_clear(&sl->claim);
+    sl->claim = *c;
+    memset(c, 0, sizeof(*c));
+    sl->gen++;
+    sl->lease_deadline = lease_deadline;
+    sl->stop = s->draining ? WK_STOP_DRAIN : WK_STOP_NONE;
+    sl->child_pgid = 0;
+    drain_pipe(sl->stop_pipe[0]);
+    pthread_mutex_unlock(&s->mu);
+}
+
 int
 wk_slots_take(wk_slots *s, int i)
 {

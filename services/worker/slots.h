@@ -105,6 +105,12 @@ wk_stop wk_slots_stop_reason(wk_slots *s, int i);
 int64_t wk_slots_lease_deadline(wk_slots *s, int i);
 /* wk_slots_set_child records (pgid > 0) or clears (0) slot i's exec child. */
 void wk_slots_set_child(wk_slots *s, int i, pid_t pgid);
+/* wk_slots_reassign gives busy slot i its next job *c (moved in; *c is
+ * zeroed) without freeing it: the old claim is cleared, the generation
+ * bumped (a late heartbeat answer for the old job touches nothing) and the
+ * stop reason reset, except that a slot of a draining table starts its new
+ * job stopped for the drain (its runner releases it at once). */
+void wk_slots_reassign(wk_slots *s, int i, jm_claim *c, int64_t lease_deadline);
 /* wk_slots_release frees slot i, clears its claim, wakes the claimer and
  * notifies the main thread. */
 void wk_slots_release(wk_slots *s, int i);

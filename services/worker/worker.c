@@ -79,6 +79,9 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
     w->ret.failed_ttl_s = w->cfg->failed_ttl_s;
     for (int i = 0; i < w->cfg->n_queues && i < JM_CFG_MAX_QUEUES; i++)
         w->queue_names[i] = w->cfg->queues[i].name;
+    /* Fetching the next job with a commit takes it from the committed job's
+     * queue, which keeps the claim order only when there is one queue. */
+    w->fetch_queue = w->cfg->n_queues == 1 ? w->queue_names[0] : NULL;
     if ((w->queues_csv = join_queues(w->cfg)) == NULL)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     if (pipe(w->notify) != 0)

@@ -23,6 +23,7 @@
 
 #define WK_ID_MAX 160
 #define WK_WAKE_TIMEOUT_MS 1000 /* idle BLPOP: a stop is seen within this */
+#define WK_FETCH_LOST_MAX 8     /* more lost fetches wait out their lease */
 
 typedef struct wk_worker {
     jm_service *svc;      /* borrowed */
@@ -45,7 +46,14 @@ typedef struct wk_worker {
     pthread_cond_t commit_cond; /* a request was answered, or leadership freed */
     struct wk_commit_req *commit_head, *commit_tail;
     int commit_leader; /* a runner is sending a batch */
-    int notify[2];     /* pipe: threads -> main thread */
+    /* complete and fetch next (commit.c): a single-queue worker's commits
+     * also claim the next jobs of their slots in the same call */
+    const char *fetch_queue;                     /* that one queue (borrowed from cfg), or NULL */
+    jm_claim_call fetch_lost[WK_FETCH_LOST_MAX]; /* fetches whose reply was
+                                                    lost, for the claimer to
+                                                    take back; under commit_mu */
+    int n_fetch_lost;
+    int notify[2]; /* pipe: threads -> main thread */
     /* readiness */
     atomic_int started; /* threads running, layout version checked */
     atomic_int draining;
@@ -98,8 +106,15 @@ void wk_runners_join(wk_worker *w);
 int wk_heartbeat_start(wk_worker *w, jm_error *err);
 void wk_heartbeat_stop(wk_worker *w);
 
-/* commit.c: commits the outcome of the job in slot i (see commit.c). */
+/* commit.c: commits the outcome of the job in slot i (see commit.c). With
+ * next non-NULL it may also claim the slot's next job in the same call:
+ * returns 1 with *next filled (owned by the caller) and *next_deadline its
+ * lease estimate, else 0. */
 struct wk_outcome;
-void wk_commit(wk_worker *w, int slot, const struct wk_outcome *o, double run_s);
+int wk_commit(wk_worker *w, int slot, const struct wk_outcome *o, double run_s, jm_claim *next,
+              int64_t *next_deadline);
+/* wk_commit_take_lost pops one fetch whose reply was lost into *out (the
+ * claimer recovers it); returns 0 when there is none. */
+int wk_commit_take_lost(wk_worker *w, jm_claim_call *out);
 
 #endif

@@ -197,6 +197,16 @@ int jm_queue_outcome(jm_redis *r, jm_outcome *o, const jm_retention *ret);
  * it hit). Returns JM_OK, or the first error met. */
 int jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret);
 
+/* jm_queue_outcomes_fetch is jm_queue_outcomes that also claims, in the same
+ * script call as the outcomes of call->queue's slot, up to call->max jobs
+ * of call->queue ("complete and fetch next": the slots these outcomes free
+ * get their next jobs without a claim round trip). out has call->max slots;
+ * *got gets the number claimed, 0 when no outcome was in that slot or none
+ * was queued. call->nonce is set as jm_queue_claim sets it: after a Redis
+ * error jm_queue_claim_recover takes back what the fetch may have claimed. */
+int jm_queue_outcomes_fetch(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret,
+                            jm_claim_call *call, jm_claim *out, int *got);
+
 /* jm_queue_progress stores progress (JSON text) on a running job. */
 int jm_queue_progress(jm_redis *r, const char *id, const char *lease, const char *progress,
                       jm_error *err);
