@@ -2,9 +2,10 @@
 -- idempotency key was seen, the existing job of the key. ARGV[4..] = 12
 -- arguments per job: id, queue, type, payload, max_attempts, timeout_s,
 -- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, max_queues.
--- Returns one reply per job, in order: {1, id, record...} created,
--- {0, id, record...} the existing job of the key, {-1, 'max_queues'}; record
--- is the job's fields and values, so a submit needs no second round trip to
+-- Returns one reply per job, in order: {1, id, status, created, run_at,
+-- expires_at or ''} created (the caller knows the rest: it sent it),
+-- {0, id, record...} the existing job of the key (its fields and values),
+-- {-1, 'max_queues'}; either way a submit needs no second round trip to
 -- answer with the stored job.
 --
 -- A batch is one call per slot: the record and idempotency writes go out
@@ -56,9 +57,9 @@ for base = 4, #ARGV - 11, 12 do
       f[#f + 1] = idem
       redis.call('SET', idem_key(idem), id)
     end
-    local exp = tonumber(ARGV[base + 8])
+    local exp, sexp = tonumber(ARGV[base + 8]), ''
     if exp > 0 then
-      local sexp = istr(now + exp)
+      sexp = istr(now + exp)
       f[#f + 1] = 'expires_at'
       f[#f + 1] = sexp
       zadd(qkey(q, 'deadlines'), sexp, id)
@@ -76,9 +77,7 @@ for base = 4, #ARGV - 11, 12 do
       zadd(qkey(q, 'scheduled'), srun, id)
     end
     count(q, status, 1)
-    rep = f
-    table.insert(rep, 1, id)
-    table.insert(rep, 1, 1)
+    rep = {1, id, status, snow, srun, sexp}
   end
   out[#out + 1] = rep
 end

@@ -39,10 +39,36 @@ enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queue
     a[11] = num[6];
 }
 
-/* Reads one job's enqueue reply {code, id, field, value...}; fills job from
- * the record when job is not NULL. */
+/* job_from_spec fills job for a job just created from spec, with what
+ * enqueue.lua answered for it: status, created, run_at, expires_at. */
 static int
-enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_job *job, jm_error *err)
+job_from_spec(jm_job *job, const char *id, const jm_job_spec *s, redisReply **e, jm_error *err)
+{
+    memset(job, 0, sizeof(*job));
+    snprintf(job->id, sizeof(job->id), "%s", id);
+    snprintf(job->queue, sizeof(job->queue), "%s", s->queue);
+    job->type = strdup(s->type);
+    job->payload = strdup(s->payload != NULL ? s->payload : "null");
+    job->idem_key = s->idem_key != NULL ? strdup(s->idem_key) : NULL;
+    job->status = jm_state_parse(jm__reply_str(e[0]));
+    job->max_attempts = s->max_attempts > 0 ? s->max_attempts : 3;
+    job->timeout_s = s->timeout_s;
+    job->result_ttl_s = s->result_ttl_s;
+    job->created_ms = jm__reply_ll(e[1]);
+    job->run_at_ms = jm__reply_ll(e[2]);
+    job->expires_ms = jm__reply_ll(e[3]);
+    if (job->type == NULL || job->payload == NULL || (s->idem_key != NULL && !job->idem_key)) {
+        jm_job_clear(job);
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    }
+    return JM_OK;
+}
+
+/* Reads one job's enqueue reply (see enqueue.lua); fills job when it is not
+ * NULL: from spec for a created job, from the record for an existing one. */
+static int
+enqueue_result(const redisReply *rep, const jm_job_spec *spec, jm_enqueue_result *out, jm_job *job,
+               jm_error *err)
 {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
         return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: unexpected reply");
@@ -54,6 +80,11 @@ enqueue_result(const redisReply *rep, jm_enqueue_result *out, jm_job *job, jm_er
     out->created = code == 1;
     if (job == NULL)
         return JM_OK;
+    if (out->created) {
+        if (rep->elements != 6)
+            return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: unexpected reply");
+        return job_from_spec(job, out->id, spec, rep->element + 2, err);
+    }
     size_t n = rep->elements - 2;
     const char **fv = malloc(sizeof(*fv) * (n + 1));
     if (fv == NULL)
@@ -93,7 +124,7 @@ jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueu
     if (rep == NULL)
         return jm__err_code(err);
     if ((rc = enqueue_replies(rep, 1, err)) == JM_OK)
-        rc = enqueue_result(rep->element[0], out, job, err);
+        rc = enqueue_result(rep->element[0], spec, out, job, err);
     freeReplyObject(rep);
     return rc;
 }
@@ -280,7 +311,8 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
             break;
         for (size_t j = 0; j < cnt && rc == JM_OK; j++) {
             size_t i = p.order[p.start[g] + j];
-            rc = enqueue_result(e->element[j], &out[i], jobs != NULL ? &jobs[i] : NULL, err);
+            rc = enqueue_result(e->element[j], &specs[i], &out[i], jobs != NULL ? &jobs[i] : NULL,
+                                err);
         }
     }
     freeReplyObject(rep);
