@@ -128,6 +128,12 @@ json_t *api_req_parse_json(api_req *req, int *status);
 /* api_send_json sends status with body (stolen; NULL sends {}) as JSON. hdrs
  * is NULL or a NULL-terminated list of name, value pairs. Returns status. */
 int api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs);
+/* api_send_json_text sends the JSON text written into t (emptied; out of
+ * memory while writing it sends 500). hdrs as for api_send_json. */
+struct jm_text;
+int api_send_json_text(api_req *req, int status, struct jm_text *t, const char *const *hdrs);
+/* api_send_job_json sends one job object (jm_job_json_write). */
+int api_send_job_json(api_req *req, int status, const jm_job *job, const char *const *hdrs);
 /* api_send_text sends a text body of the given type. Returns status. */
 int api_send_text(api_req *req, int status, const char *type, const char *text, size_t len);
 /* api_send_error sends {"error":{"code","message","field"?}}. field may be

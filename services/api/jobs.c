@@ -42,12 +42,12 @@ jobs_spec(const json_t *body, const char *idem_header, jm_job_spec *spec, jm_err
 static int
 send_job_created(api_req *req, int status, jm_job *job)
 {
-    json_t *o = jm_job_to_json(job);
     char loc[64];
     snprintf(loc, sizeof(loc), "/v1/jobs/%s", job->id);
-    jm_job_clear(job);
     const char *hdrs[] = {"Location", loc, NULL};
-    return api_send_json(req, status, o, hdrs);
+    int rc = api_send_job_json(req, status, job, hdrs);
+    jm_job_clear(job);
+    return rc;
 }
 
 int

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "jobmill/text.h"
 #include "api_metrics.h"
 #include "jobmill/log.h"
 
@@ -50,19 +51,16 @@ validate(const json_t *jobs, jm_job_spec *specs, size_t n, jm_error *err)
 static int
 respond(api_req *req, jm_job *jobs, size_t n)
 {
-    json_t *arr = json_array();
-    if (arr == NULL) {
-        for (size_t i = 0; i < n; i++)
-            jm_job_clear(&jobs[i]);
-        return api_send_error(req, 500, "internal", NULL, "out of memory");
-    }
+    jm_text t = JM_TEXT_INIT;
+    jm_text_puts(&t, "{\"jobs\":[");
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, jm_job_to_json(&jobs[i]));
+        if (i > 0)
+            jm_text_putc(&t, ',');
+        jm_job_json_write(&t, &jobs[i]);
         jm_job_clear(&jobs[i]);
     }
-    json_t *body = json_object();
-    json_object_set_new(body, "jobs", arr);
-    return api_send_json(req, 201, body, NULL);
+    jm_text_puts(&t, "]}");
+    return api_send_json_text(req, 201, &t, NULL);
 }
 
 int

@@ -112,7 +112,7 @@ api_jobs_get(api_req *req)
         jm_job_clear(&job);
         return api_send_jm_error(req, &err, "get");
     }
-    json_t *o = jm_job_to_json(&job);
+    int sent = api_send_job_json(req, 200, &job, NULL);
     jm_job_clear(&job);
-    return api_send_json(req, 200, o, NULL);
+    return sent;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "api.h"
+#include "jobmill/text.h"
 
 #define API_LIST_DEFAULT 100
 #define API_LIST_MAX 1000
@@ -150,27 +151,35 @@ list_page(api_req *req, char **ids, size_t n, jm_state state, const char *next)
     jm_error err;
     jm_error_clear(&err);
     int rc = jm_queue_get_many(req->redis, (const char *const *)ids, n, jobs, found, &err);
-    json_t *arr = json_array();
+    jm_text t = JM_TEXT_INIT;
+    jm_text_puts(&t, "{\"jobs\":[");
+    size_t listed = 0;
     for (size_t i = 0; i < n; i++) {
         /* Skip ids whose record moved on, and repeats: a canceled then
          * retried job can stand twice in pending (lazy deletion). */
         bool repeat = false;
         for (size_t k = 0; k < i && !repeat; k++)
             repeat = strcmp(ids[k], ids[i]) == 0;
-        if (rc == JM_OK && found[i] && jobs[i].status == state && !repeat)
-            json_array_append_new(arr, jm_job_to_json(&jobs[i]));
+        if (rc == JM_OK && found[i] && jobs[i].status == state && !repeat) {
+            if (listed++ > 0)
+                jm_text_putc(&t, ',');
+            jm_job_json_write(&t, &jobs[i]);
+        }
         jm_job_clear(&jobs[i]);
     }
     free(jobs);
     free(found);
     if (rc != JM_OK) {
-        json_decref(arr);
+        jm_text_free(&t);
         return api_send_jm_error(req, &err, "list");
     }
-    json_t *o = json_object();
-    json_object_set_new(o, "jobs", arr);
-    json_object_set_new(o, "next_cursor", next[0] != '\0' ? json_string(next) : json_null());
-    return api_send_json(req, 200, o, NULL);
+    jm_text_puts(&t, "],\"next_cursor\":");
+    if (next[0] != '\0')
+        jm_text_json_string(&t, next);
+    else
+        jm_text_puts(&t, "null");
+    jm_text_putc(&t, '}');
+    return api_send_json_text(req, 200, &t, NULL);
 }
 
 int

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 #include "api.h"
+#include "jobmill/text.h"
 #include "jobmill/log.h"
 
 #define API_JSON_TYPE "application/json"
@@ -209,6 +210,26 @@ api_send_jm_error(api_req *req, const jm_error *err, const char *op)
 }
 
 int
+api_send_json_text(api_req *req, int status, jm_text *t, const char *const *hdrs)
+{
+    size_t len = 0;
+    char *text = jm_text_take(t, &len);
+    if (text == NULL)
+        return api_send_error(req, 500, "internal", NULL, "out of memory");
+    send_raw(req, status, API_JSON_TYPE, text, len, hdrs);
+    free(text);
+    return status;
+}
+
+int
+api_send_job_json(api_req *req, int status, const jm_job *job, const char *const *hdrs)
+{
+    jm_text t = JM_TEXT_INIT;
+    jm_job_json_write(&t, job);
+    return api_send_json_text(req, status, &t, hdrs);
+}
+
+int
 api_send_job(api_req *req, int status, const char *id, const char *op)
 {
     jm_job job;
@@ -216,7 +237,7 @@ api_send_job(api_req *req, int status, const char *id, const char *op)
     jm_error_clear(&err);
     if (jm_queue_get(req->redis, id, &job, &err) != JM_OK)
         return api_send_jm_error(req, &err, op);
-    json_t *o = jm_job_to_json(&job);
+    int rc = api_send_job_json(req, status, &job, NULL);
     jm_job_clear(&job);
-    return api_send_json(req, status, o, NULL);
+    return rc;
 }

@@ -123,6 +123,12 @@ int jm_job_from_hash(jm_job *job, const char *id, const char *const *fv, size_t 
 /* jm_job_to_json returns a new reference: the job object of docs/api.md. */
 json_t *jm_job_to_json(const jm_job *job);
 
+/* jm_job_json_write appends the same object as JSON text to t (compact, in
+ * the same field order; the values print as JM_JSON_DUMP_FLAGS prints them),
+ * without building jansson values: the api's answers with many jobs. */
+struct jm_text;
+void jm_job_json_write(struct jm_text *t, const jm_job *job);
+
 /* The jansson flags for the JSON jobmill answers with: compact, any value,
  * and 16 significant digits so 0.1 prints "0.1" and epoch seconds keep their
  * milliseconds. Stored payloads keep 17 (exact doubles); a response may
