@@ -54,6 +54,10 @@ class Slot:
             self.metrics_port = free_port()
             args += ["--metrics-listen", "127.0.0.1:%d" % self.metrics_port]
         if self.kind == "worker":
+            # worker0 serves every queue (its claimer decides the order); the
+            # others one queue each, so their commits also fetch next jobs
+            if self.index > 0:
+                env["JOBMILL_QUEUES"] = QUEUES[(self.index - 1) % len(QUEUES)]
             wid = "c%s-%d" % (self.name, self.incarnation)
             self.worker_ids.append(wid)
             args += ["--config", c.config, "--worker-id", wid]
