@@ -25,7 +25,7 @@
   const CANCELABLE = ['queued', 'scheduled', 'running'];
   const REFRESH_MS = 2000;
   const PAGE_SIZE = 50;
-  const SPARK_POINTS = 60;
+  const SPARK_POINTS = 30;
   const TOKEN_KEY = 'jobmill.token';
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
