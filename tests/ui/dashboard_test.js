@@ -234,7 +234,8 @@ async function main() {
                     'a sparkline for emails');
       await waitFor(async () => (await page.locator('#queues tr[data-queue=images] td[data-state=running]').textContent()) !== '0',
                     'images running');
-      await page.waitForTimeout(16000); // eight reads: the sparklines fill in
+      await waitFor(async () => ((await page.locator('#queues tr[data-queue=emails] .spark polyline')
+        .getAttribute('points')) || '').split(' ').length >= 8, 'eight reads in the emails sparkline', 40000);
       await waitFor(async () => (await page.locator('#queues tr[data-queue=emails] .rate').textContent()) !== '0.0/s',
                     'a throughput rate for emails');
       await page.setViewportSize({ width: 1360, height: 500 });
@@ -260,7 +261,7 @@ async function main() {
     });
     await page.locator('#refresh-state', { hasText: 'paused (tab hidden)' }).waitFor();
     const before = calls;
-    await page.waitForTimeout(4500); // more than two refresh periods: nothing may be asked
+    await page.waitForTimeout(4500); // an absence: watch more than two refresh periods
     assert.equal(calls, before, 'no API call while hidden');
     await page.evaluate(() => {
       Object.defineProperty(document, 'hidden', { configurable: true, get: () => false });
@@ -270,10 +271,20 @@ async function main() {
     await waitFor(() => calls > before, 'polling again once visible', 5000);
 
     assert.deepEqual(problems, [], 'no script error and no CSP violation');
-    log('all dashboard checks passed; screenshots in ' + OUT);
   } finally {
     await browser.close();
   }
+  log('the services stop cleanly (exit 0, no sanitizer report)');
+  for (const p of procs.filter((x) => x.name !== 'redis').reverse()) {
+    const exited = new Promise((resolve) => p.once('exit', (code) => resolve(code)));
+    p.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('timeout'), 30000))]);
+    const text = fs.readFileSync(path.join(OUT, p.name + '.log'), 'utf8');
+    assert.equal(code, 0, p.name + ' exited ' + code + ' on SIGTERM:\n' + text.slice(-3000));
+    for (const mark of ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'])
+      assert.ok(!text.includes(mark), 'sanitizer report in the ' + p.name + ' log:\n' + text.slice(-4000));
+  }
+  log('all dashboard checks passed; screenshots in ' + OUT);
 }
 
 function cleanup() {
