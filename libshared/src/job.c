@@ -403,6 +403,7 @@ jm_job_to_json(const jm_job *job)
     json_object_set_new(o, "error", str_or_null(job->error));
     json_object_set_new(o, "progress", jm_json_parse_text(job->progress));
     json_object_set_new(o, "worker", str_or_null(job->worker));
+    json_object_set_new(o, "fence", job->fence > 0 ? json_integer(job->fence) : json_null());
     json_object_set_new(o, "cancel_requested", json_boolean(job->cancel_requested));
     json_object_set_new(o, "timeout_s",
                         job->timeout_s > 0 ? json_integer(job->timeout_s) : json_null());

@@ -44,7 +44,7 @@ typedef struct api_app {
 } api_app;
 
 /* Route flags. */
-#define API_ROUTE_OPEN 1u /* no auth, no Redis gate: /healthz, /readyz, /metrics */
+#define API_ROUTE_OPEN 1u /* no auth, no Redis gate: /healthz, /readyz, /metrics, /ui */
 #define API_ROUTE_BODY 2u /* takes a JSON body (submit, batch) */
 
 #define API_PARAM_MAX 256 /* a path parameter, decoded, NUL included */
@@ -136,6 +136,9 @@ int api_send_json_text(api_req *req, int status, struct jm_text *t, const char *
 int api_send_job_json(api_req *req, int status, const jm_job *job, const char *const *hdrs);
 /* api_send_text sends a text body of the given type. Returns status. */
 int api_send_text(api_req *req, int status, const char *type, const char *text, size_t len);
+/* api_send_text_h is api_send_text with extra headers (as in api_send_json). */
+int api_send_text_h(api_req *req, int status, const char *type, const char *text, size_t len,
+                    const char *const *hdrs);
 /* api_send_error sends {"error":{"code","message","field"?}}. field may be
  * NULL or "". Returns status. */
 int api_send_error(api_req *req, int status, const char *code, const char *field, const char *fmt,
@@ -167,7 +170,7 @@ bool api_auth_check(const api_auth *a, const char *header);
 size_t api_auth_count(const api_auth *a);
 void api_auth_free(api_auth *a);
 
-/* ---- handlers (jobs.c, jobs_batch.c, jobs_get.c, queues.c, workers.c, health.c) ---- */
+/* ---- handlers (jobs.c, jobs_batch.c, jobs_get.c, queues.c, workers.c, health.c, ui.c) ---- */
 
 int api_jobs_submit(api_req *req);
 int api_jobs_batch(api_req *req);
@@ -182,6 +185,12 @@ int api_workers_list(api_req *req);
 int api_health_live(api_req *req);
 int api_health_ready(api_req *req);
 int api_health_metrics(api_req *req);
+
+/* ---- ui.c: the dashboard's static files, embedded at build time ---- */
+
+int api_ui_redirect(api_req *req); /* GET /ui → 301 /ui/ */
+int api_ui_index(api_req *req);    /* GET /ui/ → index.html */
+int api_ui_asset(api_req *req);    /* GET /ui/{asset} */
 
 /* queues.c: the queue object {"name", a count per state, "paused"}. New ref. */
 json_t *api_queue_to_json(const jm_queue_info *q);

@@ -100,6 +100,13 @@ api_send_text(api_req *req, int status, const char *type, const char *text, size
 }
 
 int
+api_send_text_h(api_req *req, int status, const char *type, const char *text, size_t len,
+                const char *const *hdrs)
+{
+    return send_raw(req, status, type, text, len, hdrs);
+}
+
+int
 api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs)
 {
     if (body == NULL)

@@ -33,6 +33,9 @@ static const api_route routes[] = {
     ROUTE("GET", "/healthz", api_health_live, API_ROUTE_OPEN),
     ROUTE("GET", "/readyz", api_health_ready, API_ROUTE_OPEN),
     ROUTE("GET", "/metrics", api_health_metrics, API_ROUTE_OPEN),
+    ROUTE("GET", "/ui", api_ui_redirect, API_ROUTE_OPEN),
+    ROUTE("GET", "/ui/", api_ui_index, API_ROUTE_OPEN),
+    ROUTE("GET", "/ui/{asset}", api_ui_asset, API_ROUTE_OPEN),
 };
 
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))

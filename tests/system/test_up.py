@@ -90,6 +90,7 @@ class TestUp(unittest.TestCase):
         rc, out = self.up()
         self.assertEqual(rc, 0, out)
         self.assertRegex(out, r"api\s+http://127\.0\.0\.1:\d+")
+        self.assertRegex(out, r"dashboard\s+http://127\.0\.0\.1:\d+/ui/")
         self.assertRegex(out, r"demo job \S+ succeeded, result: \{\"hello\": \"jobmill\"\}")
         self.assertEqual(len(re.findall(r"http://127\.0\.0\.1:\d+/metrics", out)), 3, out)
         self.assert_all_stopped(out)

@@ -196,12 +196,13 @@ Test(job, record_round_trip_to_json)
     cr_assert(json_is_null(json_object_get(o, "error")));
     cr_assert(json_is_null(json_object_get(o, "progress")));
     cr_assert_eq(json_object_get(o, "cancel_requested"), json_false());
+    cr_assert_eq(json_integer_value(json_object_get(o, "fence")), 17);
     cr_assert_float_eq(json_real_value(json_object_get(o, "created_at")), 1700000000.123, 1e-6);
     cr_assert_float_eq(json_real_value(json_object_get(o, "finished_at")), 1700000002.5, 1e-6);
-    const char *keys[] = {"id",         "queue",        "type",       "status",
-                          "attempts",   "max_attempts", "payload",    "result",
-                          "error",      "progress",     "worker",     "cancel_requested",
-                          "created_at", "run_at",       "started_at", "finished_at"};
+    const char *keys[] = {
+        "id",         "queue",  "type",       "status",      "attempts", "max_attempts",
+        "payload",    "result", "error",      "progress",    "worker",   "cancel_requested",
+        "created_at", "run_at", "started_at", "finished_at", "fence"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         cr_assert_not_null(json_object_get(o, keys[i]), "missing %s", keys[i]);
     json_decref(o);
