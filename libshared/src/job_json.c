@@ -241,6 +241,11 @@ jm_job_json_write(jm_text *t, const jm_job *job)
     json_text(t, job->progress);
     jm_text_puts(t, ",\"worker\":");
     str_or_null(t, job->worker);
+    jm_text_puts(t, ",\"fence\":");
+    if (job->fence > 0)
+        int_json(t, job->fence);
+    else
+        jm_text_puts(t, "null");
     jm_text_puts(t, job->cancel_requested ? ",\"cancel_requested\":true"
                                           : ",\"cancel_requested\":false");
     jm_text_puts(t, ",\"timeout_s\":");

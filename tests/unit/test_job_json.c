@@ -48,6 +48,7 @@ job_with(char *payload, char *result, char *error)
     j.run_at_ms = 1795383892000;
     j.started_ms = 1795383892100;
     j.finished_ms = 1795383892999;
+    j.fence = 1795383892035123;
     return j;
 }
 
@@ -59,6 +60,7 @@ Test(job_json, ordinary_jobs)
     j = job_with("null", NULL, NULL);
     j.status = JM_STATE_QUEUED;
     j.started_ms = j.finished_ms = 0;
+    j.fence = 0;
     j.timeout_s = 30;
     j.cancel_requested = true;
     j.worker = "w-1";
