@@ -25,6 +25,7 @@
 #include <string.h>
 #include "jobmill/err.h"
 #include "jobmill/metrics.h"
+#include "jobmill/text.h"
 
 const double jm_metrics_default_buckets[] = {
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -586,51 +587,10 @@ jm_metric_value(const jm_metric_series *s)
  * Rendering
  * ------------------------------------------------------------------------- */
 
-typedef struct strbuf {
-    char *buf;
-    size_t len;
-    size_t cap;
-    int failed;
-} strbuf;
-
-static void
-sb_reserve(strbuf *sb, size_t extra)
-{
-    if (sb->failed || sb->len + extra + 1 <= sb->cap)
-        return;
-    size_t cap = sb->cap ? sb->cap : 4096;
-    while (cap < sb->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(sb->buf, cap);
-    if (p == NULL) {
-        sb->failed = 1;
-        return;
-    }
-    sb->buf = p;
-    sb->cap = cap;
-}
-
-static void
-sb_add(strbuf *sb, const char *s, size_t n)
-{
-    sb_reserve(sb, n);
-    if (sb->failed)
-        return;
-    memcpy(sb->buf + sb->len, s, n);
-    sb->len += n;
-    sb->buf[sb->len] = '\0';
-}
-
-static void
-sb_puts(strbuf *sb, const char *s)
-{
-    sb_add(sb, s, strlen(s));
-}
-
 /* sb_escaped appends s escaping backslash and newline, and double quote when
  * quote is set (label values; HELP text leaves quotes alone). */
 static void
-sb_escaped(strbuf *sb, const char *s, int quote)
+sb_escaped(jm_text *sb, const char *s, int quote)
 {
     const char *run = s;
     for (; *s != '\0'; s++) {
@@ -642,12 +602,12 @@ sb_escaped(strbuf *sb, const char *s, int quote)
         else if (*s == '"' && quote)
             rep = "\\\"";
         if (rep != NULL) {
-            sb_add(sb, run, (size_t)(s - run));
-            sb_puts(sb, rep);
+            jm_text_add(sb, run, (size_t)(s - run));
+            jm_text_puts(sb, rep);
             run = s + 1;
         }
     }
-    sb_add(sb, run, (size_t)(s - run));
+    jm_text_add(sb, run, (size_t)(s - run));
 }
 
 /* format_double writes v the way Prometheus parses it: NaN, +Inf, -Inf, or
@@ -672,57 +632,57 @@ format_double(char *out, size_t n, double v)
 }
 
 static void
-sb_double(strbuf *sb, double v)
+sb_double(jm_text *sb, double v)
 {
     char tmp[40];
     format_double(tmp, sizeof(tmp), v);
-    sb_puts(sb, tmp);
+    jm_text_puts(sb, tmp);
 }
 
 static void
-sb_u64(strbuf *sb, uint64_t v)
+sb_u64(jm_text *sb, uint64_t v)
 {
     char tmp[24];
     snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-    sb_puts(sb, tmp);
+    jm_text_puts(sb, tmp);
 }
 
 /* sb_sample_name writes `name<suffix>{labels[,le="..."]} ` ready for a value. */
 static void
-sb_sample_name(strbuf *sb, const jm_metric_family *f, const jm_metric_series *s, const char *suffix,
-               const char *le)
+sb_sample_name(jm_text *sb, const jm_metric_family *f, const jm_metric_series *s,
+               const char *suffix, const char *le)
 {
-    sb_puts(sb, f->name);
-    sb_puts(sb, suffix);
+    jm_text_puts(sb, f->name);
+    jm_text_puts(sb, suffix);
     if (f->n_labels > 0 || le != NULL) {
-        sb_puts(sb, "{");
+        jm_text_puts(sb, "{");
         for (size_t i = 0; i < f->n_labels; i++) {
             if (i > 0)
-                sb_puts(sb, ",");
-            sb_puts(sb, f->label_names[i]);
-            sb_puts(sb, "=\"");
+                jm_text_puts(sb, ",");
+            jm_text_puts(sb, f->label_names[i]);
+            jm_text_puts(sb, "=\"");
             sb_escaped(sb, s->label_values[i], 1);
-            sb_puts(sb, "\"");
+            jm_text_puts(sb, "\"");
         }
         if (le != NULL) {
             if (f->n_labels > 0)
-                sb_puts(sb, ",");
-            sb_puts(sb, "le=\"");
-            sb_puts(sb, le);
-            sb_puts(sb, "\"");
+                jm_text_puts(sb, ",");
+            jm_text_puts(sb, "le=\"");
+            jm_text_puts(sb, le);
+            jm_text_puts(sb, "\"");
         }
-        sb_puts(sb, "}");
+        jm_text_puts(sb, "}");
     }
-    sb_puts(sb, " ");
+    jm_text_puts(sb, " ");
 }
 
 static void
-render_series(strbuf *sb, const jm_metric_family *f, const jm_metric_series *s)
+render_series(jm_text *sb, const jm_metric_family *f, const jm_metric_series *s)
 {
     if (f->type != JM_METRIC_HISTOGRAM) {
         sb_sample_name(sb, f, s, "", NULL);
         sb_double(sb, atomic_dbl_load(&s->value));
-        sb_puts(sb, "\n");
+        jm_text_puts(sb, "\n");
         return;
     }
     uint64_t cum = 0;
@@ -735,14 +695,14 @@ render_series(strbuf *sb, const jm_metric_family *f, const jm_metric_series *s)
             snprintf(le, sizeof(le), "+Inf");
         sb_sample_name(sb, f, s, "_bucket", le);
         sb_u64(sb, cum);
-        sb_puts(sb, "\n");
+        jm_text_puts(sb, "\n");
     }
     sb_sample_name(sb, f, s, "_sum", NULL);
     sb_double(sb, atomic_dbl_load(&s->value));
-    sb_puts(sb, "\n");
+    jm_text_puts(sb, "\n");
     sb_sample_name(sb, f, s, "_count", NULL);
     sb_u64(sb, cum);
-    sb_puts(sb, "\n");
+    jm_text_puts(sb, "\n");
 }
 
 static const char *
@@ -759,33 +719,26 @@ type_name(jm_metric_type t)
 char *
 jm_metrics_render(jm_metrics *m, size_t *len)
 {
-    strbuf sb = {0};
-    sb_add(&sb, "", 0); /* an empty registry renders "" (not NULL) */
+    jm_text sb = JM_TEXT_INIT;
     if (m != NULL) {
         pthread_mutex_lock(&m->lock);
         for (size_t i = 0; i < m->n_families; i++) {
             const jm_metric_family *f = m->families[i];
-            sb_puts(&sb, "# HELP ");
-            sb_puts(&sb, f->name);
-            sb_puts(&sb, " ");
+            jm_text_puts(&sb, "# HELP ");
+            jm_text_puts(&sb, f->name);
+            jm_text_puts(&sb, " ");
             sb_escaped(&sb, f->help, 0);
-            sb_puts(&sb, "\n# TYPE ");
-            sb_puts(&sb, f->name);
-            sb_puts(&sb, " ");
-            sb_puts(&sb, type_name(f->type));
-            sb_puts(&sb, "\n");
+            jm_text_puts(&sb, "\n# TYPE ");
+            jm_text_puts(&sb, f->name);
+            jm_text_puts(&sb, " ");
+            jm_text_puts(&sb, type_name(f->type));
+            jm_text_puts(&sb, "\n");
             for (const jm_metric_series *s = f->first; s != NULL; s = s->next)
                 render_series(&sb, f, s);
         }
         pthread_mutex_unlock(&m->lock);
     }
-    if (sb.failed) {
-        free(sb.buf);
-        return NULL;
-    }
-    if (len != NULL)
-        *len = sb.len;
-    return sb.buf;
+    return jm_text_take(&sb, len); /* an empty registry renders "" (not NULL) */
 }
 
 int
