@@ -337,11 +337,51 @@ end
 -- caller's batch (acc_begin .. acc_flush; see claim.lua for the whole
 -- contract). Returns claim.lua's flat reply.
 local CLAIM_SCAN_EXTRA = 1000
+local CAP_RETRY_MS = 50   -- a queue at its concurrency cap: look again this soon
+
+-- limit applies a queue's operator limits (q:<q>:limits, set by limits.lua)
+-- to a claim of up to max jobs at now: the concurrency cap (running jobs of
+-- the queue across every worker, counting moves of this call not yet
+-- flushed) and the token bucket of the rate limit (n jobs per rate_ms,
+-- refilled continuously in Redis time, bursts up to n). Returns how many may
+-- be claimed, the bucket's tokens (nil without a rate) and, when none may,
+-- how long to wait in ms. One HMGET per claim call when no limit is set.
+local function limit(q, max, now)
+  local lk = qkey(q, 'limits')
+  local l = redis.call('HMGET', lk, 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts')
+  local wait = 0
+  if l[3] then
+    local running = tonumber(redis.call('HGET', qkey(q, 'counts'), 'running') or '0') or 0
+    if ACC and ACC.counts[q] then running = running + (ACC.counts[q].running or 0) end
+    local room = (tonumber(l[3]) or 0) - running
+    if room < max then max = room end
+    if max <= 0 then wait = CAP_RETRY_MS end
+  end
+  local tokens = nil
+  if l[1] then
+    local n, per = tonumber(l[1]) or 1, tonumber(l[2]) or 1000
+    tokens = tonumber(l[4] or '') or n
+    local ts = tonumber(l[5] or '') or now
+    if now > ts then tokens = math.min(n, tokens + (now - ts) * n / per) end
+    local allowed = math.floor(tokens)
+    if allowed < max then max = allowed end
+    if allowed < 1 then
+      local need = math.ceil((1 - tokens) * per / n)
+      if need > wait then wait = need end
+    end
+  end
+  if max < 0 then max = 0 end
+  return max, tokens, wait
+end
+
 local function claim_jobs(q, max, lease, worker, nonce)
   if redis.call('EXISTS', qkey(q, 'paused')) == 1 then return {0, 0} end
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local tokens, wait
+  max, tokens, wait = limit(q, max, now)
+  if max == 0 then return {now, -math.max(wait, 1)} end
   local pk, fk, ak, dk = qkey(q, 'pending'), qkey(q, 'fence'), qkey(q, 'active'), qkey(q, 'deadlines')
   local out, ids = {}, {}
   local last = tonumber(redis.call('GET', fk) or '0') or 0
@@ -393,6 +433,9 @@ local function claim_jobs(q, max, lease, worker, nonce)
   if claimed > 0 then
     redis.call('SET', fk, fence)
     redis.call('SET', rkey(nonce), table.concat(ids, ','), 'PX', lease)
+  end
+  if tokens then
+    redis.call('HSET', qkey(q, 'limits'), 'tokens', tostring(tokens - claimed), 'ts', snow)
   end
   out[#out + 1] = now
   out[#out + 1] = more

@@ -20,10 +20,13 @@
 -- index and count writes of the whole call go out once at its end (the
 -- batch in _lib.lua): per claimed job the call costs one HMGET and one HSET.
 -- The work is claim_jobs in _lib.lua, which outcomes.lua shares.
+-- Operator limits (limits.lua) cap what a call may take: a queue at its
+-- concurrency cap or out of rate tokens yields nothing and says how long to
+-- wait.
 -- Returns a flat array, 10 entries per job: id, fence, lease token, attempt,
 -- type, payload, max_attempts, timeout_s, created, run_at; then started
--- (now) and more (1 when the scan budget ran out before the list did: call
--- again at once).
+-- (now) and more: 1 when the scan budget ran out before the list did (call
+-- again at once), -N when a limit held the claim back (nothing for N ms).
 acc_begin()
 local out = claim_jobs(ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7], ARGV[8])
 acc_flush()

@@ -1,8 +1,21 @@
 -- stats (read-only): one queue's exact counts, pause flag and the run_at of
 -- its oldest waiting job. ARGV[4] = queue.
--- Returns {paused (0/1), oldest_run_at_ms (0 = none), state, n, state, n, ...}.
+-- Returns {paused (0/1), oldest_run_at_ms (0 = none), rate_n, rate_ms,
+-- concurrency, tokens ('' for no limit; tokens refilled to now), state, n,
+-- state, n, ...}.
 local q = ARGV[4]
 local out = {redis.call('EXISTS', qkey(q, 'paused')), 0}
+local l = redis.call('HMGET', qkey(q, 'limits'), 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts')
+local tokens = ''
+if l[1] then
+  local n, per = tonumber(l[1]) or 1, tonumber(l[2]) or 1000
+  local t = tonumber(l[4] or '') or n
+  local now = now_ms()
+  local ts = tonumber(l[5] or '') or now
+  if now > ts then t = math.min(n, t + (now - ts) * n / per) end
+  tokens = tostring(math.floor(t))
+end
+out[3], out[4], out[5], out[6] = l[1] or '', l[2] or '', l[3] or '', tokens
 local head = redis.call('LRANGE', qkey(q, 'pending'), 0, 49)
 for _, id in ipairs(head) do
   local f = redis.call('HMGET', jkey(id), 'status', 'run_at')

@@ -387,15 +387,18 @@ new_nonce(char out[JM_NONCE_LEN + 1], jm_error *err)
 /* claim_reply fills out[] from a claim or claim_recover reply. */
 static int
 claim_reply(redisReply *rep, const char *queue, int max, jm_claim *out, int *n, bool *more,
-            jm_error *err)
+            int *throttle_ms, jm_error *err)
 {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
         (rep->elements - 2) % CLAIM_FIELDS != 0 || (rep->elements - 2) / CLAIM_FIELDS > (size_t)max)
         return jm_error_set(err, JM_ERR_REPLY, NULL, "claim: unexpected reply");
     size_t jobs = (rep->elements - 2) / CLAIM_FIELDS;
     int64_t started = jm__reply_ll(rep->element[rep->elements - 2]);
+    long long hint = jm__reply_ll(rep->element[rep->elements - 1]);
     if (more != NULL)
-        *more = jm__reply_ll(rep->element[rep->elements - 1]) != 0;
+        *more = hint > 0;
+    if (throttle_ms != NULL)
+        *throttle_ms = hint < 0 ? (int)-hint : 0;
     for (size_t j = 0; j < jobs; j++) {
         redisReply **e = rep->element + j * CLAIM_FIELDS;
         jm_claim *cl = &out[j];
@@ -428,6 +431,7 @@ jm_queue_claim(jm_redis *r, jm_claim_call *call, jm_claim *out, int *n, jm_error
 {
     *n = 0;
     call->more = false;
+    call->throttle_ms = 0;
     int rc = new_nonce(call->nonce, err);
     if (rc != JM_OK)
         return rc;
@@ -444,7 +448,7 @@ jm_queue_claim(jm_redis *r, jm_claim_call *call, jm_claim *out, int *n, jm_error
     redisReply *rep = jm_call_run(r, &c, "claim", err);
     if (rep == NULL)
         return jm__err_code(err);
-    rc = claim_reply(rep, call->queue, call->max, out, n, &call->more, err);
+    rc = claim_reply(rep, call->queue, call->max, out, n, &call->more, &call->throttle_ms, err);
     freeReplyObject(rep);
     return rc;
 }
@@ -463,7 +467,7 @@ jm_queue_claim_recover(jm_redis *r, const jm_claim_call *call, jm_claim *out, in
     redisReply *rep = jm_call_run(r, &c, "claim_recover", err);
     if (rep == NULL)
         return jm__err_code(err);
-    int rc = claim_reply(rep, call->queue, call->max, out, n, NULL, err);
+    int rc = claim_reply(rep, call->queue, call->max, out, n, NULL, NULL, err);
     freeReplyObject(rep);
     return rc;
 }
@@ -701,7 +705,7 @@ outcomes_group(jm_redis *r, jm_outcome **v, size_t n, const jm_retention *ret,
             outcome_finish(v[i], jm__reply_ll(codes->element[i]));
         if (fetch != NULL && rep->element[1]->elements > 0)
             claim_reply(rep->element[1], fetch->call->queue, fetch->call->max, fetch->out,
-                        fetch->got, &fetch->call->more, &err);
+                        fetch->got, &fetch->call->more, &fetch->call->throttle_ms, &err);
     }
     freeReplyObject(rep);
     return rc;
@@ -775,6 +779,7 @@ jm_queue_outcomes_fetch(jm_redis *r, jm_outcome *v, size_t n, const jm_retention
 {
     *got = 0;
     call->more = false;
+    call->throttle_ms = 0;
     jm_error err;
     jm_error_clear(&err);
     if (new_nonce(call->nonce, &err) != JM_OK)
@@ -986,4 +991,46 @@ int
 jm_queue_trim_pending(jm_redis *r, const char *queue, int batch, int *n, jm_error *err)
 {
     return duty_int(r, "trim_pending", queue, batch, NULL, n, err);
+}
+
+/* ---- operator limits ---- */
+
+int
+jm_queue_set_limits(jm_redis *r, const char *queue, jm_limit_op rate, jm_limit_op conc,
+                    const jm_queue_limits *want, jm_queue_limits *now, jm_error *err)
+{
+    memset(now, 0, sizeof(*now));
+    if (!jm_queue_name_valid(queue))
+        return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
+    char rn[24] = "", rms[24] = "", cc[24] = "";
+    if (rate == JM_LIMIT_CLEAR)
+        snprintf(rn, sizeof(rn), "-");
+    else if (rate == JM_LIMIT_SET) {
+        snprintf(rn, sizeof(rn), "%d", want->rate_n);
+        snprintf(rms, sizeof(rms), "%" PRId64, want->rate_ms);
+    }
+    if (conc == JM_LIMIT_CLEAR)
+        snprintf(cc, sizeof(cc), "-");
+    else if (conc == JM_LIMIT_SET)
+        snprintf(cc, sizeof(cc), "%d", want->concurrency);
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, NULL);
+    jm_call_arg(&c, queue);
+    jm_call_arg(&c, rn);
+    jm_call_arg(&c, rms);
+    jm_call_arg(&c, cc);
+    redisReply *rep = jm_call_run(r, &c, "limits", err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    int rc = JM_OK;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "limits: unexpected reply");
+    } else {
+        now->rate_n = (int)jm__reply_ll(rep->element[0]);
+        now->rate_ms = jm__reply_ll(rep->element[1]);
+        now->concurrency = (int)jm__reply_ll(rep->element[2]);
+        now->tokens = now->rate_n;
+    }
+    freeReplyObject(rep);
+    return rc;
 }

@@ -184,12 +184,16 @@ jm_queue_stats(jm_redis *r, const char *queue, jm_queue_info *out, jm_error *err
     if (rep == NULL)
         return jm__err_code(err);
     int rc = JM_OK;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 || rep->elements % 2 != 0) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 6 || rep->elements % 2 != 0) {
         rc = jm_error_set(err, JM_ERR_REPLY, NULL, "stats: unexpected reply");
     } else {
         out->paused = rep->element[0]->integer != 0;
         out->oldest_ms = rep->element[1]->integer;
-        for (size_t i = 2; i + 1 < rep->elements; i += 2) {
+        out->limits.rate_n = (int)jm__reply_ll(rep->element[2]);
+        out->limits.rate_ms = jm__reply_ll(rep->element[3]);
+        out->limits.concurrency = (int)jm__reply_ll(rep->element[4]);
+        out->limits.tokens = jm__reply_ll(rep->element[5]);
+        for (size_t i = 6; i + 1 < rep->elements; i += 2) {
             jm_state s = jm_state_parse(rep->element[i]->str);
             if (s != JM_STATE_UNKNOWN)
                 out->counts[s] = strtoll(rep->element[i + 1]->str, NULL, 10);

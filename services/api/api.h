@@ -180,6 +180,7 @@ int api_jobs_retry(api_req *req);
 int api_queues_list(api_req *req);
 int api_queues_pause(api_req *req);
 int api_queues_resume(api_req *req);
+int api_queues_limits(api_req *req); /* limits.c */
 int api_queues_jobs(api_req *req);
 int api_workers_list(api_req *req);
 int api_health_live(api_req *req);
@@ -192,7 +193,12 @@ int api_ui_redirect(api_req *req); /* GET /ui → 301 /ui/ */
 int api_ui_index(api_req *req);    /* GET /ui/ → index.html */
 int api_ui_asset(api_req *req);    /* GET /ui/{asset} */
 
-/* queues.c: the queue object {"name", a count per state, "paused"}. New ref. */
+/* queues.c: the queue object {"name", a count per state, "paused", "limits"}.
+ * New ref. */
 json_t *api_queue_to_json(const jm_queue_info *q);
+/* api_queue_known validates the path's queue name and checks that a job was
+ * ever submitted to it. JM_OK, JM_ERR_INVALID, JM_ERR_NOT_FOUND or a Redis
+ * error. */
+int api_queue_known(api_req *req, jm_error *err);
 
 #endif

@@ -2,8 +2,8 @@
  * GET /v1/queues/{queue}/jobs (paged listing by state).
  *
  * A queue object is {"name", "queued", "scheduled", "running", "succeeded",
- * "failed", "canceled", "expired", "paused"}; the counts are the exact
- * per-state counts every transition script keeps.
+ * "failed", "canceled", "expired", "paused", "limits"}; the counts are the
+ * exact per-state counts every transition script keeps.
  *
  * Listing: the cursor is an offset into the state's index (pending list,
  * scheduled/active/terminal sets), so a page can shift while jobs move: a job
@@ -28,6 +28,18 @@ api_queue_to_json(const jm_queue_info *q)
     for (int s = 0; s < JM_STATE_COUNT; s++)
         json_object_set_new(o, jm_state_name((jm_state)s), json_integer(q->counts[s]));
     json_object_set_new(o, "paused", json_boolean(q->paused));
+    /* the operator limits and how close the queue is: tokens left in the
+     * rate bucket (the running count is above) */
+    json_t *lim = json_object();
+    const jm_queue_limits *l = &q->limits;
+    json_object_set_new(lim, "rate",
+                        l->rate_n > 0 ? json_pack("{s:i, s:f, s:I}", "n", l->rate_n, "per_s",
+                                                  (double)l->rate_ms / 1000.0, "tokens",
+                                                  (json_int_t)l->tokens)
+                                      : json_null());
+    json_object_set_new(lim, "concurrency",
+                        l->concurrency > 0 ? json_integer(l->concurrency) : json_null());
+    json_object_set_new(o, "limits", lim);
     return o;
 }
 
@@ -55,11 +67,8 @@ api_queues_list(api_req *req)
     return api_send_json(req, 200, o, NULL);
 }
 
-/* known_queue validates the path's queue name and checks that a job was ever
- * submitted to it. Returns JM_OK, JM_ERR_INVALID, JM_ERR_NOT_FOUND or a
- * Redis error. */
-static int
-known_queue(api_req *req, jm_error *err)
+int
+api_queue_known(api_req *req, jm_error *err)
 {
     const char *q = req->param;
     if (!jm_queue_name_valid(q))
@@ -85,7 +94,7 @@ set_paused(api_req *req, bool paused)
     jm_error err;
     jm_error_clear(&err);
     const char *op = "pause";
-    int rc = known_queue(req, &err);
+    int rc = api_queue_known(req, &err);
     if (rc == JM_OK)
         rc = jm_queue_pause(req->redis, req->param, paused, &err);
     jm_queue_info info;
@@ -192,7 +201,7 @@ api_queues_jobs(api_req *req)
     char cursor[64] = "", next[64] = "";
     int rc = parse_list_args(req, &state, &limit, cursor, sizeof(cursor), &err);
     if (rc == JM_OK)
-        rc = known_queue(req, &err);
+        rc = api_queue_known(req, &err);
     char **ids = NULL;
     size_t n = 0;
     if (rc == JM_OK)

@@ -28,6 +28,7 @@ static const api_route routes[] = {
     ROUTE("GET", "/v1/queues", api_queues_list, 0),
     ROUTE("POST", "/v1/queues/{queue}/pause", api_queues_pause, 0),
     ROUTE("POST", "/v1/queues/{queue}/resume", api_queues_resume, 0),
+    ROUTE("PUT", "/v1/queues/{queue}/limits", api_queues_limits, API_ROUTE_BODY),
     ROUTE("GET", "/v1/queues/{queue}/jobs", api_queues_jobs, 0),
     ROUTE("GET", "/v1/workers", api_workers_list, 0),
     ROUTE("GET", "/healthz", api_health_live, API_ROUTE_OPEN),

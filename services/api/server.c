@@ -88,7 +88,7 @@ dispatch(api_req *req)
             return api_send_jm_error(req, &err, "check_version");
         }
     }
-    if (strcmp(method, "POST") == 0) {
+    if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
         int rc = api_req_read_body(req);
         if (rc != 0)
             return rc;

@@ -11,7 +11,10 @@
  * a round trip or two of its submission. A claim drops the dead entries
  * (canceled, expired) it meets, a bounded number per call; while it says
  * there may be more it is called again at once, so dead entries never send
- * the worker back to a blocking wait with a job queued behind them.
+ * the worker back to a blocking wait with a job queued behind them. A
+ * queue's operator limits (rate, concurrency cap) are enforced in the claim
+ * script; one that holds a claim back says for how long, and an otherwise
+ * idle claimer sleeps on the wake lists that long instead of a full second.
  * On Redis errors it backs off (100 ms doubling to 2 s, cut short by a
  * drain) and tries again: a Redis outage pauses claiming, it never ends the
  * process. A claim whose reply was lost may still have run: before claiming
@@ -79,8 +82,10 @@ recover(wk_worker *w, jm_claim *buf, jm_error *err)
 /* round claims up to free jobs; returns how many were claimed, or -1 on a
  * Redis error (err set, *op names the call). */
 static int
-round_claim(wk_worker *w, jm_claim *buf, int free_slots, const char **op, jm_error *err)
+round_claim(wk_worker *w, jm_claim *buf, int free_slots, int *throttle_ms, const char **op,
+            jm_error *err)
 {
+    *throttle_ms = 0;
     int total = recover(w, buf, err);
     if (total < 0) {
         *op = "claim_recover";
@@ -110,6 +115,12 @@ round_claim(wk_worker *w, jm_claim *buf, int free_slots, const char **op, jm_err
                 *op = "claim";
                 return -1;
             }
+            if (call.throttle_ms > 0) {
+                /* a rate limit or concurrency cap: the shortest wait wins */
+                wk_metrics_throttled(&w->m, call.queue);
+                if (*throttle_ms == 0 || call.throttle_ms < *throttle_ms)
+                    *throttle_ms = call.throttle_ms;
+            }
         } while (call.more && total < free_slots);
     }
     return total;
@@ -128,7 +139,8 @@ claimer_main(void *p)
         jm_error err;
         jm_error_clear(&err);
         const char *op = "claim";
-        int got = round_claim(w, buf, free_slots, &op, &err);
+        int throttle_ms = 0;
+        int got = round_claim(w, buf, free_slots, &throttle_ms, &op, &err);
         if (got < 0) {
             if (trouble(w, op, &err, &backoff))
                 break;
@@ -138,8 +150,11 @@ claimer_main(void *p)
             jm_log_info("redis reachable again; claiming resumed", NULL);
         if (got > 0 || wk_slots_is_draining(&w->slots))
             continue;
-        int rc =
-            jm_wake_wait(w->claim_r, w->queue_names, (size_t)w->order.n, WK_WAKE_TIMEOUT_MS, &err);
+        /* Idle, or held back by a limit until a token is due: sleep on the
+         * wake lists (a submit or a raised limit wakes us sooner). */
+        int wait_ms = throttle_ms > 0 && throttle_ms < WK_WAKE_TIMEOUT_MS ? throttle_ms
+                                                                           : WK_WAKE_TIMEOUT_MS;
+        int rc = jm_wake_wait(w->claim_r, w->queue_names, (size_t)w->order.n, wait_ms, &err);
         if (rc != JM_OK && trouble(w, "wake", &err, &backoff))
             break;
     }

@@ -27,7 +27,7 @@ wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg)
     static const char *const ql[] = {"queue", NULL};
     static const char *const qsl[] = {"queue", "status", NULL};
     static const char *const qtl[] = {"queue", "type", NULL};
-    jm_metric_family *fin = NULL, *wait = NULL, *retries = NULL;
+    jm_metric_family *fin = NULL, *wait = NULL, *retries = NULL, *throttled = NULL;
     const jm_metric_def defs[] = {
         {&fin, NULL, "jobmill_jobs_finished_total", JM_METRIC_COUNTER, qsl,
          "Jobs this worker moved to a terminal state, by queue and status."},
@@ -37,6 +37,8 @@ wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg)
          "Time from submit (or run_at) to the start of the attempt."},
         {&retries, NULL, "jobmill_worker_retries_total", JM_METRIC_COUNTER, ql,
          "Failed attempts scheduled for a retry with backoff, by queue."},
+        {&throttled, NULL, "jobmill_worker_claims_throttled_total", JM_METRIC_COUNTER, ql,
+         "Claims that a queue's rate limit or concurrency cap held back, by queue."},
         {NULL, &m->busy, "jobmill_worker_busy", JM_METRIC_GAUGE, NULL,
          "Jobs in flight in this worker."},
         {NULL, &m->concurrency, "jobmill_worker_concurrency", JM_METRIC_GAUGE, NULL,
@@ -59,7 +61,8 @@ wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg)
         }
         const char *v[] = {name, NULL};
         if ((m->wait[q] = jm_metrics_series(wait, v)) == NULL ||
-            (m->retries[q] = jm_metrics_series(retries, v)) == NULL)
+            (m->retries[q] = jm_metrics_series(retries, v)) == NULL ||
+            (m->throttled[q] = jm_metrics_series(throttled, v)) == NULL)
             return JM_ERR_NOMEM;
         for (size_t b = 0; b < N_BUILTINS; b++) {
             const char *tv[] = {name, builtin_types[b], NULL};
@@ -98,6 +101,14 @@ wk_metrics_finished(wk_metrics *m, const char *queue, wk_finish status)
     int q = wk_metrics_queue(m, queue);
     if (q >= 0 && status >= 0 && status < WK_FINISH_COUNT)
         wk_metric_bump(m->finished[q][status]);
+}
+
+void
+wk_metrics_throttled(wk_metrics *m, const char *queue)
+{
+    int q = wk_metrics_queue(m, queue);
+    if (q >= 0)
+        wk_metric_bump(m->throttled[q]);
 }
 
 void

@@ -28,6 +28,7 @@ typedef struct wk_metrics {
     jm_metric_series *finished[JM_CFG_MAX_QUEUES][WK_FINISH_COUNT];
     jm_metric_series *wait[JM_CFG_MAX_QUEUES];
     jm_metric_series *retries[JM_CFG_MAX_QUEUES];
+    jm_metric_series *throttled[JM_CFG_MAX_QUEUES];
     jm_metric_series *busy, *concurrency;
     jm_metric_series *leases_lost, *spawn_failures, *heartbeats;
 } wk_metrics;
@@ -42,6 +43,8 @@ int wk_metrics_queue(const wk_metrics *m, const char *queue);
 /* Per-job updates; queue names outside the configuration are ignored. */
 void wk_metrics_finished(wk_metrics *m, const char *queue, wk_finish status);
 void wk_metrics_retry(wk_metrics *m, const char *queue);
+/* wk_metrics_throttled counts a claim an operator limit held back. */
+void wk_metrics_throttled(wk_metrics *m, const char *queue);
 void wk_metrics_wait(wk_metrics *m, const char *queue, double seconds);
 void wk_metrics_duration(wk_metrics *m, const char *queue, const char *type, double seconds);
 

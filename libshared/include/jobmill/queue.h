@@ -98,6 +98,9 @@ typedef struct jm_claim_call {
                                        back what the call claimed */
     bool more;                    /* the scan budget ran out before the
                                        list did: call again at once */
+    int throttle_ms;              /* > 0: an operator limit (rate or
+                                       concurrency) held the claim back;
+                                       nothing more for this long */
 } jm_claim_call;
 
 /* jm_queue_claim claims up to call->max queued jobs of call->queue with a
@@ -260,12 +263,31 @@ int jm_queue_watch(jm_redis *r, const char *id, jm_job *out, jm_error *err);
 int jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bool *found,
                       jm_error *err);
 
+/* A queue's operator limits (docs/limits.md). */
+typedef struct jm_queue_limits {
+    int rate_n;        /* at most rate_n jobs started ... */
+    int64_t rate_ms;   /* ... per rate_ms; rate_n 0 = no rate limit */
+    int concurrency;   /* at most this many running at once; 0 = no cap */
+    int64_t tokens;    /* read: the rate bucket's whole tokens now */
+} jm_queue_limits;
+
 typedef struct jm_queue_info {
     char name[JM_QUEUE_MAX + 1];
     int64_t counts[JM_STATE_COUNT];
     bool paused;
     int64_t oldest_ms; /* created/run_at of the oldest queued job, 0 = none */
+    jm_queue_limits limits;
 } jm_queue_info;
+
+/* How jm_queue_set_limits changes one limit. */
+typedef enum jm_limit_op { JM_LIMIT_KEEP = 0, JM_LIMIT_SET, JM_LIMIT_CLEAR } jm_limit_op;
+
+/* jm_queue_set_limits sets, clears or keeps queue's rate limit (want's
+ * rate_n per rate_ms; a new rate starts with a full bucket) and concurrency
+ * cap; *now gets the limits as they are after it. Claims of every worker
+ * obey them from the next call on. JM_OK or an error. */
+int jm_queue_set_limits(jm_redis *r, const char *queue, jm_limit_op rate, jm_limit_op conc,
+                        const jm_queue_limits *want, jm_queue_limits *now, jm_error *err);
 
 /* jm_queue_names returns the known queue names: *names is a new array of new
  * strings (free each and the array); *n their number. */
