@@ -152,8 +152,8 @@ claimer_main(void *p)
             continue;
         /* Idle, or held back by a limit until a token is due: sleep on the
          * wake lists (a submit or a raised limit wakes us sooner). */
-        int wait_ms = throttle_ms > 0 && throttle_ms < WK_WAKE_TIMEOUT_MS ? throttle_ms
-                                                                           : WK_WAKE_TIMEOUT_MS;
+        int wait_ms =
+            throttle_ms > 0 && throttle_ms < WK_WAKE_TIMEOUT_MS ? throttle_ms : WK_WAKE_TIMEOUT_MS;
         int rc = jm_wake_wait(w->claim_r, w->queue_names, (size_t)w->order.n, wait_ms, &err);
         if (rc != JM_OK && trouble(w, "wake", &err, &backoff))
             break;
