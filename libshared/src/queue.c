@@ -415,14 +415,17 @@ claim_reply(redisReply *rep, const char *queue, int max, jm_claim *out, int *n, 
         cl->created_ms = jm__reply_ll(e[8]);
         cl->run_at_ms = jm__reply_ll(e[9]);
         cl->started_ms = started;
-        /* On allocation failure the job stays claimed and the lease expiry
-         * recovers it; report what we could fill. */
+        /* All or nothing: on allocation failure nothing is handed out, so
+         * the caller can take every job back by the call's nonce (or leave
+         * them to lease expiry), never running one twice. */
         if (cl->type == NULL || cl->payload == NULL) {
-            jm_claim_clear(cl);
+            for (size_t k = 0; k <= j; k++)
+                jm_claim_clear(&out[k]);
+            *n = 0;
             return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         }
-        (*n)++;
     }
+    *n = (int)jobs;
     return JM_OK;
 }
 
@@ -703,9 +706,14 @@ outcomes_group(jm_redis *r, jm_outcome **v, size_t n, const jm_retention *ret,
     } else {
         for (size_t i = 0; i < n; i++)
             outcome_finish(v[i], jm__reply_ll(codes->element[i]));
-        if (fetch != NULL && rep->element[1]->elements > 0)
-            claim_reply(rep->element[1], fetch->call->queue, fetch->call->max, fetch->out,
-                        fetch->got, &fetch->call->more, &fetch->call->throttle_ms, &err);
+        /* the fetch's jobs were delivered (or there were none): nothing to
+         * take back by nonce; when the claims could not be read the nonce
+         * stays, and the caller takes them back with it */
+        if (fetch != NULL &&
+            (rep->element[1]->elements == 0 ||
+             claim_reply(rep->element[1], fetch->call->queue, fetch->call->max, fetch->out,
+                         fetch->got, &fetch->call->more, &fetch->call->throttle_ms, &err) == JM_OK))
+            fetch->call->nonce[0] = '\0';
     }
     freeReplyObject(rep);
     return rc;
@@ -762,6 +770,8 @@ outcomes_run(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret,
         if (rc == JM_OK)
             rc = grc;
     }
+    if (fetch != NULL)
+        fetch->call->nonce[0] = '\0'; /* no outcome in its slot: it never ran */
     free(group);
     free(done);
     return rc;
@@ -782,8 +792,10 @@ jm_queue_outcomes_fetch(jm_redis *r, jm_outcome *v, size_t n, const jm_retention
     call->throttle_ms = 0;
     jm_error err;
     jm_error_clear(&err);
-    if (new_nonce(call->nonce, &err) != JM_OK)
+    if (new_nonce(call->nonce, &err) != JM_OK) {
+        call->nonce[0] = '\0';
         return outcomes_run(r, v, n, ret, NULL);
+    }
     outcomes_fetch f = {call, out, got};
     return outcomes_run(r, v, n, ret, &f);
 }

@@ -38,7 +38,9 @@ load_library(jm_redis *r, jm_error *err)
 {
     const char *av[] = {"FUNCTION", "LOAD", jm_lua_library};
     redisReply *rep = redisCommandArgv(r->ctx, 3, av, NULL);
-    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "already exists")) {
+    char exists[128];
+    snprintf(exists, sizeof(exists), "Library '%s' already exists", jm_lua_library_name);
+    if (rep != NULL && rep->type == REDIS_REPLY_ERROR && strstr(rep->str, exists)) {
         freeReplyObject(rep);
         atomic_store(&library_seen, true);
         return JM_OK;

@@ -97,7 +97,7 @@ jm_text_json_string(jm_text *t, const char *s)
         else if (*p == '\f')
             rep = "\\f";
         else if (*p < 0x20) {
-            snprintf(u, sizeof(u), "\\u%04x", *p);
+            snprintf(u, sizeof(u), "\\u%04X", *p); /* as jansson writes it */
             rep = u;
         }
         if (rep == NULL) {

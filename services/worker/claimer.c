@@ -43,17 +43,51 @@ trouble(wk_worker *w, const char *op, const jm_error *err, jm_backoff *backoff)
     return wk_slots_wait_drain(&w->slots, jm_backoff_next(backoff));
 }
 
-/* assign hands got claims to free slots. */
+/* give_back releases claims this worker cannot run (drain: back to the
+ * head of the queue, attempt given back); a failure leaves them to lease
+ * expiry. */
+static void
+give_back(jm_redis *r, jm_claim *c, int n)
+{
+    for (int j = 0; j < n; j++) {
+        jm_error err;
+        jm_error_clear(&err);
+        if (jm_queue_release(r, c[j].id, c[j].lease, NULL, &err) != JM_OK)
+            jm_log_warn("could not give a job back; its lease will expire", "job_id", c[j].id,
+                        "error", err.msg, NULL);
+        jm_claim_clear(&c[j]);
+    }
+}
+
+/* assign hands got claims to free slots; what does not fit (a recovered
+ * fetch larger than the slots free right now) is given back at once. */
 static void
 assign(wk_worker *w, jm_claim *buf, int got, int64_t t0)
 {
     for (int j = 0; j < got; j++) {
         if (wk_slots_assign(&w->slots, &buf[j], t0 + w->cfg->lease_ms) < 0) {
-            /* Cannot happen (only this thread fills slots); the lease
-             * expiry gives the job back. */
-            jm_log_error("no free slot for a claimed job", "job_id", buf[j].id, NULL);
-            jm_claim_clear(&buf[j]);
+            jm_log_info("no free slot for a recovered job; giving it back", "job_id", buf[j].id,
+                        NULL);
+            give_back(w->claim_r, &buf[j], 1);
         }
+    }
+}
+
+void
+wk_claimer_recover_rest(wk_worker *w)
+{
+    jm_claim_call lost;
+    while (wk_commit_take_lost(w, &lost)) {
+        jm_claim *buf = calloc((size_t)(lost.max > 0 ? lost.max : 1), sizeof(*buf));
+        int got = 0;
+        jm_error err;
+        jm_error_clear(&err);
+        if (buf != NULL && jm_queue_claim_recover(w->claim_r, &lost, buf, &got, &err) == JM_OK)
+            give_back(w->claim_r, buf, got);
+        else
+            jm_log_warn("could not take back a lost fetch; its jobs wait out the lease", "queue",
+                        lost.queue, "error", buf != NULL ? err.msg : "out of memory", NULL);
+        free(buf);
     }
 }
 

@@ -128,7 +128,7 @@ send(wk_worker *w, wk_commit_req **taken, jm_outcome *batch, size_t k, int wants
         .queue = w->fetch_queue, .max = wants, .lease_ms = w->cfg->lease_ms, .worker_id = w->id};
     int got = 0;
     int64_t t0 = jm_clock_ms();
-    int rc = jm_queue_outcomes_fetch(w->out_r, batch, k, &w->ret, &call, fetched, &got);
+    jm_queue_outcomes_fetch(w->out_r, batch, k, &w->ret, &call, fetched, &got);
     pthread_mutex_unlock(&w->out_mu);
     int j = 0;
     for (size_t i = 0; i < k && j < got; i++) {
@@ -138,7 +138,7 @@ send(wk_worker *w, wk_commit_req **taken, jm_outcome *batch, size_t k, int wants
         taken[i]->fetched_deadline = t0 + w->cfg->lease_ms;
         taken[i]->got = 1;
     }
-    if (rc == JM_ERR_REDIS && got == 0 && call.nonce[0] != '\0') {
+    if (call.nonce[0] != '\0') { /* the fetch may have run: recover by nonce */
         pthread_mutex_lock(&w->commit_mu);
         remember_lost(w, &call);
         pthread_mutex_unlock(&w->commit_mu);

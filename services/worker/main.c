@@ -168,6 +168,7 @@ run(wk_worker *w)
     wk_runners_join(w);
     if (claimer)
         wk_claimer_join(w);
+    wk_claimer_recover_rest(w);
     if (hb)
         wk_heartbeat_stop(w);
     jm_error_clear(&err);

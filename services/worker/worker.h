@@ -23,7 +23,7 @@
 
 #define WK_ID_MAX 160
 #define WK_WAKE_TIMEOUT_MS 1000 /* idle BLPOP: a stop is seen within this */
-#define WK_FETCH_LOST_MAX 8     /* more lost fetches wait out their lease */
+#define WK_FETCH_LOST_MAX 64    /* more lost fetches wait out their lease */
 
 typedef struct wk_worker {
     jm_service *svc;      /* borrowed */
@@ -95,6 +95,10 @@ void wk_worker_set_redis(wk_worker *w, int ok, const char *why);
 /* claimer.c: claim rounds and the idle BLPOP; runs until draining. */
 int wk_claimer_start(wk_worker *w, jm_error *err);
 void wk_claimer_join(wk_worker *w);
+/* wk_claimer_recover_rest takes back and releases the jobs of fetches whose
+ * reply was lost and that the claimer did not recover before it stopped
+ * (main thread, after the runners and the claimer are joined). */
+void wk_claimer_recover_rest(wk_worker *w);
 
 /* runner.c: one thread per slot runs the jobs handed to it and commits
  * their outcomes. */

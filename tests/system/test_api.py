@@ -372,7 +372,8 @@ class QueuesTest(ApiTestBase):
         self.submit({"queue": "pq", "type": "t"})
         q = self.queues()["pq"]
         self.assertEqual(set(q), {"name", "queued", "scheduled", "running", "succeeded",
-                                  "failed", "canceled", "expired", "paused"})
+                                  "failed", "canceled", "expired", "paused", "limits"})
+        self.assertEqual(q["limits"], {"rate": None, "concurrency": None})
         self.assertFalse(q["paused"])
         st, _, p = self.req("POST", "/v1/queues/pq/pause")
         self.assertEqual(st, 200, p)

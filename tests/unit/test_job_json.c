@@ -81,7 +81,9 @@ Test(job_json, texts_that_take_the_slow_path)
                            "-0",
                            "\"\\ud83d\\ude00\"",
                            "123456789012345678901234",
-                           "[\"a\\/b\"]"};
+                           "[\"a\\/b\"]",
+                           " {\"a\": 1} ",
+                           "[1, 2]"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         jm_job j = job_with((char *)texts[i], (char *)texts[i], NULL);
         same_as_jansson(&j);
@@ -99,8 +101,8 @@ Test(job_json, texts_that_take_the_slow_path)
 
 Test(job_json, strings_are_escaped)
 {
-    jm_job j =
-        job_with("\"tab\\tquote\\\"\"", NULL, "line1\nline2 \"q\" back\\slash \x01 caf\xc3\xa9");
+    jm_job j = job_with("\"tab\\tquote\\\"\"", NULL,
+                        "line1\nline2 \"q\" back\\slash \x01 \x1b[31m caf\xc3\xa9");
     same_as_jansson(&j);
     /* invalid UTF-8: jansson refuses the string (the field goes missing);
      * written by hand it becomes U+FFFD and stays valid JSON */

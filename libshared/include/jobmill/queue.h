@@ -205,8 +205,10 @@ int jm_queue_outcomes(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *
  * of call->queue ("complete and fetch next": the slots these outcomes free
  * get their next jobs without a claim round trip). out has call->max slots;
  * *got gets the number claimed, 0 when no outcome was in that slot or none
- * was queued. call->nonce is set as jm_queue_claim sets it: after a Redis
- * error jm_queue_claim_recover takes back what the fetch may have claimed. */
+ * was queued. When the function returns, call->nonce is "" if the fetch's
+ * outcome is known (its jobs are in out, or it never ran), and the call's
+ * nonce otherwise (a lost reply, a reply that could not be read): then
+ * jm_queue_claim_recover with call takes back what the fetch claimed. */
 int jm_queue_outcomes_fetch(jm_redis *r, jm_outcome *v, size_t n, const jm_retention *ret,
                             jm_claim_call *call, jm_claim *out, int *got);
 
