@@ -68,6 +68,10 @@ end
 -- Outside a batch (ACC nil) every write goes to Redis at once. The one rule
 -- inside a batch: nothing reads a gathered member before the flush (a call
 -- moves each job once; outcomes.lua flushes before a job's second outcome).
+-- Redis does not roll a script back: a runtime error midway (only malformed
+-- arguments can cause one) keeps the record writes made so far and loses
+-- the gathered ones, which the janitor's reconcile repairs (a job running
+-- without a lease, a record in no index, counts that drift).
 local ACC = nil -- per call: reset by begin()
 local STATES = {'queued', 'scheduled', 'running', 'succeeded', 'failed', 'canceled', 'expired'}
 
