@@ -290,6 +290,24 @@ class CliTest(unittest.TestCase):
         self.assertEqual(rc, 3)
         self.assertIn("not_found", err)
 
+    def test_limits_show_set_and_clear(self):
+        self.ok("submit", "echo", "--queue", "lq", "--delay", "300")
+        self.assertEqual(self.ok("limits", "lq"),
+                         "queue lq\n  rate         none\n  concurrency  none\n")
+        out = self.ok("limits", "lq", "--rate", "30/60", "--concurrency", "2")
+        self.assertIn("  rate         30 per 60 s (30 tokens now)\n", out)
+        self.assertIn("  concurrency  2 (running 0)\n", out)
+        q = json.loads(self.ok("--json", "limits", "lq", "--no-rate"))
+        self.assertEqual(q["limits"], {"rate": None, "concurrency": 2})
+        q = json.loads(self.ok("--json", "limits", "lq"))
+        self.assertEqual(q["limits"]["concurrency"], 2)
+        self.assertEqual(self.cli("limits", "lq", "--rate", "5")[0], 2)
+        self.assertEqual(self.cli("limits", "lq", "--concurrency", "0")[0], 2)
+        self.assertEqual(self.cli("limits", "lq", "--rate", "5/1", "--no-rate")[0], 2)
+        rc, _, err = self.cli("limits", "never-used-queue", "--concurrency", "1")
+        self.assertEqual(rc, 3)
+        self.assertIn("not_found", err)
+
     def test_retry_failed_counts_then_needs_yes(self):
         ids = [self.ok("submit", "fail", '{"message": "m%d", "permanent": true}' % i,
                        "--queue", "rfq").strip() for i in range(3)]
