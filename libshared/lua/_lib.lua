@@ -183,8 +183,9 @@ end
 -- records by expiry time whatever their retention), and a PUBLISH for
 -- long-polls when one watches the job (watch.lua marks it).
 -- Extra field, value pairs (...) are stored with the status, in one HSET.
--- terminal_f takes the record's result_ttl, idem and watch fields already
--- read (f, in that order), for callers that read the record anyway.
+-- terminal_f takes the record's result_ttl, idem, watch and unique fields
+-- already read (f, in that order), for callers that read the record anyway.
+-- A unique key held until the job ends (enqueue.lua) is freed here.
 local function terminal_f(id, q, from, to, now, f, ...)
   local jk = jkey(id)
   leave(id, q, from)
@@ -204,10 +205,11 @@ local function terminal_f(id, q, from, to, now, f, ...)
   zadd(qkey(q, 'purge'), istr(now + ttl * 1000), to .. '|' .. id)
   if f[2] then redis.call('EXPIRE', idem_key(f[2]), sttl) end
   if f[3] then redis.call('PUBLISH', GP .. 'done', id) end  -- the done channel
+  if f[4] then redis.call('DEL', qkey(q, 'unique:' .. f[4])) end
 end
 
 local function terminal(id, q, from, to, now, ...)
-  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch')
+  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique')
   terminal_f(id, q, from, to, now, f, ...)
 end
 
@@ -255,10 +257,10 @@ end
 local function outcome_complete(id, token, result, now)
   local jk = jkey(id)
   local f = redis.call('HMGET', jk, 'status', 'lease', 'queue', 'result_ttl', 'idem', 'watch',
-    'error')
+    'error', 'unique')
   if f[1] ~= 'running' or f[2] ~= token then return 0 end
   if f[7] then redis.call('HDEL', jk, 'error') end
-  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6]}, 'result', result)
+  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8]}, 'result', result)
   return 1
 end
 

@@ -1,11 +1,14 @@
 -- enqueue: new jobs of one slot, queued or scheduled; or, for a job whose
--- idempotency key was seen, the existing job of the key. ARGV[4..] = 12
+-- idempotency key was seen, the existing job of the key. ARGV[4..] = 14
 -- arguments per job: id, queue, type, payload, max_attempts, timeout_s,
--- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, max_queues.
+-- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, max_queues,
+-- unique_key, unique_for_ms.
 -- Returns one reply per job, in order: {1, id, status, created, run_at,
 -- expires_at or ''} created (the caller knows the rest: it sent it),
 -- {0, id, record...} the existing job of the key (its fields and values),
--- {-1, 'max_queues'}; either way a submit needs no second round trip to
+-- {-1, 'max_queues'}, {-2, holder id} refused: the unique key is held by
+-- another job (the key q:<q>:unique:<key> holds its id: until that job ends
+-- when unique_for_ms is 0, else for that window); either way a submit needs no second round trip to
 -- answer with the stored job.
 --
 -- A batch is one call per slot: the record and idempotency writes go out
@@ -17,7 +20,7 @@ local out = {}
 local pushed, order = {}, {}   -- queue -> ids to RPUSH, in job order
 local known = {}               -- queue -> in the queue set (true/false), asked once
 acc_begin()
-for base = 4, #ARGV - 11, 12 do
+for base = 4, #ARGV - 13, 14 do
   local id, q, idem = ARGV[base], ARGV[base + 1], ARGV[base + 10]
   local rep = nil
   if idem ~= '' then
@@ -38,6 +41,17 @@ for base = 4, #ARGV - 11, 12 do
       rep = {-1, 'max_queues'}
     end
   end
+  local unique, window = ARGV[base + 12], tonumber(ARGV[base + 13]) or 0
+  if not rep and unique ~= '' then
+    local uk = qkey(q, 'unique:' .. unique)
+    local holder
+    if window > 0 then
+      holder = redis.call('SET', uk, id, 'NX', 'GET', 'PX', window)
+    else
+      holder = redis.call('SET', uk, id, 'NX', 'GET')
+    end
+    if holder then rep = {-2, holder} end
+  end
   if not rep then
     if not known[q] then
       redis.call('SADD', queues_key(), q)
@@ -56,6 +70,10 @@ for base = 4, #ARGV - 11, 12 do
       f[#f + 1] = 'idem'
       f[#f + 1] = idem
       redis.call('SET', idem_key(idem), id)
+    end
+    if unique ~= '' and window <= 0 then
+      f[#f + 1] = 'unique' -- held until the job ends: terminal() frees it
+      f[#f + 1] = unique
     end
     local exp, sexp = tonumber(ARGV[base + 8]), ''
     if exp > 0 then

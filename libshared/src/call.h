@@ -13,7 +13,7 @@
 #include "keys.h"
 #include "redis_raw.h"
 
-#define JM_CALL_ARGS 16
+#define JM_CALL_ARGS 20
 
 typedef struct jm_call {
     jm_keybuf slot;   /* KEYS[1] "<prefix>:{<tag>}:" (or "<prefix>:" for global scripts) */

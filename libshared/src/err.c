@@ -46,6 +46,7 @@ jm_err_name(int code)
     case JM_ERR_LIMIT: return "limit";
     case JM_ERR_VERSION: return "layout_version";
     case JM_ERR_USAGE: return "usage";
+    case JM_ERR_DUPLICATE: return "duplicate";
     default: return "unknown";
     }
 }

@@ -127,6 +127,7 @@ jm_job_spec_clear(jm_job_spec *spec)
     free(spec->type);
     free(spec->payload);
     free(spec->idem_key);
+    free(spec->unique_key);
     memset(spec, 0, sizeof(*spec));
 }
 
@@ -274,6 +275,20 @@ jm_job_spec_from_json(const json_t *body, const char *field_prefix, jm_job_spec 
             return bad(err, px, "idempotency_key", "must be a string of 1-256 characters");
         if ((spec->idem_key = strdup(ks)) == NULL)
             return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    }
+    const json_t *u = json_object_get(body, "unique_key");
+    bool has_window;
+    if ((rc = get_seconds_ms(body, px, "unique_for_s", 0.001, JM_TTL_MAX_S, &spec->unique_for_ms,
+                             &has_window, err)) != JM_OK)
+        return rc;
+    if (u != NULL && !json_is_null(u)) {
+        const char *us = json_string_value(u);
+        if (!json_is_string(u) || strlen(us) < 1 || strlen(us) > JM_IDEM_MAX)
+            return bad(err, px, "unique_key", "must be a string of 1-256 characters");
+        if ((spec->unique_key = strdup(us)) == NULL)
+            return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    } else if (has_window) {
+        return bad(err, px, "unique_for_s", "needs a unique_key");
     }
     return JM_OK;
 }

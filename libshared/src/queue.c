@@ -14,10 +14,10 @@
 
 /* ---- submit ---- */
 
-/* The 12 arguments enqueue.lua reads per job; num is the caller's storage
+/* The 14 arguments enqueue.lua reads per job; num is the caller's storage
  * for the numbers, borrowed until the call has run. */
-#define ENQ_ARGS 12
-typedef char enqueue_nums[7][24];
+#define ENQ_ARGS 14
+typedef char enqueue_nums[8][24];
 
 static void
 enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queues, enqueue_nums num)
@@ -37,6 +37,9 @@ enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queue
         a[4 + i] = num[i];
     a[10] = s->idem_key != NULL ? s->idem_key : "";
     a[11] = num[6];
+    snprintf(num[7], 24, "%" PRId64, s->unique_for_ms);
+    a[12] = s->unique_key != NULL ? s->unique_key : "";
+    a[13] = num[7];
 }
 
 /* job_from_spec fills job for a job just created from spec, with what
@@ -73,6 +76,12 @@ enqueue_result(const redisReply *rep, const jm_job_spec *spec, jm_enqueue_result
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2)
         return jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: unexpected reply");
     long long code = jm__reply_ll(rep->element[0]);
+    if (code == -2)
+        return jm_error_set(err, JM_ERR_DUPLICATE, "unique_key",
+                            "unique_key %s is held by job %s (until it ends, or its window "
+                            "passes)",
+                            spec->unique_key != NULL ? spec->unique_key : "",
+                            jm__reply_str(rep->element[1]));
     if (code < 0)
         return jm_error_set(err, JM_ERR_LIMIT, "queue",
                             "queue would exceed max_queues; delete or reuse queues");
@@ -330,6 +339,16 @@ jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_
         memset(&jobs[i], 0, sizeof(jobs[i]));
         jobs[i].status = JM_STATE_UNKNOWN;
     }
+    /* A unique job refused midway could not be rolled back out of the
+     * transaction: a batch takes none. */
+    for (size_t i = 0; i < n; i++)
+        if (specs[i].unique_key != NULL) {
+            char field[64];
+            snprintf(field, sizeof(field), "jobs[%zu].unique_key", i);
+            return jm_error_set(err, JM_ERR_INVALID, field,
+                                "%s: unique jobs are submitted one at a time, not in a batch",
+                                field);
+        }
     int rc = batch_queue_limit(r, specs, n, max_queues, err);
     if (rc != JM_OK)
         return rc;

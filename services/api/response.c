@@ -206,6 +206,7 @@ api_send_jm_error(api_req *req, const jm_error *err, const char *op)
                               msg);
     case JM_ERR_NOT_FOUND: return api_send_error(req, 404, "not_found", NULL, "%s", msg);
     case JM_ERR_STATE: return api_send_error(req, 409, "invalid_state", NULL, "%s", msg);
+    case JM_ERR_DUPLICATE: return api_send_error(req, 409, "duplicate", err->field, "%s", msg);
     case JM_ERR_TOO_LARGE: return api_send_error(req, 413, "too_large", err->field, "%s", msg);
     case JM_ERR_REDIS:
     case JM_ERR_REPLY:

@@ -124,6 +124,21 @@ class SubmitTest(ApiTestBase):
         self.assertEqual((st, third["id"]), (200, first["id"]))
         self.assertEqual(self.queues()["idem-b"]["queued"], 1)
 
+    def test_unique_key_refuses_a_second_job_with_409(self):
+        first = self.submit({"queue": "uq", "type": "t", "unique_key": "nightly"})
+        st, _, err = self.req("POST", "/v1/jobs", {"queue": "uq", "type": "t",
+                                                  "unique_key": "nightly"})
+        self.assertEqual(st, 409, err)
+        self.assertEqual((err["error"]["code"], err["error"]["field"]), ("duplicate", "unique_key"))
+        self.assertIn(first["id"], err["error"]["message"])
+        self.assertEqual(self.queues()["uq"]["queued"], 1)
+        st, _, _ = self.req("POST", "/v1/jobs/%s/cancel" % first["id"])
+        self.assertEqual(st, 200)
+        self.submit({"queue": "uq", "type": "t", "unique_key": "nightly"})  # freed
+        self.assert_error(self.req("POST", "/v1/jobs/batch",
+                                   {"jobs": [{"type": "t", "unique_key": "x"}]}),
+                          400, "invalid_field", "jobs[0].unique_key")
+
     def test_idempotency_header_and_body_differ_is_400(self):
         self.submit({"queue": "idem-x", "type": "t"})
         before = self.queues()

@@ -11,18 +11,19 @@
 
 typedef enum jm_err {
     JM_OK = 0,
-    JM_ERR_INVALID = -1,   /* bad input: a field, a flag, a config value */
-    JM_ERR_NOT_FOUND = -2, /* no such job, queue or route */
-    JM_ERR_STATE = -3,     /* the job's state forbids the transition */
-    JM_ERR_FENCE = -4,     /* guard refused: the caller's claim is stale */
-    JM_ERR_REDIS = -5,     /* Redis unreachable or I/O failed; retry later */
-    JM_ERR_REPLY = -6,     /* Redis answered with an error or a bad shape */
-    JM_ERR_NOMEM = -7,     /* allocation failed */
-    JM_ERR_IO = -8,        /* a system call failed (errno in the message) */
-    JM_ERR_TOO_LARGE = -9, /* input over a configured limit */
-    JM_ERR_LIMIT = -10,    /* a capacity limit was reached (max_queues, ...) */
-    JM_ERR_VERSION = -11,  /* Redis layout is newer than this build */
-    JM_ERR_USAGE = -12,    /* --help / --version was asked for (not an error) */
+    JM_ERR_INVALID = -1,    /* bad input: a field, a flag, a config value */
+    JM_ERR_NOT_FOUND = -2,  /* no such job, queue or route */
+    JM_ERR_STATE = -3,      /* the job's state forbids the transition */
+    JM_ERR_FENCE = -4,      /* guard refused: the caller's claim is stale */
+    JM_ERR_REDIS = -5,      /* Redis unreachable or I/O failed; retry later */
+    JM_ERR_REPLY = -6,      /* Redis answered with an error or a bad shape */
+    JM_ERR_NOMEM = -7,      /* allocation failed */
+    JM_ERR_IO = -8,         /* a system call failed (errno in the message) */
+    JM_ERR_TOO_LARGE = -9,  /* input over a configured limit */
+    JM_ERR_LIMIT = -10,     /* a capacity limit was reached (max_queues, ...) */
+    JM_ERR_VERSION = -11,   /* Redis layout is newer than this build */
+    JM_ERR_USAGE = -12,     /* --help / --version was asked for (not an error) */
+    JM_ERR_DUPLICATE = -13, /* a unique job of that key is still held */
 } jm_err;
 
 typedef struct jm_error {

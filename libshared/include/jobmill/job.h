@@ -77,6 +77,8 @@ typedef struct jm_job_spec {
     int64_t expires_in_ms; /* 0 = never */
     int result_ttl_s;      /* 0 = the service default */
     char *idem_key;        /* NULL = none */
+    char *unique_key;      /* NULL = none (docs/api.md, unique jobs) */
+    int64_t unique_for_ms; /* 0 = held until the job ends, else a window */
 } jm_job_spec;
 
 #define JM_TIMEOUT_MAX_S 604800 /* one week */
