@@ -193,6 +193,10 @@ jm__redis_check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *w
          * over Redis) are JM_ERR_REDIS like an outage: callers retry them.
          * Everything else (a script error, a wrong type) would repeat. */
         int code = transient_error(rep->str) ? JM_ERR_REDIS : JM_ERR_REPLY;
+        /* A replica (a primary demoted by a failover): reconnect, which
+         * finds the primary again when Sentinel is in use. */
+        if (strncmp(rep->str, "READONLY", 8) == 0)
+            jm_redis_drop(r);
         jm_error_set(err, code, NULL, "redis %s: %.*s", what, (int)rep->len, rep->str);
         freeReplyObject(rep);
         return NULL;
@@ -209,9 +213,18 @@ jm_redis_connect(jm_redis *r, jm_error *err)
         return jm_error_set(err, JM_ERR_REDIS, NULL,
                             "redis %s:%d unreachable (next reconnect in %lld ms)", r->url.host,
                             r->url.port, (long long)(r->next_try_ms - jm_clock_ms()));
-    redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, jm__tv_ms(r->timeout_ms));
+    /* With Sentinel the address comes from the sentinels, at every connect. */
+    char host[256];
+    int port = r->url.port;
+    snprintf(host, sizeof(host), "%s", r->url.host);
+    bool sentinel = jm__redis_sentinel_enabled();
+    if (sentinel && jm__redis_sentinel_primary(host, &port, err) != JM_OK) {
+        jm_redis_drop(r);
+        return JM_ERR_REDIS;
+    }
+    redisContext *c = redisConnectWithTimeout(host, port, jm__tv_ms(r->timeout_ms));
     if (c == NULL || c->err) {
-        jm_error_set(err, JM_ERR_REDIS, NULL, "redis connect %s:%d: %s", r->url.host, r->url.port,
+        jm_error_set(err, JM_ERR_REDIS, NULL, "redis connect %s:%d: %s", host, port,
                      c != NULL ? c->errstr : "out of memory");
         if (c != NULL)
             redisFree(c);
@@ -236,6 +249,21 @@ jm_redis_connect(jm_redis *r, jm_error *err)
                                          "SELECT")) == NULL)
             goto failed;
         freeReplyObject(rep);
+    }
+    if (sentinel) {
+        /* the sentinels' answer can be stale (a failover in progress) */
+        rep = jm__redis_check_reply(r, redisCommand(c, "ROLE"), err, "ROLE");
+        if (rep == NULL)
+            goto failed;
+        bool primary = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+                       rep->element[0]->type == REDIS_REPLY_STRING &&
+                       strcmp(rep->element[0]->str, "master") == 0;
+        freeReplyObject(rep);
+        if (!primary) {
+            jm_error_set(err, JM_ERR_REDIS, NULL, "redis %s:%d is not the primary (yet)", host,
+                         port);
+            goto failed;
+        }
     }
     if (jm__redis_load_scripts(r, err) != JM_OK)
         goto failed;
@@ -331,4 +359,20 @@ jm_redis_pipe_discard(jm_redis *r, int n)
         r->pipe_pending--;
         freeReplyObject(out);
     }
+}
+
+int
+jm_redis_wait_replicas(jm_redis *r, int n, int timeout_ms, int *acked, jm_error *err)
+{
+    *acked = 0;
+    redisReply *rep = jm_redis_command(r, err, "WAIT %d %d", n, timeout_ms);
+    if (rep == NULL)
+        return JM_ERR_REDIS;
+    *acked = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    freeReplyObject(rep);
+    if (*acked < n)
+        return jm_error_set(err, JM_ERR_REDIS, NULL,
+                            "only %d of %d replicas confirmed the write within %d ms", *acked, n,
+                            timeout_ms);
+    return JM_OK;
 }

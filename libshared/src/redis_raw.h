@@ -9,6 +9,7 @@
 #ifndef JM_REDIS_RAW_H
 #define JM_REDIS_RAW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/time.h>
@@ -89,6 +90,10 @@ void jm__redis_observe(const jm_redis *r, int64_t start_us);
 /* jm__redis_load_scripts loads the function library on connect, once per
  * process (later connections find it there). */
 int jm__redis_load_scripts(jm_redis *r, jm_error *err);
+/* redis_sentinel.c: whether Sentinel discovery is on, and the primary's
+ * address as the sentinels see it now (JM_OK or JM_ERR_REDIS). */
+bool jm__redis_sentinel_enabled(void);
+int jm__redis_sentinel_primary(char host[256], int *port, jm_error *err);
 /* jm__redis_library_lost makes the next connect load the library again. */
 void jm__redis_library_lost(void);
 /* jm__redis_is_unloaded tells whether rep says the server lacks the library

@@ -84,6 +84,12 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     jm_config_log(&svc->cfg);
     jm_queue_set_retention(&(jm_retention){.result_ttl_s = svc->cfg.result_ttl_s,
                                            .failed_ttl_s = svc->cfg.failed_ttl_s});
+    if (jm_redis_set_sentinels(svc->cfg.redis_sentinels, svc->cfg.redis_sentinel_master, &err) !=
+        JM_OK) {
+        fprintf(stderr, "jobmill-%s: %s\n", name, err.msg);
+        jm_config_free(&svc->cfg);
+        return JM_ERR_INVALID;
+    }
 
     svc->metrics = jm_metrics_new();
     if (svc->metrics == NULL) {

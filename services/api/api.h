@@ -128,6 +128,11 @@ json_t *api_req_parse_json(api_req *req, int *status);
 /* api_send_json sends status with body (stolen; NULL sends {}) as JSON. hdrs
  * is NULL or a NULL-terminated list of name, value pairs. Returns status. */
 int api_send_json(api_req *req, int status, json_t *body, const char *const *hdrs);
+/* api_replicated waits (WAIT) until api.submit_replicas replicas confirmed
+ * the submit just written on req's connection; JM_OK at once when the
+ * setting is 0, else JM_ERR_REDIS with err set (answer 503: the job is on
+ * the primary, and a retry with its idempotency key returns it). */
+int api_replicated(api_req *req, jm_error *err);
 /* api_send_json_text sends the JSON text written into t (emptied; out of
  * memory while writing it sends 500). hdrs as for api_send_json. */
 struct jm_text;

@@ -75,9 +75,22 @@ api_jobs_submit(api_req *req)
                      NULL);
     }
     jm_job_spec_clear(&spec);
+    if (rc == JM_OK && (rc = api_replicated(req, &err)) != JM_OK)
+        jm_job_clear(&job);
     if (rc != JM_OK)
         return api_send_jm_error(req, &err, "submit");
     return send_job_created(req, res.created ? 201 : 200, &job);
+}
+
+int
+api_replicated(api_req *req, jm_error *err)
+{
+    int n = req->app->cfg->api_submit_replicas, acked = 0;
+    if (n <= 0)
+        return JM_OK;
+    /* half the Redis timeout: the answer still comes before a client that
+     * uses the same timeout gives up */
+    return jm_redis_wait_replicas(req->redis, n, req->app->cfg->redis_timeout_ms / 2, &acked, err);
 }
 
 /* transition runs cancel or retry on the job of the path and answers the job;

@@ -93,6 +93,9 @@ api_jobs_batch(api_req *req)
     if (rc == JM_OK)
         rc = jm_queue_enqueue_batch(req->redis, specs, n, req->app->cfg->api_max_queues, res,
                                     stored, &err);
+    if (rc == JM_OK && (rc = api_replicated(req, &err)) != JM_OK)
+        for (size_t i = 0; i < n; i++)
+            jm_job_clear(&stored[i]);
     if (rc != JM_OK) {
         specs_free(specs, n);
         free(res);

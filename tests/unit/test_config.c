@@ -24,6 +24,9 @@ static const char *const env_names[] = {
     "REDIS_PORT",
     "REDIS_DB",
     "REDIS_PASSWORD",
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "JOBMILL_SUBMIT_REPLICAS",
     "JOBMILL_PREFIX",
     "JOBMILL_REDIS_TIMEOUT_MS",
     "JOBMILL_LISTEN",
@@ -593,7 +596,7 @@ Test(config, flag_and_env_names_follow_the_rule)
         cr_assert(known, "%s is not cleared by the test fixture", env);
         rows++;
     }
-    cr_assert_eq(rows, 26); /* every setting with an env var and a flag */
+    cr_assert_eq(rows, 29); /* every setting with an env var and a flag */
     free(buf);
 }
 

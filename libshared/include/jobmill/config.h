@@ -36,9 +36,11 @@ typedef struct jm_cfg_handler {
 
 typedef struct jm_config {
     /* redis */
-    char *redis_url;      /* redis://[[user]:password@]host:port/db */
-    char *prefix;         /* key prefix, default "jm" */
-    int redis_timeout_ms; /* connect/command timeout, default 5000 */
+    char *redis_url;             /* redis://[[user]:password@]host:port/db */
+    char *prefix;                /* key prefix, default "jm" */
+    int redis_timeout_ms;        /* connect/command timeout, default 5000 */
+    char *redis_sentinels;       /* "host:port,..." (Sentinel discovery) or NULL */
+    char *redis_sentinel_master; /* the master name the sentinels monitor */
     /* api */
     char *api_listen;      /* "0.0.0.0:8080" */
     char *api_tokens_file; /* NULL = no auth */
@@ -46,7 +48,8 @@ typedef struct jm_config {
     int api_max_waiters;
     int api_max_queues;
     int api_drain_delay_ms;
-    int api_threads; /* civetweb worker threads, default 64 */
+    int api_threads;         /* civetweb worker threads, default 64 */
+    int api_submit_replicas; /* a submit answers after WAIT confirms this many replicas */
     /* worker */
     char *worker_metrics_listen;
     char *worker_id; /* NULL = generated host-pid-random */

@@ -35,6 +35,23 @@ typedef struct jm_redis_url {
 
 typedef struct jm_redis jm_redis;
 
+/* jm_redis_set_sentinels makes every connection of the process find its
+ * server through Redis Sentinel: list is "host:port[,host:port...]" (NULL or
+ * "" turns discovery off), master the name the sentinels monitor. Each
+ * connect asks the sentinels (the last one that answered first) for the
+ * primary, connects there (credentials and db from the handle's URL, whose
+ * host and port are then unused) and checks with ROLE that it is the primary;
+ * a connection that meets READONLY (its server was demoted) is dropped, so
+ * the next call finds the new primary. Call it before connecting (the
+ * services do at start-up). JM_OK or JM_ERR_INVALID. */
+int jm_redis_set_sentinels(const char *list, const char *master, jm_error *err);
+
+/* jm_redis_wait_replicas sends WAIT n timeout_ms on r's connection (right
+ * after a write on it): JM_OK when at least n replicas confirmed every write
+ * made on the connection so far, JM_ERR_REDIS (with *acked) when fewer did in
+ * time or Redis failed. */
+int jm_redis_wait_replicas(jm_redis *r, int n, int timeout_ms, int *acked, jm_error *err);
+
 /* A latency observer: called after every synchronous round trip (commands
  * and scripts, not pipelines) with its duration, from the calling thread.
  * Must be cheap and thread-safe. */

@@ -1,0 +1,168 @@
+"""test_sentinel.py - jobmill on Redis Sentinel with real servers on loopback
+ports: a primary, a replica and three sentinels (redis-server --sentinel).
+Under a steady stream of submits (api.submit_replicas 1, idempotency keys),
+the primary is SIGKILLed: the sentinels promote the replica, and the api,
+the worker and the janitor find the new primary by themselves (no restart);
+the old primary comes back as the new one's replica.
+Every submit the api acknowledged is on the new primary and ends succeeded
+exactly once.
+"""
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import harness
+from harness import (REDIS_SERVER, RedisClient, RedisServer, Service, die_with_parent, free_port,
+                     http, start_api, wait_for)
+
+MASTER = "jmmaster"
+
+
+class Sentinel:
+    """One redis-server --sentinel on a free loopback port watching port."""
+
+    def __init__(self, primary_port):
+        self.dir = tempfile.mkdtemp(prefix="jm-sentinel-")
+        self.port = free_port()
+        conf = os.path.join(self.dir, "sentinel.conf")
+        with open(conf, "w") as f:
+            f.write("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nlogfile sentinel.log\n"
+                    "sentinel monitor %s 127.0.0.1 %d 2\n"
+                    "sentinel down-after-milliseconds %s 1000\n"
+                    "sentinel failover-timeout %s 10000\n"
+                    "sentinel parallel-syncs %s 1\n"
+                    % (self.port, self.dir, MASTER, primary_port, MASTER, MASTER, MASTER))
+        self.proc = subprocess.Popen([REDIS_SERVER, conf, "--sentinel"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=die_with_parent)
+        wait_for(self.ping, timeout=10, what="sentinel on port %d" % self.port)
+
+    def ping(self):
+        try:
+            c = RedisClient(self.port, timeout=0.5)
+            try:
+                return c("PING") == "PONG"
+            finally:
+                c.close()
+        except OSError:
+            return False
+
+    def primary_port(self):
+        c = RedisClient(self.port, timeout=1)
+        try:
+            return int(c("SENTINEL", "get-master-addr-by-name", MASTER)[1])
+        finally:
+            c.close()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SentinelTest(unittest.TestCase):
+
+    def setUp(self):
+        self.cleanup = []
+        self.primary = RedisServer()
+        self.cleanup.append(self.primary.stop)
+        self.replica = RedisServer(extra=["--replicaof", "127.0.0.1", str(self.primary.port)])
+        self.cleanup.append(self.replica.stop)
+        wait_for(lambda: "master_link_status:up" in self.replica.cmd("INFO", "replication"),
+                 timeout=20, what="the replica in sync")
+        self.sentinels = [Sentinel(self.primary.port) for _ in range(3)]
+        for s in self.sentinels:
+            self.cleanup.append(s.stop)
+        wait_for(lambda: all("num-other-sentinels" in "".join(
+            str(x) for x in RedisClient(s.port)("SENTINEL", "master", MASTER)) for s in self.sentinels),
+            timeout=20, what="sentinels up")
+        self.env = {"REDIS_SENTINELS": ",".join("127.0.0.1:%d" % s.port for s in self.sentinels),
+                    "REDIS_SENTINEL_MASTER": MASTER,
+                    "JOBMILL_REDIS_TIMEOUT_MS": "1000"}
+
+    def tearDown(self):
+        for f in reversed(self.cleanup):
+            f()
+
+    def service(self, name, env):
+        e = dict(self.env)
+        e.update(env)
+        # the URL's host and port are unused with Sentinel: point them nowhere
+        s = Service(name, "redis://127.0.0.1:1/0", env=e).start()
+        self.cleanup.append(s.stop)
+        return s
+
+    def test_failover_keeps_every_acknowledged_job(self):
+        e = dict(self.env)
+        e["JOBMILL_SUBMIT_REPLICAS"] = "1"
+        api, base = start_api("redis://127.0.0.1:1/0", env=e)
+        self.cleanup.append(api.stop)
+        worker = self.service("worker", {"JOBMILL_LEASE_MS": "2000", "JOBMILL_HEARTBEAT_MS": "300",
+                                         "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % free_port()})
+        janitor = self.service("janitor", {"JOBMILL_JANITOR_INTERVAL_MS": "200",
+                                           "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % free_port()})
+        acked, lock, stop = {}, threading.Lock(), threading.Event()
+
+        def submitter():
+            i = 0
+            while not stop.is_set():
+                key = "sent-%d" % i
+                body = {"type": "sleep", "payload": {"ms": 20}, "idempotency_key": key}
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and not stop.is_set():
+                    try:
+                        st, _, job = http("POST", base + "/v1/jobs", body, timeout=5)
+                    except OSError:
+                        st = None
+                    if st in (200, 201):
+                        with lock:
+                            acked[key] = job["id"]
+                        break
+                    time.sleep(0.05)  # a 503 during the failover: retry the same key
+                i += 1
+                time.sleep(0.01)
+        t = threading.Thread(target=submitter, daemon=True)
+        t.start()
+        wait_for(lambda: len(acked) >= 30, timeout=30, what="submits before the failover")
+        old = self.primary.port
+        self.primary.kill()
+        t0 = time.monotonic()
+        wait_for(lambda: self.sentinels[0].primary_port() == self.replica.port, timeout=60,
+                 interval=0.2, what="the sentinels promoting the replica")
+        failover_s = time.monotonic() - t0
+        # With submit_replicas 1 the new primary acknowledges once it has a
+        # replica again: the old primary comes back and the sentinels make it
+        # one (until then submits answer 503 and the client retries its key).
+        self.primary.start()
+        n_at_failover = len(acked)
+        wait_for(lambda: len(acked) >= n_at_failover + 30, timeout=60,
+                 what="submits acknowledged by the new primary")
+        stop.set()
+        t.join(70)
+        with lock:
+            ids = dict(acked)
+        new = self.replica
+
+        def all_done():
+            for job_id in ids.values():
+                st, _, job = http("GET", base + "/v1/jobs/" + job_id)
+                if st != 200 or job["status"] != "succeeded":
+                    return False
+            return True
+        wait_for(all_done, timeout=90, interval=0.5, what="every acknowledged job succeeded")
+        for svc in (api, worker, janitor):
+            self.assertTrue(svc.alive(), "%s restarted or died" % svc.name)
+        keys = new.cmd("KEYS", "*:q:default:counts")
+        counts = dict(zip(*[iter(new.cmd("HGETALL", keys[0]))] * 2))
+        self.assertEqual(int(counts.get("succeeded", 0)), len(set(ids.values())), counts)
+        print("\nfailover from port %d to %d seen by the sentinels in %.1f s; %d acknowledged "
+              "jobs, all succeeded once" % (old, new.port, failover_s, len(ids)))
+
+
+if __name__ == "__main__":
+    unittest.main()
