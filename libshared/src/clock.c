@@ -74,3 +74,24 @@ jm_backoff_reset(jm_backoff *b)
     b->cur_ms = 0;
     return had;
 }
+
+int64_t
+jm_retry_delay_ms(int attempt, int base_ms, int max_ms, double u)
+{
+    if (attempt < 1)
+        attempt = 1;
+    if (base_ms < 0)
+        base_ms = 0;
+    if (max_ms < base_ms)
+        max_ms = base_ms;
+    int64_t d = base_ms;
+    for (int i = 1; i < attempt && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    if (u < 0)
+        u = 0;
+    if (u >= 1)
+        u = 1;
+    return (int64_t)((double)d * (0.5 + u / 2.0));
+}

@@ -193,6 +193,23 @@ int api_ui_redirect(api_req *req); /* GET /ui → 301 /ui/ */
 int api_ui_index(api_req *req);    /* GET /ui/ → index.html */
 int api_ui_asset(api_req *req);    /* GET /ui/{asset} */
 
+/* ---- HTTP workers (claim.c, leases.c) ---- */
+
+#define API_WORKER_ID_MAX 128
+
+int api_claim(api_req *req);
+int api_lease_heartbeat(api_req *req);
+int api_lease_complete(api_req *req);
+int api_lease_fail(api_req *req);
+int api_lease_progress(api_req *req);
+/* api_worker_id_valid: 1-API_WORKER_ID_MAX characters of [A-Za-z0-9_.:@-]. */
+bool api_worker_id_valid(const char *id);
+/* api_worker_ttl_ms is the registry TTL of an HTTP worker's record. */
+int api_worker_ttl_ms(const jm_config *cfg);
+/* api_lease_ms_field reads the optional "lease_ms" of body into *lease_ms.
+ * Returns 0, or the 400 it sent. */
+int api_lease_ms_field(api_req *req, const json_t *body, int *lease_ms);
+
 /* queues.c: the queue object {"name", a count per state, "paused", "limits"}.
  * New ref. */
 json_t *api_queue_to_json(const jm_queue_info *q);
