@@ -1,0 +1,247 @@
+"""test_http_worker.py - workers over HTTP against the real api, janitor and
+C worker (docs/workers-http.md).
+
+The protocol: a claim hands out jobs with lease tokens and long-polls; the
+heartbeat, complete, fail and progress routes commit under the token and
+refuse a stale, forged or unknown one with 409 lease_lost, changing nothing;
+HTTP workers show in /v1/workers; the janitor recovers an HTTP worker's
+expired lease. The clients (clients/python/jobmill.py): a Python worker
+SIGKILLed mid-job has its job recovered by the janitor and finished by a C
+worker; its late commit after losing the lease is refused with 409; a Python
+and a C worker share a queue and lose nothing. POST /v1/jobs?wait=S answers
+with the finished job.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import harness
+from harness import RedisServer, Service, free_port, http, scaled, wait_for, wait_http
+
+CLIENTS = os.path.join(harness.SOURCE_DIR, "clients", "python")
+
+
+class Stack(unittest.TestCase):
+    """A Redis, an api and (on demand) a janitor and C workers."""
+
+    def setUp(self):
+        self.redis = RedisServer()
+        self.redis.start()
+        self.services = []
+        self.procs = []
+        self.api, self.base = harness.start_api(
+            self.redis.url, env={"JOBMILL_HEARTBEAT_MS": "200", "JOBMILL_LEASE_MS": "3000",
+                                 "JOBMILL_BACKOFF_BASE_MS": "20",
+                                 "JOBMILL_BACKOFF_MAX_MS": "40"})
+
+    def tearDown(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        for s in self.services:
+            s.stop()
+        harness.stop_api(self.api, self.redis)
+
+    # ---- processes ----
+
+    def start_janitor(self):
+        port = free_port()
+        svc = Service("janitor", self.redis.url,
+                      env={"JOBMILL_JANITOR_INTERVAL_MS": "100",
+                           "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % port}).start()
+        svc.base = "http://127.0.0.1:%d" % port
+        self.services.append(svc)
+        wait_http(svc.base + "/healthz")
+        return svc
+
+    def start_c_worker(self, queues, concurrency=2):
+        port = free_port()
+        svc = Service("worker", self.redis.url,
+                      env={"JOBMILL_QUEUES": queues, "JOBMILL_CONCURRENCY": str(concurrency),
+                           "JOBMILL_LEASE_MS": "3000", "JOBMILL_HEARTBEAT_MS": "200",
+                           "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % port}).start()
+        svc.base = "http://127.0.0.1:%d" % port
+        self.services.append(svc)
+        wait_http(svc.base + "/readyz")
+        return svc
+
+    # ---- api calls ----
+
+    def submit(self, queue, type_="t", payload=None, **extra):
+        body = {"queue": queue, "type": type_, "payload": payload}
+        body.update(extra)
+        status, _, job = http("POST", self.base + "/v1/jobs", body)
+        self.assertEqual(status, 201, job)
+        return job
+
+    def get(self, jid):
+        status, _, job = http("GET", self.base + "/v1/jobs/" + jid)
+        self.assertEqual(status, 200, job)
+        return job
+
+    def claim(self, queue, worker="hw-1", max_=1, wait_s=0, **extra):
+        body = {"worker": worker, "max": max_, "wait_s": wait_s}
+        body.update(extra)
+        status, _, out = http("POST", self.base + "/v1/queues/%s/claim" % queue, body,
+                              timeout=wait_s + 10)
+        self.assertEqual(status, 200, out)
+        return out["jobs"]
+
+    def call(self, jid, what, token, **body):
+        body["lease_token"] = token
+        return http("POST", self.base + "/v1/jobs/%s/%s" % (jid, what), body)
+
+
+class ProtocolTest(Stack):
+
+    def test_claim_complete(self):
+        job = self.submit("hq", payload={"n": 1})
+        jobs = self.claim("hq", max_=5)
+        self.assertEqual(len(jobs), 1)
+        c = jobs[0]
+        self.assertEqual((c["id"], c["status"], c["payload"], c["attempts"], c["worker"]),
+                         (job["id"], "running", {"n": 1}, 1, "hw-1"))
+        fence, _, nonce = c["lease_token"].partition("-")
+        self.assertTrue(fence.isdigit() and len(nonce) == 16, c["lease_token"])
+        self.assertGreater(c["lease_deadline"], c["started_at"])
+        status, _, hb = self.call(c["id"], "heartbeat", c["lease_token"], worker="hw-1")
+        self.assertEqual(status, 200, hb)
+        self.assertFalse(hb["cancel_requested"])
+        self.assertGreaterEqual(hb["lease_deadline"], c["lease_deadline"])
+        status, _, pr = self.call(c["id"], "progress", c["lease_token"], progress=50,
+                                  message="half")
+        self.assertEqual(status, 200, pr)
+        self.assertEqual(self.get(c["id"])["progress"], {"progress": 50, "message": "half"})
+        status, _, done = self.call(c["id"], "complete", c["lease_token"], result={"ok": True})
+        self.assertEqual((status, done["status"]), (200, "succeeded"), done)
+        got = self.get(c["id"])
+        self.assertEqual((got["status"], got["result"]), ("succeeded", {"ok": True}))
+        # a second commit of the same claim is stale
+        status, _, err = self.call(c["id"], "complete", c["lease_token"], result=1)
+        self.assertEqual((status, err["error"]["code"]), (409, "lease_lost"))
+        self.assertEqual(self.get(c["id"])["result"], {"ok": True})
+
+    def test_fail_retryable_permanent_and_cancel(self):
+        a = self.submit("hf")
+        b = self.submit("hf")
+        c = self.submit("hf")
+        claimed = {j["id"]: j for j in self.claim("hf", max_=3)}
+        self.assertEqual(set(claimed), {a["id"], b["id"], c["id"]})
+        status, _, out = self.call(a["id"], "fail", claimed[a["id"]]["lease_token"], error="boom")
+        self.assertEqual((status, out["status"]), (200, "scheduled"), out)
+        status, _, out = self.call(b["id"], "fail", claimed[b["id"]]["lease_token"],
+                                   error="bad input", retryable=False)
+        self.assertEqual((status, out["status"]), (200, "failed"), out)
+        self.assertEqual(self.get(b["id"])["error"], "bad input")
+        self.assertEqual(http("POST", self.base + "/v1/jobs/%s/cancel" % c["id"])[0], 200)
+        status, _, hb = self.call(c["id"], "heartbeat", claimed[c["id"]]["lease_token"])
+        self.assertEqual((status, hb["cancel_requested"]), (200, True), hb)
+        status, _, out = self.call(c["id"], "fail", claimed[c["id"]]["lease_token"],
+                                   error="stopped: cancel requested")
+        self.assertEqual((status, out["status"]), (200, "canceled"), out)
+
+    def test_every_route_refuses_stale_forged_and_unknown_tokens(self):
+        """A token from an earlier claim (the lease expired, the janitor
+        requeued the job, another claim holds it), a forged token, another
+        job's token and an unknown job: 409 lease_lost on every fenced route,
+        and the job record stays exactly as it was."""
+        self.start_janitor()
+        job = self.submit("hs")
+        old = self.claim("hs", worker="slow", lease_ms=1000)[0]
+        wait_for(lambda: self.get(job["id"])["status"] == "queued", timeout=15,
+                 what="the janitor requeues the expired lease")
+        cur = self.claim("hs", worker="fast", wait_s=5)[0]
+        self.assertEqual(cur["id"], job["id"])
+        self.assertNotEqual(cur["lease_token"], old["lease_token"])
+        other = self.submit("hs")
+        other_c = self.claim("hs", worker="fast", wait_s=5)[0]
+        self.assertEqual(other_c["id"], other["id"])
+        fence = cur["lease_token"].partition("-")[0]
+        bad_tokens = [old["lease_token"], fence + "-0000000000000000", fence,
+                      other_c["lease_token"], "x" * 200, cur["lease_token"] + " "]
+        bodies = {"heartbeat": {}, "complete": {"result": "stolen"},
+                  "fail": {"error": "stolen", "retryable": False},
+                  "progress": {"progress": 99, "message": "stolen"}}
+        before = self.get(job["id"])
+        for route, body in bodies.items():
+            for tok in bad_tokens:
+                status, _, out = self.call(job["id"], route, tok, **body)
+                self.assertEqual(status, 409, (route, tok, out))
+                self.assertEqual(out["error"]["code"], "lease_lost")
+            # a well-formed id of no job
+            status, _, out = self.call(job["id"][:4] + "A" * 22, route, cur["lease_token"],
+                                       **body)
+            self.assertEqual((status, out["error"]["code"]), (409, "lease_lost"), (route, out))
+        self.assertEqual(self.get(job["id"]), before)
+        # the current token still works
+        status, _, out = self.call(job["id"], "complete", cur["lease_token"], result="mine")
+        self.assertEqual((status, out["status"]), (200, "succeeded"), out)
+        self.assertEqual(self.get(job["id"])["result"], "mine")
+
+    def test_long_poll_wakes_on_submit_and_times_out(self):
+        t0 = time.monotonic()
+        self.assertEqual(self.claim("hl", wait_s=0.5), [])
+        self.assertGreaterEqual(time.monotonic() - t0, 0.45)
+        out = {}
+
+        def poll():
+            out["jobs"] = self.claim("hl", wait_s=20)
+            out["t"] = time.monotonic()
+        th = threading.Thread(target=poll)
+        th.start()
+        wait_for(lambda: any(w["id"] == "hw-1" for w in
+                             http("GET", self.base + "/v1/workers")[2]["workers"]),
+                 what="the claiming worker is registered")
+        job = self.submit("hl")
+        t_submit = time.monotonic()
+        th.join(30)
+        self.assertFalse(th.is_alive())
+        self.assertEqual([j["id"] for j in out["jobs"]], [job["id"]])
+        self.assertLess(out["t"] - t_submit, 5.0)
+
+    def test_workers_listing_and_bad_bodies(self):
+        self.claim("hw", worker="py-7", max_=3, host="box-1", pid=42, queues=["hw", "other"])
+        workers = http("GET", self.base + "/v1/workers")[2]["workers"]
+        w = [w for w in workers if w["id"] == "py-7"]
+        self.assertEqual(len(w), 1, workers)
+        self.assertEqual((w[0]["host"], w[0]["pid"], w[0]["queues"], w[0]["concurrency"]),
+                         ("box-1", 42, ["hw", "other"], 3))
+        url = self.base + "/v1/queues/hw/claim"
+        for body, field in (({"max": 1}, "worker"), ({"worker": "a b"}, "worker"),
+                            ({"worker": "w", "max": 0}, "max"),
+                            ({"worker": "w", "max": 101}, "max"),
+                            ({"worker": "w", "wait_s": 61}, "wait_s"),
+                            ({"worker": "w", "lease_ms": 10}, "lease_ms")):
+            status, _, out = http("POST", url, body)
+            self.assertEqual((status, out["error"].get("field")), (400, field), body)
+        self.assertEqual(http("POST", url, "[1]", {"Content-Type": "application/json"})[0], 400)
+        job = self.submit("hw")
+        status, _, out = http("POST", self.base + "/v1/jobs/%s/complete" % job["id"], {})
+        self.assertEqual((status, out["error"]["field"]), (400, "lease_token"))
+        status, _, out = http("POST", self.base + "/v1/jobs/nope/heartbeat", {"lease_token": "1-a"})
+        self.assertEqual(status, 404)
+        self.assertEqual(self.get(job["id"])["status"], "queued")
+
+    def test_janitor_recovers_an_http_lease_for_a_c_worker(self):
+        self.start_janitor()
+        job = self.submit("hr", "echo", {"v": 3})
+        c = self.claim("hr", worker="gone", lease_ms=1000)[0]
+        self.assertEqual(c["id"], job["id"])
+        self.start_c_worker("hr")
+        wait_for(lambda: self.get(job["id"])["status"] == "succeeded", timeout=20,
+                 what="the janitor requeues the HTTP worker's job and a C worker runs it")
+        got = self.get(job["id"])
+        self.assertEqual((got["result"], got["attempts"]), ({"v": 3}, 2))
+        status, _, out = self.call(job["id"], "complete", c["lease_token"], result="late")
+        self.assertEqual(status, 409, out)
+        self.assertEqual(self.get(job["id"])["result"], {"v": 3})
+
+
+if __name__ == "__main__":
+    unittest.main()
