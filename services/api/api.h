@@ -119,6 +119,9 @@ int api_req_read_body(api_req *req);
 /* api_req_query copies query parameter name (URL-decoded) into buf. Returns
  * 1 when present, 0 when absent, -1 when too long. */
 int api_req_query(const api_req *req, const char *name, char *buf, size_t len);
+/* api_req_wait reads ?wait=S (seconds, 0-60, fractions allowed) into *secs
+ * (0 when absent). Returns 0, or -1 when it is malformed. */
+int api_req_wait(const api_req *req, double *secs);
 /* api_req_parse_json parses req->body. Returns a new reference or NULL after
  * sending 400 bad_json (*status gets it). */
 json_t *api_req_parse_json(api_req *req, int *status);
@@ -175,6 +178,11 @@ void api_auth_free(api_auth *a);
 int api_jobs_submit(api_req *req);
 int api_jobs_batch(api_req *req);
 int api_jobs_get(api_req *req);
+/* api_job_wait long-polls (jobs_get.c) until job id is terminal or secs
+ * pass, keeping *job (read already) current; answers at once when secs is 0,
+ * the job is terminal or no long-poll slot is free. JM_OK or the error of a
+ * deciding read (*job then stays as last read). */
+int api_job_wait(api_req *req, const char *id, jm_job *job, double secs, jm_error *err);
 int api_jobs_cancel(api_req *req);
 int api_jobs_retry(api_req *req);
 int api_queues_list(api_req *req);

@@ -243,5 +243,35 @@ class ProtocolTest(Stack):
         self.assertEqual(self.get(job["id"])["result"], {"v": 3})
 
 
+class SubmitWaitTest(Stack):
+
+    def test_submit_and_wait(self):
+        self.start_c_worker("sw")
+        status, _, job = http("POST", self.base + "/v1/jobs?wait=20",
+                              {"queue": "sw", "type": "echo", "payload": {"x": 1}}, timeout=30)
+        self.assertEqual(status, 201, job)
+        self.assertEqual((job["status"], job["result"]), ("succeeded", {"x": 1}))
+        # idempotent resubmit: 200 with the finished job at once
+        body = {"queue": "sw", "type": "echo", "payload": 2, "idempotency_key": "k1"}
+        status, _, first = http("POST", self.base + "/v1/jobs?wait=20", body, timeout=30)
+        self.assertEqual((status, first["status"]), (201, "succeeded"))
+        status, _, again = http("POST", self.base + "/v1/jobs?wait=20", body, timeout=30)
+        self.assertEqual((status, again["id"], again["result"]), (200, first["id"], 2))
+
+    def test_timeout_answers_the_job_as_it_is_and_bad_wait_stores_nothing(self):
+        t0 = time.monotonic()
+        status, _, job = http("POST", self.base + "/v1/jobs?wait=0.5",
+                              {"queue": "nobody", "type": "t"})
+        self.assertEqual((status, job["status"]), (201, "queued"))
+        self.assertGreaterEqual(time.monotonic() - t0, 0.45)
+        for bad in ("61", "-1", "x", "1e1", ""):
+            status, _, out = http("POST", self.base + "/v1/jobs?wait=" + bad,
+                                  {"queue": "nobody", "type": "t"})
+            self.assertEqual((status, out["error"]["field"]), (400, "wait"), bad)
+        status, _, q = http("GET", self.base + "/v1/queues")
+        counts = [x for x in q["queues"] if x["name"] == "nobody"][0]
+        self.assertEqual(counts["queued"], 1)
+
+
 if __name__ == "__main__":
     unittest.main()
