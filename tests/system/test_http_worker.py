@@ -44,6 +44,8 @@ class Stack(unittest.TestCase):
             if p.poll() is None:
                 p.kill()
             p.wait()
+            if getattr(p, "log", None):
+                p.log.close()
         for s in self.services:
             s.stop()
         harness.stop_api(self.api, self.redis)
@@ -271,6 +273,151 @@ class SubmitWaitTest(Stack):
         status, _, q = http("GET", self.base + "/v1/queues")
         counts = [x for x in q["queues"] if x["name"] == "nobody"][0]
         self.assertEqual(counts["queued"], 1)
+
+
+class PythonWorkerTest(Stack):
+    """clients/python: the example worker as a process, the Client in-process."""
+
+    def setUp(self):
+        super().setUp()
+        sys.path.insert(0, CLIENTS)
+        import jobmill
+        self.jobmill = jobmill
+        self.client = jobmill.Client(self.base)
+
+    def start_py_worker(self, queues, concurrency=2, lease_ms=2000, worker_id=None):
+        log = open(os.path.join(self.api.logdir, "py-worker-%d.log" % len(self.procs)), "w+b")
+        args = [sys.executable, os.path.join(CLIENTS, "example_worker.py"), "--url", self.base,
+                "--queues", queues, "--concurrency", str(concurrency), "--lease-ms",
+                str(lease_ms), "--wait-s", "2", "--grace-s", "20"]
+        if worker_id:
+            args += ["--worker-id", worker_id]
+        p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                             preexec_fn=harness.die_with_parent)
+        p.log = log
+        p.worker_id = worker_id
+        self.procs.append(p)
+        if worker_id:
+            wait_for(lambda: any(w["id"] == worker_id for w in self.client.workers()),
+                     timeout=15, what="the Python worker registers")
+        return p
+
+    @staticmethod
+    def log_of(p):
+        p.log.flush()
+        p.log.seek(0)
+        return p.log.read().decode("utf-8", "replace")
+
+    def wait_running_on(self, jid, worker_id, timeout=15):
+        wait_for(lambda: (lambda j: j["status"] == "running" and j["worker"] == worker_id)(
+            self.get(jid)), timeout=timeout, what="job %s running on %s" % (jid, worker_id))
+
+    def test_python_worker_runs_jobs_and_stops_gracefully(self):
+        self.start_janitor()  # promotes the retry of the failed attempt
+        p = self.start_py_worker("py", worker_id="py-a")
+        job = self.client.submit("echo", {"x": [1, 2]}, queue="py", wait=20)
+        self.assertEqual((job["status"], job["result"], job["worker"]),
+                         ("succeeded", {"x": [1, 2]}, "py-a"))
+        job = self.client.submit("wordcount", {"text": "a b c"}, queue="py", wait=20)
+        self.assertEqual(job["result"], {"words": 3})
+        job = self.client.submit("fail", {"message": "nope", "permanent": True}, queue="py",
+                                 wait=20)
+        self.assertEqual((job["status"], job["error"], job["attempts"]), ("failed", "nope", 1))
+        job = self.client.submit("unknown.type", queue="py", wait=20)
+        self.assertEqual((job["status"], job["error"]),
+                         ("failed", 'no handler for type "unknown.type"'))
+        job = self.client.submit("fail", {"message": "again"}, queue="py", max_attempts=2,
+                                 wait=20)
+        job = self.client.wait(job["id"], timeout=20)
+        self.assertEqual((job["status"], job["attempts"]), ("failed", 2))
+        # SIGTERM with a job in flight: it finishes, then the worker exits 0
+        slow = self.client.submit("sleep", {"ms": 1500}, queue="py")
+        self.wait_running_on(slow["id"], "py-a")
+        wait_for(lambda: self.get(slow["id"])["progress"] is not None, timeout=10,
+                 what="progress reported")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0, self.log_of(p))
+        self.assertEqual(self.get(slow["id"])["status"], "succeeded")
+
+    def test_sigkill_mid_job_is_recovered_and_finished_by_a_c_worker(self):
+        self.start_janitor()
+        p = self.start_py_worker("pk", worker_id="py-k")
+        job = self.client.submit("sleep", {"ms": 1000}, queue="pk")
+        self.wait_running_on(job["id"], "py-k")
+        p.kill()
+        p.wait()
+        c = self.start_c_worker("pk")
+        done = self.client.wait(job["id"], timeout=30)
+        self.assertEqual(done["status"], "succeeded", done)
+        self.assertEqual(done["attempts"], 2)
+        self.assertNotEqual(done["worker"], "py-k")
+        self.assertTrue(c.alive())
+        # the killed worker leaves the registry once its record expires
+        wait_for(lambda: all(w["id"] != "py-k" for w in self.client.workers()), timeout=30,
+                 what="the killed worker is pruned")
+
+    def test_late_commit_after_losing_the_lease_is_refused(self):
+        """In-process with the Client: every late call is 409 LeaseLost and
+        the new holder's result stands. Then the example worker frozen
+        (SIGSTOP) past its lease: its commit after SIGCONT is refused."""
+        self.start_janitor()
+        cl = self.client
+        job = cl.submit("sleep", {"ms": 500}, queue="pl")
+        mine = cl.claim("pl", "py-late", lease_ms=1000)[0]
+        wait_for(lambda: self.get(job["id"])["status"] == "queued", timeout=15,
+                 what="the lease expires and the janitor requeues the job")
+        theirs = cl.claim("pl", "py-new", wait_s=5)[0]
+        cl.complete(job["id"], theirs["lease_token"], "theirs")
+        for call in (lambda: cl.complete(job["id"], mine["lease_token"], "mine"),
+                     lambda: cl.fail(job["id"], mine["lease_token"], "x", retryable=False),
+                     lambda: cl.heartbeat(job["id"], mine["lease_token"]),
+                     lambda: cl.progress(job["id"], mine["lease_token"], 10)):
+            with self.assertRaises(self.jobmill.LeaseLost) as ctx:
+                call()
+            self.assertEqual((ctx.exception.status, ctx.exception.code), (409, "lease_lost"))
+        self.assertEqual(self.get(job["id"])["result"], "theirs")
+
+        p = self.start_py_worker("pf", worker_id="py-frozen", lease_ms=1000)
+        job = cl.submit("sleep", {"ms": 1500}, queue="pf")
+        self.wait_running_on(job["id"], "py-frozen")
+        p.send_signal(signal.SIGSTOP)
+        try:
+            self.start_c_worker("pf")
+            done = cl.wait(job["id"], timeout=30)
+            self.assertEqual(done["status"], "succeeded")
+            self.assertNotEqual(done["worker"], "py-frozen")
+        finally:
+            p.send_signal(signal.SIGCONT)
+        wait_for(lambda: '"lease_lost"' in self.log_of(p) or '"lease lost"' in self.log_of(p),
+                 timeout=20, what="the frozen worker learns it lost the lease")
+        wait_for(lambda: "commit refused: lease lost" in self.log_of(p), timeout=20,
+                 what="its late commit is refused")
+        line = [x for x in self.log_of(p).splitlines() if "commit refused" in x][0]
+        self.assertEqual(json.loads(line)["http_status"], 409)
+        self.assertEqual(cl.get(job["id"])["worker"], done["worker"])
+
+    def test_python_and_c_workers_share_a_queue_under_a_kill(self):
+        self.start_janitor()
+        n = scaled(60, minimum=20)
+        ids = [self.client.submit("sleep", {"ms": 100}, queue="mix")["id"] for _ in range(n)]
+        self.start_c_worker("mix", concurrency=2)
+        p = self.start_py_worker("mix", concurrency=3, worker_id="py-m1")
+        wait_for(lambda: sum(1 for i in ids if self.get(i)["worker"] == "py-m1") >= 3,
+                 timeout=30, what="the Python worker takes jobs")
+        p.kill()
+        p.wait()
+        self.start_py_worker("mix", concurrency=3, worker_id="py-m2")
+        jobs = [self.client.wait(i, timeout=60) for i in ids]
+        self.assertEqual([j["status"] for j in jobs], ["succeeded"] * n)
+        by = {}
+        for j in jobs:
+            by[j["worker"]] = by.get(j["worker"], 0) + 1
+        self.assertTrue(any(w.startswith("py-m") for w in by), by)
+        self.assertTrue(any(not w.startswith("py-m") for w in by), by)
+        status, _, q = http("GET", self.base + "/v1/queues")
+        mix = [x for x in q["queues"] if x["name"] == "mix"][0]
+        self.assertEqual((mix["succeeded"], mix["queued"], mix["running"], mix["failed"]),
+                         (n, 0, 0, 0))
 
 
 if __name__ == "__main__":
