@@ -13,6 +13,7 @@ with the finished job.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -418,6 +419,39 @@ class PythonWorkerTest(Stack):
         mix = [x for x in q["queues"] if x["name"] == "mix"][0]
         self.assertEqual((mix["succeeded"], mix["queued"], mix["running"], mix["failed"]),
                          (n, 0, 0, 0))
+
+
+class NodeWorkerTest(Stack):
+    """clients/node/example_worker.mjs (built-in fetch) as a process."""
+
+    def test_node_worker_runs_jobs_and_stops_gracefully(self):
+        node = shutil.which("node")
+        self.assertIsNotNone(node, "node is missing (scripts/lib/deps.sh installs nodejs)")
+        log = open(os.path.join(self.api.logdir, "node-worker.log"), "w+b")
+        env = dict(os.environ, JOBMILL_URL=self.base, JOBMILL_QUEUES="nq",
+                   JOBMILL_WORKER_ID="node-1", JOBMILL_CONCURRENCY="2", JOBMILL_WAIT_S="2")
+        p = subprocess.Popen([node, os.path.join(harness.SOURCE_DIR, "clients", "node",
+                                                 "example_worker.mjs")],
+                             env=env, stdout=log, stderr=subprocess.STDOUT,
+                             preexec_fn=harness.die_with_parent)
+        p.log = log
+        self.procs.append(p)
+        status, _, job = http("POST", self.base + "/v1/jobs?wait=20",
+                              {"queue": "nq", "type": "wordcount", "payload": {"text": "x y"}},
+                              timeout=30)
+        self.assertEqual((job["status"], job["result"], job["worker"]),
+                         ("succeeded", {"words": 2}, "node-1"), job)
+        status, _, job = http("POST", self.base + "/v1/jobs?wait=20",
+                              {"queue": "nq", "type": "nope", "max_attempts": 5}, timeout=30)
+        self.assertEqual((job["status"], job["attempts"], job["error"]),
+                         ("failed", 1, 'no handler for type "nope"'), job)
+        slow = self.submit("nq", "sleep", {"ms": 1000})
+        wait_for(lambda: self.get(slow["id"])["status"] == "running", timeout=15,
+                 what="the sleep job runs")
+        p.send_signal(signal.SIGTERM)
+        log.flush()
+        self.assertEqual(p.wait(30), 0)
+        self.assertEqual(self.get(slow["id"])["status"], "succeeded")
 
 
 if __name__ == "__main__":
