@@ -1,4 +1,5 @@
-/* clock.c - monotonic and wall time, monotonic condition waits (clock.h). */
+/* clock.c - monotonic and wall time, monotonic condition waits, the retry
+ * delay (clock.h). */
 #include <errno.h>
 #include <time.h>
 #include "jobmill/clock.h"
