@@ -32,7 +32,6 @@ class Stack(unittest.TestCase):
 
     def setUp(self):
         self.redis = RedisServer()
-        self.redis.start()
         self.services = []
         self.procs = []
         self.api, self.base = harness.start_api(
@@ -159,11 +158,11 @@ class ProtocolTest(Stack):
         old = self.claim("hs", worker="slow", lease_ms=1000)[0]
         wait_for(lambda: self.get(job["id"])["status"] == "queued", timeout=15,
                  what="the janitor requeues the expired lease")
-        cur = self.claim("hs", worker="fast", wait_s=5)[0]
+        cur = self.claim("hs", worker="fast", wait_s=5, lease_ms=60000)[0]
         self.assertEqual(cur["id"], job["id"])
         self.assertNotEqual(cur["lease_token"], old["lease_token"])
         other = self.submit("hs")
-        other_c = self.claim("hs", worker="fast", wait_s=5)[0]
+        other_c = self.claim("hs", worker="fast", wait_s=5, lease_ms=60000)[0]
         self.assertEqual(other_c["id"], other["id"])
         fence = cur["lease_token"].partition("-")[0]
         bad_tokens = [old["lease_token"], fence + "-0000000000000000", fence,
@@ -343,7 +342,7 @@ class PythonWorkerTest(Stack):
     def test_sigkill_mid_job_is_recovered_and_finished_by_a_c_worker(self):
         self.start_janitor()
         p = self.start_py_worker("pk", worker_id="py-k")
-        job = self.client.submit("sleep", {"ms": 1000}, queue="pk")
+        job = self.client.submit("sleep", {"ms": 2000}, queue="pk")
         self.wait_running_on(job["id"], "py-k")
         p.kill()
         p.wait()
@@ -379,7 +378,7 @@ class PythonWorkerTest(Stack):
         self.assertEqual(self.get(job["id"])["result"], "theirs")
 
         p = self.start_py_worker("pf", worker_id="py-frozen", lease_ms=1000)
-        job = cl.submit("sleep", {"ms": 1500}, queue="pf")
+        job = cl.submit("sleep", {"ms": 3000}, queue="pf")
         self.wait_running_on(job["id"], "py-frozen")
         p.send_signal(signal.SIGSTOP)
         try:
@@ -399,13 +398,19 @@ class PythonWorkerTest(Stack):
 
     def test_python_and_c_workers_share_a_queue_under_a_kill(self):
         self.start_janitor()
-        n = scaled(60, minimum=20)
-        ids = [self.client.submit("sleep", {"ms": 100}, queue="mix")["id"] for _ in range(n)]
-        self.start_c_worker("mix", concurrency=2)
+        n = scaled(60, minimum=30)
+        ids = [self.client.submit("sleep", {"ms": 500}, queue="mix")["id"] for _ in range(n)]
+
+        def on(worker, states):
+            return [i for i in ids if (lambda j: j["worker"] == worker and j["status"] in states)(
+                self.get(i))]
         p = self.start_py_worker("mix", concurrency=3, worker_id="py-m1")
-        wait_for(lambda: sum(1 for i in ids if self.get(i)["worker"] == "py-m1") >= 3,
-                 timeout=30, what="the Python worker takes jobs")
-        p.kill()
+        wait_for(lambda: len(on("py-m1", ("succeeded",))) >= 3, timeout=30, interval=0.05,
+                 what="the Python worker finishes jobs")
+        self.start_c_worker("mix", concurrency=2)
+        wait_for(lambda: on("py-m1", ("running",)), timeout=30, interval=0.02,
+                 what="the Python worker holds a job")
+        p.kill()  # mid-job
         p.wait()
         self.start_py_worker("mix", concurrency=3, worker_id="py-m2")
         jobs = [self.client.wait(i, timeout=60) for i in ids]
@@ -413,8 +418,9 @@ class PythonWorkerTest(Stack):
         by = {}
         for j in jobs:
             by[j["worker"]] = by.get(j["worker"], 0) + 1
-        self.assertTrue(any(w.startswith("py-m") for w in by), by)
+        self.assertGreaterEqual(by.get("py-m1", 0), 3, by)
         self.assertTrue(any(not w.startswith("py-m") for w in by), by)
+        self.assertTrue(any(j["attempts"] == 2 for j in jobs), "a killed job ran again")
         status, _, q = http("GET", self.base + "/v1/queues")
         mix = [x for x in q["queues"] if x["name"] == "mix"][0]
         self.assertEqual((mix["succeeded"], mix["queued"], mix["running"], mix["failed"]),
