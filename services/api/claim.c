@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include "api.h"
 #include "jobmill/clock.h"
 #include "jobmill/log.h"
@@ -34,7 +33,8 @@
 #define API_CLAIM_MAX 100        /* jobs per claim call */
 #define API_CLAIM_WAIT_MAX_S 60  /* like GET ?wait */
 #define API_CLAIM_SLICE_MS 500   /* longest uninterrupted block on the wake list */
-#define API_WORKER_FIELD_MAX 128 /* host and queue list lengths in the registry */
+#define API_WORKER_FIELD_MAX 128 /* a host name in the registry */
+#define API_CLAIM_QUEUES_MAX 16  /* queue names a worker may list */
 
 /* The registry record a claim body describes. */
 typedef struct claim_body {
@@ -43,7 +43,7 @@ typedef struct claim_body {
     double wait_s;
     int lease_ms;
     char host[API_WORKER_FIELD_MAX + 1];
-    char queues[API_WORKER_FIELD_MAX * 4 + 1];
+    char queues[API_CLAIM_QUEUES_MAX * (JM_QUEUE_MAX + 1) + 1];
     int pid, concurrency, busy;
 } claim_body;
 
@@ -73,7 +73,7 @@ queues_field(api_req *req, const json_t *body, claim_body *b)
         return 0;
     size_t i, used = 0;
     const json_t *q;
-    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > 16)
+    if (!json_is_array(v) || json_array_size(v) < 1 || json_array_size(v) > API_CLAIM_QUEUES_MAX)
         goto bad;
     json_array_foreach(v, i, q)
     {

@@ -214,12 +214,18 @@ class ProtocolTest(Stack):
         self.assertEqual(len(w), 1, workers)
         self.assertEqual((w[0]["host"], w[0]["pid"], w[0]["queues"], w[0]["concurrency"]),
                          ("box-1", 42, ["hw", "other"], 3))
+        many = ["q%02d-%s" % (i, "x" * 60) for i in range(16)]  # the longest list allowed
+        self.claim("hw", worker="py-8", queues=many)
+        w = [w for w in http("GET", self.base + "/v1/workers")[2]["workers"] if w["id"] == "py-8"]
+        self.assertEqual(w[0]["queues"], many)
         url = self.base + "/v1/queues/hw/claim"
         for body, field in (({"max": 1}, "worker"), ({"worker": "a b"}, "worker"),
                             ({"worker": "w", "max": 0}, "max"),
                             ({"worker": "w", "max": 101}, "max"),
                             ({"worker": "w", "wait_s": 61}, "wait_s"),
-                            ({"worker": "w", "lease_ms": 10}, "lease_ms")):
+                            ({"worker": "w", "lease_ms": 10}, "lease_ms"),
+                            ({"worker": "w", "queues": many + ["one-more"]}, "queues"),
+                            ({"worker": "w", "queues": ["bad name"]}, "queues")):
             status, _, out = http("POST", url, body)
             self.assertEqual((status, out["error"].get("field")), (400, field), body)
         self.assertEqual(http("POST", url, "[1]", {"Content-Type": "application/json"})[0], 400)
