@@ -13,9 +13,10 @@
  * Long-poll: when a claim finds nothing, the request blocks on the queue's
  * wake list (jm_wake_wait, as an idle C worker does) in slices of at most
  * API_CLAIM_SLICE_MS, so a stopping api answers within a slice; each wake
- * or slice end claims again. A waiting claim holds one of the long-poll
- * slots shared with GET ?wait (api.max_waiters); when none is free the claim
- * answers at once. A claim whose reply from Redis was lost is taken back
+ * or slice end claims again; a claim held back by an operator limit (rate,
+ * concurrency) claims again when the limit says it may. A waiting claim
+ * holds one of the long-poll slots shared with GET ?wait (api.max_waiters);
+ * when none is free the claim answers at once. A claim whose reply from Redis was lost is taken back
  * with jm_queue_claim_recover on the spot; one whose HTTP answer never
  * reaches the worker is recovered by lease expiry (the janitor).
  */
@@ -150,9 +151,12 @@ beat(api_req *req, const claim_body *b, jm_error *err)
 
 /* claim_once claims into buf[*total..max), calling again while the claim
  * says more entries wait; a lost reply is taken back at once. Returns
- * JM_OK or the error (err set); *total counts what was claimed. */
+ * JM_OK or the error (err set); *total counts what was claimed, and
+ * *throttle_ms how long an operator limit (rate, concurrency) holds the
+ * queue back (0 = not held). */
 static int
-claim_once(api_req *req, const claim_body *b, jm_claim *buf, int *total, jm_error *err)
+claim_once(api_req *req, const claim_body *b, jm_claim *buf, int *total, int *throttle_ms,
+           jm_error *err)
 {
     jm_claim_call call = {.queue = req->param, .lease_ms = b->lease_ms, .worker_id = b->worker};
     do {
@@ -172,7 +176,8 @@ claim_once(api_req *req, const claim_body *b, jm_claim *buf, int *total, jm_erro
         }
         if (rc != JM_OK)
             return rc;
-    } while (call.more && *total < b->max);
+        *throttle_ms = call.throttle_ms;
+    } while (call.more && *total < b->max && call.throttle_ms <= 0);
     return JM_OK;
 }
 
@@ -215,7 +220,8 @@ claim_loop(api_req *req, const claim_body *b, jm_claim *buf, int *total, jm_erro
     const char *queues[1] = {req->param};
     int rc;
     for (;;) {
-        if ((rc = claim_once(req, b, buf, total, err)) != JM_OK || *total > 0)
+        int throttle_ms = 0;
+        if ((rc = claim_once(req, b, buf, total, &throttle_ms, err)) != JM_OK || *total > 0)
             break;
         now = jm_clock_ms();
         if (now >= deadline || atomic_load(&app->stopping) || api_waiters_stopping(app->waiters))
@@ -228,6 +234,8 @@ claim_loop(api_req *req, const claim_body *b, jm_claim *buf, int *total, jm_erro
             next_beat = now + app->cfg->heartbeat_ms;
         }
         int64_t slice = deadline - now < API_CLAIM_SLICE_MS ? deadline - now : API_CLAIM_SLICE_MS;
+        if (throttle_ms > 0 && throttle_ms < slice)
+            slice = throttle_ms; /* a limit holds the queue back: claim again when it lets go */
         if ((rc = jm_wake_wait(req->redis, queues, 1, (int)(slice > 0 ? slice : 1), err)) != JM_OK)
             break;
     }

@@ -207,6 +207,28 @@ class ProtocolTest(Stack):
         self.assertEqual([j["id"] for j in out["jobs"]], [job["id"]])
         self.assertLess(out["t"] - t_submit, 5.0)
 
+    def test_operator_limits_hold_http_claims_back(self):
+        """A queue's concurrency cap counts HTTP workers' claims too; a claim
+        held back waits and gets the job once the cap lets go."""
+        for _ in range(3):
+            self.submit("hc")
+        status, _, out = http("PUT", self.base + "/v1/queues/hc/limits", {"concurrency": 1})
+        self.assertEqual(status, 200, out)
+        first = self.claim("hc", max_=5)
+        self.assertEqual(len(first), 1)
+        self.assertEqual(self.claim("hc", max_=5, wait_s=0.3), [])
+        out = {}
+
+        def poll():
+            out["jobs"] = self.claim("hc", worker="hw-2", max_=5, wait_s=20)
+        th = threading.Thread(target=poll)
+        th.start()
+        status, _, done = self.call(first[0]["id"], "complete", first[0]["lease_token"])
+        self.assertEqual(status, 200, done)
+        th.join(30)
+        self.assertFalse(th.is_alive())
+        self.assertEqual(len(out["jobs"]), 1, out)
+
     def test_workers_listing_and_bad_bodies(self):
         self.claim("hw", worker="py-7", max_=3, host="box-1", pid=42, queues=["hw", "other"])
         workers = http("GET", self.base + "/v1/workers")[2]["workers"]
