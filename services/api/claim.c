@@ -16,9 +16,10 @@
  * or slice end claims again; a claim held back by an operator limit (rate,
  * concurrency) claims again when the limit says it may. A waiting claim
  * holds one of the long-poll slots shared with GET ?wait (api.max_waiters);
- * when none is free the claim answers at once. A claim whose reply from Redis was lost is taken back
- * with jm_queue_claim_recover on the spot; one whose HTTP answer never
- * reaches the worker is recovered by lease expiry (the janitor).
+ * when none is free the claim answers at once. A claim whose reply from
+ * Redis was lost is taken back with jm_queue_claim_recover on the spot; one
+ * whose HTTP answer never reaches the worker is recovered by lease expiry
+ * (the janitor).
  */
 #include <math.h>
 #include <stdio.h>
