@@ -1,6 +1,6 @@
 /* jobs.c - POST /v1/jobs (submit one; ?wait=S then long-polls like GET
- * ?wait), POST /v1/jobs/{id}/cancel and POST /v1/jobs/{id}/retry. The batch submit is in jobs_batch.c and the
- * (long-polling) read in jobs_get.c.
+ * ?wait), POST /v1/jobs/{id}/cancel and POST /v1/jobs/{id}/retry. The batch
+ * submit is in jobs_batch.c and the (long-polling) read in jobs_get.c.
  *
  * Idempotency: the key comes from the Idempotency-Key header or the body's
  * idempotency_key (both given and different: 400). The enqueue script returns

@@ -1,8 +1,9 @@
 /* tick.c - one janitor tick: over every queue, in bounded batches, re-queue
  * expired leases, promote due scheduled/retry jobs, expire queued jobs past
  * their deadline, drop dead entries from the head of pending, and purge
- * finished records past retention; then prune dead
- * workers, set the worker liveness gauges and, every janitor.reconcile_every ticks, run a reconciler pass.
+ * finished records past retention; then prune dead workers, set the worker
+ * liveness gauges and, every janitor.reconcile_every ticks, run a
+ * reconciler pass.
  * Each duty is one libshared call (one Lua script that re-checks its guard),
  * so several janitors may tick at once. */
 #include <stdio.h>
