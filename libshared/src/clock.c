@@ -1,4 +1,5 @@
-/* clock.c - monotonic and wall time, monotonic condition waits (clock.h). */
+/* clock.c - monotonic and wall time, monotonic condition waits, the retry
+ * delay (clock.h). */
 #include <errno.h>
 #include <time.h>
 #include "jobmill/clock.h"
@@ -73,4 +74,25 @@ jm_backoff_reset(jm_backoff *b)
     int had = b->cur_ms != 0;
     b->cur_ms = 0;
     return had;
+}
+
+int64_t
+jm_retry_delay_ms(int attempt, int base_ms, int max_ms, double u)
+{
+    if (attempt < 1)
+        attempt = 1;
+    if (base_ms < 0)
+        base_ms = 0;
+    if (max_ms < base_ms)
+        max_ms = base_ms;
+    int64_t d = base_ms;
+    for (int i = 1; i < attempt && d < max_ms; i++)
+        d *= 2;
+    if (d > max_ms)
+        d = max_ms;
+    if (u < 0)
+        u = 0;
+    if (u >= 1)
+        u = 1;
+    return (int64_t)((double)d * (0.5 + u / 2.0));
 }

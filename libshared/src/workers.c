@@ -152,3 +152,41 @@ jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err)
     freeReplyObject(rep);
     return JM_OK;
 }
+
+int
+jm_workers_touch(jm_redis *r, const char *id, int ttl_ms, int busy, bool *found, jm_error *err)
+{
+    char ttl[16], sbusy[16] = "";
+    snprintf(ttl, sizeof(ttl), "%d", ttl_ms);
+    if (busy >= 0)
+        snprintf(sbusy, sizeof(sbusy), "%d", busy);
+    jm_call c;
+    jm_call_init(&c, r, NULL, NULL);
+    jm_call_arg(&c, id);
+    jm_call_arg(&c, ttl);
+    jm_call_arg(&c, sbusy);
+    long long code = 0;
+    int rc = jm_call_int(r, &c, "worker_touch", &code, err);
+    if (rc == JM_OK && found != NULL)
+        *found = code == 1;
+    return rc;
+}
+
+int
+jm_workers_stats(jm_redis *r, int64_t *live, int64_t *max_age_ms, jm_error *err)
+{
+    jm_call c;
+    jm_call_init(&c, r, NULL, NULL);
+    redisReply *rep = jm_call_run(r, &c, "workers_stats", err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    int rc = JM_OK;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+        *live = jm__reply_ll(rep->element[0]);
+        *max_age_ms = jm__reply_ll(rep->element[1]);
+    } else {
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "workers_stats: unexpected reply");
+    }
+    freeReplyObject(rep);
+    return rc;
+}

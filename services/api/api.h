@@ -119,6 +119,9 @@ int api_req_read_body(api_req *req);
 /* api_req_query copies query parameter name (URL-decoded) into buf. Returns
  * 1 when present, 0 when absent, -1 when too long. */
 int api_req_query(const api_req *req, const char *name, char *buf, size_t len);
+/* api_req_wait reads ?wait=S (seconds, 0-60, fractions allowed) into *secs
+ * (0 when absent). Returns 0, or -1 when it is malformed. */
+int api_req_wait(const api_req *req, double *secs);
 /* api_req_parse_json parses req->body. Returns a new reference or NULL after
  * sending 400 bad_json (*status gets it). */
 json_t *api_req_parse_json(api_req *req, int *status);
@@ -180,6 +183,11 @@ void api_auth_free(api_auth *a);
 int api_jobs_submit(api_req *req);
 int api_jobs_batch(api_req *req);
 int api_jobs_get(api_req *req);
+/* api_job_wait long-polls (jobs_get.c) until job id is terminal or secs
+ * pass, keeping *job (read already) current; answers at once when secs is 0,
+ * the job is terminal or no long-poll slot is free. JM_OK or the error of a
+ * deciding read (*job then stays as last read). */
+int api_job_wait(api_req *req, const char *id, jm_job *job, double secs, jm_error *err);
 int api_jobs_cancel(api_req *req);
 int api_jobs_retry(api_req *req);
 int api_queues_list(api_req *req);
@@ -197,6 +205,23 @@ int api_health_metrics(api_req *req);
 int api_ui_redirect(api_req *req); /* GET /ui → 301 /ui/ */
 int api_ui_index(api_req *req);    /* GET /ui/ → index.html */
 int api_ui_asset(api_req *req);    /* GET /ui/{asset} */
+
+/* ---- HTTP workers (claim.c, leases.c) ---- */
+
+#define API_WORKER_ID_MAX 128
+
+int api_claim(api_req *req);
+int api_lease_heartbeat(api_req *req);
+int api_lease_complete(api_req *req);
+int api_lease_fail(api_req *req);
+int api_lease_progress(api_req *req);
+/* api_worker_id_valid: 1-API_WORKER_ID_MAX characters of [A-Za-z0-9_.:@-]. */
+bool api_worker_id_valid(const char *id);
+/* api_worker_ttl_ms is the registry TTL of an HTTP worker's record. */
+int api_worker_ttl_ms(const jm_config *cfg);
+/* api_lease_ms_field reads the optional "lease_ms" of body into *lease_ms.
+ * Returns 0, or the 400 it sent. */
+int api_lease_ms_field(api_req *req, const json_t *body, int *lease_ms);
 
 /* queues.c: the queue object {"name", a count per state, "paused", "limits"}.
  * New ref. */

@@ -69,7 +69,7 @@ api_metrics_new(jm_service *svc)
         {&m->oldest_age, NULL, "jobmill_queue_oldest_age_seconds", JM_METRIC_GAUGE, q,
          "Age of the oldest queued job per queue (0 = none waiting)."},
         {NULL, &m->long_polls, "jobmill_api_long_polls", JM_METRIC_GAUGE, NULL,
-         "GET /v1/jobs/{id}?wait long-polls waiting now."},
+         "Long-polls waiting now: GET /v1/jobs/{id}?wait and HTTP worker claims."},
     };
     if (jm_metrics_register(svc->metrics, defs, sizeof(defs) / sizeof(defs[0])) != JM_OK) {
         api_metrics_free(m);
@@ -85,9 +85,11 @@ api_metrics_new(jm_service *svc)
     series1(m->duration, API_ROUTE_UNMATCHED);
     series1(m->submitted, "default");
     /* Redis operations this service can fail at, visible at 0 from start. */
-    static const char *const ops[] = {"submit",    "get",           "cancel",  "retry", "queues",
-                                      "pause",     "list",          "workers", "ready", "metrics",
-                                      "subscribe", "check_version", NULL};
+    static const char *const ops[] = {"submit", "get",         "cancel",    "retry",
+                                      "queues", "pause",       "list",      "workers",
+                                      "ready",  "metrics",     "subscribe", "check_version",
+                                      "claim",  "worker_beat", "heartbeat", "complete",
+                                      "fail",   "progress",    NULL};
     for (size_t i = 0; ops[i] != NULL; i++)
         series1(svc->redis_errors, ops[i]);
     return m;

@@ -1,6 +1,6 @@
-/* jobs.c - POST /v1/jobs (submit one), POST /v1/jobs/{id}/cancel and
- * POST /v1/jobs/{id}/retry. The batch submit is in jobs_batch.c and the
- * (long-polling) read in jobs_get.c.
+/* jobs.c - POST /v1/jobs (submit one; ?wait=S then long-polls like GET
+ * ?wait), POST /v1/jobs/{id}/cancel and POST /v1/jobs/{id}/retry. The batch
+ * submit is in jobs_batch.c and the (long-polling) read in jobs_get.c.
  *
  * Idempotency: the key comes from the Idempotency-Key header or the body's
  * idempotency_key (both given and different: 400). The enqueue script returns
@@ -54,6 +54,10 @@ int
 api_jobs_submit(api_req *req)
 {
     int status;
+    double secs;
+    if (api_req_wait(req, &secs) != 0)
+        return api_send_error(req, 400, "invalid_field", "wait",
+                              "wait must be a number of seconds from 0 to 60");
     json_t *body = api_req_parse_json(req, &status);
     if (body == NULL)
         return status;
@@ -79,6 +83,13 @@ api_jobs_submit(api_req *req)
         jm_job_clear(&job);
     if (rc != JM_OK)
         return api_send_jm_error(req, &err, "submit");
+    /* ?wait=S: the job is stored; a failing read while waiting only ends the
+     * wait, answering the job as last read (never an error for a stored job) */
+    jm_error werr;
+    jm_error_clear(&werr);
+    if (api_job_wait(req, res.id, &job, secs, &werr) != JM_OK)
+        jm_log_warn("submit: the wait for the job's end stopped early", "job_id", res.id, "error",
+                    werr.msg, NULL);
     return send_job_created(req, res.created ? 201 : 200, &job);
 }
 

@@ -21,10 +21,8 @@
 #define API_WAIT_MAX_S 60.0
 #define API_WAIT_RETRY_MS 200 /* re-read after a failed read on a wake-up */
 
-/* parse_wait reads ?wait=S (seconds, 0-60, fractions allowed). Returns 0 and
- * sets *secs, or -1 when it is malformed. */
-static int
-parse_wait(const api_req *req, double *secs)
+int
+api_req_wait(const api_req *req, double *secs)
 {
     char buf[32];
     *secs = 0;
@@ -57,7 +55,7 @@ parse_wait(const api_req *req, double *secs)
  * at the deadline (or at stop) decides. Returns JM_OK or the error of a
  * deciding read. */
 static int
-wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *err)
+wait_terminal(api_req *req, const char *id, api_waiter *w, jm_job *job, double secs, jm_error *err)
 {
     api_waiters *ws = req->app->waiters;
     int64_t deadline = jm_clock_ms() + (int64_t)llround(secs * 1000.0), retry_at = 0;
@@ -67,7 +65,7 @@ wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *e
         /* the job may have finished before w was added: read before waiting
          * (and mark it watched, so its finish is published) */
         jm_job fresh;
-        int got = jm_queue_watch(req->redis, req->param, &fresh, err);
+        int got = jm_queue_watch(req->redis, id, &fresh, err);
         if (got == JM_OK) {
             jm_job_clear(job);
             *job = fresh;
@@ -88,10 +86,24 @@ wait_terminal(api_req *req, api_waiter *w, jm_job *job, double secs, jm_error *e
 }
 
 int
+api_job_wait(api_req *req, const char *id, jm_job *job, double secs, jm_error *err)
+{
+    if (secs <= 0 || jm_state_terminal(job->status))
+        return JM_OK;
+    api_waiter w;
+    memset(&w, 0, sizeof(w));
+    if (!api_waiters_add(req->app->waiters, &w, id))
+        return JM_OK; /* beyond the long-poll limit: answer at once */
+    int rc = wait_terminal(req, id, &w, job, secs, err);
+    api_waiters_remove(req->app->waiters, &w);
+    return rc;
+}
+
+int
 api_jobs_get(api_req *req)
 {
     double secs;
-    if (parse_wait(req, &secs) != 0)
+    if (api_req_wait(req, &secs) != 0)
         return api_send_error(req, 400, "invalid_field", "wait",
                               "wait must be a number of seconds from 0 to 60");
     if (!jm_id_valid(req->param))
@@ -100,14 +112,8 @@ api_jobs_get(api_req *req)
     jm_error err;
     jm_error_clear(&err);
     int rc = jm_queue_get(req->redis, req->param, &job, &err);
-    if (rc == JM_OK && secs > 0 && !jm_state_terminal(job.status)) {
-        api_waiter w;
-        memset(&w, 0, sizeof(w));
-        if (api_waiters_add(req->app->waiters, &w, req->param)) {
-            rc = wait_terminal(req, &w, &job, secs, &err);
-            api_waiters_remove(req->app->waiters, &w);
-        }
-    }
+    if (rc == JM_OK)
+        rc = api_job_wait(req, req->param, &job, secs, &err);
     if (rc != JM_OK) {
         jm_job_clear(&job);
         return api_send_jm_error(req, &err, "get");

@@ -248,6 +248,34 @@ api_waiters_remove(api_waiters *ws, api_waiter *w)
     pthread_cond_destroy(&w->cond);
 }
 
+bool
+api_waiters_reserve(api_waiters *ws)
+{
+    pthread_mutex_lock(&ws->lock);
+    bool ok = !ws->shutting_down && ws->count < ws->max;
+    if (ok)
+        ws->count++;
+    pthread_mutex_unlock(&ws->lock);
+    return ok;
+}
+
+void
+api_waiters_release(api_waiters *ws)
+{
+    pthread_mutex_lock(&ws->lock);
+    ws->count--;
+    pthread_mutex_unlock(&ws->lock);
+}
+
+bool
+api_waiters_stopping(api_waiters *ws)
+{
+    pthread_mutex_lock(&ws->lock);
+    bool stop = ws->shutting_down;
+    pthread_mutex_unlock(&ws->lock);
+    return stop;
+}
+
 int
 api_waiters_count(api_waiters *ws)
 {

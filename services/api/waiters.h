@@ -10,6 +10,10 @@
  * Whenever the subscription is (re)established, every waiter is told to
  * re-read its job, since completions published while unsubscribed are lost.
  *
+ * The same limit also counts the claim long-polls of HTTP workers
+ * (api_waiters_reserve), so waiting requests of both kinds together never
+ * hold more than max threads.
+ *
  * Ownership: api_waiters_new returns a registry the caller frees with
  * api_waiters_free after api_waiters_shutdown and after every request thread
  * is gone. An api_waiter is caller storage (the request's stack) and must be
@@ -58,6 +62,16 @@ api_wait_result api_waiters_wait(api_waiters *ws, api_waiter *w, int64_t deadlin
 
 /* api_waiters_remove unregisters w (which must have been added). */
 void api_waiters_remove(api_waiters *ws, api_waiter *w);
+
+/* api_waiters_reserve takes one of the max slots for a long-poll that waits
+ * on something other than a job's end (a worker's claim, which blocks on its
+ * queue's wake list instead). Returns false when max slots are taken or the
+ * registry is shutting down. api_waiters_release gives the slot back. */
+bool api_waiters_reserve(api_waiters *ws);
+void api_waiters_release(api_waiters *ws);
+
+/* api_waiters_stopping tells whether api_waiters_shutdown was called. */
+bool api_waiters_stopping(api_waiters *ws);
 
 /* api_waiters_count returns the number registered now. */
 int api_waiters_count(api_waiters *ws);

@@ -45,9 +45,11 @@ typedef struct janitor_metrics {
     jm_metric_series *repaired[JM_REPAIR_KIND_COUNT]; /* jobmill_janitor_repaired_total{kind} */
     jm_metric_series *pruned;                         /* jobmill_janitor_workers_pruned_total */
     jm_metric_series *ticks;                          /* jobmill_janitor_ticks_total */
-    jm_metric_series *last_tick; /* jobmill_janitor_last_tick_timestamp_seconds */
-    jm_metric_series *duration;  /* jobmill_janitor_tick_duration_seconds */
-    jm_metric_series *cycles;    /* jobmill_janitor_reconcile_cycles_total */
+    jm_metric_series *last_tick;    /* jobmill_janitor_last_tick_timestamp_seconds */
+    jm_metric_series *duration;     /* jobmill_janitor_tick_duration_seconds */
+    jm_metric_series *cycles;       /* jobmill_janitor_reconcile_cycles_total */
+    jm_metric_series *workers_live; /* jobmill_workers_live */
+    jm_metric_series *hb_age_max;   /* jobmill_worker_heartbeat_age_max_seconds */
 } janitor_metrics;
 
 typedef struct janitor {
@@ -76,7 +78,7 @@ void janitor_metrics_add(jm_metric_family *fam, const char *queue, const char *r
 const char *janitor_reason_name(janitor_reason r);
 
 /* janitor_tick runs one tick: every duty over every queue, the worker prune
- * and, every janitor.reconcile_every ticks, a reconciler pass. Redis errors
+ * and the worker liveness gauges, every janitor.reconcile_every ticks, a reconciler pass. Redis errors
  * are counted and logged, never fatal. Returns JM_OK, JM_ERR_REDIS (Redis
  * unreachable: the tick stopped early) or JM_ERR_VERSION (exit). */
 int janitor_tick(janitor *j);

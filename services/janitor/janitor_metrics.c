@@ -40,6 +40,10 @@ janitor_metrics_init(janitor_metrics *m, jm_metrics *reg)
          "Duration of janitor ticks."},
         {NULL, &m->cycles, "jobmill_janitor_reconcile_cycles_total", JM_METRIC_COUNTER, NULL,
          "Full reconciler cycles completed (every record and every queue index)."},
+        {NULL, &m->workers_live, "jobmill_workers_live", JM_METRIC_GAUGE, NULL,
+         "Workers in the registry whose record has not expired (C and HTTP workers)."},
+        {NULL, &m->hb_age_max, "jobmill_worker_heartbeat_age_max_seconds", JM_METRIC_GAUGE, NULL,
+         "Seconds since the stalest live worker's last heartbeat (0 = no live worker)."},
     };
     if (jm_metrics_register(reg, defs, sizeof(defs) / sizeof(defs[0])) != JM_OK)
         return JM_ERR_NOMEM;

@@ -1,8 +1,9 @@
 /* tick.c - one janitor tick: over every queue, in bounded batches, re-queue
  * expired leases, promote due scheduled/retry jobs, expire queued jobs past
  * their deadline, drop dead entries from the head of pending, and purge
- * finished records past retention; then prune dead
- * workers and, every janitor.reconcile_every ticks, run a reconciler pass.
+ * finished records past retention; then prune dead workers, set the worker
+ * liveness gauges and, every janitor.reconcile_every ticks, run a
+ * reconciler pass.
  * Each duty is one libshared call (one Lua script that re-checks its guard),
  * so several janitors may tick at once. */
 #include <stdio.h>
@@ -154,6 +155,21 @@ prune_workers(janitor *j)
     return JM_OK;
 }
 
+/* worker_gauges sets jobmill_workers_live and
+ * jobmill_worker_heartbeat_age_max_seconds from the registry, just pruned. */
+static int
+worker_gauges(janitor *j)
+{
+    jm_error err;
+    jm_error_clear(&err);
+    int64_t live = 0, age_ms = 0;
+    if (jm_workers_stats(j->redis, &live, &age_ms, &err) != JM_OK)
+        return janitor_redis_failed(j, "workers_stats", NULL, &err);
+    jm_metric_set(j->m.workers_live, (double)live);
+    jm_metric_set(j->m.hb_age_max, (double)age_ms / 1000.0);
+    return JM_OK;
+}
+
 /* The duties over every queue; JM_OK or the error that stopped them. */
 static int
 all_queues(janitor *j, int64_t start)
@@ -186,6 +202,8 @@ janitor_tick(janitor *j)
         rc = all_queues(j, start);
     if (rc == JM_OK)
         rc = prune_workers(j);
+    if (rc == JM_OK)
+        rc = worker_gauges(j);
     if (rc == JM_OK && j->tick_no % j->svc.cfg.janitor_reconcile_every == 0) {
         int budget = j->svc.cfg.janitor_interval_ms / 2;
         rc = janitor_reconcile_pass(j, budget > 5 ? budget : 5);

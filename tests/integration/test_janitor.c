@@ -334,6 +334,44 @@ Test(janitor, prune_silent_workers_only)
     jm_workers_list_free(list, cnt);
 }
 
+Test(janitor, workers_touch_refreshes_only_registered_workers_and_stats_count_them)
+{
+    int64_t live = -1, age = -1;
+    cr_assert_eq(jm_workers_stats(r, &live, &age, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(live, 0);
+    cr_assert_eq(age, 0);
+    bool found = true;
+    cr_assert_eq(jm_workers_touch(r, "w-none", 60000, 1, &found, &err), JM_OK, "%s", err.msg);
+    cr_assert(!found, "touch never creates a worker");
+    jm_worker_info a = {
+        .id = "w-a", .host = "h", .queues = "q1,q2", .pid = 1, .concurrency = 4, .busy = 0};
+    cr_assert_eq(jm_workers_beat(r, &a, 60000, &err), JM_OK);
+    int64_t t0 = jm_redis_time_ms(r, &err);
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 30, 5000, "Redis time");
+    cr_assert_eq(jm_workers_stats(r, &live, &age, &err), JM_OK);
+    cr_assert_eq(live, 1);
+    cr_assert_geq(age, 30);
+    cr_assert_eq(jm_workers_touch(r, "w-a", 60000, 3, &found, &err), JM_OK);
+    cr_assert(found);
+    cr_assert_eq(jm_workers_stats(r, &live, &age, &err), JM_OK);
+    cr_assert_lt(age, 30, "a touch is a beat");
+    jm_worker_info *list = NULL;
+    size_t cnt = 0;
+    cr_assert_eq(jm_workers_list(r, &list, &cnt, &err), JM_OK);
+    cr_assert_eq(cnt, 1);
+    cr_assert_str_eq(list[0].queues, "q1,q2", "touch keeps the other fields");
+    cr_assert_eq(list[0].busy, 3);
+    cr_assert_eq(list[0].concurrency, 4);
+    jm_workers_list_free(list, cnt);
+    /* a worker whose record expired is not live, even before the prune */
+    jm_worker_info b = {.id = "w-b", .host = "h", .queues = "q", .pid = 2, .concurrency = 1};
+    cr_assert_eq(jm_workers_beat(r, &b, 20, &err), JM_OK);
+    t0 = jm_redis_time_ms(r, &err);
+    JM_TEST_WAIT_UNTIL(jm_redis_time_ms(r, &err) >= t0 + 40, 5000, "Redis time");
+    cr_assert_eq(jm_workers_stats(r, &live, &age, &err), JM_OK);
+    cr_assert_eq(live, 1);
+}
+
 /* ---- the reconciler ---- */
 
 Test(janitor, reconciler_leaves_a_healthy_layout_alone)

@@ -38,6 +38,8 @@ FAMILIES = {
     "jobmill_janitor_last_tick_timestamp_seconds": "gauge",
     "jobmill_janitor_tick_duration_seconds": "histogram",
     "jobmill_janitor_reconcile_cycles_total": "counter",
+    "jobmill_workers_live": "gauge",
+    "jobmill_worker_heartbeat_age_max_seconds": "gauge",
 }
 REPAIR_KINDS = ("active_not_running", "running_without_lease", "orphan_entry", "stale_entry",
                 "unindexed_record", "counts_drift")
@@ -192,6 +194,8 @@ class TestJanitorProcess(JanitorCase):
         for kind in REPAIR_KINDS:
             self.assertEqual(m.get('jobmill_janitor_repaired_total{kind="%s"}' % kind), 0.0)
         self.assertEqual(m.get('jobmill_redis_errors_total{op="requeue_expired"}'), 0.0)
+        self.assertEqual(m.get("jobmill_workers_live"), 0.0)
+        self.assertEqual(m.get("jobmill_worker_heartbeat_age_max_seconds"), 0.0)
         version = self.run_janitor("--version").stdout.decode().split()[1]
         self.assertEqual(m.get('jobmill_build_info{version="%s"}' % version), 1.0)
         if shutil.which("promtool"):
@@ -326,6 +330,33 @@ class TestJanitorDuties(JanitorCase):
         # both queued jobs are claimable
         got = sorted(i for i, _ in self.claim("default", 5, 60000))
         self.assertEqual(got, sorted([ids[0], queued[0]]))
+
+
+class TestWorkerLiveness(JanitorCase):
+    """jobmill_workers_live and jobmill_worker_heartbeat_age_max_seconds follow
+    the registry: a beat adds a live worker, a stalled one ages, an expired
+    one leaves both gauges."""
+
+    def test_gauges_follow_the_registry(self):
+        j = self.janitor(interval_ms=50)
+        m = lambda k: self.metric(j, k)  # noqa: E731
+        wait_for(lambda: m("jobmill_janitor_ticks_total") >= 1, what="a tick")
+        self.assertEqual(m("jobmill_workers_live"), 0.0)
+        self.tool(TESTCTL, "beat", "w-steady", "q", 1, 0, 60000)
+        self.tool(TESTCTL, "beat", "w-short", "q", 1, 0, 2000)
+        wait_for(lambda: m("jobmill_workers_live") == 2, timeout=10, what="two live workers")
+        # nobody beats again: the stalest worker's age grows past a second
+        wait_for(lambda: m("jobmill_worker_heartbeat_age_max_seconds") >= 1.0, timeout=10,
+                 what="the heartbeat age grows")
+        # w-short's record expires: it is pruned and no longer counted
+        wait_for(lambda: m("jobmill_workers_live") == 1, timeout=15, what="w-short expired")
+        # a fresh beat of the last one brings the age back down
+        self.tool(TESTCTL, "beat", "w-steady", "q", 1, 0, 60000)
+        wait_for(lambda: m("jobmill_worker_heartbeat_age_max_seconds") < 1.0, timeout=10,
+                 what="the age drops after a beat")
+        self.redis.cmd("DEL", "jm:worker:w-steady")
+        wait_for(lambda: m("jobmill_workers_live") == 0, timeout=10, what="no live worker")
+        self.assertEqual(m("jobmill_worker_heartbeat_age_max_seconds"), 0.0)
 
 
 class TestJanitorReplicas(JanitorCase):

@@ -45,6 +45,7 @@ KNOWN_FAMILIES = {
     "jobmill_janitor_purged_total", "jobmill_janitor_ticks_total",
     "jobmill_janitor_last_tick_timestamp_seconds", "jobmill_janitor_tick_duration_seconds",
     "jobmill_janitor_workers_pruned_total", "jobmill_janitor_reconcile_cycles_total",
+    "jobmill_workers_live", "jobmill_worker_heartbeat_age_max_seconds",
 }
 HISTOGRAMS = {"jobmill_http_request_duration_seconds", "jobmill_job_duration_seconds",
               "jobmill_job_wait_seconds", "jobmill_janitor_tick_duration_seconds"}

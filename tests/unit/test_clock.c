@@ -50,3 +50,13 @@ Test(clock, backoff_doubles_to_its_cap_and_resets)
     cr_assert_eq(jm_backoff_next(&odd), 600);
     cr_assert_eq(jm_backoff_next(&odd), 1000, "capped, not 1200");
 }
+
+Test(clock, retry_delay_doubles_to_its_cap_with_half_jitter)
+{
+    cr_assert_eq(jm_retry_delay_ms(1, 1000, 300000, 0.999999), 999);
+    cr_assert_eq(jm_retry_delay_ms(1, 1000, 300000, 0.0), 500);
+    cr_assert_eq(jm_retry_delay_ms(3, 1000, 300000, 0.0), 2000);
+    cr_assert_eq(jm_retry_delay_ms(30, 1000, 300000, 0.0), 150000);
+    cr_assert_eq(jm_retry_delay_ms(0, 1000, 300000, 0.0), 500, "attempt < 1 counts as 1");
+    cr_assert_eq(jm_retry_delay_ms(2, 20, 10, 0.0), 10, "max below base is raised to base");
+}

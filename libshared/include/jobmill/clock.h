@@ -41,4 +41,9 @@ int jm_backoff_next(jm_backoff *b);
 /* jm_backoff_reset forgets the failures; returns whether there were any. */
 int jm_backoff_reset(jm_backoff *b);
 
+/* jm_retry_delay_ms returns the contract's delay before the retry that
+ * follows failed attempt n (1-based): min(max_ms, base_ms * 2^(n-1)) scaled
+ * by 0.5 + u / 2, where u in [0, 1) is the caller's uniform draw. */
+int64_t jm_retry_delay_ms(int attempt, int base_ms, int max_ms, double u);
+
 #endif

@@ -9,6 +9,7 @@
 #ifndef JOBMILL_WORKERS_H
 #define JOBMILL_WORKERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "jobmill/err.h"
@@ -34,6 +35,11 @@ void jm_worker_info_clear(jm_worker_info *w);
  * how long the record outlives a silent worker. */
 int jm_workers_beat(jm_redis *r, const jm_worker_info *w, int ttl_ms, jm_error *err);
 
+/* jm_workers_touch refreshes the beat and record TTL of a registered worker
+ * id without rewriting its other fields; busy >= 0 also stores busy. *found
+ * (may be NULL) tells whether id was registered (nothing is written when not). */
+int jm_workers_touch(jm_redis *r, const char *id, int ttl_ms, int busy, bool *found, jm_error *err);
+
 /* jm_workers_remove deregisters id. */
 int jm_workers_remove(jm_redis *r, const char *id, jm_error *err);
 
@@ -46,5 +52,11 @@ void jm_workers_list_free(jm_worker_info *v, size_t n);
  * than the TTL of their last beat), looking only at those whose last beat is
  * older than horizon_ms (at most 1000 a call); *n gets how many. */
 int jm_workers_prune(jm_redis *r, int64_t horizon_ms, int *n, jm_error *err);
+
+/* jm_workers_stats reads the registry's liveness: *live the workers whose
+ * record has not expired, *max_age_ms the Redis time since the stalest live
+ * worker's last beat (0 when none is live). One script, for the janitor's
+ * gauges. */
+int jm_workers_stats(jm_redis *r, int64_t *live, int64_t *max_age_ms, jm_error *err);
 
 #endif
