@@ -148,13 +148,21 @@ class SentinelTest(unittest.TestCase):
             ids = dict(acked)
         new = self.replica
 
+        pending = {}
+
         def all_done():
-            for job_id in ids.values():
+            pending.clear()
+            for key, job_id in ids.items():
                 st, _, job = http("GET", base + "/v1/jobs/" + job_id)
                 if st != 200 or job["status"] != "succeeded":
-                    return False
-            return True
-        wait_for(all_done, timeout=90, interval=0.5, what="every acknowledged job succeeded")
+                    pending[key] = (st, job)
+            return not pending
+        try:
+            wait_for(all_done, timeout=90, interval=0.5, what="every acknowledged job succeeded")
+        except AssertionError:
+            for name, svc in (("worker", worker), ("janitor", janitor), ("api", api)):
+                print("\n--- %s log ---\n%s" % (name, svc.logs()[-3000:]))
+            raise AssertionError("not succeeded: %r" % list(pending.items())[:5])
         for svc in (api, worker, janitor):
             self.assertTrue(svc.alive(), "%s restarted or died" % svc.name)
         keys = new.cmd("KEYS", "*:q:default:counts")
