@@ -1,4 +1,4 @@
-/* backoff.c - retry delay with jitter and a small PRNG (see backoff.h).
+/* backoff.c - the jitter PRNG of retry delays (see backoff.h).
  */
 #include <pthread.h>
 #include <time.h>
@@ -28,25 +28,4 @@ double
 wk_rng_unit(wk_rng *r)
 {
     return (double)(splitmix64(&r->s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-int64_t
-wk_backoff_ms(int attempt, int base_ms, int max_ms, double u)
-{
-    if (attempt < 1)
-        attempt = 1;
-    if (base_ms < 0)
-        base_ms = 0;
-    if (max_ms < base_ms)
-        max_ms = base_ms;
-    int64_t d = base_ms;
-    for (int i = 1; i < attempt && d < max_ms; i++)
-        d *= 2;
-    if (d > max_ms)
-        d = max_ms;
-    if (u < 0)
-        u = 0;
-    if (u >= 1)
-        u = 1;
-    return (int64_t)((double)d * (0.5 + u / 2.0));
 }

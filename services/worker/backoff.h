@@ -1,8 +1,6 @@
-/* backoff.h - retry delays of failed attempts, with jitter (docs/contract.md):
- * min(backoff_max, backoff_base * 2^(n-1)) * uniform[0.5, 1].
- *
- * Pure computation plus a tiny per-thread PRNG;
- * no I/O, no locks.
+/* backoff.h - the jitter draws of retry delays: a tiny per-thread PRNG
+ * whose uniform draw goes to libshared's jm_retry_delay_ms (clock.h, the
+ * contract's formula, shared with the api's HTTP workers). No I/O, no locks.
  */
 #ifndef WK_BACKOFF_H
 #define WK_BACKOFF_H
@@ -19,10 +17,5 @@ void wk_rng_seed(wk_rng *r, uint64_t salt);
 
 /* wk_rng_unit returns a uniform double in [0, 1). */
 double wk_rng_unit(wk_rng *r);
-
-/* wk_backoff_ms returns the delay before the retry that follows failed
- * attempt n (1-based): min(max_ms, base_ms * 2^(n-1)) scaled by
- * 0.5 + u / 2, where u in [0, 1) is the caller's uniform draw. */
-int64_t wk_backoff_ms(int attempt, int base_ms, int max_ms, double u);
 
 #endif

@@ -2,26 +2,27 @@
  * retry backoff formula and the queue visiting order. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include "jobmill/clock.h"
 #include "backoff.h"
 #include "order.h"
 
 Test(worker_backoff, doubles_from_base_to_cap_with_jitter_in_half_to_full)
 {
     /* u = 0 gives half the delay, u -> 1 the whole delay */
-    cr_assert_eq(wk_backoff_ms(1, 1000, 300000, 0.0), 500);
-    cr_assert_eq(wk_backoff_ms(1, 1000, 300000, 0.999999), 999);
-    cr_assert_eq(wk_backoff_ms(2, 1000, 300000, 0.0), 1000);
-    cr_assert_eq(wk_backoff_ms(3, 1000, 300000, 0.0), 2000);
-    cr_assert_eq(wk_backoff_ms(10, 1000, 300000, 0.0), 150000, "capped at 300 s before jitter");
-    cr_assert_eq(wk_backoff_ms(1000, 1000, 300000, 0.0), 150000, "no overflow");
-    cr_assert_eq(wk_backoff_ms(0, 1000, 300000, 0.0), 500, "attempt < 1 counts as 1");
-    cr_assert_eq(wk_backoff_ms(3, 1000, 500, 0.0), 500, "a cap below base is base");
+    cr_assert_eq(jm_retry_delay_ms(1, 1000, 300000, 0.0), 500);
+    cr_assert_eq(jm_retry_delay_ms(1, 1000, 300000, 0.999999), 999);
+    cr_assert_eq(jm_retry_delay_ms(2, 1000, 300000, 0.0), 1000);
+    cr_assert_eq(jm_retry_delay_ms(3, 1000, 300000, 0.0), 2000);
+    cr_assert_eq(jm_retry_delay_ms(10, 1000, 300000, 0.0), 150000, "capped at 300 s before jitter");
+    cr_assert_eq(jm_retry_delay_ms(1000, 1000, 300000, 0.0), 150000, "no overflow");
+    cr_assert_eq(jm_retry_delay_ms(0, 1000, 300000, 0.0), 500, "attempt < 1 counts as 1");
+    cr_assert_eq(jm_retry_delay_ms(3, 1000, 500, 0.0), 500, "a cap below base is base");
     wk_rng r;
     wk_rng_seed(&r, 7);
     for (int i = 0; i < 10000; i++) {
         double u = wk_rng_unit(&r);
         cr_assert(u >= 0.0 && u < 1.0);
-        int64_t d = wk_backoff_ms(2, 1000, 300000, u);
+        int64_t d = jm_retry_delay_ms(2, 1000, 300000, u);
         cr_assert(d >= 1000 && d < 2000, "%lld", (long long)d);
     }
 }
