@@ -18,7 +18,6 @@ static struct {
     char host[MAX_SENTINELS][256];
     int port[MAX_SENTINELS];
     char master[128];
-    int next; /* the sentinel to ask first: the last that answered */
 } sentinels;
 static pthread_mutex_t sentinel_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -57,7 +56,6 @@ jm_redis_set_sentinels(const char *list, const char *master, jm_error *err)
     memcpy(sentinels.host, host, sizeof(host));
     memcpy(sentinels.port, port, sizeof(port));
     snprintf(sentinels.master, sizeof(sentinels.master), "%s", master);
-    sentinels.next = 0;
     sentinels.n = n;
     pthread_mutex_unlock(&sentinel_lock);
     return JM_OK;
@@ -102,22 +100,33 @@ int
 jm__redis_sentinel_primary(char host[256], int *port, jm_error *err)
 {
     pthread_mutex_lock(&sentinel_lock);
-    int n = sentinels.n, first = sentinels.next;
+    int n = sentinels.n;
     char shost[MAX_SENTINELS][256], master[128];
     int sport[MAX_SENTINELS];
     memcpy(shost, sentinels.host, sizeof(shost));
     memcpy(sport, sentinels.port, sizeof(sport));
     memcpy(master, sentinels.master, sizeof(master));
     pthread_mutex_unlock(&sentinel_lock);
-    for (int k = 0; k < n; k++) {
-        int i = (first + k) % n;
-        if (ask(shost[i], sport[i], master, host, port)) {
-            pthread_mutex_lock(&sentinel_lock);
-            sentinels.next = i;
-            pthread_mutex_unlock(&sentinel_lock);
+    /* Ask every sentinel and take the address most of them give: one that
+     * has not seen a failover yet would send us to the old primary, which
+     * may be back as a primary for a moment before the sentinels demote it
+     * (writes there would be lost). */
+    char ahost[MAX_SENTINELS][256];
+    int aport[MAX_SENTINELS], answers = 0;
+    for (int i = 0; i < n; i++)
+        if (ask(shost[i], sport[i], master, ahost[answers], &aport[answers]))
+            answers++;
+    for (int i = 0; i < answers; i++) {
+        int votes = 0;
+        for (int k = 0; k < answers; k++)
+            votes += aport[k] == aport[i] && strcmp(ahost[k], ahost[i]) == 0;
+        if (votes * 2 > n) {
+            memcpy(host, ahost[i], 256); /* NUL-terminated by ask() */
+            *port = aport[i];
             return JM_OK;
         }
     }
-    return jm_error_set(err, JM_ERR_REDIS, NULL, "no sentinel of %d knows the primary of master %s",
-                        n, master);
+    return jm_error_set(err, JM_ERR_REDIS, NULL,
+                        "no majority of the %d sentinels (%d answered) agrees on the primary of %s",
+                        n, answers, master);
 }

@@ -136,8 +136,12 @@ class SentinelTest(unittest.TestCase):
                  interval=0.2, what="the sentinels promoting the replica")
         failover_s = time.monotonic() - t0
         # With submit_replicas 1 the new primary acknowledges once it has a
-        # replica again: the old primary comes back and the sentinels make it
-        # one (until then submits answer 503 and the client retries its key).
+        # replica again (until then submits answer 503 and the client retries
+        # its key): the old primary comes back as the new one's replica. Not
+        # as an empty primary: a sentinel that has not seen the failover yet
+        # could make the new primary replicate from it and wipe it (Redis's
+        # warning about primaries without persistence, docs/sentinel.md).
+        self.primary.extra = ["--replicaof", "127.0.0.1", str(self.replica.port)]
         self.primary.start()
         n_at_failover = len(acked)
         wait_for(lambda: len(acked) >= n_at_failover + 30, timeout=60,

@@ -38,8 +38,8 @@ typedef struct jm_redis jm_redis;
 /* jm_redis_set_sentinels makes every connection of the process find its
  * server through Redis Sentinel: list is "host:port[,host:port...]" (NULL or
  * "" turns discovery off), master the name the sentinels monitor. Each
- * connect asks the sentinels (the last one that answered first) for the
- * primary, connects there (credentials and db from the handle's URL, whose
+ * connect asks every sentinel for the primary and takes the address a
+ * majority of them gives, connects there (credentials and db from the handle's URL, whose
  * host and port are then unused) and checks with ROLE that it is the primary;
  * a connection that meets READONLY (its server was demoted) is dropped, so
  * the next call finds the new primary. Call it before connecting (the
