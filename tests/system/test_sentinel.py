@@ -32,7 +32,7 @@ class Sentinel:
         with open(conf, "w") as f:
             f.write("port %d\nbind 127.0.0.1\nprotected-mode no\ndir %s\nlogfile sentinel.log\n"
                     "sentinel monitor %s 127.0.0.1 %d 2\n"
-                    "sentinel down-after-milliseconds %s 1000\n"
+                    "sentinel down-after-milliseconds %s 2000\n"
                     "sentinel failover-timeout %s 10000\n"
                     "sentinel parallel-syncs %s 1\n"
                     % (self.port, self.dir, MASTER, primary_port, MASTER, MASTER, MASTER))
@@ -69,9 +69,12 @@ class SentinelTest(unittest.TestCase):
 
     def setUp(self):
         self.cleanup = []
-        self.primary = RedisServer()
+        # both with AOF, as docs/sentinel.md asks: a server restarted or
+        # promoted before it synchronised still has what it had
+        self.primary = RedisServer(appendonly=True)
         self.cleanup.append(self.primary.stop)
-        self.replica = RedisServer(extra=["--replicaof", "127.0.0.1", str(self.primary.port)])
+        self.replica = RedisServer(extra=["--replicaof", "127.0.0.1", str(self.primary.port)],
+                                   appendonly=True)
         self.cleanup.append(self.replica.stop)
         wait_for(lambda: "master_link_status:up" in self.replica.cmd("INFO", "replication"),
                  timeout=20, what="the replica in sync")
@@ -143,6 +146,8 @@ class SentinelTest(unittest.TestCase):
         # warning about primaries without persistence, docs/sentinel.md).
         self.primary.extra = ["--replicaof", "127.0.0.1", str(self.replica.port)]
         self.primary.start()
+        wait_for(lambda: "master_link_status:up" in self.primary.cmd("INFO", "replication"),
+                 timeout=30, what="the old primary in sync as a replica")
         n_at_failover = len(acked)
         wait_for(lambda: len(acked) >= n_at_failover + 30, timeout=60,
                  what="submits acknowledged by the new primary")
@@ -166,6 +171,15 @@ class SentinelTest(unittest.TestCase):
         except AssertionError:
             for name, svc in (("worker", worker), ("janitor", janitor), ("api", api)):
                 print("\n--- %s log ---\n%s" % (name, svc.logs()[-3000:]))
+            for name, srv in (("new primary", new), ("old primary", self.primary)):
+                try:
+                    keys = srv.cmd("KEYS", "*:q:default:counts")
+                    print("\n--- %s: dbsize %s counts %s\n%s" % (
+                        name, srv.cmd("DBSIZE"), keys and srv.cmd("HGETALL", keys[0]),
+                        srv.cmd("INFO", "replication")))
+                except OSError as e:
+                    print("%s: %s" % (name, e))
+            print("acknowledged before the failover: %d, in all: %d" % (n_at_failover, len(ids)))
             raise AssertionError("not succeeded: %r" % list(pending.items())[:5])
         for svc in (api, worker, janitor):
             self.assertTrue(svc.alive(), "%s restarted or died" % svc.name)
