@@ -356,7 +356,7 @@ wk_commit(wk_worker *w, int slot, const wk_outcome *o, double run_s, jm_claim *n
         rng_seeded = 1;
     }
     int64_t backoff = jm_retry_delay_ms(c->attempt, w->cfg->backoff_base_ms, w->cfg->backoff_max_ms,
-                                    wk_rng_unit(&rng));
+                                        wk_rng_unit(&rng));
     jm_backoff retry = JM_BACKOFF(RETRY_MIN_MS, RETRY_MAX_MS);
     int lost_reply = 0, reply_errors = 0;
     for (;;) {
