@@ -34,7 +34,9 @@ typedef struct api_app {
     jm_service *svc;        /* borrowed from main */
     const jm_config *cfg;   /* &svc->cfg */
     jm_retention retention; /* from cfg, for cancel */
-    api_auth *auth;         /* NULL = no auth; swapped on SIGHUP under auth_lock */
+    api_auth *auth;         /* api.tokens_file's set, NULL when unset; swapped on
+                               SIGHUP under auth_lock, as admin_auth */
+    api_auth *admin_auth;   /* api.admin_tokens_file's set, NULL when unset */
     pthread_rwlock_t auth_lock;
     api_waiters *waiters;  /* long-polls and their subscriber thread */
     api_metrics *metrics;  /* api metric families */
@@ -46,6 +48,9 @@ typedef struct api_app {
 /* Route flags. */
 #define API_ROUTE_OPEN 1u /* no auth, no Redis gate: /healthz, /readyz, /metrics, /ui */
 #define API_ROUTE_BODY 2u /* takes a JSON body (submit, batch) */
+#define API_ROUTE_ADMIN                                                                            \
+    4u /* an operator action: with api.admin_tokens_file set, only
+                              admin tokens may use it (cancel, retry, pause, resume) */
 
 #define API_PARAM_MAX 256 /* a path parameter, decoded, NUL included */
 
@@ -166,11 +171,21 @@ int api_send_job(api_req *req, int status, const char *id, const char *op);
 /* api_auth_load reads the tokens file: one token per line, blank lines and
  * # comments ignored. Returns a new api_auth or NULL with err set. */
 api_auth *api_auth_load(const char *path, jm_error *err);
-/* api_auth_allowed checks a request's Authorization header against the
- * app's current tokens (true when auth is off), under its read lock. */
-bool api_auth_allowed(api_app *app, const char *header);
-/* api_auth_reload reads the tokens file again and swaps it in; on any error
- * the old tokens stay (logged). Main thread, on SIGHUP. */
+/* api_auth_init loads the configured tokens files into app (auth stays off
+ * when neither is set). JM_OK, or an error naming the file. Main thread. */
+int api_auth_init(api_app *app, jm_error *err);
+/* What a request's credentials allow on one route. */
+typedef enum api_access {
+    API_ACCESS_OK,           /* go on (also: auth off) */
+    API_ACCESS_UNAUTHORIZED, /* no valid token: 401 */
+    API_ACCESS_FORBIDDEN,    /* a valid non-admin token on an admin route: 403 */
+} api_access;
+/* api_auth_decide checks a request's Authorization header against the app's
+ * current tokens, under its read lock, for a route that is an admin route or
+ * not (API_ROUTE_ADMIN). */
+api_access api_auth_decide(api_app *app, const char *header, bool admin_route);
+/* api_auth_reload reads the tokens files again and swaps both in; on any
+ * error the old tokens stay (logged). Main thread, on SIGHUP. */
 void api_auth_reload(api_app *app);
 /* api_auth_check tells whether an Authorization header value carries a known
  * bearer token, comparing in constant time. */

@@ -1,7 +1,7 @@
 /* main.c - jobmill-api: start-up, the wait for a signal, the drain, the stop.
  *
  * Start: load the config (jm_service_start: --help/--version exit 0, a bad
- * flag or config file exits 2), load the tokens file (unreadable: exit 2),
+ * flag or config file exits 2), load the tokens files (unreadable: exit 2),
  * start the long-poll subscriber, check the Redis layout version (newer than
  * this build: exit 1; Redis down: serve anyway, answer 503 and retry the check
  * until it passes), then listen (port in use: exit 1).
@@ -13,7 +13,7 @@
  * writes once mg_stop begins), stops civetweb (joining its threads), frees
  * everything and exits 0. A second signal exits at once with status 1.
  *
- * SIGHUP reloads the tokens file (a bad file keeps the old tokens, logged).
+ * SIGHUP reloads the tokens files (a bad file keeps the old tokens, logged).
  *
  * Signals are blocked in every thread but this one (the mask is inherited by
  * the threads started below), so they interrupt this thread's sleeps at once.
@@ -121,25 +121,18 @@ run(jm_service *svc)
     atomic_init(&app.version_ok, 0);
     atomic_init(&app.stopping, 0);
     pthread_rwlock_init(&app.auth_lock, NULL);
-    jm_service_catch_reload(); /* SIGHUP reloads the tokens file */
+    jm_service_catch_reload(); /* SIGHUP reloads the tokens files */
     int code = 1;
     jm_redis *r = NULL;
     api_server *srv = NULL;
     jm_error err;
     jm_error_clear(&err);
 
-    if (app.cfg->api_tokens_file != NULL) {
-        if ((app.auth = api_auth_load(app.cfg->api_tokens_file, &err)) == NULL) {
-            fprintf(stderr, "jobmill-api: %s\n", err.msg);
-            code = err.code == JM_ERR_NOMEM ? 1 : 2;
-            goto done;
-        }
-        if (api_auth_count(app.auth) == 0)
-            jm_log_warn("the tokens file holds no token: every /v1 request will get 401", "file",
-                        app.cfg->api_tokens_file, NULL);
-        else
-            jm_log_info("bearer-token auth on", JM_LOG_INT("tokens", api_auth_count(app.auth)),
-                        NULL);
+    if (api_auth_init(&app, &err) != JM_OK) {
+        fprintf(stderr, "jobmill-api: %s%s%s\n", err.field, err.field[0] != '\0' ? ": " : "",
+                err.msg);
+        code = err.code == JM_ERR_NOMEM ? 1 : 2;
+        goto done;
     }
     if ((app.metrics = api_metrics_new(svc)) == NULL) {
         jm_log_error("cannot register metrics", NULL);
@@ -185,6 +178,7 @@ done:
     jm_redis_free(r);
     api_metrics_free(app.metrics);
     api_auth_free(app.auth);
+    api_auth_free(app.admin_auth);
     pthread_rwlock_destroy(&app.auth_lock);
     if (code == 0)
         jm_log_info("stopped", NULL);

@@ -73,13 +73,19 @@ dispatch(api_req *req)
                                 "the api is shutting down; retry");
     }
     if (!(req->route->flags & API_ROUTE_OPEN)) {
-        if (!api_auth_allowed(app, mg_get_header(req->conn, "Authorization"))) {
+        api_access access = api_auth_decide(app, mg_get_header(req->conn, "Authorization"),
+                                            (req->route->flags & API_ROUTE_ADMIN) != 0);
+        if (access == API_ACCESS_UNAUTHORIZED) {
             static const char *const hdrs[] = {"WWW-Authenticate", "Bearer realm=\"jobmill\"",
                                                NULL};
             return api_send_error_h(req, 401, hdrs, "unauthorized", NULL,
                                     "a valid bearer token is required "
                                     "(Authorization: Bearer <token>)");
         }
+        if (access == API_ACCESS_FORBIDDEN)
+            return api_send_error(req, 403, "forbidden", NULL,
+                                  "%s %s takes an admin token (api.admin_tokens_file)", method,
+                                  req->route->path);
         if (req->redis == NULL || !atomic_load(&app->version_ok)) {
             jm_error err;
             jm_error_set(&err, JM_ERR_REDIS, NULL,

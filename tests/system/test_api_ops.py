@@ -192,6 +192,91 @@ class OpsTest(unittest.TestCase):
         self.assertTrue(svc.alive())
         self.stop_clean(svc)
 
+    def test_admin_tokens_file_keeps_submit_tokens_off_operator_routes(self):
+        r = self.redis()
+        d = tempfile.mkdtemp(prefix="jm-sys-tokens-")
+        tokens, admin = os.path.join(d, "tokens"), os.path.join(d, "admin")
+        with open(tokens, "w") as f:
+            f.write("submit-s3cret\n")
+        with open(admin, "w") as f:
+            f.write("# operators\nadmin-s3cret\n")
+        svc, base = self.api(r.url, args=["--api-admin-tokens-file", admin],
+                             env={"JOBMILL_API_TOKENS_FILE": tokens})
+
+        def call(method, path, tok, body=None):
+            hdrs = {"Authorization": "Bearer " + tok} if tok else {}
+            return http(method, base + path, body, headers=hdrs)
+        # the submit token submits, reads and lists
+        st, _, job = call("POST", "/v1/jobs", "submit-s3cret", {"queue": "adm", "type": "t"})
+        self.assertEqual(st, 201, job)
+        st, _, batch = call("POST", "/v1/jobs/batch", "submit-s3cret",
+                            {"jobs": [{"queue": "adm", "type": "t"}]})
+        self.assertEqual(st, 201, batch)
+        for path in ("/v1/jobs/" + job["id"], "/v1/queues", "/v1/queues/adm/jobs?state=queued",
+                     "/v1/workers"):
+            self.assertEqual(call("GET", path, "submit-s3cret")[0], 200, path)
+        # ... and cannot cancel, retry, pause or resume: 403, nothing changes
+        before = http("GET", base + "/v1/jobs/" + job["id"],
+                      headers={"Authorization": "Bearer admin-s3cret"})[2]
+        admin_routes = ("/v1/jobs/%s/cancel" % job["id"], "/v1/jobs/%s/retry" % job["id"],
+                        "/v1/queues/adm/pause", "/v1/queues/adm/resume")
+        for path in admin_routes:
+            with self.subTest(path=path):
+                st, h, err = call("POST", path, "submit-s3cret")
+                self.assertEqual(st, 403, err)
+                self.assertEqual(err["error"]["code"], "forbidden")
+                self.assertIn("admin token", err["error"]["message"])
+                self.assertEqual(h.get("content-type"), "application/json")
+                # no token or a wrong one stays 401
+                for tok in (None, "wrong", "submit-s3cre"):
+                    self.assertEqual(call("POST", path, tok)[0], 401, tok)
+        queues = call("GET", "/v1/queues", "admin-s3cret")[2]["queues"]
+        self.assertEqual([q["paused"] for q in queues if q["name"] == "adm"], [False], queues)
+        self.assertEqual(call("GET", "/v1/jobs/" + job["id"], "admin-s3cret")[2], before)
+        # the admin token does everything, the submit routes included
+        self.assertEqual(call("POST", "/v1/jobs", "admin-s3cret", {"queue": "adm",
+                                                                   "type": "t"})[0], 201)
+        self.assertEqual(call("POST", "/v1/queues/adm/pause", "admin-s3cret")[0], 200)
+        self.assertEqual(call("POST", "/v1/queues/adm/resume", "admin-s3cret")[0], 200)
+        st, _, body = call("POST", "/v1/jobs/%s/cancel" % job["id"], "admin-s3cret")
+        self.assertEqual((st, body["status"]), (200, "canceled"), body)
+        st, _, body = call("POST", "/v1/jobs/%s/retry" % job["id"], "admin-s3cret")
+        self.assertEqual((st, body["status"]), (200, "queued"), body)
+        # SIGHUP reloads both files: the old admin token is demoted to submit
+        with open(tokens + ".tmp", "w") as f:
+            f.write("submit-s3cret\nadmin-s3cret\n")
+        with open(admin + ".tmp", "w") as f:
+            f.write("admin-n3w\n")
+        os.rename(tokens + ".tmp", tokens)
+        os.rename(admin + ".tmp", admin)
+        svc.signal(signal.SIGHUP)
+        wait_for(lambda: call("POST", "/v1/queues/adm/pause", "admin-n3w")[0] == 200, timeout=10,
+                 what="the new admin token accepted")
+        self.assertEqual(call("POST", "/v1/queues/adm/resume", "admin-s3cret")[0], 403)
+        self.assertEqual(call("GET", "/v1/queues", "admin-s3cret")[0], 200)
+        # a bad admin file keeps both sets as they were
+        with open(admin, "w") as f:
+            f.write("two words\n")
+        svc.signal(signal.SIGHUP)
+        wait_for(lambda: "tokens file not reloaded" in svc.logs(), timeout=10,
+                 what="the failed reload logged")
+        self.assertEqual(call("POST", "/v1/queues/adm/resume", "admin-n3w")[0], 200)
+        self.assertEqual(call("POST", "/v1/queues/adm/resume", "submit-s3cret")[0], 403)
+        log = svc.logs()
+        for secret in ("s3cret", "n3w", "two words"):
+            self.assertNotIn(secret, log, "a token is never logged")
+        self.stop_clean(svc)
+
+    def test_unreadable_admin_tokens_file_exits_2(self):
+        r = self.redis()
+        p = subprocess.run([API], env=dict(os.environ, REDIS_URL=r.url,
+                                           JOBMILL_API_ADMIN_TOKENS_FILE="/nonexistent/admin",
+                                           JOBMILL_LISTEN="127.0.0.1:%d" % harness.free_port()),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(b"/nonexistent/admin", p.stderr)
+        self.assertIn(b"api.admin_tokens_file", p.stderr)
+
     def test_unreadable_tokens_file_exits_2(self):
         r = self.redis()
         p = subprocess.run([API, "--api-tokens-file", "/nonexistent/tokens"],

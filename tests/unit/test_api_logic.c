@@ -1,5 +1,6 @@
 /* test_api_logic.c - the api's pure logic without a server: route matching
- * (404 vs 405 and the Allow list) and the bearer tokens file. */
+ * (404 vs 405 and the Allow list, the admin flags), the bearer tokens file and
+ * what a token may do with and without an admin tokens file. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,4 +88,79 @@ Test(api_auth, bad_tokens_files_are_refused_with_the_line)
     free(path);
     cr_assert_null(api_auth_load("/nonexistent/tokens", &err));
     cr_assert_eq(err.code, JM_ERR_INVALID);
+}
+
+Test(api_routes, exactly_the_operator_actions_are_admin_routes)
+{
+    size_t n;
+    const api_route *r = api_routes(&n);
+    char admin[256] = "";
+    for (size_t i = 0; i < n; i++)
+        if (r[i].flags & API_ROUTE_ADMIN) {
+            cr_assert_eq(r[i].flags & API_ROUTE_OPEN, 0u, "%s is open and admin", r[i].path);
+            snprintf(admin + strlen(admin), sizeof(admin) - strlen(admin), "%s %s;", r[i].method,
+                     r[i].path);
+        }
+    cr_assert_str_eq(admin, "POST /v1/jobs/{id}/cancel;POST /v1/jobs/{id}/retry;"
+                            "POST /v1/queues/{queue}/pause;POST /v1/queues/{queue}/resume;");
+}
+
+/* decide loads the given sets (NULL text: that file unset) into an app and
+ * returns what hdr may do on a plain route and on an admin route. */
+static void
+decide(const char *user, const char *admin, const char *hdr, api_access *plain, api_access *adm)
+{
+    api_app app;
+    memset(&app, 0, sizeof(app));
+    pthread_rwlock_init(&app.auth_lock, NULL);
+    jm_error err;
+    char *up = user != NULL ? tokens_file(user) : NULL;
+    char *ap = admin != NULL ? tokens_file(admin) : NULL;
+    if (up != NULL)
+        cr_assert_not_null(app.auth = api_auth_load(up, &err), "%s", err.msg);
+    if (ap != NULL)
+        cr_assert_not_null(app.admin_auth = api_auth_load(ap, &err), "%s", err.msg);
+    *plain = api_auth_decide(&app, hdr, false);
+    *adm = api_auth_decide(&app, hdr, true);
+    api_auth_free(app.auth);
+    api_auth_free(app.admin_auth);
+    pthread_rwlock_destroy(&app.auth_lock);
+    char *paths[] = {up, ap};
+    for (size_t i = 0; i < 2; i++) {
+        if (paths[i] != NULL)
+            unlink(paths[i]);
+        free(paths[i]);
+    }
+}
+
+Test(api_auth, admin_set_keeps_submit_tokens_off_admin_routes)
+{
+    api_access p, a;
+    decide(NULL, NULL, NULL, &p, &a);
+    cr_assert_eq(p, API_ACCESS_OK, "auth off");
+    cr_assert_eq(a, API_ACCESS_OK, "auth off");
+    decide("sub\n", NULL, "Bearer sub", &p, &a);
+    cr_assert_eq(p, API_ACCESS_OK);
+    cr_assert_eq(a, API_ACCESS_OK, "without an admin file every token may do everything");
+    decide("sub\n", "adm\n", "Bearer sub", &p, &a);
+    cr_assert_eq(p, API_ACCESS_OK);
+    cr_assert_eq(a, API_ACCESS_FORBIDDEN);
+    decide("sub\n", "adm\n", "Bearer adm", &p, &a);
+    cr_assert_eq(p, API_ACCESS_OK, "an admin token may submit");
+    cr_assert_eq(a, API_ACCESS_OK);
+    decide("sub\n", "adm\n", "Bearer nope", &p, &a);
+    cr_assert_eq(p, API_ACCESS_UNAUTHORIZED);
+    cr_assert_eq(a, API_ACCESS_UNAUTHORIZED);
+    decide("sub\n", "adm\n", NULL, &p, &a);
+    cr_assert_eq(p, API_ACCESS_UNAUTHORIZED);
+    cr_assert_eq(a, API_ACCESS_UNAUTHORIZED);
+    decide(NULL, "adm\n", "Bearer sub", &p, &a);
+    cr_assert_eq(p, API_ACCESS_UNAUTHORIZED, "an admin file alone turns auth on");
+    cr_assert_eq(a, API_ACCESS_UNAUTHORIZED);
+    decide(NULL, "adm\n", "Bearer adm", &p, &a);
+    cr_assert_eq(p, API_ACCESS_OK);
+    cr_assert_eq(a, API_ACCESS_OK);
+    decide("", "", "Bearer adm", &p, &a);
+    cr_assert_eq(p, API_ACCESS_UNAUTHORIZED, "empty files: nobody gets in");
+    cr_assert_eq(a, API_ACCESS_UNAUTHORIZED);
 }

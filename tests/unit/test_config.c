@@ -31,6 +31,7 @@ static const char *const env_names[] = {
     "JOBMILL_REDIS_TIMEOUT_MS",
     "JOBMILL_LISTEN",
     "JOBMILL_API_TOKENS_FILE",
+    "JOBMILL_API_ADMIN_TOKENS_FILE",
     "JOBMILL_MAX_BODY_BYTES",
     "JOBMILL_MAX_WAITERS",
     "JOBMILL_MAX_QUEUES",
@@ -248,6 +249,7 @@ Test(config, every_env_var_and_flag_is_read)
     jm_config cfg;
     jm_error err;
     setenv("JOBMILL_API_TOKENS_FILE", "/etc/tokens", 1);
+    setenv("JOBMILL_API_ADMIN_TOKENS_FILE", "/etc/admin-tokens", 1);
     setenv("JOBMILL_MAX_BODY_BYTES", "2048", 1);
     setenv("JOBMILL_API_THREADS", "4", 1);
     setenv("JOBMILL_WORKER_ID", "w-1", 1);
@@ -262,6 +264,7 @@ Test(config, every_env_var_and_flag_is_read)
                       "--heartbeat-ms", "10"),
                  JM_OK, "%s", err.msg);
     cr_assert_str_eq(cfg.api_tokens_file, "/etc/tokens");
+    cr_assert_str_eq(cfg.api_admin_tokens_file, "/etc/admin-tokens");
     cr_assert_eq(cfg.api_max_body_bytes, 2048L);
     cr_assert_eq(cfg.api_threads, 4);
     cr_assert_str_eq(cfg.worker_id, "w-1");
@@ -325,6 +328,9 @@ Test(config, empty_flag_unsets_optional_string)
     setenv("JOBMILL_API_TOKENS_FILE", "/t", 1);
     cr_assert_eq(LOAD(&cfg, &err, "--api-tokens-file="), JM_OK, "%s", err.msg);
     cr_assert_null(cfg.api_tokens_file);
+    jm_config_free(&cfg);
+    cr_assert_eq(LOAD(&cfg, &err, "--api-admin-tokens-file", "/a"), JM_OK, "%s", err.msg);
+    cr_assert_str_eq(cfg.api_admin_tokens_file, "/a");
     jm_config_free(&cfg);
     cr_assert_eq(LOAD(&cfg, &err, "--prefix="), JM_ERR_INVALID);
     cr_assert_str_eq(err.msg, "--prefix: must not be empty");
@@ -596,7 +602,7 @@ Test(config, flag_and_env_names_follow_the_rule)
         cr_assert(known, "%s is not cleared by the test fixture", env);
         rows++;
     }
-    cr_assert_eq(rows, 29); /* every setting with an env var and a flag */
+    cr_assert_eq(rows, 30); /* every setting with an env var and a flag */
     free(buf);
 }
 
@@ -651,11 +657,12 @@ Test(config, yaml_quoted_int_and_string_values)
     jm_error err;
     cr_assert_eq(load_yaml_text(&cfg, &err,
                                 "worker:\n  lease_ms: '6000'\n  id: 42\n"
-                                "api:\n  tokens_file: ~\n"),
+                                "api:\n  tokens_file: ~\n  admin_tokens_file: /run/admin\n"),
                  JM_OK, "%s", err.msg);
     cr_assert_eq(cfg.lease_ms, 6000);
     cr_assert_str_eq(cfg.worker_id, "42");
     cr_assert_null(cfg.api_tokens_file);
+    cr_assert_str_eq(cfg.api_admin_tokens_file, "/run/admin");
     jm_config_free(&cfg);
 }
 

@@ -42,8 +42,9 @@ typedef struct jm_config {
     char *redis_sentinels;       /* "host:port,..." (Sentinel discovery) or NULL */
     char *redis_sentinel_master; /* the master name the sentinels monitor */
     /* api */
-    char *api_listen;      /* "0.0.0.0:8080" */
-    char *api_tokens_file; /* NULL = no auth */
+    char *api_listen;            /* "0.0.0.0:8080" */
+    char *api_tokens_file;       /* NULL = no auth */
+    char *api_admin_tokens_file; /* NULL = the admin routes take api_tokens_file */
     long api_max_body_bytes;
     int api_max_waiters;
     int api_max_queues;
