@@ -170,6 +170,8 @@ jm_civetweb_start(const struct mg_callbacks *cb, void *user, const jm_civetweb_o
         opts->keep_alive_ms > 0 ? "yes" : "no",
         "keep_alive_timeout_ms",
         keep,
+        "decode_url",
+        opts->raw_path ? "no" : "yes",
         NULL,
     };
     struct mg_init_data init = {

@@ -53,6 +53,7 @@ typedef struct api_app {
                               admin tokens may use it (cancel, retry, pause, resume) */
 
 #define API_PARAM_MAX 256 /* a path parameter, decoded, NUL included */
+#define API_PATH_MAX 2048 /* a request path, decoded; longer ones match no route */
 
 typedef struct api_req api_req;
 typedef int (*api_handler_fn)(api_req *req);
@@ -118,6 +119,14 @@ void api_server_stop(api_server *srv);
  * one that is not printable ASCII, a NUL (%00) in the query. Returns 0 to go
  * on, or the status it sent. */
 int api_req_check_framing(api_req *req);
+/* api_req_decode_path percent-decodes the request path (civetweb hands it
+ * over encoded: jm_civetweb_opts.raw_path) into out, so the route matcher sees
+ * every byte the client sent. Refuses (400 invalid_field "path") a NUL (%00),
+ * which would cut the path short; an encoded slash (%2F), which a path rule
+ * in a proxy in front reads as part of a segment; a malformed escape. A path
+ * that does not fit in len gets 404 (no route is that long). Returns 0 to go
+ * on, or the status it sent. */
+int api_req_decode_path(api_req *req, char *out, size_t len);
 /* api_req_read_body enforces the size limit and media type, then reads the
  * body into req->body. Returns 0 to go on, or the error status it sent. */
 int api_req_read_body(api_req *req);

@@ -1,5 +1,6 @@
-/* request.c - reading a request: the body (size limit, media type), query
- * parameters and JSON parsing.
+/* request.c - reading a request: framing checks, the path (decoded here, not
+ * by civetweb), the body (size limit, media type), query parameters and JSON
+ * parsing.
  *
  * The size limit (cfg.api_max_body_bytes) is enforced twice: on the declared
  * Content-Length before a byte is read, and on the bytes actually read (a
@@ -74,6 +75,47 @@ api_req_check_framing(api_req *req)
         if (p[1] == '0' && p[2] == '0')
             return api_send_error(req, 400, "invalid_field", "query",
                                   "a query value must not hold a NUL byte");
+    return 0;
+}
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+api_req_decode_path(api_req *req, char *out, size_t len)
+{
+    const char *in = req->ri->local_uri != NULL ? req->ri->local_uri : "";
+    size_t n = 0;
+    for (const char *p = in; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '%') {
+            int hi = hex_value(p[1]), lo = hi >= 0 ? hex_value(p[2]) : -1;
+            if (lo < 0)
+                return api_send_error(req, 400, "invalid_field", "path",
+                                      "a %% in the path must start an escape %%XX");
+            c = (unsigned char)(hi * 16 + lo);
+            if (c == '\0')
+                return api_send_error(req, 400, "invalid_field", "path",
+                                      "the path must not hold a NUL byte (%%00)");
+            if (c == '/')
+                return api_send_error(req, 400, "invalid_field", "path",
+                                      "the path must not hold an encoded slash (%%2F)");
+            p += 2;
+        }
+        if (n + 1 >= len)
+            return api_send_error(req, 404, "not_found", NULL, "no route for a path that long");
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
     return 0;
 }
 

@@ -48,10 +48,12 @@ static int
 dispatch(api_req *req)
 {
     const char *method = req->ri->request_method;
-    const char *path = req->ri->local_uri != NULL ? req->ri->local_uri : "";
+    char path[API_PATH_MAX];
     size_t n_routes;
     const api_route *routes = api_routes(&n_routes);
     int framing = api_req_check_framing(req);
+    if (framing == 0)
+        framing = api_req_decode_path(req, path, sizeof(path));
     if (framing != 0)
         return framing;
     api_route_hit hit;
@@ -234,7 +236,8 @@ api_server_start(api_app *app, jm_error *err)
     jm_civetweb_opts co = {.ports = ports,
                            .threads = app->cfg->api_threads,
                            .request_timeout_ms = API_REQUEST_TIMEOUT_MS,
-                           .keep_alive_ms = API_KEEP_ALIVE_MS};
+                           .keep_alive_ms = API_KEEP_ALIVE_MS,
+                           .raw_path = true};
     srv->ctx =
         jm_civetweb_start(&cb, srv, &co, &srv->clog, "api.listen", app->cfg->api_listen, err);
     if (srv->ctx == NULL) {

@@ -281,22 +281,33 @@ class HostileHttpTest(unittest.TestCase):
             r = self.send(req("GET", "/v1/queues/hostile/jobs?" + q))
             self.assert_refused(r, [400], what=q)
 
-    @unittest.expectedFailure
     def test_nul_in_the_path_is_refused(self):
-        # DEFECT (issue 14): civetweb decodes %00 into local_uri and the api
-        # matches the C string, which ends there: GET /v1/jobs/ID%00junk reads
-        # job ID (200) and POST /v1/jobs/ID/cancel%00junk cancels it (200). A
-        # path rule in a proxy in front (deny .../cancel) sees another path
-        # than the api acts on. Every path holding %00 should be 400 or 404.
+        # Was a defect (issue 14; fixed): civetweb decoded %00 into local_uri
+        # and the api matched the C string, which ended there: GET
+        # /v1/jobs/ID%00junk read job ID and POST /v1/jobs/ID/cancel%00junk
+        # canceled it, while a path rule in a proxy in front (deny
+        # .../cancel) saw another path than the api acted on. The api now
+        # decodes the path itself (civetweb's decode_url=no) and refuses a
+        # NUL, an encoded slash and a malformed escape with 400.
         st, _, job = http("POST", self.base + "/v1/jobs", {"queue": "hostile-nul", "type": "echo"})
         self.assertEqual(st, 201, job)
         self.before = self.snapshot()
-        with self.defect():
-            for method, path in (("GET", "/v1/jobs/%s%%00junk" % job["id"]),
-                                 ("POST", "/v1/queues/hostile-nul/pause%00junk"),
-                                 ("POST", "/v1/jobs/%s/cancel%%00junk" % job["id"])):
-                r = self.send(req(method, path))
-                self.assert_refused(r, [400, 404], what=path)
+        for method, path in (("GET", "/v1/jobs/%s%%00junk" % job["id"]),
+                             ("GET", "/v1/jobs/%s%%00" % job["id"]),
+                             ("POST", "/v1/queues/hostile-nul/pause%00junk"),
+                             ("POST", "/v1/jobs/%s/cancel%%00junk" % job["id"]),
+                             ("POST", "/v1/jobs/%s%%2Fcancel" % job["id"]),
+                             ("GET", "/v1/jobs/%s%%2" % job["id"]),
+                             ("GET", "/v1/jobs/%s%%zz" % job["id"])):
+            r = self.send(req(method, path))
+            self.assert_refused(r, [400], "invalid_field", what=path)
+            self.assertEqual(r.json()["error"]["field"], "path", r)
+        # an escape of an ordinary character still reaches the job
+        esc = "".join("%%%02X" % ord(c) for c in job["id"])
+        st, _, got = http("GET", self.base + "/v1/%6Aobs/" + esc)
+        self.assertEqual((st, got.get("id")), (200, job["id"]), got)
+        long = self.send(req("GET", "/v1/jobs/" + "%41" * 3000))
+        self.assert_refused(long, [404], "not_found", what="a path over API_PATH_MAX")
 
     # ---- headers ----
 

@@ -9,6 +9,7 @@
 #define JOBMILL_CIVETWEB_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include "jobmill/err.h"
 
@@ -45,6 +46,9 @@ typedef struct jm_civetweb_opts {
     int request_timeout_ms; /* reading a request, writing a response */
     int keep_alive_ms;      /* > 0: HTTP keep-alive, an idle connection closes
                                  after this long; 0: one request per connection */
+    bool raw_path;          /* civetweb leaves local_uri percent-encoded
+                               (decode_url=no; dot segments still removed):
+                               the handler decodes it and sees a %00 */
 } jm_civetweb_opts;
 
 /* jm_civetweb_start initialises civetweb once per process and starts a
