@@ -92,6 +92,10 @@ static const jm_cfg_field fields[] = {
          "after SIGTERM, /readyz fails this long before the listener closes"),
     FINT("api.threads", "JOBMILL_API_THREADS", "api-threads", "N", api_threads, 64, 2, 1024,
          SVC_API, "HTTP worker threads"),
+    FINT("api.request_timeout_ms", "JOBMILL_API_REQUEST_TIMEOUT_MS", "api-request-timeout-ms", "MS",
+         api_request_timeout_ms, 5000, 100, 600000, SVC_API,
+         "a request's headers must arrive within this, each 64 KiB of its body and each write "
+         "stall too: how long a slow client may hold an HTTP thread"),
     {.key = "worker.metrics_listen",
      .env = "JOBMILL_METRICS_LISTEN",
      .flag = "metrics-listen",

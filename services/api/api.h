@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <civetweb.h>
 #include <jansson.h>
@@ -28,6 +29,7 @@
 typedef struct api_auth api_auth;
 typedef struct api_waiters api_waiters;
 typedef struct api_metrics api_metrics;
+typedef struct api_readwatch api_readwatch;
 
 /* The process: configuration, shared services, lifecycle flags. */
 typedef struct api_app {
@@ -38,11 +40,12 @@ typedef struct api_app {
                                SIGHUP under auth_lock, as admin_auth */
     api_auth *admin_auth;   /* api.admin_tokens_file's set, NULL when unset */
     pthread_rwlock_t auth_lock;
-    api_waiters *waiters;  /* long-polls and their subscriber thread */
-    api_metrics *metrics;  /* api metric families */
-    atomic_int draining;   /* SIGTERM seen: /readyz fails */
-    atomic_int version_ok; /* jm_redis_check_version passed */
-    atomic_int stopping;   /* drain delay over: new /v1 requests get 503 */
+    api_waiters *waiters;     /* long-polls and their subscriber thread */
+    api_metrics *metrics;     /* api metric families */
+    api_readwatch *readwatch; /* ends body reads that fall behind; NULL: none */
+    atomic_int draining;      /* SIGTERM seen: /readyz fails */
+    atomic_int version_ok;    /* jm_redis_check_version passed */
+    atomic_int stopping;      /* drain delay over: new /v1 requests get 503 */
 } api_app;
 
 /* Route flags. */
@@ -139,6 +142,30 @@ int api_req_wait(const api_req *req, double *secs);
 /* api_req_parse_json parses req->body. Returns a new reference or NULL after
  * sending 400 bad_json (*status gets it). */
 json_t *api_req_parse_json(api_req *req, int *status);
+
+/* ---- readwatch.c: body reads that fall behind ---- */
+
+/* One body read being watched: the reading thread's storage. */
+typedef struct api_readwatch_slot {
+    struct api_readwatch_slot *next; /* the watchdog's list (its lock) */
+    int64_t deadline_ms;             /* jm_clock_ms; past it the read is cut */
+    bool fired;                      /* the watchdog shut the socket's reading side */
+    char remote_addr[48];            /* the connection, to find its socket */
+    int remote_port, server_port;
+} api_readwatch_slot;
+
+/* api_readwatch_new starts the watchdog thread. NULL with err set. */
+api_readwatch *api_readwatch_new(jm_error *err);
+/* api_readwatch_free stops and joins it; NULL is allowed. After the server
+ * stopped (no read registered). */
+void api_readwatch_free(api_readwatch *w);
+/* api_readwatch_begin registers s (caller storage) for the request ri with a
+ * deadline; extend moves the deadline; end unregisters it and tells whether
+ * the watchdog cut the read. w may be NULL (nothing is watched). */
+void api_readwatch_begin(api_readwatch *w, api_readwatch_slot *s, const struct mg_request_info *ri,
+                         int64_t deadline_ms);
+void api_readwatch_extend(api_readwatch *w, api_readwatch_slot *s, int64_t deadline_ms);
+bool api_readwatch_end(api_readwatch *w, api_readwatch_slot *s);
 
 /* ---- response.c: JSON responses and errors ---- */
 

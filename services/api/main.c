@@ -139,6 +139,10 @@ run(jm_service *svc)
         goto done;
     }
     block_stop_signals(SIG_BLOCK); /* threads started from here inherit the mask */
+    if ((app.readwatch = api_readwatch_new(&err)) == NULL) {
+        jm_log_error("cannot start the body-read watchdog", "error", err.msg, NULL);
+        goto done;
+    }
     int max_waiters = effective_waiters(app.cfg);
     if ((app.waiters = api_waiters_new(svc, max_waiters, &err)) == NULL) {
         jm_log_error("cannot start the long-poll subscriber", "error", err.msg, NULL);
@@ -174,6 +178,7 @@ done:
     if (app.waiters != NULL)
         api_waiters_shutdown(app.waiters);
     api_server_stop(srv);
+    api_readwatch_free(app.readwatch);
     api_waiters_free(app.waiters);
     jm_redis_free(r);
     api_metrics_free(app.metrics);

@@ -5,7 +5,10 @@
  * The size limit (cfg.api_max_body_bytes) is enforced twice: on the declared
  * Content-Length before a byte is read, and on the bytes actually read (a
  * chunked body declares nothing), so no request can make the api buffer more
- * than the limit plus one read.
+ * than the limit plus one read. Each read asks for at most API_READ_CHUNK,
+ * and the body must keep up a chunk per api.request_timeout_ms (civetweb's
+ * request_timeout_ms bounds the headers and each read and write stall), so a
+ * slow client holds a server thread about that long, not indefinitely.
  *
  * Bodies are parsed through libshared's jm_json_loadb, which refuses nesting
  * deeper than JM_JSON_MAX_DEPTH before jansson recurses on this civetweb
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 #include "api.h"
+#include "jobmill/clock.h"
 #include "jobmill/json.h"
 
 #define API_READ_CHUNK 65536
@@ -168,6 +172,10 @@ api_req_read_body(api_req *req)
     if (buf == NULL)
         return api_send_error(req, 500, "internal", NULL, "out of memory");
     size_t len = 0;
+    int64_t t0 = jm_clock_ms(), limit_ms = req->app->cfg->api_request_timeout_ms;
+    api_readwatch_slot watch;
+    api_readwatch_begin(req->app->readwatch, &watch, req->ri, t0 + limit_ms);
+    bool slow = false;
     while (declared <= 0 || (long long)len < declared) {
         if (len + 1 >= cap) {
             if ((long long)len > max)
@@ -180,12 +188,31 @@ api_req_read_body(api_req *req)
             }
             buf = nb, cap = ncap;
         }
-        int n = mg_read(req->conn, buf + len, cap - 1 - len);
+        size_t want = cap - 1 - len < API_READ_CHUNK ? cap - 1 - len : API_READ_CHUNK;
+        int n = mg_read(req->conn, buf + len, want);
         if (n <= 0)
             break;
         len += (size_t)n;
         if ((long long)len > max)
             break;
+        /* a minimum rate: a chunk per request timeout, so a client
+         * trickling its body cannot hold this thread for long (the
+         * watchdog ends an mg_read that waits past the deadline) */
+        int64_t deadline = t0 + limit_ms * (1 + (int64_t)(len / API_READ_CHUNK));
+        if (jm_clock_ms() > deadline) {
+            slow = true;
+            break;
+        }
+        api_readwatch_extend(req->app->readwatch, &watch, deadline);
+    }
+    if (api_readwatch_end(req->app->readwatch, &watch))
+        slow = true;
+    if (slow) {
+        free(buf);
+        return api_send_error(req, 400, "bad_json", NULL,
+                              "request body too slow: %zu bytes in %lld ms (the api takes at "
+                              "least %d KiB per api.request_timeout_ms)",
+                              len, (long long)(jm_clock_ms() - t0), API_READ_CHUNK / 1024);
     }
     if ((long long)len > max) {
         free(buf);

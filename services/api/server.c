@@ -29,7 +29,6 @@
 #include "jobmill/clock.h"
 #include "jobmill/log.h"
 
-#define API_REQUEST_TIMEOUT_MS 30000
 /* An idle keep-alive connection holds one of api.threads: close it soon. */
 #define API_KEEP_ALIVE_MS 2000
 
@@ -235,7 +234,7 @@ api_server_start(api_app *app, jm_error *err)
     cb.log_message = on_log_message;
     jm_civetweb_opts co = {.ports = ports,
                            .threads = app->cfg->api_threads,
-                           .request_timeout_ms = API_REQUEST_TIMEOUT_MS,
+                           .request_timeout_ms = app->cfg->api_request_timeout_ms,
                            .keep_alive_ms = API_KEEP_ALIVE_MS,
                            .raw_path = true};
     srv->ctx =

@@ -4,8 +4,10 @@ readiness, bearer auth, the queue limit, SIGTERM drain, and the command line.
 Each test starts its own redis-server and api (on free loopback ports) since
 most of them kill, restart or misconfigure something.
 """
+import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -285,6 +287,53 @@ class OpsTest(unittest.TestCase):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn(b"/nonexistent/tokens", p.stderr)
+
+    # ---- slow clients ----
+
+    def test_request_timeout_is_a_minimum_body_rate(self):
+        """api.request_timeout_ms: a body must keep up 64 KiB per timeout. A
+        steady client above that rate is served however long its body takes;
+        a trickling one gets 400 after about one timeout (the watchdog ends
+        civetweb's blocked read) and stores nothing."""
+        r = self.redis()
+        svc, base = self.api(r.url, env={"JOBMILL_API_REQUEST_TIMEOUT_MS": "1000"})
+        port = int(base.rsplit(":", 1)[1])
+
+        def post(body, piece, pause):
+            head = ("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    "Content-Length: %d\r\n\r\n" % len(body)).encode()
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            t0 = time.monotonic()
+            try:
+                s.sendall(head)
+                for i in range(0, len(body), piece):
+                    time.sleep(pause)  # the client's pace under test, not a wait
+                    try:
+                        s.sendall(body[i:i + piece])
+                    except OSError:
+                        break  # the api gave up on it
+                got = b""
+                while not got.endswith(b"}"):
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += chunk
+                return int(got.split()[1]), got.partition(b"\r\n\r\n")[2], \
+                    time.monotonic() - t0
+            finally:
+                s.close()
+        steady = json.dumps({"queue": "slow", "type": "t", "payload": "x" * 300000}).encode()
+        st, body, took = post(steady, 16384, 0.05)  # ~320 KiB/s for about 1 s
+        self.assertEqual(st, 201, body)
+        self.assertGreater(took, 0.8)
+        trickle = json.dumps({"queue": "slow", "type": "t"}).encode()
+        st, body, took = post(trickle, 1, 0.3)
+        self.assertEqual(st, 400, body)
+        self.assertIn(b"too slow", body)
+        self.assertLess(took, 3.0)
+        st, _, jobs = http("GET", base + "/v1/queues/slow/jobs?state=queued")
+        self.assertEqual(len(jobs["jobs"]), 1, jobs)
+        self.stop_clean(svc)
 
     # ---- drain ----
 

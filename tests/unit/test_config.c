@@ -37,6 +37,7 @@ static const char *const env_names[] = {
     "JOBMILL_MAX_QUEUES",
     "JOBMILL_API_DRAIN_DELAY_MS",
     "JOBMILL_API_THREADS",
+    "JOBMILL_API_REQUEST_TIMEOUT_MS",
     "JOBMILL_METRICS_LISTEN",
     "JOBMILL_WORKER_ID",
     "JOBMILL_QUEUES",
@@ -252,6 +253,7 @@ Test(config, every_env_var_and_flag_is_read)
     setenv("JOBMILL_API_ADMIN_TOKENS_FILE", "/etc/admin-tokens", 1);
     setenv("JOBMILL_MAX_BODY_BYTES", "2048", 1);
     setenv("JOBMILL_API_THREADS", "4", 1);
+    setenv("JOBMILL_API_REQUEST_TIMEOUT_MS", "1500", 1);
     setenv("JOBMILL_WORKER_ID", "w-1", 1);
     setenv("JOBMILL_JANITOR_BATCH", "7", 1);
     setenv("JOBMILL_JANITOR_RECONCILE_EVERY", "3", 1);
@@ -267,6 +269,7 @@ Test(config, every_env_var_and_flag_is_read)
     cr_assert_str_eq(cfg.api_admin_tokens_file, "/etc/admin-tokens");
     cr_assert_eq(cfg.api_max_body_bytes, 2048L);
     cr_assert_eq(cfg.api_threads, 4);
+    cr_assert_eq(cfg.api_request_timeout_ms, 1500);
     cr_assert_str_eq(cfg.worker_id, "w-1");
     cr_assert_eq(cfg.janitor_batch, 7);
     cr_assert_eq(cfg.janitor_reconcile_every, 3);
@@ -602,7 +605,7 @@ Test(config, flag_and_env_names_follow_the_rule)
         cr_assert(known, "%s is not cleared by the test fixture", env);
         rows++;
     }
-    cr_assert_eq(rows, 30); /* every setting with an env var and a flag */
+    cr_assert_eq(rows, 31); /* every setting with an env var and a flag */
     free(buf);
 }
 

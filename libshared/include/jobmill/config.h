@@ -49,8 +49,9 @@ typedef struct jm_config {
     int api_max_waiters;
     int api_max_queues;
     int api_drain_delay_ms;
-    int api_threads;         /* civetweb worker threads, default 64 */
-    int api_submit_replicas; /* a submit answers after WAIT confirms this many replicas */
+    int api_threads;            /* civetweb worker threads, default 64 */
+    int api_submit_replicas;    /* a submit answers after WAIT confirms this many replicas */
+    int api_request_timeout_ms; /* civetweb request_timeout_ms, default 5000 */
     /* worker */
     char *worker_metrics_listen;
     char *worker_id; /* NULL = generated host-pid-random */
