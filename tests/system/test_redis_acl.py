@@ -55,7 +55,9 @@ UNCALLED = ["progress"]
 
 def script_commands(lua_dir):
     """{script: set of commands its redis.call/pcall run}, _lib.lua's local
-    functions followed transitively (comments ignored)."""
+    functions followed transitively (comments ignored). A call whose command
+    is not a literal (_lib.lua's acc_flush replaying ZADD/ZREM) is covered by
+    the literal calls of the helpers that fill it."""
     def read(name):
         with open(os.path.join(lua_dir, name + ".lua")) as f:
             return re.sub(r"--[^\n]*", "", f.read())
@@ -309,7 +311,8 @@ class RedisAclTest(unittest.TestCase):
             try:
                 for cmd in (("SET", "other:key", "1"), ("GET", "other:key"), ("FLUSHALL",),
                             ("CONFIG", "GET", "maxmemory"), ("KEYS", "*"),
-                            ("EVAL", "return 1", "0"), ("PUBLISH", "other", "x")):
+                            ("EVAL", "return 1", "0"), ("FUNCTION", "FLUSH"),
+                            ("PUBLISH", "other", "x")):
                     with self.assertRaisesRegex(RuntimeError, "NOPERM", msg=(name, cmd)):
                         c(*cmd)
             finally:
