@@ -7,7 +7,8 @@ reconciler.
 
 Checked: every job ends as expected; Redis's ACL LOG holds no denial and no
 log says NOPERM; no log holds a Redis password (the effective configuration
-shows it masked), not even after a wrong password; each user is refused what
+shows it masked), not even after a wrong password, also with a plain
+requirepass given in REDIS_URL or REDIS_PASSWORD; each user is refused what
 it was not given (another prefix, FLUSHALL, a channel); the worker's /readyz
 refuses an evicting Redis; an exec handler given shell metacharacters in its
 payload reads them as bytes (no shell runs them).
@@ -183,6 +184,42 @@ class RedisAclTest(unittest.TestCase):
     def denials(self):
         entries = self.redis.cmd("ACL", "LOG") or []
         return [dict(zip(e[::2], e[1::2])) for e in entries]
+
+    def test_plain_requirepass_from_the_url_and_from_redis_password(self):
+        """The default user with a password: the api takes it from REDIS_URL
+        (redis://:PASSWORD@...), a worker from REDIS_HOST/REDIS_PORT/
+        REDIS_PASSWORD; a wrong one keeps the api unready; no log holds it."""
+        pw, wrong = "plain-s3cr3t@pw", "plain-wr0ng"
+        admin = self.redis.client()
+        self.assertEqual(admin("CONFIG", "SET", "requirepass", pw), "OK")  # admin stays in
+        port = self.redis.port
+        api, self.base = harness.start_api("redis://:%s@127.0.0.1:%d/0" % (pw, port))
+        self.services.append(api)
+        w_port = free_port()
+        worker = Service("worker", "unused", env={
+            "JOBMILL_QUEUES": "plain", "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % w_port,
+            "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port), "REDIS_PASSWORD": pw},
+            logdir=self.tmp)
+        del worker.env["REDIS_URL"]
+        worker.start()
+        self.services.append(worker)
+        j = self.wait_status(self.submit({"queue": "plain", "type": "echo", "payload": 7})["id"],
+                             "succeeded")
+        self.assertEqual(j["result"], 7)
+        bad, bad_base = harness.start_api("redis://:%s@127.0.0.1:%d/0" % (wrong, port),
+                                          wait_ready=False)
+        self.services.append(bad)
+        st, _, body = http("GET", bad_base + "/readyz")
+        self.assertEqual(st, 503, body)
+        self.assertEqual(http("POST", bad_base + "/v1/jobs", {"type": "echo"})[0], 503)
+        wait_for(lambda: "WRONGPASS" in bad.logs(), timeout=15, what="the refused AUTH logged")
+        for s in (api, worker, bad):
+            self.assertEqual(s.terminate(timeout=30), 0, s.logs()[-3000:])
+        logs = self.all_logs()
+        self.assertNotIn("s3cr3t", logs)
+        self.assertNotIn(wrong, logs)
+        self.assertIn("redis://:***@127.0.0.1", worker.logs())
+        admin.close()
 
     def test_scripts_commands_are_granted(self):
         """Every command a service's scripts can run, rare paths included
