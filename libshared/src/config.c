@@ -77,7 +77,7 @@ static const jm_cfg_field fields[] = {
          NULL, NULL, SVC_API, "bearer tokens, one a line; unset = no auth"),
     FSTR("api.admin_tokens_file", "JOBMILL_API_ADMIN_TOKENS_FILE", "api-admin-tokens-file", "FILE",
          api_admin_tokens_file, NULL, NULL, SVC_API,
-         "admin bearer tokens; when set, only these may cancel, retry, pause, resume"),
+         "admin bearer tokens; when set, only these may cancel, retry, pause, resume, set limits"),
     FLONG("api.max_body_bytes", "JOBMILL_MAX_BODY_BYTES", "max-body-bytes", "BYTES",
           api_max_body_bytes, 1048576, 1024, 268435456, SVC_API, "request body limit"),
     FINT("api.max_waiters", "JOBMILL_MAX_WAITERS", "max-waiters", "N", api_max_waiters, 256, 0,

@@ -33,7 +33,8 @@ exit_for(int status)
 {
     switch (status) {
     case 400: return CLI_EXIT_USAGE;
-    case 401: return CLI_EXIT_UNAUTHORIZED;
+    case 401:                               /* fall through: no valid token */
+    case 403: return CLI_EXIT_UNAUTHORIZED; /* not an admin token */
     case 404: return CLI_EXIT_NOT_FOUND;
     case 503: return CLI_EXIT_UNREACHABLE;
     default: return CLI_EXIT_JOB;

@@ -232,8 +232,13 @@ class OpsTest(unittest.TestCase):
                 # no token or a wrong one stays 401
                 for tok in (None, "wrong", "submit-s3cre"):
                     self.assertEqual(call("POST", path, tok)[0], 401, tok)
+        limits = {"rate": {"n": 5, "per_s": 1}, "concurrency": 2}
+        st, _, err = call("PUT", "/v1/queues/adm/limits", "submit-s3cret", limits)
+        self.assertEqual((st, err["error"]["code"]), (403, "forbidden"), err)
         queues = call("GET", "/v1/queues", "admin-s3cret")[2]["queues"]
-        self.assertEqual([q["paused"] for q in queues if q["name"] == "adm"], [False], queues)
+        self.assertEqual([(q["paused"], q["limits"]) for q in queues if q["name"] == "adm"],
+                         [(False, {"rate": None, "concurrency": None})], queues)
+        self.assertEqual(call("PUT", "/v1/queues/adm/limits", "admin-s3cret", limits)[0], 200)
         self.assertEqual(call("GET", "/v1/jobs/" + job["id"], "admin-s3cret")[2], before)
         # the admin token does everything, the submit routes included
         self.assertEqual(call("POST", "/v1/jobs", "admin-s3cret", {"queue": "adm",

@@ -46,7 +46,7 @@ def documented_acl():
 # The scripts (libshared/lua/) each service runs; progress.lua has no caller
 # yet. A script missing here fails test_scripts_commands_are_granted.
 SCRIPTS = {
-    "api": ["enqueue", "watch", "cancel", "retry", "pause", "stats", "list"],
+    "api": ["enqueue", "watch", "cancel", "retry", "pause", "limits", "stats", "list"],
     "worker": ["claim", "claim_recover", "heartbeat", "outcomes", "worker_beat"],
     "janitor": ["requeue_expired", "promote_due", "expire_stale", "purge", "trim_pending",
                 "workers_prune", "reconcile"],

@@ -95,7 +95,8 @@ Test(api_routes, operator_actions_are_admin_routes_and_submit_and_reads_are_not)
     size_t n;
     const api_route *r = api_routes(&n);
     static const char *const admin[] = {"/v1/jobs/{id}/cancel", "/v1/jobs/{id}/retry",
-                                        "/v1/queues/{queue}/pause", "/v1/queues/{queue}/resume"};
+                                        "/v1/queues/{queue}/pause", "/v1/queues/{queue}/resume",
+                                        "/v1/queues/{queue}/limits"};
     int seen = 0;
     for (size_t i = 0; i < n; i++) {
         bool is_admin = (r[i].flags & API_ROUTE_ADMIN) != 0;
@@ -109,7 +110,7 @@ Test(api_routes, operator_actions_are_admin_routes_and_submit_and_reads_are_not)
             strcmp(r[i].method, "GET") == 0)
             cr_assert(!is_admin, "%s %s is for submitters and readers", r[i].method, r[i].path);
     }
-    cr_assert_eq(seen, 4);
+    cr_assert_eq(seen, 5);
 }
 
 /* decide loads the given sets (NULL text: that file unset) into an app and
