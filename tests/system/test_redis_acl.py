@@ -1,6 +1,7 @@
 """test_redis_acl.py - every service as its own Redis ACL user, with exactly
 the rules docs/security.md documents (read from that page), through every
-transition: submit, batch, long-poll, claim, complete, exec handlers, fail
+transition: submit, batch, long-poll, claim, complete, an HTTP worker's
+claim, progress and complete through the api, exec handlers, fail
 and backoff, retry, cancel (waiting and running), pause and resume, expiry,
 purge, a killed worker's job recovered by the janitor, worker pruning and the
 reconciler.
@@ -43,15 +44,17 @@ def documented_acl():
     return out
 
 
-# The scripts (libshared/lua/) each service runs; progress.lua has no caller
-# yet. A script missing here fails test_scripts_commands_are_granted.
+# The scripts (libshared/lua/) each service runs (the api's second line: for
+# HTTP workers). A script missing here fails test_scripts_commands_are_granted.
 SCRIPTS = {
-    "api": ["enqueue", "watch", "cancel", "retry", "pause", "limits", "stats", "list"],
+    "api": ["enqueue", "watch", "cancel", "retry", "pause", "limits", "stats", "list",
+            "claim", "claim_recover", "heartbeat", "outcomes", "progress", "worker_beat",
+            "worker_touch"],
     "worker": ["claim", "claim_recover", "heartbeat", "outcomes", "worker_beat"],
     "janitor": ["requeue_expired", "promote_due", "expire_stale", "purge", "trim_pending",
-                "workers_prune", "reconcile"],
+                "workers_prune", "workers_stats", "reconcile"],
 }
-UNCALLED = ["progress"]
+UNCALLED = []
 
 
 def script_commands(lua_dir):
@@ -261,6 +264,19 @@ class RedisAclTest(unittest.TestCase):
         self.assertEqual(st, 201, batch)
         for i, b in enumerate(batch["jobs"]):
             self.assertEqual(self.wait_status(b["id"], "succeeded")["result"], i)
+
+        # an HTTP worker through the api: claim (long-poll), progress, complete
+        hid = self.submit({"queue": "acl-h", "type": "remote", "payload": {"x": 1}})["id"]
+        st, _, got = http("POST", self.base + "/v1/queues/acl-h/claim",
+                          {"worker": "http-w1", "max": 1, "wait_s": 5}, timeout=15)
+        self.assertEqual((st, [j["id"] for j in got["jobs"]]), (200, [hid]), got)
+        token = got["jobs"][0]["lease_token"]
+        for path, body in (("heartbeat", {"lease_token": token}),
+                           ("progress", {"lease_token": token, "progress": 50}),
+                           ("complete", {"lease_token": token, "result": {"ok": True}})):
+            st, _, out = http("POST", self.base + "/v1/jobs/%s/%s" % (hid, path), body)
+            self.assertEqual(st, 200, (path, out))
+        self.assertEqual(self.job(hid)["result"], {"ok": True})
 
         # an exec handler reads shell metacharacters as bytes
         evil = {"cmd": "; touch %s; $(touch %s) `touch %s` | touch %s && touch %s > %s"
