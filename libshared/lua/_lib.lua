@@ -155,15 +155,6 @@ local function wake(q, n)
   if len > WAKE_MAX then redis.call('LTRIM', wk, 0, WAKE_MAX - 1) end
 end
 
--- wake_pushed is wake(q, 1) for a job just pushed onto pending, which is now
--- len long. A worker sleeps on the wake list only after a claim found the
--- queue empty, and the push that makes a queue non-empty (len 1) always
--- wakes; past WAKE_MAX queued jobs every worker that could be asleep has
--- had a token already, so a backlog costs no wake writes.
-local function wake_pushed(q, len)
-  if len <= WAKE_MAX then wake(q, 1) end
-end
-
 -- leave takes id out of the index of state st and its count. queued ids are
 -- deleted lazily from pending: claim drops entries whose record is no longer
 -- queued, so LLEN may overcount slightly but counts never does.

@@ -105,7 +105,11 @@ for _, q in ipairs(order) do
   for i = 1, #ids, 4000 do
     len = redis.call('RPUSH', qkey(q, 'pending'), unpack(ids, i, math.min(i + 3999, #ids)))
   end
-  -- as wake_pushed, for each push that left the list at most WAKE_MAX long
+  -- A worker sleeps on the wake list only after a claim found the queue
+  -- empty, and the push that makes a queue non-empty always wakes one; past
+  -- WAKE_MAX queued jobs every worker that could be asleep has had a token
+  -- already, so a backlog costs no wake writes: one token for each push
+  -- that left the list at most WAKE_MAX long.
   local short = math.min(len, WAKE_MAX) - (len - #ids)
   if short > 0 then wake(q, short) end
 end
