@@ -28,6 +28,9 @@ CONC = env_int("BENCH_CONC", 8)          # concurrency per worker process
 CLIENTS = env_int("BENCH_CLIENTS", 4)    # concurrent clients for single enqueue
 BULK = env_int("BENCH_BULK", 1000)       # jobs per bulk call
 PROCESS_TIMEOUT = env_int("BENCH_PROCESS_TIMEOUT", 90)  # s to wait for N completions
+EWD_BATCH = env_int("BENCH_EWD_BATCH", 100)  # jobs per submit call while the workers drain
+PACED_RATE = env_int("BENCH_PACED_RATE", 500)  # jobs/s of the paced latency phase
+PACED_N = env_int("BENCH_PACED_N", 1000)     # jobs of the paced latency phase
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 
@@ -132,6 +135,65 @@ def redis_cpu_s(info_text):
         if line.startswith(("used_cpu_user:", "used_cpu_sys:")):
             tot += float(line.split(":", 1)[1])
     return tot
+
+
+def proc_cpu_s(pids):
+    """utime + stime (s) of live processes, from /proc/PID/stat (own time only,
+    not children's). A pid that is gone counts 0."""
+    tot = 0.0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tot += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return tot
+
+
+def redis_counters(url):
+    """Redis's CPU seconds (user + sys), total_commands_processed and
+    used_memory (bytes), read in one connection."""
+    c = RespClient(url)
+    try:
+        info = c("INFO", "all")
+    finally:
+        c.close()
+    d = {}
+    for line in info.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            d[k] = v.strip()
+    return {"cpu_s": float(d.get("used_cpu_user", 0)) + float(d.get("used_cpu_sys", 0)),
+            "commands": int(d.get("total_commands_processed", 0)),
+            "used_memory": int(d.get("used_memory", 0))}
+
+
+def lifecycle(before_enqueue, after_enqueue, after_drain, jobs, how):
+    """Redis cost per job from three redis_counters snapshots: memory per
+    waiting job (after the enqueue, no workers), CPU and commands over the
+    whole enqueue + drain."""
+    return {"jobs": jobs,
+            "redis_cpu_us_per_job": (after_drain["cpu_s"] - before_enqueue["cpu_s"]) * 1e6 / jobs,
+            "redis_commands_per_job": (after_drain["commands"] - before_enqueue["commands"]) / jobs,
+            "redis_memory_bytes_per_waiting_job":
+                (after_enqueue["used_memory"] - before_enqueue["used_memory"]) / jobs,
+            "how": how}
+
+
+def paced(n, rate_per_s, submit):
+    """Calls submit(i) n times on a fixed schedule of rate_per_s: call i at
+    t0 + i/rate (after a late call the next ones follow at once until the
+    schedule is met again). Returns the achieved rate."""
+    period = 1.0 / rate_per_s
+    t0 = time.perf_counter()
+    for i in range(n):
+        delay = t0 + i * period - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        submit(i)
+    dt = time.perf_counter() - t0
+    return n / dt if dt > 0 else None
 
 
 def wait_until(cond, timeout, interval=0.05):

@@ -16,14 +16,21 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (BULK, CLIENTS, CONC, LAT, M, N, PROCESS_TIMEOUT, PROCS, REDIS_URL, WARM,  # noqa: E402
-                      RespClient, emit, free_port, latency_summary, log, rate, redis_cpu_s, spawn,
-                      stop_all, wait_until)
+from benchlib import (BULK, CLIENTS, CONC, EWD_BATCH, LAT, M, N, PACED_N, PACED_RATE,  # noqa: E402
+                      PROCESS_TIMEOUT, PROCS, REDIS_URL, WARM, RespClient, emit, env_int,
+                      free_port, latency_summary, lifecycle, log, paced, pct, proc_cpu_s, rate,
+                      redis_counters, redis_cpu_s, spawn, stop_all, wait_until)
 
 BIN = os.environ["JOBMILL_BIN_DIR"]
 LOGDIR = os.environ.get("BENCH_LOGDIR", "/tmp")
 HOST = "127.0.0.1"
 JSON_HDR = {"Content-Type": "application/json"}
+SCALE_N = env_int("BENCH_SCALE_N", N)           # jobs per step of the scaling curve
+SCALE_STEPS = [int(x) for x in os.environ.get("BENCH_SCALE_PROCS", "1 2 4 8").split()]
+RECOVERY_TRIALS = env_int("BENCH_RECOVERY_TRIALS", 3)
+RECOVERY_LEASE_MS = env_int("BENCH_RECOVERY_LEASE_MS", 2000)
+RECOVERY_TICK_MS = env_int("BENCH_RECOVERY_TICK_MS", 500)
+QUEUES = "bench,bench-ewd,bench-paced"   # what the main workers read
 procs = []
 
 
@@ -62,19 +69,24 @@ def start_api():
     return port
 
 
-def start_workers(queue):
+def start_workers(queue, nprocs=PROCS, conc=CONC, janitor=True, tag="", **extra):
+    """nprocs jobmill-worker (+ 1 jobmill-janitor): ([workers], janitor or None)."""
     out = []
-    for i in range(PROCS):
+    for i in range(nprocs):
         p = spawn([os.path.join(BIN, "jobmill-worker")],
-                  os.path.join(LOGDIR, "jobmill-worker-%d.log" % i),
-                  env=base_env(JOBMILL_QUEUES=queue, JOBMILL_CONCURRENCY=CONC,
-                               JOBMILL_METRICS_LISTEN="%s:%d" % (HOST, free_port())))
+                  os.path.join(LOGDIR, "jobmill-worker%s-%d.log" % (tag, i)),
+                  env=base_env(JOBMILL_QUEUES=queue, JOBMILL_CONCURRENCY=conc,
+                               JOBMILL_METRICS_LISTEN="%s:%d" % (HOST, free_port()),
+                               **extra.get("worker_env", {}).get(i, extra.get("all_env", {}))))
         out.append(p)
-    p = spawn([os.path.join(BIN, "jobmill-janitor")], os.path.join(LOGDIR, "jobmill-janitor.log"),
-              env=base_env(JOBMILL_METRICS_LISTEN="%s:%d" % (HOST, free_port())))
-    out.append(p)
-    procs.extend(out)
-    return out
+    jan = None
+    if janitor:
+        jan = spawn([os.path.join(BIN, "jobmill-janitor")],
+                    os.path.join(LOGDIR, "jobmill-janitor%s.log" % tag),
+                    env=base_env(JOBMILL_METRICS_LISTEN="%s:%d" % (HOST, free_port()),
+                                 **extra.get("janitor_env", {})))
+    procs.extend(out + ([jan] if jan else []))
+    return out, jan
 
 
 def queue_stats(port, queue):
@@ -168,19 +180,19 @@ def enqueue_bulk(port):
                 "(body built per request inside the timed loop)" % BULK, per_call=BULK)
 
 
-def enqueue_direct():
+def enqueue_direct(queue="bench-direct", n=N):
     """Reference only: libshared's pipelined enqueue (tests/tools/jm_submit), no HTTP."""
     tool = os.path.join(BIN, "jm_submit")
     if not os.access(tool, os.X_OK):
         return {"error": "jm_submit not built"}
     t0 = time.perf_counter()
-    p = subprocess.run([tool, REDIS_URL, "submit", "-n", str(N),
-                        json.dumps({"queue": "bench-direct", "type": "echo", "payload": {}})],
+    p = subprocess.run([tool, REDIS_URL, "submit", "-n", str(n),
+                        json.dumps({"queue": queue, "type": "echo", "payload": {}})],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         return {"error": p.stderr.decode()[-300:]}
-    return rate(N, dt, "tests/tools/jm_submit -n: libshared jm_queue_enqueue_batch, 500 per "
+    return rate(n, dt, "tests/tools/jm_submit -n: libshared jm_queue_enqueue_batch, 500 per "
                 "pipelined batch, no HTTP (a lower bound for the api's cost)")
 
 
@@ -209,14 +221,15 @@ def redis_cpu():
         c.close()
 
 
-def process(port):
+def process(port, workers_out):
     cpu0 = redis_cpu()
     t0 = time.perf_counter()
-    start_workers("bench")
+    workers_out.extend(start_workers(QUEUES)[0])
     done = wait_until(lambda: queue_stats(port, "bench").get("succeeded", 0) >= N,
                       PROCESS_TIMEOUT, interval=0.05)
     wall = time.perf_counter() - t0
     cpu = redis_cpu() - cpu0
+    wcpu = proc_cpu_s(p.pid for p in workers_out)
     jobs = list_finished(port, "bench")
     fin = [j["finished_at"] for j in jobs if j.get("finished_at")]
     if not fin:
@@ -225,10 +238,195 @@ def process(port):
     out = rate(len(fin), span, "jobs queued before the workers start; first to last "
                "finished_at of the job records (millisecond resolution); %d jobmill-worker "
                "processes x concurrency %d, built-in echo handler, 1 janitor" % (PROCS, CONC),
-               wall_s=wall, complete=bool(done), redis_cpu_us_per_job=cpu * 1e6 / len(fin))
+               wall_s=wall, complete=bool(done), redis_cpu_us_per_job=cpu * 1e6 / len(fin),
+               worker_cpu_us_per_job_incl_startup=wcpu * 1e6 / len(fin))
     if not done:
         out["note"] = "only %d of %d finished within %ds" % (len(fin), N, PROCESS_TIMEOUT)
     return out
+
+
+def enqueue_while_draining(port, workers):
+    """The workers are running (and idle). One producer thread submits N jobs
+    in batches of EWD_BATCH over one keep-alive connection as fast as the api
+    takes them; rate = N / (first submit to last finished_at)."""
+    q = "bench-ewd"
+    body = json.dumps({"jobs": [{"queue": q, "type": "echo", "payload": {}}] * EWD_BATCH}).encode()
+    c0, w0 = redis_counters(REDIS_URL), proc_cpu_s(p.pid for p in workers)
+    t_start = time.time()
+    t0 = time.perf_counter()
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    sent = 0
+    try:
+        while sent < N:
+            n = min(EWD_BATCH, N - sent)
+            b = body if n == EWD_BATCH else json.dumps(
+                {"jobs": [{"queue": q, "type": "echo", "payload": {}}] * n}).encode()
+            conn.request("POST", "/v1/jobs/batch", b, JSON_HDR)
+            r = conn.getresponse()
+            rb = r.read()
+            if r.status != 201:
+                return {"error": "POST /v1/jobs/batch -> %d %s" % (r.status, rb[:200])}
+            sent += n
+    finally:
+        conn.close()
+    t_prod = time.perf_counter() - t0
+    done = wait_until(lambda: queue_stats(port, q).get("succeeded", 0) >= N,
+                      PROCESS_TIMEOUT, interval=0.02)
+    c1, w1 = redis_counters(REDIS_URL), proc_cpu_s(p.pid for p in workers)
+    jobs = list_finished(port, q)
+    fin = [j["finished_at"] for j in jobs if j.get("finished_at")]
+    if not fin:
+        return {"error": "no job finished within %ds" % PROCESS_TIMEOUT}
+    out = rate(len(fin), max(fin) - t_start,
+               "workers already running and idle; 1 producer thread POSTs /v1/jobs/batch with %d "
+               "jobs per request, one keep-alive connection, as fast as it can; rate = jobs / "
+               "(first submit to last finished_at)" % EWD_BATCH,
+               complete=bool(done), producer_rate=N / t_prod,
+               worker_cpu_us_per_job=(w1 - w0) * 1e6 / len(fin),
+               worker_cpu_how="utime+stime of the %d jobmill-worker processes (/proc/PID/stat) "
+                              "over this phase / jobs" % len(workers),
+               redis_cpu_us_per_job=(c1["cpu_s"] - c0["cpu_s"]) * 1e6 / len(fin),
+               redis_commands_per_job=(c1["commands"] - c0["commands"]) / len(fin))
+    return out
+
+
+def paced_latency(port):
+    """Idle workers; one client submits PACED_N jobs at PACED_RATE jobs/s over a
+    keep-alive connection; submit-to-start = started_at - created_at of each
+    job record (both stamped by jobmill in ms: a 1 ms resolution)."""
+    q = "bench-paced"
+    body = json.dumps({"queue": q, "type": "echo", "payload": {}}).encode()
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    errors = []
+
+    def submit(_i):
+        if errors:
+            return
+        conn.request("POST", "/v1/jobs", body, JSON_HDR)
+        r = conn.getresponse()
+        b = r.read()
+        if r.status != 201:
+            errors.append("POST /v1/jobs -> %d %s" % (r.status, b[:200]))
+    try:
+        achieved = paced(PACED_N, PACED_RATE, submit)
+    finally:
+        conn.close()
+    if errors:
+        return {"error": errors[0]}
+    wait_until(lambda: queue_stats(port, q).get("succeeded", 0) >= PACED_N, 30, interval=0.05)
+    jobs = list_finished(port, q)
+    d = sorted((j["started_at"] - j["created_at"]) * 1000 for j in jobs
+               if j.get("started_at") is not None)
+    if not d:
+        return {"error": "no paced job finished"}
+    return {"samples": len(d), "p50_ms": pct(d, 50), "p95_ms": pct(d, 95), "p99_ms": pct(d, 99),
+            "max_ms": d[-1], "rate": achieved, "resolution_ms": 1.0,
+            "how": "%d jobs at %d/s, POST /v1/jobs on one keep-alive connection; "
+                   "started_at - created_at of the job records, both stamped by jobmill "
+                   "in milliseconds (resolution 1 ms)" % (len(d), PACED_RATE)}
+
+
+def scaling(port):
+    """Drain SCALE_N stored jobs with k worker processes x CONC, for each k."""
+    steps = []
+    for k in SCALE_STEPS:
+        q = "bench-scale-%d" % k
+        if enqueue_direct(q, SCALE_N).get("error"):
+            return {"error": "jm_submit failed"}
+        c0 = redis_counters(REDIS_URL)
+        workers, _ = start_workers(q, nprocs=k, janitor=False, tag="-scale%d" % k)
+        done = wait_until(lambda: queue_stats(port, q).get("succeeded", 0) >= SCALE_N,
+                          PROCESS_TIMEOUT, interval=0.05)
+        c1 = redis_counters(REDIS_URL)
+        wcpu = proc_cpu_s(p.pid for p in workers)
+        stop_all(workers)
+        fin = [j["finished_at"] for j in list_finished(port, q) if j.get("finished_at")]
+        if len(fin) < 2:
+            steps.append({"procs": k, "error": "nothing finished"})
+            continue
+        steps.append({"procs": k, "concurrency": CONC, "jobs": len(fin), "complete": bool(done),
+                      "rate": len(fin) / (max(fin) - min(fin)),
+                      "redis_cpu_us_per_job": (c1["cpu_s"] - c0["cpu_s"]) * 1e6 / len(fin),
+                      "worker_cpu_us_per_job_incl_startup": wcpu * 1e6 / len(fin)})
+    flat = None
+    good = [s for s in steps if s.get("rate")]
+    for a, b in zip(good, good[1:]):
+        if b["rate"] < a["rate"] * 1.10:
+            flat = a["procs"]
+            break
+    return {"steps": steps, "flattens_at_procs": flat,
+            "how": "%d jobs stored with jm_submit, then k jobmill-worker processes x concurrency "
+                   "%d start (no janitor); rate = jobs / (first to last finished_at); it "
+                   "'flattens' at the first k whose doubling adds < 10 %%" % (SCALE_N, CONC)}
+
+
+def job(port, jid):
+    st, b = request(port, "GET", "/v1/jobs/" + jid, timeout=5)
+    return json.loads(b) if st == 200 else {}
+
+
+def recovery(port):
+    """A running job's worker is SIGKILLed; time until the job runs again on
+    the other worker. Lease and janitor tick are shortened for this phase."""
+    q = "bench-recover"
+    ids = ["bench-rec-%d-a" % os.getpid(), "bench-rec-%d-b" % os.getpid()]
+    lease = {"JOBMILL_LEASE_MS": RECOVERY_LEASE_MS,
+             "JOBMILL_HEARTBEAT_MS": max(100, RECOVERY_LEASE_MS // 4)}
+    workers, jan = start_workers(
+        q, nprocs=2, conc=1, tag="-recover",
+        worker_env={i: dict(lease, JOBMILL_WORKER_ID=ids[i]) for i in range(2)},
+        janitor_env={"JOBMILL_JANITOR_INTERVAL_MS": RECOVERY_TICK_MS})
+    by_id = dict(zip(ids, workers))
+    trials = []
+    try:
+        for t in range(RECOVERY_TRIALS):
+            st, b = request(port, "POST", "/v1/jobs", json.dumps(
+                {"queue": q, "type": "sleep", "payload": {"ms": 600000},
+                 "max_attempts": RECOVERY_TRIALS + 2}).encode())
+            if st != 201:
+                return {"error": "POST /v1/jobs -> %d" % st}
+            jid = json.loads(b)["id"]
+            j = wait_until(lambda: (lambda x: x if x.get("status") == "running" and
+                                    x.get("worker") in by_id else None)(job(port, jid)),
+                           20, interval=0.01)
+            if not j:
+                return {"error": "recovery job never ran", "trials": trials}
+            victim = j["worker"]
+            by_id[victim].kill()          # SIGKILL
+            t0 = time.monotonic()
+            by_id[victim].wait()
+            j2 = wait_until(lambda: (lambda x: x if x.get("status") == "running" and
+                                     x.get("worker") not in (None, victim) else None)(
+                job(port, jid)), 30, interval=0.005)
+            dt = time.monotonic() - t0
+            if not j2:
+                return {"error": "job not running again within 30 s", "trials": trials}
+            trials.append({"seconds": dt, "attempts": j2.get("attempts")})
+            request(port, "POST", "/v1/jobs/%s/cancel" % jid, b"")
+            # restart the killed worker under its id so the next trial has two
+            i = ids.index(victim)
+            p = spawn([os.path.join(BIN, "jobmill-worker")],
+                      os.path.join(LOGDIR, "jobmill-worker-recover-%d.log" % i),
+                      env=base_env(JOBMILL_QUEUES=q, JOBMILL_CONCURRENCY=1,
+                                   JOBMILL_METRICS_LISTEN="%s:%d" % (HOST, free_port()),
+                                   **dict(lease, JOBMILL_WORKER_ID=ids[i] + "-%d" % t)))
+            procs.append(p)
+            del by_id[victim]
+            ids[i] = ids[i] + "-%d" % t
+            by_id[ids[i]] = p
+            wait_until(lambda: job(port, jid).get("status") == "canceled", 10, interval=0.02)
+    finally:
+        stop_all(list(by_id.values()) + [jan])
+    bound = (RECOVERY_LEASE_MS + RECOVERY_TICK_MS) / 1000.0
+    secs = [x["seconds"] for x in trials]
+    return {"trials": trials, "max_s": max(secs), "mean_s": sum(secs) / len(secs),
+            "lease_s": RECOVERY_LEASE_MS / 1000.0, "tick_s": RECOVERY_TICK_MS / 1000.0,
+            "bound_s": bound, "met": max(secs) <= bound,
+            "how": "2 jobmill-worker x concurrency 1 (JOBMILL_LEASE_MS=%d, JOBMILL_HEARTBEAT_MS"
+                   "=%d) and a janitor with JOBMILL_JANITOR_INTERVAL_MS=%d; a sleep job runs, "
+                   "its worker gets SIGKILL; time until GET /v1/jobs/{id} (polled every 5 ms) "
+                   "shows it running on the other worker" % (
+                       RECOVERY_LEASE_MS, lease["JOBMILL_HEARTBEAT_MS"], RECOVERY_TICK_MS)}
 
 
 def latency(port):
@@ -275,11 +473,29 @@ def main():
         log("direct (libshared) enqueue", N)
         res["enqueue_direct"] = enqueue_direct()
         log("bulk enqueue", N)
+        c0 = redis_counters(REDIS_URL)
         res["enqueue_bulk"] = enqueue_bulk(port)
+        c1 = redis_counters(REDIS_URL)
         log("processing", N)
-        res["process"] = process(port)
+        workers = []
+        res["process"] = process(port, workers)
+        c2 = redis_counters(REDIS_URL)
+        res["lifecycle"] = lifecycle(
+            c0, c1, c2, N, "INFO cpu / total_commands_processed over the bulk enqueue (HTTP "
+            "batches) and the drain (claim, complete, heartbeats, janitor), divided by N; "
+            "used_memory after the enqueue minus before, divided by N")
+        log("enqueue while draining", N)
+        res["enqueue_while_draining"] = enqueue_while_draining(port, workers)
+        log("paced latency", PACED_N, "at", PACED_RATE, "/s")
+        res["paced_latency"] = paced_latency(port)
         log("latency", LAT)
         res["latency"] = latency(port)
+        stop_all([p for p in procs if p.poll() is None and p.args[0].endswith(
+            ("jobmill-worker", "jobmill-janitor"))])
+        log("scaling", SCALE_STEPS)
+        res["scaling"] = scaling(port)
+        log("recovery", RECOVERY_TRIALS)
+        res["recovery"] = recovery(port)
     except Exception as e:  # noqa: BLE001
         res["error"] = repr(e)
     finally:
