@@ -1,5 +1,5 @@
 // bullmq_worker.js - one BullMQ worker process for bench/run: a no-op
-// processor on queue "bench" with concurrency BENCH_CONC. Runs until SIGTERM.
+// processor on queue BENCH_QUEUE (default "bench") with concurrency BENCH_CONC. Runs until SIGTERM.
 'use strict';
 const { Worker } = require('bullmq');
 
@@ -7,7 +7,7 @@ const url = new URL(process.env.REDIS_URL);
 const connection = { host: url.hostname, port: Number(url.port) };
 const conc = Number(process.env.BENCH_CONC || 8);
 
-const worker = new Worker('bench', async () => null, { connection, concurrency: conc });
+const worker = new Worker(process.env.BENCH_QUEUE || 'bench', async () => null, { connection, concurrency: conc });
 worker.on('error', (e) => console.error('worker error', e));
 worker.waitUntilReady().then(() => console.error('bullmq worker ready'));
 
