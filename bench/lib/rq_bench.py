@@ -15,8 +15,13 @@ from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from benchlib import (BULK, CLIENTS, LAT, M, N, PROCESS_TIMEOUT, PROCS, REDIS_URL, WARM,  # noqa: E402
-                      emit, latency_summary, log, rate, spawn, stop_all, wait_until)
+from benchlib import (BULK, CLIENTS, EWD_BATCH, LAT, M, N, PACED_N, PACED_RATE,  # noqa: E402
+                      PROCESS_TIMEOUT, PROCS, REDIS_URL, WARM, emit, env_int, latency_summary,
+                      lifecycle, log, paced, pct, proc_cpu_s, rate, redis_counters, spawn,
+                      stop_all, wait_until)
+
+# RQ drains under 1,000 jobs/s here: it gets a smaller N (said in its result)
+N = env_int("BENCH_RQ_N", min(N, 5000))
 
 
 def redis_cpu(conn):
@@ -87,6 +92,13 @@ def start_workers():
                            os.path.join(LOGDIR, "rq-worker-%d.log" % i), env=env))
 
 
+def ended(conn, ids):
+    pipe = conn.pipeline(transaction=False)
+    for jid in ids:
+        pipe.hget("rq:job:" + jid, "ended_at")
+    return [ts(v.decode()) for v in pipe.execute() if v]
+
+
 def process(conn):
     q = Queue("bench", connection=conn)
     reg = FinishedJobRegistry(queue=q)
@@ -96,21 +108,71 @@ def process(conn):
     done = wait_until(lambda: reg.count >= N, PROCESS_TIMEOUT, interval=0.05)
     wall = time.perf_counter() - t0
     cpu = redis_cpu(conn) - cpu0
-    ids = reg.get_job_ids()
-    pipe = conn.pipeline(transaction=False)
-    for jid in ids:
-        pipe.hget("rq:job:" + jid, "ended_at")
-    ends = [ts(v.decode()) for v in pipe.execute() if v]
+    wcpu = proc_cpu_s(p.pid for p in procs)
+    ends = ended(conn, reg.get_job_ids())
     if not ends:
         return {"error": "no job finished within %ds" % PROCESS_TIMEOUT}
     span = max(ends) - min(ends)
     out = rate(len(ends), span, "jobs queued before the workers start; first to last ended_at "
                "of the job hashes (microseconds); %d SimpleWorker processes (RQ has no "
                "in-process concurrency)" % PROCS, wall_s=wall, complete=bool(done),
-               redis_cpu_us_per_job=cpu * 1e6 / len(ends))
+               redis_cpu_us_per_job=cpu * 1e6 / len(ends),
+               worker_cpu_us_per_job_incl_startup=wcpu * 1e6 / len(ends))
     if not done:
         out["note"] = "only %d of %d finished within %ds" % (len(ends), N, PROCESS_TIMEOUT)
     return out
+
+
+def enqueue_while_draining(conn):
+    """Workers running and idle; one producer enqueue_many's N jobs in batches
+    of EWD_BATCH as fast as it can; rate = N / (first submit to last ended_at)."""
+    q = Queue("bench", connection=conn)
+    reg = FinishedJobRegistry(queue=q)
+    base = reg.count
+    c0, w0 = redis_counters(REDIS_URL), proc_cpu_s(p.pid for p in procs)
+    t_start = time.time()
+    t0 = time.perf_counter()
+    ids = []
+    while len(ids) < N:
+        n = min(EWD_BATCH, N - len(ids))
+        ids.extend(j.id for j in q.enqueue_many([Queue.prepare_data(noop) for _ in range(n)]))
+    t_prod = time.perf_counter() - t0
+    done = wait_until(lambda: reg.count >= base + N, PROCESS_TIMEOUT, interval=0.02)
+    c1, w1 = redis_counters(REDIS_URL), proc_cpu_s(p.pid for p in procs)
+    ends = ended(conn, ids)
+    if not ends:
+        return {"error": "no job finished within %ds" % PROCESS_TIMEOUT}
+    return rate(len(ends), max(ends) - t_start,
+                "workers already running and idle; 1 producer calls Queue.enqueue_many with %d "
+                "jobs at a time, as fast as it can; rate = jobs / (first submit to last ended_at)"
+                % EWD_BATCH, complete=bool(done), producer_rate=N / t_prod,
+                worker_cpu_us_per_job=(w1 - w0) * 1e6 / len(ends),
+                worker_cpu_how="utime+stime of the %d rq worker processes (/proc/PID/stat) over "
+                               "this phase / jobs" % len(procs),
+                redis_cpu_us_per_job=(c1["cpu_s"] - c0["cpu_s"]) * 1e6 / len(ends),
+                redis_commands_per_job=(c1["commands"] - c0["commands"]) / len(ends))
+
+
+def paced_latency(conn):
+    """Idle workers; PACED_N enqueues at PACED_RATE/s; submit-to-start =
+    started_at - enqueued_at of the job hashes (RQ stamps microseconds)."""
+    q = Queue("bench", connection=conn)
+    ids = []
+    achieved = paced(PACED_N, PACED_RATE, lambda _i: ids.append(q.enqueue(noop).id))
+
+    def rows():
+        pipe = conn.pipeline(transaction=False)
+        for jid in ids:
+            pipe.hmget("rq:job:" + jid, "enqueued_at", "started_at")
+        return pipe.execute()
+    r = wait_until(lambda: (lambda x: x if all(v[1] for v in x) else None)(rows()), 30)
+    d = sorted((ts(v[1].decode()) - ts(v[0].decode())) * 1000 for v in (r or rows()) if v[1])
+    if not d:
+        return {"error": "no paced job started"}
+    return {"samples": len(d), "p50_ms": pct(d, 50), "p95_ms": pct(d, 95), "p99_ms": pct(d, 99),
+            "max_ms": d[-1], "rate": achieved, "resolution_ms": 0.001,
+            "how": "%d Queue.enqueue at %d/s from one thread; started_at - enqueued_at of the "
+                   "job hashes (RQ stamps microseconds)" % (len(d), PACED_RATE)}
 
 
 def latency(conn):
@@ -148,7 +210,9 @@ def main():
                     % PROCS,
            "notes": ["RQ 1.13 runs one job at a time per worker process; we use %d "
                      "processes, not %d x 8 slots" % (PROCS, PROCS),
-                     "SimpleWorker (no fork per job); RQ's default Worker forks per job"]}
+                     "SimpleWorker (no fork per job); RQ's default Worker forks per job",
+                     "bulk enqueue, drain and enqueue while draining use N=%d (BENCH_RQ_N): "
+                     "RQ drains under 1,000 jobs/s here" % N]}
     conn = redis.Redis.from_url(REDIS_URL)
     try:
         log("warm-up (untimed)")
@@ -159,9 +223,19 @@ def main():
         log("single enqueue", M)
         res["enqueue_single"] = enqueue_single(conn)
         log("bulk enqueue", N)
+        c0 = redis_counters(REDIS_URL)
         res["enqueue_bulk"] = enqueue_bulk(conn)
+        c1 = redis_counters(REDIS_URL)
         log("processing", N)
         res["process"] = process(conn)
+        c2 = redis_counters(REDIS_URL)
+        res["lifecycle"] = lifecycle(
+            c0, c1, c2, N, "INFO cpu / total_commands_processed over enqueue_many and the "
+            "drain, divided by N; used_memory after the enqueue minus before, divided by N")
+        log("enqueue while draining", N)
+        res["enqueue_while_draining"] = enqueue_while_draining(conn)
+        log("paced latency", PACED_N, "at", PACED_RATE, "/s")
+        res["paced_latency"] = paced_latency(conn)
         log("latency", LAT)
         res["latency"] = latency(conn)
     except Exception as e:  # noqa: BLE001
