@@ -16,6 +16,9 @@ CONC = env_int('BENCH_CONC', 8)
 CLIENTS = env_int('BENCH_CLIENTS', 4)
 BULK = env_int('BENCH_BULK', 1000)
 PROCESS_TIMEOUT = env_int('BENCH_PROCESS_TIMEOUT', 90)
+EWD_BATCH = env_int('BENCH_EWD_BATCH', 100)
+PACED_RATE = env_int('BENCH_PACED_RATE', 500)
+PACED_N = env_int('BENCH_PACED_N', 1000)
 LOGDIR = ENV['BENCH_LOGDIR'] || '/tmp'
 $children = []
 
@@ -63,8 +66,85 @@ def redis_cpu
   i['used_cpu_user'].to_f + i['used_cpu_sys'].to_f
 end
 
+# Redis CPU (s), total commands, used_memory from one INFO
+def counters
+  i = Sidekiq.redis(&:info)
+  { cpu_s: i['used_cpu_user'].to_f + i['used_cpu_sys'].to_f, commands: i['total_commands_processed'].to_i,
+    used_memory: i['used_memory'].to_i }
+end
+
+# utime + stime (s) of the worker processes, from /proc/PID/stat
+def workers_cpu
+  $children.sum do |pid|
+    f = File.read("/proc/#{pid}/stat").rpartition(')').last.split
+    (f[11].to_i + f[12].to_i) / 100.0 # USER_HZ
+  rescue StandardError
+    0.0
+  end
+end
+
+def completed = stats.sum { |h| h['count'].to_i }
+
+def wait_count(n, poll)
+  t0 = mono
+  while mono - t0 < PROCESS_TIMEOUT
+    return true if completed >= n
+
+    sleep poll
+  end
+  false
+end
+
+def enqueue_while_draining
+  base = completed
+  c0 = counters
+  w0 = workers_cpu
+  t_start = Process.clock_gettime(Process::CLOCK_REALTIME)
+  t0 = mono
+  sent = 0
+  while sent < N
+    n = [EWD_BATCH, N - sent].min
+    Sidekiq::Client.push_bulk('class' => NoopJob, 'queue' => 'bench', 'args' => Array.new(n) { [] })
+    sent += n
+  end
+  t_prod = mono - t0
+  done = wait_count(base + N, 0.02)
+  sleep 0.03 # the workers copy their counters to Redis every 10 ms
+  c1 = counters
+  w1 = workers_cpu
+  count = completed - base
+  last = stats.map { |h| h['last'].to_f }.max
+  rate(count, last - t_start, "workers already running and idle; 1 producer calls push_bulk with #{EWD_BATCH} jobs " \
+                              'at a time, as fast as it can; rate = jobs / (first submit to last completion)',
+       complete: done, producer_rate: N / t_prod, worker_cpu_us_per_job: (w1 - w0) * 1e6 / count,
+       worker_cpu_how: "utime+stime of the #{PROCS} sidekiq processes (/proc/PID/stat) over this phase / jobs",
+       redis_cpu_us_per_job: (c1[:cpu_s] - c0[:cpu_s]) * 1e6 / count,
+       redis_commands_per_job: (c1[:commands] - c0[:commands]).to_f / count)
+end
+
+def paced_latency
+  Sidekiq.redis { |c| c.del('bench:paced') }
+  period = 1.0 / PACED_RATE
+  t0 = mono
+  PACED_N.times do |i|
+    d = t0 + i * period - mono
+    sleep d if d.positive?
+    PacedJob.set(queue: 'bench').perform_async
+  end
+  achieved = PACED_N / (mono - t0)
+  deadline = mono + 30
+  sleep 0.01 while Sidekiq.redis { |c| c.llen('bench:paced') } < PACED_N && mono < deadline
+  d = Sidekiq.redis { |c| c.lrange('bench:paced', 0, -1) }.map { |x| x.to_f * 1000 }.sort
+  return { error: 'no paced job started' } if d.empty?
+
+  { samples: d.length, p50_ms: pct(d, 50), p95_ms: pct(d, 95), p99_ms: pct(d, 99), max_ms: d[-1], rate: achieved,
+    resolution_ms: 0.001,
+    how: "#{d.length} perform_async at #{PACED_RATE}/s from one thread; start of the job (a server middleware) - " \
+         "enqueued_at (float seconds written by Sidekiq's client just before its LPUSH)" }
+end
+
 def processing
-  cpu0 = redis_cpu
+  c0 = counters
   t0 = mono
   start_workers
   done = false
@@ -76,7 +156,10 @@ def processing
     sleep 0.05
   end
   wall = mono - t0
-  cpu = redis_cpu - cpu0
+  sleep 0.03 # the workers copy their counters to Redis every 10 ms
+  $after_drain = counters
+  cpu = $after_drain[:cpu_s] - c0[:cpu_s]
+  wcpu = workers_cpu
   st = stats
   count = st.sum { |h| h['count'].to_i }
   return { error: "no job finished within #{PROCESS_TIMEOUT}s" } if count.zero?
@@ -85,7 +168,8 @@ def processing
   out = rate(count, span, "jobs queued before the workers start; first to last completion as counted in each " \
                           "worker process (end of perform, microseconds; Sidekiq stores no job record); " \
                           "#{PROCS} sidekiq processes -c #{CONC}", wall_s: wall, complete: done,
-                                                                    redis_cpu_us_per_job: cpu * 1e6 / count)
+                                                                    redis_cpu_us_per_job: cpu * 1e6 / count,
+                                                                    worker_cpu_us_per_job_incl_startup: wcpu * 1e6 / count)
   out[:note] = "only #{count} of #{N} finished within #{PROCESS_TIMEOUT}s" unless done
   out
 end
@@ -152,9 +236,22 @@ begin
   log "single enqueue #{M}"
   res[:enqueue_single] = enqueue_single
   log "bulk enqueue #{N}"
+  c0 = counters
   res[:enqueue_bulk] = enqueue_bulk
+  c1 = counters
   log "processing #{N}"
   res[:process] = processing
+  c2 = $after_drain
+  res[:lifecycle] = { jobs: N, redis_cpu_us_per_job: (c2[:cpu_s] - c0[:cpu_s]) * 1e6 / N,
+                      redis_commands_per_job: (c2[:commands] - c0[:commands]).to_f / N,
+                      redis_memory_bytes_per_waiting_job: (c1[:used_memory] - c0[:used_memory]).to_f / N,
+                      how: 'INFO cpu / total_commands_processed over push_bulk and the drain (BRPOP fetch; the ' \
+                           "bench's own counter copy every 10 ms per process included), divided by N; used_memory " \
+                           'after push_bulk minus before, divided by N' }
+  log "enqueue while draining #{N}"
+  res[:enqueue_while_draining] = enqueue_while_draining
+  log "paced latency #{PACED_N} at #{PACED_RATE}/s"
+  res[:paced_latency] = paced_latency
   log "latency #{LAT}"
   res[:latency] = latency
 rescue StandardError => e

@@ -72,3 +72,25 @@ class LatJob
     Sidekiq.redis { |c| c.set(key, "#{submitted},#{now}", ex: 60) }
   end
 end
+
+# The paced latency job: a server middleware stamps when it starts, against
+# the enqueued_at Sidekiq's client wrote into the job (float seconds), and
+# RPUSHes the difference to bench:paced (one extra write per paced job only).
+class PacedJob
+  include Sidekiq::Worker
+  def perform; end
+end
+
+class PacedStamp
+  def call(worker, job, _queue)
+    if worker.is_a?(PacedJob)
+      d = Time.now.to_f - job['enqueued_at'].to_f
+      Sidekiq.redis { |c| c.rpush('bench:paced', d.to_s) }
+    end
+    yield
+  end
+end
+
+Sidekiq.configure_server do |config|
+  config.server_middleware { |chain| chain.add PacedStamp }
+end
