@@ -12,8 +12,13 @@ turn. The group ids and Redis's pid go to $BENCH_PIDFILE for bench/run's trap.
 
 Env: BENCH_SYSTEMS (default "jobmill bullmq rq sidekiq"), JOBMILL_BIN_DIR,
 BENCH_UNAVAILABLE_<SYSTEM> (a reason: the system's row says so and it is
-skipped), BENCH_SYSTEM_TIMEOUT (s, default 150), BENCH_PIDFILE and the sizes
+skipped), BENCH_SYSTEM_TIMEOUT (s, default 300), BENCH_PIDFILE and the sizes
 of benchlib.py.
+
+Prints two tables: the issue's targets (one row per measure, one column per
+system and per BullMQ set-up, jobmill's ratios, then each target met or not)
+and the older per-system table; writes the raw JSON and a Markdown draft of
+the facts (versions, machine, Redis) and both tables to bench/results/.
 """
 import datetime
 import json
@@ -34,7 +39,7 @@ import benchlib  # noqa: E402
 from benchlib import RespClient, free_port, wait_until  # noqa: E402
 
 SYSTEMS = os.environ.get("BENCH_SYSTEMS", "jobmill bullmq rq sidekiq").split()
-SYSTEM_TIMEOUT = benchlib.env_int("BENCH_SYSTEM_TIMEOUT", 150)
+SYSTEM_TIMEOUT = benchlib.env_int("BENCH_SYSTEM_TIMEOUT", 300)
 PIDFILE = os.environ.get("BENCH_PIDFILE")
 RESULTS = os.path.join(BENCH, "results")
 
@@ -304,6 +309,233 @@ def table(results, meta):
     return "\n".join(lines)
 
 
+# ---- the targets of the performance issue, beside the peers ----
+
+def cfgs(r):
+    """[(column name, result-like dict)] of one system: BullMQ's set-ups each."""
+    if r["system"] == "bullmq" and isinstance(r.get("configs"), dict):
+        return [("bullmq " + k, v) for k, v in r["configs"].items() if isinstance(v, dict)]
+    return [(r["system"], r)]
+
+
+# (label, getter, kind, better): kind picks the format; better: "max"/"min"
+ROWS = [
+    ("drain of a backlog, jobs/s", ("process", "rate"), "rate", "max"),
+    ("enqueue while draining, jobs/s", ("enqueue_while_draining", "rate"), "rate", "max"),
+    ("Redis CPU us / job lifecycle", ("lifecycle", "redis_cpu_us_per_job"), "us", "min"),
+    ("Redis commands / job lifecycle", ("lifecycle", "redis_commands_per_job"), "n1", "min"),
+    ("Redis memory B / waiting job", ("lifecycle", "redis_memory_bytes_per_waiting_job"), "n0", "min"),
+    ("worker CPU us / no-op job", ("enqueue_while_draining", "worker_cpu_us_per_job"), "us", "min"),
+    ("submit-to-start p50 ms @500/s", ("paced_latency", "p50_ms"), "ms", "min"),
+    ("submit-to-start p99 ms @500/s", ("paced_latency", "p99_ms"), "ms", "min"),
+    ("submit-to-start mean ms @500/s", ("paced_latency", "mean_ms"), "ms", "min"),
+    ("client e2e p50 ms (idle, 1 by 1)", ("latency", "p50_ms"), "ms", "min"),
+    ("client e2e p99 ms (idle, 1 by 1)", ("latency", "p99_ms"), "ms", "min"),
+    ("HTTP single submits/s (wrk)", ("enqueue_wrk", "rate"), "rate", "max"),
+    ("single submits/s (4 client threads)", ("enqueue_single", "rate"), "rate", "max"),
+    ("batch submits jobs/s (1000/call)", ("enqueue_bulk", "rate"), "rate", "max"),
+]
+
+
+def cell(v, kind):
+    if v is None:
+        return "-"
+    if kind == "rate":
+        return "{:,.0f}".format(v)
+    if kind == "us" or kind == "n1":
+        return "%.1f" % v
+    if kind == "n0":
+        return "%.0f" % v
+    return "%.2f" % v
+
+
+def best(vals, better):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return max(vals) if better == "max" else min(vals)
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def targets(results):
+    """The target rows: [(label, target text, value text, met: True/False/None)]
+    plus the values the verdicts used, from one run's results."""
+    by = {r["system"]: r for r in results if "unavailable" not in r}
+    jm = by.get("jobmill")
+    if jm is None:
+        return []
+    bull = by.get("bullmq")
+    sk = by.get("sidekiq")
+
+    def val(r, key):
+        return g(r, *key) if r else None
+
+    def bull_best(key, better):
+        return best([g(c, *key) for _, c in cfgs(bull)], better) if bull else None
+    out = []
+    for label, key in (("drain of a backlog", ("process", "rate")),
+                       ("enqueue while draining", ("enqueue_while_draining", "rate"))):
+        a = val(jm, key)
+        rb, rs = ratio(a, bull_best(key, "max")), ratio(a, val(sk, key))
+        met = None if rb is None and rs is None else \
+            bool((rb is None or rb >= 3.0) and (rs is None or rs >= 1.5))
+        out.append((label, ">= 3x BullMQ best, >= 1.5x Sidekiq",
+                    "%s/s = %s BullMQ best, %s Sidekiq" % (
+                        cell(a, "rate"), "%.2fx" % rb if rb else "n/a",
+                        "%.2fx" % rs if rs else "n/a"), met))
+    v = val(jm, ("lifecycle", "redis_cpu_us_per_job"))
+    out.append(("Redis CPU per job lifecycle", "<= 25 us", cell(v, "us") + " us",
+                None if v is None else v <= 25))
+    v = val(jm, ("lifecycle", "redis_commands_per_job"))
+    out.append(("Redis commands per job", "reported", cell(v, "n1"), None))
+    v = val(jm, ("lifecycle", "redis_memory_bytes_per_waiting_job"))
+    b = bull_best(("lifecycle", "redis_memory_bytes_per_waiting_job"), "min")
+    out.append(("Redis memory per waiting job", "<= BullMQ's (%s B)" % cell(b, "n0"),
+                cell(v, "n0") + " B", None if v is None or b is None else v <= b))
+    v = val(jm, ("enqueue_while_draining", "worker_cpu_us_per_job"))
+    out.append(("worker CPU per no-op job", "<= 20 us", cell(v, "us") + " us",
+                None if v is None else v <= 20))
+    for p, lim in (("p50", 0.5), ("p99", 2.0)):
+        v = val(jm, ("paced_latency", p + "_ms"))
+        out.append(("submit-to-start %s at 500/s" % p, "<= %.1f ms (jobmill stamps ms)" % lim,
+                    cell(v, "ms") + " ms", None if v is None else v <= lim))
+    v = val(jm, ("enqueue_wrk", "rate"))
+    out.append(("HTTP single submits (wrk)", ">= 15,000/s", cell(v, "rate") + "/s",
+                None if v is None else v >= 15000))
+    v = val(jm, ("enqueue_bulk", "rate"))
+    out.append(("HTTP batch submits", ">= 100,000 jobs/s", cell(v, "rate") + " jobs/s",
+                None if v is None else v >= 100000))
+    sc = jm.get("scaling") or {}
+    steps = [x for x in sc.get("steps", []) if x.get("rate")]
+    if steps:
+        out.append(("scaling 1-2-4-8 processes x %d" % steps[0].get("concurrency", 0), "reported",
+                    ", ".join("%d: %s/s" % (x["procs"], cell(x["rate"], "rate")) for x in steps)
+                    + "; flattens at %s" % (sc.get("flattens_at_procs") or "none of these"),
+                    None))
+    rc = jm.get("recovery") or {}
+    if rc.get("trials"):
+        out.append(("recovery after SIGKILL", "<= lease + 1 tick = %.1f s" % rc["bound_s"],
+                    "max %.2f s (%s)" % (rc["max_s"], ", ".join(
+                        "%.2f" % t["seconds"] for t in rc["trials"])), rc.get("met")))
+    return out
+
+
+def target_table(results):
+    cols = []
+    for r in results:
+        if "unavailable" in r:
+            continue
+        cols.extend(cfgs(r))
+        if r["system"] == "bullmq" and len(cfgs(r)) > 1:
+            cols.append(("bullmq best", None))
+    if not cols:
+        return ""
+    bulls = [c for n, c in cols if n.startswith("bullmq ") and c is not None]
+    bull = next((r for r in results if r["system"] == "bullmq" and "unavailable" not in r), None)
+    jm = next((r for r in results if r["system"] == "jobmill" and "unavailable" not in r), None)
+    sk = next((r for r in results if r["system"] == "sidekiq" and "unavailable" not in r), None)
+    w = max(12, max(len(n) for n, _ in cols) + 2)
+    ratios = [n for n, ok in (("jm/bull best", jm and bull), ("jm/sidekiq", jm and sk)) if ok]
+    lines = ["%-36s" % "metric (same Redis, same run)" + "".join("%*s" % (w, n) for n, _ in cols)
+             + "".join("%14s" % n for n in ratios)]
+    lines.append("-" * len(lines[0]))
+    for label, key, kind, better in ROWS:
+        row = "%-36s" % label
+        bull_v = None
+        for n, c in cols:
+            if c is None:       # bullmq best: the best set-up's value
+                v = best([g(b, *key) for b in bulls], better)
+                if v is None and bull:      # a phase run once, not per set-up
+                    v = g(bull, *key)
+                bull_v = v
+            else:
+                v = g(c, *key)
+                if v is None and bull and n == "bullmq " + bull.get("main_config", ""):
+                    v = g(bull, *key)
+                if bull and n == "bullmq" and len(bulls) <= 1:
+                    bull_v = v
+            row += "%*s" % (w, cell(v, kind))
+        for n in ratios:
+            a = g(jm, *key)
+            b = bull_v if n == "jm/bull best" else g(sk, *key)
+            row += "%14s" % ("%.2fx" % (a / b) if a is not None and b else "-")
+        lines.append(row)
+    tg = targets(results)
+    if tg:
+        lines.append("")
+        lines.append("targets (jobmill)")
+        for label, target, value, met in tg:
+            lines.append("  %-32s %-36s %-10s %s" % (label, target, {True: "MET", False: "NOT MET",
+                                                                     None: "-"}[met], value))
+    return "\n".join(lines)
+
+
+def machine_facts(redis):
+    """Facts for bench/RESULTS.md: CPU, cores, memory, kernel, OS, versions."""
+    def first(path, prefix):
+        try:
+            with open(path) as f:
+                for ln in f:
+                    if ln.startswith(prefix):
+                        return ln.split(":", 1)[1].strip() if ":" in ln else ln.split("=", 1)[1]
+        except OSError:
+            pass
+        return None
+
+    def out(argv):
+        try:
+            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               timeout=10)
+            return p.stdout.strip().splitlines()[0] if p.stdout.strip() else None
+        except (OSError, subprocess.SubprocessError):
+            return None
+    mem = first("/proc/meminfo", "MemTotal")
+    osr = first("/etc/os-release", "PRETTY_NAME=")
+    root = os.path.dirname(BENCH)
+    head = out(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    dirty = out(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "cpu_model": first("/proc/cpuinfo", "model name"), "cpus_online": os.cpu_count(),
+        "cores_per_socket": first("/proc/cpuinfo", "cpu cores"),
+        "mem_total": mem, "kernel": platform.release(),
+        "os": osr.strip().strip('"') if osr else None,
+        "redis_version": redis.version,
+        "redis_config": "save '' appendonly no maxmemory-policy noeviction, loopback TCP",
+        "jobmill_commit": (head + ("+changes" if dirty else "")) if head else None,
+        "versions": {"python": platform.python_version(), "node": out(["node", "--version"]),
+                     "ruby": out(["ruby", "--version"]), "wrk": (out(["wrk", "-v"]) or "").split(" Copyright")[0] or None,
+                     "cc": out(["cc", "--version"])},
+    }
+
+
+def facts_md(meta, results):
+    """The facts of this run as Markdown (a draft for bench/RESULTS.md)."""
+    f = meta.get("facts", {})
+    vs = ", ".join("%s %s" % (r["system"], r.get("version", "?")) for r in results
+                   if "unavailable" not in r)
+    lines = ["# bench/run %s" % meta.get("time_utc", ""), "",
+             "- systems: " + vs,
+             "- CPU: %s, %s CPUs online (%s cores per socket), %s RAM"
+             % (f.get("cpu_model"), f.get("cpus_online"), f.get("cores_per_socket"),
+                f.get("mem_total")),
+             "- kernel %s, %s" % (f.get("kernel"), f.get("os")),
+             "- Redis %s (%s)" % (f.get("redis_version"), f.get("redis_config")),
+             "- jobmill commit %s" % f.get("jobmill_commit"),
+             "- " + ", ".join("%s: %s" % kv for kv in sorted(f.get("versions", {}).items())),
+             "- load average (1 min) at start: %s" % meta.get("loadavg_1m_at_start"),
+             "- settings: " + ", ".join("%s=%s" % kv for kv in meta.get("settings", {}).items()),
+             ""]
+    for r in results:
+        if "unavailable" in r:
+            lines.append("- %s: unavailable: %s" % (r["system"], r["unavailable"]))
+        elif r.get("notes"):
+            lines.append("- %s: %s" % (r["system"], "; ".join(r["notes"])))
+    return "\n".join(lines) + "\n"
+
+
 def main():
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -330,7 +562,9 @@ def main():
                 "settings": {"N": benchlib.N, "M": benchlib.M, "latency_samples": benchlib.LAT,
                              "warmup": benchlib.WARM, "worker_processes": benchlib.PROCS,
                              "concurrency": benchlib.CONC, "clients": benchlib.CLIENTS,
-                             "bulk": benchlib.BULK}}
+                             "bulk": benchlib.BULK, "ewd_batch": benchlib.EWD_BATCH,
+                             "paced_rate": benchlib.PACED_RATE, "paced_n": benchlib.PACED_N},
+                "loadavg_1m_at_start": loadavg(), "facts": machine_facts(redis)}
         print("bench: N=%d no-op jobs (bulk enqueue + processing), %d single enqueues from %d "
               "concurrent clients, %d latency samples; %d worker processes x concurrency %d; "
               "Redis %s on %s; %s CPUs shared by clients, workers and Redis"
@@ -362,11 +596,20 @@ def main():
     path = os.path.join(RESULTS, "bench-%s.json" % stamp)
     with open(path, "w") as f:
         json.dump(out, f, indent=2)
+    tt = target_table(results)
+    md = os.path.join(RESULTS, "facts-%s.md" % stamp)
+    with open(md, "w") as f:
+        f.write(facts_md(meta, results))
+        f.write("\n```\n%s\n```\n\n```\n%s\n```\n" % (tt, table(results, meta)))
+    print()
+    print(tt)
     print()
     print(table(results, meta))
     print()
-    print("raw results: %s (logs: %s)" % (os.path.relpath(path, os.path.dirname(BENCH)),
-                                          os.path.relpath(logdir, os.path.dirname(BENCH))))
+    print(facts_md(meta, results))
+    rel = os.path.dirname(BENCH)
+    print("raw results: %s (logs: %s; facts and tables as Markdown: %s)"
+          % (os.path.relpath(path, rel), os.path.relpath(logdir, rel), os.path.relpath(md, rel)))
     jm = next((r for r in results if r["system"] == "jobmill"), None)
     return 0 if jm and "unavailable" not in jm and not jm.get("error") else 1
 

@@ -137,7 +137,7 @@ def paced_latency
   d = Sidekiq.redis { |c| c.lrange('bench:paced', 0, -1) }.map { |x| x.to_f * 1000 }.sort
   return { error: 'no paced job started' } if d.empty?
 
-  { samples: d.length, p50_ms: pct(d, 50), p95_ms: pct(d, 95), p99_ms: pct(d, 99), max_ms: d[-1], rate: achieved,
+  { samples: d.length, p50_ms: pct(d, 50), p95_ms: pct(d, 95), p99_ms: pct(d, 99), max_ms: d[-1], mean_ms: d.sum / d.length, rate: achieved,
     resolution_ms: 0.001,
     how: "#{d.length} perform_async at #{PACED_RATE}/s from one thread; start of the job (a server middleware) - " \
          "enqueued_at (float seconds written by Sidekiq's client just before its LPUSH)" }
