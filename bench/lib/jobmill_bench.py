@@ -221,14 +221,17 @@ def redis_cpu():
         c.close()
 
 
-def process(port, workers_out):
+def process(port, workers_out, after):
+    """Drains the N stored jobs; after receives the Redis counters taken at
+    the moment the last job is seen done (before the records are listed)."""
     cpu0 = redis_cpu()
     t0 = time.perf_counter()
     workers_out.extend(start_workers(QUEUES)[0])
     done = wait_until(lambda: queue_stats(port, "bench").get("succeeded", 0) >= N,
                       PROCESS_TIMEOUT, interval=0.05)
     wall = time.perf_counter() - t0
-    cpu = redis_cpu() - cpu0
+    after.update(redis_counters(REDIS_URL))
+    cpu = after["cpu_s"] - cpu0
     wcpu = proc_cpu_s(p.pid for p in workers_out)
     jobs = list_finished(port, "bench")
     fin = [j["finished_at"] for j in jobs if j.get("finished_at")]
@@ -478,9 +481,8 @@ def main():
         res["enqueue_bulk"] = enqueue_bulk(port)
         c1 = redis_counters(REDIS_URL)
         log("processing", N)
-        workers = []
-        res["process"] = process(port, workers)
-        c2 = redis_counters(REDIS_URL)
+        workers, c2 = [], {}
+        res["process"] = process(port, workers, c2)
         res["lifecycle"] = lifecycle(
             c0, c1, c2, N, "INFO cpu / total_commands_processed over the bulk enqueue (HTTP "
             "batches) and the drain (claim, complete, heartbeats, janitor), divided by N; "

@@ -99,7 +99,9 @@ def ended(conn, ids):
     return [ts(v.decode()) for v in pipe.execute() if v]
 
 
-def process(conn):
+def process(conn, after):
+    """Drains the N stored jobs; after receives the Redis counters taken when
+    the last job is seen done (before the job hashes are read)."""
     q = Queue("bench", connection=conn)
     reg = FinishedJobRegistry(queue=q)
     cpu0 = redis_cpu(conn)
@@ -107,7 +109,8 @@ def process(conn):
     start_workers()
     done = wait_until(lambda: reg.count >= N, PROCESS_TIMEOUT, interval=0.05)
     wall = time.perf_counter() - t0
-    cpu = redis_cpu(conn) - cpu0
+    after.update(redis_counters(REDIS_URL))
+    cpu = after["cpu_s"] - cpu0
     wcpu = proc_cpu_s(p.pid for p in procs)
     ends = ended(conn, reg.get_job_ids())
     if not ends:
@@ -227,8 +230,8 @@ def main():
         res["enqueue_bulk"] = enqueue_bulk(conn)
         c1 = redis_counters(REDIS_URL)
         log("processing", N)
-        res["process"] = process(conn)
-        c2 = redis_counters(REDIS_URL)
+        c2 = {}
+        res["process"] = process(conn, c2)
         res["lifecycle"] = lifecycle(
             c0, c1, c2, N, "INFO cpu / total_commands_processed over enqueue_many and the "
             "drain, divided by N; used_memory after the enqueue minus before, divided by N")
