@@ -169,6 +169,37 @@ def redis_counters(url):
             "used_memory": int(d.get("used_memory", 0))}
 
 
+def commandstats(url):
+    """{command: (calls, usec)} from INFO commandstats."""
+    c = RespClient(url)
+    try:
+        info = c("INFO", "commandstats")
+    finally:
+        c.close()
+    out = {}
+    for line in info.splitlines():
+        if line.startswith("cmdstat_"):
+            name, rest = line[8:].split(":", 1)
+            kv = dict(x.split("=", 1) for x in rest.split(","))
+            out[name] = (int(kv.get("calls", 0)), int(kv.get("usec", 0)))
+    return out
+
+
+def commandstats_delta(a, b, jobs):
+    """Per-job calls and usec of each command between two commandstats
+    snapshots, most usec first (a script's usec includes its inner calls,
+    which are also counted under their own names)."""
+    rows = []
+    for name, (calls, usec) in b.items():
+        c0, u0 = a.get(name, (0, 0))
+        if calls - c0 > 0:
+            rows.append({"command": name, "calls_per_job": (calls - c0) / jobs,
+                         "usec_per_job": (usec - u0) / jobs,
+                         "usec_per_call": (usec - u0) / (calls - c0)})
+    rows.sort(key=lambda r: -r["usec_per_job"])
+    return rows
+
+
 def lifecycle(before_enqueue, after_enqueue, after_drain, jobs, how):
     """Redis cost per job from three redis_counters snapshots: memory per
     waiting job (after the enqueue, no workers), CPU and commands over the

@@ -17,7 +17,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (BULK, CLIENTS, CONC, EWD_BATCH, LAT, M, N, PACED_N, PACED_RATE,  # noqa: E402
-                      PROCESS_TIMEOUT, PROCS, REDIS_URL, WARM, RespClient, emit, env_int,
+                      PROCESS_TIMEOUT, PROCS, REDIS_URL, WARM, RespClient, commandstats,
+                      commandstats_delta, emit, env_int,
                       free_port, latency_summary, lifecycle, log, paced, pct, proc_cpu_s, rate,
                       redis_counters, redis_cpu_s, spawn, stop_all, wait_until)
 
@@ -230,7 +231,7 @@ def process(port, workers_out, after):
     done = wait_until(lambda: queue_stats(port, "bench").get("succeeded", 0) >= N,
                       PROCESS_TIMEOUT, interval=0.05)
     wall = time.perf_counter() - t0
-    after.update(redis_counters(REDIS_URL))
+    after.update(redis_counters(REDIS_URL), commandstats=commandstats(REDIS_URL))
     cpu = after["cpu_s"] - cpu0
     wcpu = proc_cpu_s(p.pid for p in workers_out)
     jobs = list_finished(port, "bench")
@@ -477,7 +478,7 @@ def main():
         log("direct (libshared) enqueue", N)
         res["enqueue_direct"] = enqueue_direct()
         log("bulk enqueue", N)
-        c0 = redis_counters(REDIS_URL)
+        c0, cs0 = redis_counters(REDIS_URL), commandstats(REDIS_URL)
         res["enqueue_bulk"] = enqueue_bulk(port)
         c1 = redis_counters(REDIS_URL)
         log("processing", N)
@@ -487,6 +488,7 @@ def main():
             c0, c1, c2, N, "INFO cpu / total_commands_processed over the bulk enqueue (HTTP "
             "batches) and the drain (claim, complete, heartbeats, janitor), divided by N; "
             "used_memory after the enqueue minus before, divided by N")
+        res["lifecycle"]["commandstats"] = commandstats_delta(cs0, c2["commandstats"], N)
         log("enqueue while draining", N)
         res["enqueue_while_draining"] = enqueue_while_draining(port, workers)
         log("paced latency", PACED_N, "at", PACED_RATE, "/s")
