@@ -334,6 +334,7 @@ ROWS = [
     ("HTTP single submits/s (wrk)", ("enqueue_wrk", "rate"), "rate", "max"),
     ("single submits/s (4 client threads)", ("enqueue_single", "rate"), "rate", "max"),
     ("batch submits jobs/s (1000/call)", ("enqueue_bulk", "rate"), "rate", "max"),
+    ("HTTP batch submits jobs/s (wrk)", ("enqueue_wrk_batch", "rate"), "rate", "max"),
 ]
 
 
@@ -406,8 +407,11 @@ def targets(results):
     out.append(("HTTP single submits (wrk)", ">= 15,000/s", cell(v, "rate") + "/s",
                 None if v is None else v >= 15000))
     v = val(jm, ("enqueue_bulk", "rate"))
-    out.append(("HTTP batch submits", ">= 100,000 jobs/s", cell(v, "rate") + " jobs/s",
-                None if v is None else v >= 100000))
+    vw = val(jm, ("enqueue_wrk_batch", "rate"))
+    top = max(x for x in (v, vw, -1) if x is not None)
+    out.append(("HTTP batch submits", ">= 100,000 jobs/s",
+                "%s jobs/s with wrk, %s from 1 Python client" % (cell(vw, "rate"), cell(v, "rate")),
+                None if top < 0 else top >= 100000))
     sc = jm.get("scaling") or {}
     steps = [x for x in sc.get("steps", []) if x.get("rate")]
     if steps:

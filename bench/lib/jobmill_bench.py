@@ -166,6 +166,30 @@ def enqueue_wrk(port, seconds=5, conns=16):
             "connections, %d s" % (conns, seconds)}
 
 
+def enqueue_wrk_batch(port, seconds=3, conns=4):
+    """Batch submits from wrk (BULK jobs per POST /v1/jobs/batch, keep-alive):
+    the api's batch capacity without a Python client building the bodies."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return {"error": "wrk not installed"}
+    body = json.dumps({"jobs": [{"queue": "bench-wrk-batch", "type": "echo", "payload": {}}] * BULK})
+    script = os.path.join(LOGDIR, "jobmill-wrk-batch.lua")
+    with open(script, "w") as f:
+        f.write('wrk.method = "POST"\n'
+                'wrk.body = [[%s]]\n'
+                'wrk.headers["Content-Type"] = "application/json"\n' % body)
+    out = subprocess.run([wrk, "-t2", "-c%d" % conns, "-d%ds" % seconds, "-s", script,
+                          "http://%s:%d/v1/jobs/batch" % (HOST, port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         timeout=seconds + 30).stdout
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if m is None or "Non-2xx" in out:
+        return {"error": "wrk: " + out[-300:]}
+    return {"rate": float(m.group(1)) * BULK, "requests_per_s": float(m.group(1)),
+            "how": "POST /v1/jobs/batch with %d jobs each from wrk, 2 threads, %d keep-alive "
+                   "connections, %d s; jobs/s = requests/s x %d" % (BULK, conns, seconds, BULK)}
+
+
 def enqueue_bulk(port):
     t0 = time.perf_counter()
     done = 0
@@ -475,6 +499,8 @@ def main():
         res["enqueue_single"] = enqueue_single(port)
         log("single enqueue with wrk (keep-alive)")
         res["enqueue_wrk"] = enqueue_wrk(port)
+        log("batch enqueue with wrk (keep-alive)")
+        res["enqueue_wrk_batch"] = enqueue_wrk_batch(port)
         log("direct (libshared) enqueue", N)
         res["enqueue_direct"] = enqueue_direct()
         log("bulk enqueue", N)
