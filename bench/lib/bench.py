@@ -537,6 +537,31 @@ def facts_md(meta, results):
             lines.append("- %s: unavailable: %s" % (r["system"], r["unavailable"]))
         elif r.get("notes"):
             lines.append("- %s: %s" % (r["system"], "; ".join(r["notes"])))
+    jm = next((r for r in results if r["system"] == "jobmill" and "unavailable" not in r), None)
+    if jm:
+        steps = [x for x in (jm.get("scaling") or {}).get("steps", []) if x.get("rate")]
+        if steps:
+            lines += ["", "jobmill scaling curve (worker processes x concurrency %d):" %
+                      steps[0]["concurrency"], "",
+                      "| processes | jobs/s | Redis CPU us/job | worker CPU us/job (incl. start-up) |",
+                      "|---|---|---|---|"]
+            lines += ["| %d | %s | %.1f | %.1f |" % (x["procs"], cell(x["rate"], "rate"),
+                                                    x["redis_cpu_us_per_job"],
+                                                    x["worker_cpu_us_per_job_incl_startup"])
+                      for x in steps]
+        rc = jm.get("recovery") or {}
+        if rc.get("trials"):
+            lines += ["", "jobmill recovery after SIGKILL (lease %.1f s, janitor tick %.1f s): %s s"
+                      % (rc["lease_s"], rc["tick_s"],
+                         ", ".join("%.2f" % t["seconds"] for t in rc["trials"]))]
+        cs = (jm.get("lifecycle") or {}).get("commandstats") or []
+        if cs:
+            lines += ["", "jobmill: Redis commands per job over enqueue + drain (INFO commandstats; "
+                      "a script's time includes its inner commands):", "",
+                      "| command | calls/job | us/job | us/call |", "|---|---|---|---|"]
+            lines += ["| %s | %.3f | %.2f | %.2f |" % (x["command"], x["calls_per_job"],
+                                                    x["usec_per_job"], x["usec_per_call"])
+                      for x in cs[:12]]
     return "\n".join(lines) + "\n"
 
 
