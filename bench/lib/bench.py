@@ -537,6 +537,12 @@ def facts_md(meta, results):
             lines.append("- %s: unavailable: %s" % (r["system"], r["unavailable"]))
         elif r.get("notes"):
             lines.append("- %s: %s" % (r["system"], "; ".join(r["notes"])))
+    tg = targets(results)
+    if tg:
+        lines += ["", "| target (jobmill) | goal | measured | verdict |", "|---|---|---|---|"]
+        lines += ["| %s | %s | %s | %s |" % (label, goal, value, {True: "met", False: "**not met**",
+                                                              None: "reported"}[met])
+                  for label, goal, value, met in tg]
     jm = next((r for r in results if r["system"] == "jobmill" and "unavailable" not in r), None)
     if jm:
         steps = [x for x in (jm.get("scaling") or {}).get("steps", []) if x.get("rate")]
