@@ -473,7 +473,7 @@ def target_table(results):
         lines.append("")
         lines.append("targets (jobmill)")
         for label, target, value, met in tg:
-            lines.append("  %-32s %-36s %-10s %s" % (label, target, {True: "MET", False: "NOT MET",
+            lines.append("  %-32s %-48s %-8s %s" % (label, target, {True: "MET", False: "NOT MET",
                                                                      None: "-"}[met], value))
     return "\n".join(lines)
 
