@@ -9,7 +9,7 @@
  * list); the parameter fits API_PARAM_MAX and holds no '/'; ?wait parses to
  * 0-60 s or is refused; ?state/limit/cursor parse to a known state, a limit
  * of 1-1000 and a bounded cursor or are refused (the api's own static
- * parse_wait and parse_list_args, compiled in from jobs_get.c and queues.c);
+ * api_req_wait and parse_list_args, compiled in from jobs_get.c and queues.c);
  * the token check accepts exactly "Bearer <known token>".
  */
 #include <math.h>
