@@ -1060,7 +1060,6 @@ jm_queue_set_limits(jm_redis *r, const char *queue, jm_limit_op rate, jm_limit_o
         now->rate_n = (int)jm__reply_ll(rep->element[0]);
         now->rate_ms = jm__reply_ll(rep->element[1]);
         now->concurrency = (int)jm__reply_ll(rep->element[2]);
-        now->tokens = now->rate_n;
     }
     freeReplyObject(rep);
     return rc;

@@ -132,6 +132,18 @@ class RedisClient:
         return self._reply()
 
 
+def redis_ping(port):
+    """True when a Redis (or a sentinel) answers PING on the loopback port."""
+    try:
+        c = RedisClient(port, timeout=0.5)
+        try:
+            return c("PING") == "PONG"
+        finally:
+            c.close()
+    except OSError:
+        return False
+
+
 class RedisServer:
     """A throw-away redis-server on a free loopback port with its own dir."""
 
@@ -157,14 +169,7 @@ class RedisServer:
         wait_for(self.ping, timeout=10, what="redis-server on port %d" % self.port)
 
     def ping(self):
-        try:
-            c = RedisClient(self.port, timeout=0.5)
-            try:
-                return c("PING") == "PONG"
-            finally:
-                c.close()
-        except OSError:
-            return False
+        return redis_ping(self.port)
 
     def client(self):
         return RedisClient(self.port)

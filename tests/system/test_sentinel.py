@@ -17,7 +17,7 @@ import unittest
 
 import harness
 from harness import (REDIS_SERVER, RedisClient, RedisServer, Service, die_with_parent, free_port,
-                     http, start_api, wait_for)
+                     http, redis_ping, start_api, wait_for)
 
 MASTER = "jmmaster"
 
@@ -39,17 +39,8 @@ class Sentinel:
         self.proc = subprocess.Popen([REDIS_SERVER, conf, "--sentinel"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=die_with_parent)
-        wait_for(self.ping, timeout=10, what="sentinel on port %d" % self.port)
-
-    def ping(self):
-        try:
-            c = RedisClient(self.port, timeout=0.5)
-            try:
-                return c("PING") == "PONG"
-            finally:
-                c.close()
-        except OSError:
-            return False
+        wait_for(lambda: redis_ping(self.port), timeout=10,
+                 what="sentinel on port %d" % self.port)
 
     def primary_port(self):
         c = RedisClient(self.port, timeout=1)

@@ -270,7 +270,7 @@ typedef struct jm_queue_limits {
     int rate_n;      /* at most rate_n jobs started ... */
     int64_t rate_ms; /* ... per rate_ms; rate_n 0 = no rate limit */
     int concurrency; /* at most this many running at once; 0 = no cap */
-    int64_t tokens;  /* read: the rate bucket's whole tokens now */
+    int64_t tokens;  /* jm_queue_stats only: whole tokens now */
 } jm_queue_limits;
 
 typedef struct jm_queue_info {
