@@ -155,6 +155,37 @@ local function wake(q, n)
   if len > WAKE_MAX then redis.call('LTRIM', wk, 0, WAKE_MAX - 1) end
 end
 
+-- Priorities. A queued job of priority 0 (the default, and every job that
+-- never set one) waits in the queue's pending LIST, FIFO: the LLEN-visible
+-- backlog. A job of priority 1-9 waits in the queue's prio ZSET instead,
+-- scored so ZPOPMIN takes the highest priority first and, within a level,
+-- the job that came first: (9 - p) * PRIO_SPAN + PRIO_MID + seq, seq from
+-- the queue's prio_seq counter (added for the tail, subtracted for the head
+-- as LPUSH does, so a job handed back goes before its level's waiting jobs).
+-- Claim takes from prio before pending; the queue's limits hash (read by
+-- every claim anyway) carries prio = 1 while prio may hold jobs, so a queue
+-- that never sees a priority costs no extra call. Lazily deleted entries
+-- (cancel, expiry) stay in prio like in pending, until claim drops them.
+local PRIO_SPAN, PRIO_MID = 35184372088832, 17592186044416 -- 2^45, 2^44
+
+local function prio_score(p, seq) return int((9 - p) * PRIO_SPAN + PRIO_MID + seq) end
+
+local function prio_mark(q) redis.call('HSET', qkey(q, 'limits'), 'prio', '1') end
+
+-- ready puts queued job id where claim finds it: the tail of its level, or
+-- its head (a job handed back). prio is the record's priority field.
+local function ready(q, id, prio, head)
+  local p = tonumber(prio or '') or 0
+  if p <= 0 then
+    if head then redis.call('LPUSH', qkey(q, 'pending'), id) else redis.call('RPUSH', qkey(q, 'pending'), id) end
+    return
+  end
+  local seq = redis.call('INCR', qkey(q, 'prio_seq'))
+  if head then seq = -seq end
+  redis.call('ZADD', qkey(q, 'prio'), prio_score(p, seq), id)
+  prio_mark(q)
+end
+
 -- leave takes id out of the index of state st and its count. queued ids are
 -- deleted lazily from pending: claim drops entries whose record is no longer
 -- queued, so LLEN may overcount slightly but counts never does.
@@ -222,7 +253,7 @@ end
 -- Returns 'canceled', 'failed' or 'queued'.
 local function lose_lease(id, q, now, why)
   local jk = jkey(id)
-  local f = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'cancel')
+  local f = redis.call('HMGET', jk, 'attempts', 'max_attempts', 'cancel', 'priority')
   if f[3] == '1' then
     terminal(id, q, 'running', 'canceled', now)
     return 'canceled'
@@ -233,7 +264,7 @@ local function lose_lease(id, q, now, why)
   end
   leave(id, q, 'running')
   redis.call('HSET', jk, 'status', 'queued', 'error', why)
-  redis.call('LPUSH', qkey(q, 'pending'), id)
+  ready(q, id, f[4], true)
   count(q, 'queued', 1)
   return 'queued'
 end
@@ -305,14 +336,15 @@ local function outcome_release(id, token, mode, now)
       return 3
     end
   end
-  if redis.call('HGET', jk, 'cancel') == '1' then
+  local c = redis.call('HMGET', jk, 'cancel', 'priority')
+  if c[1] == '1' then
     terminal(id, q, 'running', 'canceled', now)
     return 2
   end
   leave(id, q, 'running')
   redis.call('HINCRBY', jk, 'attempts', -1)
   redis.call('HSET', jk, 'status', 'queued')
-  redis.call('LPUSH', qkey(q, 'pending'), id)
+  ready(q, id, c[2], true)
   count(q, 'queued', 1)
   wake(q, 1)
   return 1
@@ -345,7 +377,7 @@ local CAP_RETRY_MS = 50   -- a queue at its concurrency cap: look again this soo
 -- how long to wait in ms. One HMGET per claim call when no limit is set.
 local function limit(q, max, now)
   local lk = qkey(q, 'limits')
-  local l = redis.call('HMGET', lk, 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts')
+  local l = redis.call('HMGET', lk, 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts', 'prio')
   local wait = 0
   if l[3] then
     local running = tonumber(redis.call('HGET', qkey(q, 'counts'), 'running') or '0') or 0
@@ -368,7 +400,7 @@ local function limit(q, max, now)
     end
   end
   if max < 0 then max = 0 end
-  return max, tokens, wait
+  return max, tokens, wait, l[6] == '1'
 end
 
 local function claim_jobs(q, max, lease, worker, nonce)
@@ -376,10 +408,29 @@ local function claim_jobs(q, max, lease, worker, nonce)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local tokens, wait
-  max, tokens, wait = limit(q, max, now)
+  local tokens, wait, hi
+  max, tokens, wait, hi = limit(q, max, now)
   if max == 0 then return {now, -math.max(wait, 1)} end
   local pk, fk, ak, dk = qkey(q, 'pending'), qkey(q, 'fence'), qkey(q, 'active'), qkey(q, 'deadlines')
+  local hk = hi and qkey(q, 'prio')
+  -- take pops up to want ids: from prio while it holds any (clearing the
+  -- flag once it is empty), then from pending. The second result says the
+  -- ids came from prio (fewer than wanted then does not mean none are left).
+  local function take(want)
+    if hk then
+      local z = redis.call('ZPOPMIN', hk, want)
+      if #z < 2 * want then
+        redis.call('HDEL', qkey(q, 'limits'), 'prio')
+        hk = nil
+      end
+      if #z > 0 then
+        local ids = {}
+        for i = 1, #z, 2 do ids[#ids + 1] = z[i] end
+        return ids, true
+      end
+    end
+    return redis.call('LPOP', pk, want), false
+  end
   local out, ids = {}, {}
   local last = tonumber(redis.call('GET', fk) or '0') or 0
   if last < floor then last = floor end
@@ -388,10 +439,10 @@ local function claim_jobs(q, max, lease, worker, nonce)
   while claimed < max do
     local want = math.min(max - claimed, max + CLAIM_SCAN_EXTRA - scanned)
     if want <= 0 then
-      if redis.call('LLEN', pk) > 0 then more = 1 end
+      if redis.call('LLEN', pk) > 0 or (hk and redis.call('ZCARD', hk) > 0) then more = 1 end
       break
     end
-    local popped = redis.call('LPOP', pk, want)
+    local popped, from_prio = take(want)
     if not popped then break end
     scanned = scanned + #popped
     for _, id in ipairs(popped) do
@@ -425,7 +476,7 @@ local function claim_jobs(q, max, lease, worker, nonce)
         end
       end
     end
-    if #popped < want then break end
+    if #popped < want and not from_prio then break end
   end
   if claimed > 0 then
     redis.call('SET', fk, fence)

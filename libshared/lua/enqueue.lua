@@ -1,8 +1,9 @@
 -- enqueue: new jobs of one slot, queued or scheduled; or, for a job whose
--- idempotency key was seen, the existing job of the key. ARGV[4..] = 14
+-- idempotency key was seen, the existing job of the key. ARGV[4..] = 15
 -- arguments per job: id, queue, type, payload, max_attempts, timeout_s,
 -- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, max_queues,
--- unique_key, unique_for_ms.
+-- unique_key, unique_for_ms, priority (0-9; above 0 the job waits in the
+-- queue's prio ZSET, see ready() in _lib.lua).
 -- Returns one reply per job, in order: {1, id, status, created, run_at,
 -- expires_at or ''} created (the caller knows the rest: it sent it),
 -- {0, id, record...} the existing job of the key (its fields and values),
@@ -12,15 +13,17 @@
 -- answer with the stored job.
 --
 -- A batch is one call per slot: the record and idempotency writes go out
--- per job, the pushes onto each queue's pending list (in order), the index
--- and count writes and the queue-set and wake writes once per call.
+-- per job, the pushes onto each queue's pending list (in order) and prio
+-- ZSET, the index and count writes and the queue-set and wake writes once
+-- per call.
 local now = now_ms()
 local snow = istr(now)
 local out = {}
 local pushed, order = {}, {}   -- queue -> ids to RPUSH, in job order
+local hi, hi_order = {}, {}    -- queue -> {priority, id, ...} for the prio ZSET
 local known = {}               -- queue -> in the queue set (true/false), asked once
 acc_begin()
-for base = 4, #ARGV - 13, 14 do
+for base = 4, #ARGV - 14, 15 do
   local id, q, idem = ARGV[base], ARGV[base + 1], ARGV[base + 10]
   local rep = nil
   if idem ~= '' then
@@ -71,6 +74,11 @@ for base = 4, #ARGV - 13, 14 do
       f[#f + 1] = idem
       redis.call('SET', idem_key(idem), id)
     end
+    local prio = tonumber(ARGV[base + 14]) or 0
+    if prio > 0 then
+      f[#f + 1] = 'priority'
+      f[#f + 1] = ARGV[base + 14]
+    end
     if unique ~= '' and window <= 0 then
       f[#f + 1] = 'unique' -- held until the job ends: terminal() frees it
       f[#f + 1] = unique
@@ -83,7 +91,16 @@ for base = 4, #ARGV - 13, 14 do
       zadd(qkey(q, 'deadlines'), sexp, id)
     end
     redis.call('HSET', jkey(id), unpack(f))
-    if status == 'queued' then
+    if status == 'queued' and prio > 0 then
+      local h = hi[q]
+      if not h then
+        h = {}
+        hi[q] = h
+        hi_order[#hi_order + 1] = q
+      end
+      h[#h + 1] = prio
+      h[#h + 1] = id
+    elseif status == 'queued' then
       local p = pushed[q]
       if not p then
         p = {}
@@ -111,6 +128,23 @@ for _, q in ipairs(order) do
   -- already, so a backlog costs no wake writes: one token for each push
   -- that left the list at most WAKE_MAX long.
   local short = math.min(len, WAKE_MAX) - (len - #ids)
+  if short > 0 then wake(q, short) end
+end
+for _, q in ipairs(hi_order) do
+  local h = hi[q]
+  local n = #h / 2
+  local seq = redis.call('INCRBY', qkey(q, 'prio_seq'), n) - n
+  local args = {}
+  for i = 1, #h, 2 do
+    seq = seq + 1
+    args[#args + 1] = prio_score(h[i], seq)
+    args[#args + 1] = h[i + 1]
+  end
+  local zk = qkey(q, 'prio')
+  for i = 1, #args, 4000 do redis.call('ZADD', zk, unpack(args, i, math.min(i + 3999, #args))) end
+  prio_mark(q)
+  local len = redis.call('ZCARD', zk)
+  local short = math.min(len, WAKE_MAX) - (len - n)
   if short > 0 then wake(q, short) end
 end
 acc_flush()

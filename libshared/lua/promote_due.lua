@@ -6,10 +6,11 @@ local ids = redis.call('ZRANGEBYSCORE', qkey(q, 'scheduled'), '-inf', now, 'LIMI
 local n = 0
 for _, id in ipairs(ids) do
   local jk = jkey(id)
-  if redis.call('HGET', jk, 'status') == 'scheduled' then
+  local f = redis.call('HMGET', jk, 'status', 'priority')
+  if f[1] == 'scheduled' then
     leave(id, q, 'scheduled')
     redis.call('HSET', jk, 'status', 'queued')
-    redis.call('RPUSH', qkey(q, 'pending'), id)
+    ready(q, id, f[2], false)
     count(q, 'queued', 1)
     n = n + 1
   else

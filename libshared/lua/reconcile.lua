@@ -5,12 +5,12 @@
 --
 -- The invariants it restores (every other script keeps them):
 --   a running record is in `active`; a scheduled one in `scheduled`; a queued
---   one in `pending`; a terminal one in the ZSET of its state; a queued or
+--   one in `pending` (priority 0) or `prio` (priority 1-9); a terminal one in the ZSET of its state; a queued or
 --   scheduled record with expires_at that never started is in `deadlines`
 --   (expiry never applies once started: claim takes it out for good);
 --   an entry of active/scheduled/deadlines/a terminal ZSET belongs to a record
 --   of that queue in the matching state;
---   counts[st] = distinct pending ids whose record is queued (st = queued),
+--   counts[st] = distinct pending and prio ids whose record is queued (st = queued),
 --   active/scheduled entries whose record is running/scheduled, terminal
 --   entries whose record is in that state or gone (purge takes those out).
 -- Pending entries whose record is in another state are claim's to drop (lazy
@@ -27,7 +27,7 @@
 --       Returns {-1} when too big, else {purged, orphans, active_not_running,
 --       stale, counts_fixed}.
 --   'index', queue, index, cursor, count: one ZSCAN slice of active, scheduled,
---       deadlines or a terminal ZSET. Returns {next_cursor ('0' = done),
+--       deadlines, prio (checked like pending) or a terminal ZSET. Returns {next_cursor ('0' = done),
 --       purged, orphans, active_not_running, stale}.
 --   'pending', queue, offset, count, max_len: one LRANGE slice of pending;
 --       entries with no record (purged) or another queue's record (stale) are
@@ -46,6 +46,7 @@ local ZSETS = {'active', 'scheduled', 'deadlines', 'succeeded', 'failed', 'cance
 -- entry_ok: does a record (status st, queue rq) belong in index idx of q?
 local function entry_ok(q, idx, st, rq)
   if rq ~= q then return false end
+  if idx == 'prio' then return true end -- like pending: other states are claim's to drop
   if idx == 'active' then return st == 'running' end
   if idx == 'deadlines' then return st == 'queued' or st == 'scheduled' end
   return st == idx
@@ -63,6 +64,8 @@ local function check_ids(q, idx, ids, step)
         if TERMINAL[idx] then
           count(q, idx, -1)
           purged = purged + 1
+        elseif idx == 'prio' then
+          purged = purged + 1 -- a lazily deleted job whose record expired
         else
           orphans = orphans + 1
         end
@@ -95,7 +98,7 @@ local function check_pending(q, ids)
 end
 
 local function index_size(q)
-  local n = redis.call('LLEN', qkey(q, 'pending'))
+  local n = redis.call('LLEN', qkey(q, 'pending')) + redis.call('ZCARD', qkey(q, 'prio'))
   for _, idx in ipairs(ZSETS) do n = n + redis.call('ZCARD', qkey(q, idx)) end
   return n
 end
@@ -106,7 +109,9 @@ local function recount(q)
   local c = {queued = 0, scheduled = 0, running = 0, succeeded = 0, failed = 0,
              canceled = 0, expired = 0}
   local seen = {}
-  for _, id in ipairs(redis.call('LRANGE', qkey(q, 'pending'), 0, -1)) do
+  local waiting = redis.call('LRANGE', qkey(q, 'pending'), 0, -1)
+  for _, id in ipairs(redis.call('ZRANGE', qkey(q, 'prio'), 0, -1)) do waiting[#waiting + 1] = id end
+  for _, id in ipairs(waiting) do
     if not seen[id] then
       seen[id] = true
       local f = redis.call('HMGET', jkey(id), 'status', 'queue')
@@ -142,11 +147,12 @@ if mode == 'small' then
     purged, orphans, notrun, stale = purged + p, orphans + o, notrun + n, stale + s
   end
   local p, s = check_pending(q, redis.call('LRANGE', qkey(q, 'pending'), 0, -1))
-  return {purged + p, orphans, notrun, stale + s, recount(q)}
+  local hp, _, _, hs = check_ids(q, 'prio', redis.call('ZRANGE', qkey(q, 'prio'), 0, -1), 1)
+  return {purged + p + hp, orphans, notrun, stale + s + hs, recount(q)}
 
 elseif mode == 'index' then
   local q, idx, cursor, n = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-  local ok = false
+  local ok = idx == 'prio'
   for _, z in ipairs(ZSETS) do if z == idx then ok = true end end
   if not ok then return redis.error_reply('reconcile: unknown index ' .. idx) end
   local res = redis.call('ZSCAN', qkey(q, idx), cursor, 'COUNT', n)
@@ -166,7 +172,7 @@ elseif mode == 'pending' then
 elseif mode == 'record' then
   local id, max_len = ARGV[5], tonumber(ARGV[6])
   local f = redis.call('HMGET', jkey(id), 'status', 'queue', 'run_at', 'expires_at', 'finished',
-    'started')
+    'started', 'priority')
   local st, q = f[1], f[2]
   if not st or not q then return {0, 0} end
   local unleased, unindexed = 0, 0
@@ -178,6 +184,12 @@ elseif mode == 'record' then
   elseif st == 'scheduled' then
     if not redis.call('ZSCORE', qkey(q, 'scheduled'), id) then
       redis.call('ZADD', qkey(q, 'scheduled'), tonumber(f[3]) or now_ms(), id)
+      unindexed = 1
+    end
+  elseif st == 'queued' and (tonumber(f[7] or '') or 0) > 0 then
+    if not redis.call('ZSCORE', qkey(q, 'prio'), id) then
+      ready(q, id, f[7], false)
+      wake(q, 1)
       unindexed = 1
     end
   elseif st == 'queued' then

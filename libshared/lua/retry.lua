@@ -3,7 +3,7 @@
 -- Returns 1 done, 0 refused (state), -1 no record.
 local id = ARGV[4]
 local jk = jkey(id)
-local f = redis.call('HMGET', jk, 'status', 'queue', 'idem')
+local f = redis.call('HMGET', jk, 'status', 'queue', 'idem', 'priority')
 if not f[1] then return -1 end
 if not (f[1] == 'failed' or f[1] == 'canceled' or f[1] == 'expired') then return 0 end
 local q = f[2]
@@ -12,7 +12,7 @@ redis.call('PERSIST', jk)
 if f[3] then redis.call('PERSIST', idem_key(f[3])) end
 redis.call('HSET', jk, 'status', 'queued', 'attempts', 0, 'cancel', 0, 'run_at', now_ms())
 redis.call('HDEL', jk, 'finished', 'result', 'error', 'started', 'expires_at')
-redis.call('RPUSH', qkey(q, 'pending'), id)
+ready(q, id, f[4], false)
 count(q, 'queued', 1)
 wake(q, 1)
 return 1

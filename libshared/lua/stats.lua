@@ -16,14 +16,20 @@ if l[1] then
   tokens = tostring(math.floor(t))
 end
 out[3], out[4], out[5], out[6] = l[1] or '', l[2] or '', l[3] or '', tokens
-local head = redis.call('LRANGE', qkey(q, 'pending'), 0, 49)
-for _, id in ipairs(head) do
-  local f = redis.call('HMGET', jkey(id), 'status', 'run_at')
-  if f[1] == 'queued' then
-    out[2] = tonumber(f[2]) or 0
-    break
+-- the oldest of the first live entry of pending and the first 50 of prio
+-- (ordered by priority, not age)
+local function oldest(ids, first_only)
+  for _, id in ipairs(ids) do
+    local f = redis.call('HMGET', jkey(id), 'status', 'run_at')
+    if f[1] == 'queued' then
+      local t = tonumber(f[2]) or 0
+      if t > 0 and (out[2] == 0 or t < out[2]) then out[2] = t end
+      if first_only then return end
+    end
   end
 end
+oldest(redis.call('LRANGE', qkey(q, 'pending'), 0, 49), true)
+oldest(redis.call('ZRANGE', qkey(q, 'prio'), 0, 49), false)
 local c = redis.call('HGETALL', qkey(q, 'counts'))
 for i = 1, #c do out[#out + 1] = c[i] end
 return out

@@ -248,6 +248,9 @@ jm_job_spec_from_json(const json_t *body, const char *field_prefix, jm_job_spec 
     if ((rc = get_int(body, px, "max_attempts", 1, JM_MAX_ATTEMPTS_MAX, &v, &has, err)) != JM_OK)
         return rc;
     spec->max_attempts = has ? (int)v : 3;
+    if ((rc = get_int(body, px, "priority", 0, JM_PRIORITY_MAX, &v, &has, err)) != JM_OK)
+        return rc;
+    spec->priority = has ? (int)v : 0;
     if ((rc = get_int(body, px, "timeout_s", 1, JM_TIMEOUT_MAX_S, &v, &has, err)) != JM_OK)
         return rc;
     spec->timeout_s = has ? (int)v : 0;
@@ -350,6 +353,8 @@ jm_job_from_hash(jm_job *job, const char *id, const char *const *fv, size_t n, j
             job->attempts = atoi(v);
         else if (strcmp(f, "max_attempts") == 0)
             job->max_attempts = atoi(v);
+        else if (strcmp(f, "priority") == 0)
+            job->priority = atoi(v);
         else if (strcmp(f, "timeout_s") == 0)
             job->timeout_s = atoi(v);
         else if (strcmp(f, "result_ttl") == 0)
@@ -413,6 +418,7 @@ jm_job_to_json(const jm_job *job)
     json_object_set_new(o, "status", json_string(jm_state_name(job->status)));
     json_object_set_new(o, "attempts", json_integer(job->attempts));
     json_object_set_new(o, "max_attempts", json_integer(job->max_attempts));
+    json_object_set_new(o, "priority", json_integer(job->priority));
     json_object_set_new(o, "payload", jm_json_parse_text(job->payload));
     json_object_set_new(o, "result", jm_json_parse_text(job->result));
     json_object_set_new(o, "error", str_or_null(job->error));

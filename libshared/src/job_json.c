@@ -222,6 +222,8 @@ jm_job_json_write(jm_text *t, const jm_job *job)
     int_json(t, job->attempts);
     jm_text_puts(t, ",\"max_attempts\":");
     int_json(t, job->max_attempts);
+    jm_text_puts(t, ",\"priority\":");
+    int_json(t, job->priority);
     jm_text_puts(t, ",\"payload\":");
     json_text(t, job->payload);
     jm_text_puts(t, ",\"result\":");

@@ -14,10 +14,10 @@
 
 /* ---- submit ---- */
 
-/* The 14 arguments enqueue.lua reads per job; num is the caller's storage
+/* The 15 arguments enqueue.lua reads per job; num is the caller's storage
  * for the numbers, borrowed until the call has run. */
-#define ENQ_ARGS 14
-typedef char enqueue_nums[8][24];
+#define ENQ_ARGS 15
+typedef char enqueue_nums[9][24];
 
 static void
 enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queues, enqueue_nums num)
@@ -40,6 +40,8 @@ enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queue
     snprintf(num[7], 24, "%" PRId64, s->unique_for_ms);
     a[12] = s->unique_key != NULL ? s->unique_key : "";
     a[13] = num[7];
+    snprintf(num[8], 24, "%d", s->priority);
+    a[14] = num[8];
 }
 
 /* job_from_spec fills job for a job just created from spec, with what
@@ -55,6 +57,7 @@ job_from_spec(jm_job *job, const char *id, const jm_job_spec *s, redisReply **e,
     job->idem_key = s->idem_key != NULL ? strdup(s->idem_key) : NULL;
     job->status = jm_state_parse(jm__reply_str(e[0]));
     job->max_attempts = s->max_attempts > 0 ? s->max_attempts : 3;
+    job->priority = s->priority;
     job->timeout_s = s->timeout_s;
     job->result_ttl_s = s->result_ttl_s;
     job->created_ms = jm__reply_ll(e[1]);

@@ -19,7 +19,7 @@ enum { STAGE_START, STAGE_RECORDS, STAGE_QUEUES };
 enum { PHASE_SMALL, PHASE_INDEX, PHASE_PENDING, PHASE_COUNTS };
 
 static const char *const zsets[] = {"active", "scheduled", "deadlines", "succeeded",
-                                    "failed", "canceled",  "expired"};
+                                    "failed", "canceled",  "expired",   "prio"};
 #define N_ZSETS ((int)(sizeof(zsets) / sizeof(zsets[0])))
 
 static const char *const kind_names[JM_REPAIR_KIND_COUNT] = {

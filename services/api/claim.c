@@ -202,6 +202,7 @@ claim_json(const jm_claim *c, const char *worker, int lease_ms)
     view.run_at_ms = c->run_at_ms;
     view.started_ms = c->started_ms;
     json_t *o = jm_job_to_json(&view); /* borrows the strings; nothing to clear */
+    json_object_del(o, "priority");    /* not in a claim's reply (docs/priorities.md) */
     json_object_set_new(o, "lease_token", json_string(c->lease));
     json_object_set_new(o, "lease_deadline", jm_ms_to_json(c->started_ms + lease_ms));
     json_object_set_new(o, "lease_ms", json_integer(lease_ms));

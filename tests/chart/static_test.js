@@ -484,11 +484,13 @@ check('the KEDA redis trigger reads the keys jobmill writes (slot tags, prefix, 
     'worker.autoscaling.mode=keda', 'worker.autoscaling.keda.trigger=redis', 'redis.url=redis://cache:6380/4'] });
   const so = byKind(objs, 'ScaledObject')[0];
   const triggers = so.spec.triggers;
-  assert.strictEqual(triggers.length, 2 * queues.length);
+  assert.strictEqual(triggers.length, 3 * queues.length);
   queues.forEach((q, i) => {
-    const [pending, active] = [triggers[2 * i], triggers[2 * i + 1]];
+    const [pending, prio, active] = [triggers[3 * i], triggers[3 * i + 1], triggers[3 * i + 2]];
     assert.strictEqual(pending.name, `pending_${i}`);
+    assert.strictEqual(prio.name, `prio_${i}`);
     assert.strictEqual(pending.metadata.listName, `jm:prod:{${slotTag(q)}}:q:${q}:pending`);
+    assert.strictEqual(prio.metadata.listName, `jm:prod:{${slotTag(q)}}:q:${q}:prio`);
     assert.strictEqual(active.metadata.listName, `jm:prod:{${slotTag(q)}}:q:${q}:active`);
     assert.strictEqual(pending.metadata.address, 'cache.default.svc:6380');
     assert.strictEqual(pending.metadata.databaseIndex, '4');
@@ -496,7 +498,7 @@ check('the KEDA redis trigger reads the keys jobmill writes (slot tags, prefix, 
   const mod = so.spec.advanced.scalingModifiers;
   assert.strictEqual(mod.target, '3');
   assert.strictEqual(mod.metricType, 'AverageValue');
-  assert.strictEqual(mod.formula, queues.map((_, i) => `pending_${i} + active_${i}`).join(' + '));
+  assert.strictEqual(mod.formula, queues.map((_, i) => `pending_${i} + prio_${i} + active_${i}`).join(' + '));
   assert.strictEqual(byKind(objs, 'TriggerAuthentication').length, 0);
   const withSecret = render({ sets: ['redis.existingSecret=r', 'worker.autoscaling.mode=keda',
     'worker.autoscaling.keda.trigger=redis', 'redis.deploy=true'] });

@@ -50,6 +50,7 @@ bool jm_state_terminal(jm_state s);
 #define JM_TYPE_MAX 128
 #define JM_IDEM_MAX 256
 #define JM_MAX_ATTEMPTS_MAX 1000
+#define JM_PRIORITY_MAX 9
 
 /* jm_queue_name_valid: 1–64 of [A-Za-z0-9_.-]. */
 bool jm_queue_name_valid(const char *name);
@@ -79,6 +80,7 @@ typedef struct jm_job_spec {
     char *idem_key;        /* NULL = none */
     char *unique_key;      /* NULL = none (docs/api.md, unique jobs) */
     int64_t unique_for_ms; /* 0 = held until the job ends, else a window */
+    int priority;          /* 0-9, higher first; 0 by default (docs/priorities.md) */
 } jm_job_spec;
 
 #define JM_TIMEOUT_MAX_S 604800 /* one week */
@@ -108,6 +110,7 @@ typedef struct jm_job {
     jm_state status;
     int attempts;
     int max_attempts;
+    int priority; /* 0-9 */
     int timeout_s;
     int result_ttl_s;
     int64_t fence;
