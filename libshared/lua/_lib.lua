@@ -377,7 +377,7 @@ local CAP_RETRY_MS = 50   -- a queue at its concurrency cap: look again this soo
 -- how long to wait in ms. One HMGET per claim call when no limit is set.
 local function limit(q, max, now)
   local lk = qkey(q, 'limits')
-  local l = redis.call('HMGET', lk, 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts', 'prio')
+  local l = redis.call('HMGET', lk, 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts', 'prio', 'types')
   local wait = 0
   if l[3] then
     local running = tonumber(redis.call('HGET', qkey(q, 'counts'), 'running') or '0') or 0
@@ -400,7 +400,47 @@ local function limit(q, max, now)
     end
   end
   if max < 0 then max = 0 end
-  return max, tokens, wait, l[6] == '1'
+  return max, tokens, wait, l[6] == '1', l[7] == '1'
+end
+
+-- Concurrency caps per job type (type_cap.lua): the limits hash holds
+-- tconc:<type> = cap. The jobs of a capped type claimed while it is capped
+-- are kept in q:<q>:trun:<type> (a ZSET id -> claim time); nothing takes
+-- them out when they end: a claim that finds the set at the cap drops the
+-- members no longer running first (at most cap reads), so finishing a job
+-- costs nothing extra. A claim passes over waiting jobs of a type at its cap
+-- (at most TYPE_SKIP_MAX per call) and puts them back where they were.
+local TYPE_SKIP_MAX = 100
+
+-- type_gate returns a function room(type) -> entry or true (uncapped) or
+-- false (at its cap), for one claim call of queue q; entry.n counts up as
+-- the caller claims.
+local function type_gate(q)
+  local lk, tc = qkey(q, 'limits'), {}
+  return function(ty)
+    local e = tc[ty]
+    if e == nil then
+      local cap = tonumber(redis.call('HGET', lk, 'tconc:' .. ty) or '')
+      if not cap then
+        e = true
+      else
+        local tk = qkey(q, 'trun:' .. ty)
+        local n = redis.call('ZCARD', tk)
+        if n >= cap then
+          for _, m in ipairs(redis.call('ZRANGE', tk, 0, -1)) do
+            if redis.call('HGET', jkey(m), 'status') ~= 'running' then
+              redis.call('ZREM', tk, m)
+              n = n - 1
+            end
+          end
+        end
+        e = {cap = cap, n = n, key = tk}
+      end
+      tc[ty] = e
+    end
+    if e == true or e.n < e.cap then return e end
+    return false
+  end
 end
 
 local function claim_jobs(q, max, lease, worker, nonce)
@@ -408,11 +448,13 @@ local function claim_jobs(q, max, lease, worker, nonce)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local floor = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local tokens, wait, hi
-  max, tokens, wait, hi = limit(q, max, now)
+  local tokens, wait, hi, types
+  max, tokens, wait, hi, types = limit(q, max, now)
   if max == 0 then return {now, -math.max(wait, 1)} end
   local pk, fk, ak, dk = qkey(q, 'pending'), qkey(q, 'fence'), qkey(q, 'active'), qkey(q, 'deadlines')
   local hk = hi and qkey(q, 'prio')
+  local room = types and type_gate(q)
+  local back, back_prio = {}, {} -- passed over (a type at its cap): ids, prio scores
   -- take pops up to want ids: from prio while it holds any (clearing the
   -- flag once it is empty), then from pending. The second result says the
   -- ids came from prio (fewer than wanted then does not mean none are left).
@@ -425,7 +467,10 @@ local function claim_jobs(q, max, lease, worker, nonce)
       end
       if #z > 0 then
         local ids = {}
-        for i = 1, #z, 2 do ids[#ids + 1] = z[i] end
+        for i = 1, #z, 2 do
+          ids[#ids + 1] = z[i]
+          if room then back_prio[z[i]] = z[i + 1] end
+        end
         return ids, true
       end
     end
@@ -448,15 +493,29 @@ local function claim_jobs(q, max, lease, worker, nonce)
     for _, id in ipairs(popped) do
       local jk = jkey(id)
       -- one read for the guard and the answer: status, expires_at, started,
-      -- attempts, then the 6 fields handed to the worker
-      local f = redis.call('HMGET', jk, 'status', 'expires_at', 'started', 'attempts', 'type',
-        'payload', 'max_attempts', 'timeout_s', 'created', 'run_at')
-      if f[1] == 'queued' then
+      -- attempts, then the 6 fields handed to the worker (none once TYPE_SKIP_MAX
+      -- jobs were passed over: the rest of the pop goes back unread)
+      local f = #back < TYPE_SKIP_MAX and redis.call('HMGET', jk, 'status', 'expires_at', 'started',
+        'attempts', 'type', 'payload', 'max_attempts', 'timeout_s', 'created', 'run_at')
+      if not f then
+        back[#back + 1] = id
+        f = {}
+      end
+      local gate = true
+      if room and f[1] == 'queued' and not (f[2] and not f[3] and tonumber(f[2]) <= now) then
+        gate = room(f[5])
+        if not gate then back[#back + 1] = id end
+      end
+      if f[1] == 'queued' and gate then
         -- expiry applies only to a job that never started (not to one released
         -- by a drain or requeued after a lost lease)
         if f[2] and not f[3] and tonumber(f[2]) <= now then
           terminal(id, q, 'queued', 'expired', now)
         else
+          if gate ~= true then
+            redis.call('ZADD', gate.key, snow, id)
+            gate.n = gate.n + 1
+          end
           fence = incr_dec(fence)
           local token = fence .. '-' .. nonce
           local attempt = (tonumber(f[4]) or 0) + 1
@@ -477,6 +536,21 @@ local function claim_jobs(q, max, lease, worker, nonce)
       end
     end
     if #popped < want and not from_prio then break end
+    if #back >= TYPE_SKIP_MAX then break end
+  end
+  if #back > 0 then
+    -- back where they were: prio entries with their scores, pending ones at
+    -- the head in their order
+    for i = #back, 1, -1 do
+      local id = back[i]
+      if back_prio[id] then
+        redis.call('ZADD', qkey(q, 'prio'), back_prio[id], id)
+        prio_mark(q)
+      else
+        redis.call('LPUSH', pk, id)
+      end
+    end
+    if claimed == 0 then more = -CAP_RETRY_MS end
   end
   if claimed > 0 then
     redis.call('SET', fk, fence)

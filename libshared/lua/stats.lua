@@ -2,10 +2,10 @@
 -- its oldest waiting job. ARGV[4] = queue.
 -- Returns {paused (0/1), oldest_run_at_ms (0 = none), rate_n, rate_ms,
 -- concurrency, tokens ('' for no limit; tokens refilled to now), state, n,
--- state, n, ...}.
+-- state, n, ..., then 'tcap:<type>', '<cap>:<running>' per capped job type}.
 local q = ARGV[4]
 local out = {redis.call('EXISTS', qkey(q, 'paused')), 0}
-local l = redis.call('HMGET', qkey(q, 'limits'), 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts')
+local l = redis.call('HMGET', qkey(q, 'limits'), 'rate_n', 'rate_ms', 'conc', 'tokens', 'ts', 'types')
 local tokens = ''
 if l[1] then
   local n, per = tonumber(l[1]) or 1, tonumber(l[2]) or 1000
@@ -32,4 +32,19 @@ oldest(redis.call('LRANGE', qkey(q, 'pending'), 0, 49), true)
 oldest(redis.call('ZRANGE', qkey(q, 'prio'), 0, 49), false)
 local c = redis.call('HGETALL', qkey(q, 'counts'))
 for i = 1, #c do out[#out + 1] = c[i] end
+-- caps per job type (type_cap.lua): 'tcap:<type>', '<cap>:<running>'
+if l[6] == '1' then
+  local h = redis.call('HGETALL', qkey(q, 'limits'))
+  for i = 1, #h, 2 do
+    if string.sub(h[i], 1, 6) == 'tconc:' then
+      local ty = string.sub(h[i], 7)
+      local running = 0
+      for _, id in ipairs(redis.call('ZRANGE', qkey(q, 'trun:' .. ty), 0, -1)) do
+        if redis.call('HGET', jkey(id), 'status') == 'running' then running = running + 1 end
+      end
+      out[#out + 1] = 'tcap:' .. ty
+      out[#out + 1] = h[i + 1] .. ':' .. running
+    end
+  end
+end
 return out

@@ -192,6 +192,18 @@ type_char(char c)
     return name_char(c) || c == ':' || c == '/';
 }
 
+bool
+jm_type_name_valid(const char *type)
+{
+    size_t n = type != NULL ? strlen(type) : 0;
+    if (n < 1 || n > JM_TYPE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!type_char(type[i]))
+            return false;
+    return true;
+}
+
 int
 jm_job_spec_from_json(const json_t *body, const char *field_prefix, jm_job_spec *spec,
                       jm_error *err)

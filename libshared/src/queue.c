@@ -1030,6 +1030,37 @@ jm_queue_trim_pending(jm_redis *r, const char *queue, int batch, int *n, jm_erro
 /* ---- operator limits ---- */
 
 int
+jm_queue_set_type_cap(jm_redis *r, const char *queue, const char *type, int concurrency,
+                      jm_error *err)
+{
+    if (!jm_queue_name_valid(queue))
+        return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
+    char cap[24], max[24];
+    if (concurrency > 0)
+        snprintf(cap, sizeof(cap), "%d", concurrency);
+    else
+        snprintf(cap, sizeof(cap), "-");
+    snprintf(max, sizeof(max), "%d", JM_TYPE_CAPS_MAX);
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, NULL);
+    jm_call_arg(&c, queue);
+    jm_call_arg(&c, type);
+    jm_call_arg(&c, cap);
+    jm_call_arg(&c, max);
+    redisReply *rep = jm_call_run(r, &c, "type_cap", err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    int rc = JM_OK;
+    if (rep->type != REDIS_REPLY_INTEGER)
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "type_cap: unexpected reply");
+    else if (rep->integer < 0)
+        rc = jm_error_set(err, JM_ERR_INVALID, "types",
+                          "a queue takes at most %d caps per job type", JM_TYPE_CAPS_MAX);
+    freeReplyObject(rep);
+    return rc;
+}
+
+int
 jm_queue_set_limits(jm_redis *r, const char *queue, jm_limit_op rate, jm_limit_op conc,
                     const jm_queue_limits *want, jm_queue_limits *now, jm_error *err)
 {

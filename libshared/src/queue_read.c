@@ -194,9 +194,19 @@ jm_queue_stats(jm_redis *r, const char *queue, jm_queue_info *out, jm_error *err
         out->limits.concurrency = (int)jm__reply_ll(rep->element[4]);
         out->limits.tokens = jm__reply_ll(rep->element[5]);
         for (size_t i = 6; i + 1 < rep->elements; i += 2) {
-            jm_state s = jm_state_parse(rep->element[i]->str);
-            if (s != JM_STATE_UNKNOWN)
-                out->counts[s] = strtoll(rep->element[i + 1]->str, NULL, 10);
+            const char *name = rep->element[i]->str, *v = rep->element[i + 1]->str;
+            if (name == NULL || v == NULL)
+                continue;
+            jm_state s = jm_state_parse(name);
+            if (s != JM_STATE_UNKNOWN) {
+                out->counts[s] = strtoll(v, NULL, 10);
+            } else if (strncmp(name, "tcap:", 5) == 0 && out->limits.n_types < JM_TYPE_CAPS_MAX) {
+                jm_type_cap *t = &out->limits.types[out->limits.n_types++];
+                snprintf(t->type, sizeof(t->type), "%s", name + 5);
+                char *end = NULL;
+                t->concurrency = (int)strtol(v, &end, 10);
+                t->running = end != NULL && *end == ':' ? (int)strtol(end + 1, NULL, 10) : 0;
+            }
         }
     }
     freeReplyObject(rep);

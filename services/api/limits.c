@@ -1,11 +1,13 @@
 /* limits.c - PUT /v1/queues/{queue}/limits: a queue's operator limits.
  *
- * Body {"rate": {"n": N, "per_s": S} | null, "concurrency": C | null}: a key
- * left out keeps that limit, null clears it. At most n jobs of the queue
- * start per per_s seconds (a token bucket in Redis time, bursts up to n),
- * and at most C run at once across every worker. The claim script enforces
- * both (libshared/lua/_lib.lua limit()); see docs/limits.md. Answers 200 with
- * the queue object, which carries "limits".
+ * Body {"rate": {"n": N, "per_s": S} | null, "concurrency": C | null,
+ * "types": {"<type>": {"concurrency": C} | null, ...}}: a key left out keeps
+ * that limit, null clears it. At most n jobs of the queue start per per_s
+ * seconds (a token bucket in Redis time, bursts up to n), at most C run at
+ * once across every worker, and at most a type's C of that type. The claim
+ * script enforces them (libshared/lua/_lib.lua limit(), type_gate()); see
+ * docs/limits.md. The whole body is validated before anything changes.
+ * Answers 200 with the queue object, which carries "limits".
  */
 #include <math.h>
 #include <stdio.h>
@@ -51,6 +53,54 @@ conc_arg(const json_t *body, jm_limit_op *op, jm_queue_limits *want, jm_error *e
     return JM_OK;
 }
 
+/* types_arg checks "types" (every entry valid, at most JM_TYPE_CAPS_MAX). */
+static int
+types_arg(const json_t *body, jm_error *err)
+{
+    const json_t *types = json_object_get(body, "types");
+    if (types == NULL)
+        return JM_OK;
+    if (!json_is_object(types) || json_object_size(types) > JM_TYPE_CAPS_MAX)
+        return jm_error_set(err, JM_ERR_INVALID, "types",
+                            "types must be an object of at most %d job types", JM_TYPE_CAPS_MAX);
+    const char *type;
+    const json_t *v;
+    json_object_foreach((json_t *)types, type, v)
+    {
+        if (!jm_type_name_valid(type))
+            return jm_error_set(err, JM_ERR_INVALID, "types",
+                                "types: a job type is 1-128 of [A-Za-z0-9_.:/-]");
+        if (json_is_null(v))
+            continue;
+        const json_t *c = json_object_get(v, "concurrency");
+        if (!json_is_object(v) || !json_is_integer(c) || json_integer_value(c) < 1 ||
+            json_integer_value(c) > LIMIT_MAX)
+            return jm_error_set(err, JM_ERR_INVALID, "types",
+                                "types.%s must be {\"concurrency\": 1-%d} or null", type,
+                                LIMIT_MAX);
+    }
+    return JM_OK;
+}
+
+/* set_types applies a checked "types" (null clears a type's cap). */
+static int
+set_types(api_req *req, const json_t *body, jm_error *err)
+{
+    const json_t *types = json_object_get(body, "types");
+    if (types == NULL)
+        return JM_OK;
+    const char *type;
+    const json_t *v;
+    json_object_foreach((json_t *)types, type, v)
+    {
+        int cap = json_is_null(v) ? 0 : (int)json_integer_value(json_object_get(v, "concurrency"));
+        int rc = jm_queue_set_type_cap(req->redis, req->param, type, cap, err);
+        if (rc != JM_OK)
+            return rc;
+    }
+    return JM_OK;
+}
+
 int
 api_queues_limits(api_req *req)
 {
@@ -69,9 +119,13 @@ api_queues_limits(api_req *req)
         rc = rate_arg(body, &rate, &want, &err);
     if (rc == JM_OK)
         rc = conc_arg(body, &conc, &want, &err);
-    json_decref(body);
+    if (rc == JM_OK)
+        rc = types_arg(body, &err);
     if (rc == JM_OK)
         rc = api_queue_known(req, &err);
+    if (rc == JM_OK)
+        rc = set_types(req, body, &err);
+    json_decref(body);
     if (rc == JM_OK)
         rc = jm_queue_set_limits(req->redis, req->param, rate, conc, &want, &now, &err);
     jm_queue_info info;

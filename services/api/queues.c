@@ -39,6 +39,13 @@ api_queue_to_json(const jm_queue_info *q)
                                       : json_null());
     json_object_set_new(lim, "concurrency",
                         l->concurrency > 0 ? json_integer(l->concurrency) : json_null());
+    /* caps per job type: {"<type>": {"concurrency": C, "running": R}} */
+    json_t *types = json_object();
+    for (int i = 0; i < l->n_types; i++)
+        json_object_set_new(types, l->types[i].type,
+                            json_pack("{s:i, s:i}", "concurrency", l->types[i].concurrency,
+                                      "running", l->types[i].running));
+    json_object_set_new(lim, "types", types);
     json_object_set_new(o, "limits", lim);
     return o;
 }

@@ -4,6 +4,8 @@
  *   --rate N/S          at most N jobs start per S seconds
  *   --concurrency C     at most C running at once across every worker
  *   --no-rate, --no-concurrency   clear one
+ *   --type-concurrency TYPE=C     at most C of job type TYPE running at once
+ *   --no-type-concurrency TYPE    clear that type's cap
  * Without any of them it shows the limits (from GET /v1/queues).
  */
 #include <stdio.h>
@@ -16,6 +18,8 @@ static const cli_opt limits_opts[] = {
     {"concurrency", true},
     {"no-rate", false},
     {"no-concurrency", false},
+    {"type-concurrency", true},
+    {"no-type-concurrency", true},
 };
 #define N_LIMITS (sizeof(limits_opts) / sizeof(limits_opts[0]))
 
@@ -55,6 +59,37 @@ print_limits(const json_t *q)
                (long long)json_integer_value(json_object_get(q, "running")));
     else
         printf("  concurrency  none\n");
+    const char *type;
+    const json_t *t;
+    json_object_foreach((json_t *)json_object_get(l, "types"), type, t)
+    {
+        printf("  type %s  %lld (running %lld)\n", type,
+               (long long)json_integer_value(json_object_get(t, "concurrency")),
+               (long long)json_integer_value(json_object_get(t, "running")));
+    }
+}
+
+/* type_body adds "types": {TYPE: {"concurrency": C}} (set "TYPE=C") or
+ * {TYPE: null} (clear "TYPE") to body; JM_ERR_INVALID when malformed. */
+static int
+type_body(json_t *body, const char *set, const char *clear)
+{
+    json_t *types = json_object();
+    json_object_set_new(body, "types", types);
+    if (clear != NULL)
+        json_object_set_new(types, clear, json_null());
+    if (set == NULL)
+        return JM_OK;
+    const char *eq = strrchr(set, '=');
+    double c;
+    char type[256];
+    if (eq == NULL || eq == set || (size_t)(eq - set) >= sizeof(type) ||
+        cli_parse_number(eq + 1, 1, 1000000, &c) != JM_OK || c != (double)(long)c)
+        return JM_ERR_INVALID;
+    memcpy(type, set, (size_t)(eq - set));
+    type[eq - set] = '\0';
+    json_object_set_new(types, type, json_pack("{s:I}", "concurrency", (json_int_t)c));
+    return JM_OK;
 }
 
 /* show finds queue in GET /v1/queues. */
@@ -102,11 +137,17 @@ cli_cmd_limits(cli_ctx *ctx, int argc, char **argv)
     const char *conc = cli_args_get(&a, limits_opts, N_LIMITS, "concurrency");
     bool no_rate = cli_args_get(&a, limits_opts, N_LIMITS, "no-rate") != NULL;
     bool no_conc = cli_args_get(&a, limits_opts, N_LIMITS, "no-concurrency") != NULL;
+    const char *tset = cli_args_get(&a, limits_opts, N_LIMITS, "type-concurrency");
+    const char *tclear = cli_args_get(&a, limits_opts, N_LIMITS, "no-type-concurrency");
     if ((rate && no_rate) || (conc && no_conc))
         return cli_usage_error(argv[0], "a limit cannot be set and cleared at once");
-    if (!rate && !conc && !no_rate && !no_conc)
+    if (!rate && !conc && !no_rate && !no_conc && !tset && !tclear)
         return show(ctx, a.pos[0]);
     json_t *body = json_object();
+    if ((tset || tclear) && type_body(body, tset, tclear) != JM_OK) {
+        json_decref(body);
+        return cli_usage_error(argv[0], "--type-concurrency takes TYPE=C, C from 1 to 1000000");
+    }
     if (rate != NULL) {
         json_t *r = rate_body(rate);
         if (r == NULL) {

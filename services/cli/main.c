@@ -49,13 +49,15 @@ static const cli_command commands[] = {
      "A paused queue still accepts jobs.\n"},
     {"resume", cli_cmd_resume, "QUEUE", "let workers claim from a queue again", ""},
     {"limits", cli_cmd_limits,
-     "QUEUE [--rate N/S] [--concurrency C] [--no-rate] [--no-concurrency]",
+     "QUEUE [--rate N/S] [--concurrency C] [--type-concurrency TYPE=C] [--no-rate]\n"
+     "       [--no-concurrency] [--no-type-concurrency TYPE]",
      "show or set a queue's rate limit and concurrency cap",
      "Without options it shows the limits and how close the queue is to them.\n"
      "  --rate N/S          at most N jobs start per S seconds (a token bucket: bursts\n"
      "                      up to N)\n"
      "  --concurrency C     at most C jobs run at once across every worker\n"
-     "  --no-rate, --no-concurrency   clear that limit\n"},
+     "  --type-concurrency TYPE=C   at most C jobs of job type TYPE run at once\n"
+     "  --no-rate, --no-concurrency, --no-type-concurrency TYPE   clear that limit\n"},
     {"retry-failed", cli_cmd_retry_failed, "QUEUE [--yes]", "retry every failed job of a queue",
      "Without --yes it only counts the failed jobs, changes nothing and exits 2.\n"
      "  --yes   retry them all (jobs that changed meanwhile are skipped)\n"},

@@ -1,7 +1,8 @@
 """test_limits.py - a queue's operator limits against real workers and the
 real api: a rate limit holds under 4 workers (the measured start rate within
 5 % of the limit), a concurrency cap is never exceeded (the running count
-sampled every few ms) and is reached, and PUT /v1/queues/{q}/limits answers
+sampled every few ms) and is reached, so is a cap on one job type while
+other types pass its waiting jobs, and PUT /v1/queues/{q}/limits answers
 and refuses as documented (docs/limits.md).
 """
 import json
@@ -83,6 +84,50 @@ class LimitsTest(WorkerCase):
         self.assertEqual(peak, cap, "the cap is reached, so the check could fail")
         print("\nconcurrency cap %d: peak %d over %d samples" % (cap, peak, samples))
 
+    def test_type_cap_is_never_exceeded_while_other_types_run(self):
+        cap = 2
+        n_sleep, n_echo = scaled(60, minimum=20), scaled(200, minimum=50)
+        self.submit({"type": "sleep", "payload": {"ms": 20}}, n=n_sleep)
+        self.submit({"type": "echo", "payload": 1}, n=n_echo)
+        st, q = self.put_limits({"types": {"sleep": {"concurrency": cap}}})
+        self.assertEqual(st, 200, q)
+        self.assertEqual(q["limits"]["types"], {"sleep": {"concurrency": cap, "running": 0}})
+        for _ in range(3):
+            self.start_worker(concurrency=4)
+        # the running jobs of the type, read straight from Redis every few ms
+        counts = self.redis.cmd("KEYS", "*:q:default:counts")[0]
+        active = counts[:-len("counts")] + "active"
+        client = self.redis.client()
+        peak, samples, echo_done_early = 0, 0, False
+        deadline = time.monotonic() + 120
+
+        def count(state):
+            return int(client("HGET", counts, state) or 0)
+        while count("succeeded") < n_sleep + n_echo and time.monotonic() < deadline:
+            ids = client("ZRANGE", active, 0, -1) or []
+            running = 0
+            for i in ids:
+                key = "%s{%s}:job:%s" % (active.split("{")[0], i[:4], i)
+                if client("HGET", key, "type") == "sleep" and client("HGET", key, "status") == "running":
+                    running += 1
+            peak = max(peak, running)
+            samples += 1
+            self.assertLessEqual(running, cap, "%d sleeps running with a cap of %d" % (running, cap))
+            if count("succeeded") >= n_echo and count("queued") > 0:
+                echo_done_early = True  # other types passed the waiting capped jobs
+            time.sleep(0.002)
+        client.close()
+        self.assertEqual(self.stats()["succeeded"], n_sleep + n_echo)
+        self.assertEqual(peak, cap, "the cap is reached, so the check could fail")
+        self.assertTrue(echo_done_early, "the uncapped jobs did not wait for the capped ones")
+        print("\ntype cap %d: peak %d over %d samples" % (cap, peak, samples))
+        st, q = self.put_limits({"types": {"sleep": None}})
+        self.assertEqual((st, q["limits"]["types"]), (200, {}))
+        for bad in ({"types": {"bad type": {"concurrency": 1}}}, {"types": {"x": {"concurrency": 0}}},
+                    {"types": {"x": 3}}, {"types": []}):
+            st, body = self.put_limits(bad)
+            self.assertEqual((st, body["error"]["field"]), (400, "types"), body)
+
     def test_put_limits_answers_and_refuses(self):
         self.submit({"type": "echo"}, n=1)
         st, q = self.put_limits({"rate": {"n": 10, "per_s": 2}, "concurrency": 5})
@@ -94,7 +139,8 @@ class LimitsTest(WorkerCase):
         st, q = self.put_limits({"rate": None})  # clears the rate, keeps the cap
         self.assertEqual((st, q["limits"]["rate"], q["limits"]["concurrency"]), (200, None, 5))
         st, q = self.put_limits({"concurrency": None})
-        self.assertEqual((st, q["limits"]), (200, {"rate": None, "concurrency": None}))
+        self.assertEqual((st, q["limits"]), (200, {"rate": None, "concurrency": None,
+                                                    "types": {}}))
         for bad, field in (({"rate": {"n": 0, "per_s": 1}}, "rate.n"),
                            ({"rate": {"n": 5, "per_s": 0}}, "rate.per_s"),
                            ({"rate": 5}, "rate.n"),

@@ -55,6 +55,9 @@ bool jm_state_terminal(jm_state s);
 /* jm_queue_name_valid: 1–64 of [A-Za-z0-9_.-]. */
 bool jm_queue_name_valid(const char *name);
 
+/* jm_type_name_valid: a job type, 1–128 of [A-Za-z0-9_.:/-]. */
+bool jm_type_name_valid(const char *type);
+
 /* jm_slot_tag writes the 4 lowercase hex digits of CRC16(queue) mod 16384
  * (Redis Cluster's CRC16) plus NUL into tag[5]. */
 void jm_slot_tag(const char *queue, char tag[JM_TAG_LEN + 1]);

@@ -265,12 +265,22 @@ int jm_queue_watch(jm_redis *r, const char *id, jm_job *out, jm_error *err);
 int jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bool *found,
                       jm_error *err);
 
+/* A concurrency cap on one job type of a queue (docs/limits.md). */
+#define JM_TYPE_CAPS_MAX 16 /* caps per queue */
+typedef struct jm_type_cap {
+    char type[JM_TYPE_MAX + 1];
+    int concurrency; /* at most this many of the type running at once */
+    int running;     /* jm_queue_stats only: running now, counted by the cap */
+} jm_type_cap;
+
 /* A queue's operator limits (docs/limits.md). */
 typedef struct jm_queue_limits {
     int rate_n;      /* at most rate_n jobs started ... */
     int64_t rate_ms; /* ... per rate_ms; rate_n 0 = no rate limit */
     int concurrency; /* at most this many running at once; 0 = no cap */
     int64_t tokens;  /* jm_queue_stats only: whole tokens now */
+    int n_types;     /* jm_queue_stats only: the caps per job type */
+    jm_type_cap types[JM_TYPE_CAPS_MAX];
 } jm_queue_limits;
 
 typedef struct jm_queue_info {
@@ -290,6 +300,12 @@ typedef enum jm_limit_op { JM_LIMIT_KEEP = 0, JM_LIMIT_SET, JM_LIMIT_CLEAR } jm_
  * obey them from the next call on. JM_OK or an error. */
 int jm_queue_set_limits(jm_redis *r, const char *queue, jm_limit_op rate, jm_limit_op conc,
                         const jm_queue_limits *want, jm_queue_limits *now, jm_error *err);
+
+/* jm_queue_set_type_cap sets (concurrency > 0) or clears (0) the cap on
+ * job type of queue. JM_ERR_INVALID (field "types") when the queue has
+ * JM_TYPE_CAPS_MAX caps already. */
+int jm_queue_set_type_cap(jm_redis *r, const char *queue, const char *type, int concurrency,
+                          jm_error *err);
 
 /* jm_queue_names returns the known queue names: *names is a new array of new
  * strings (free each and the array); *n their number. */
