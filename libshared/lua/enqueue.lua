@@ -74,7 +74,8 @@ for base = 4, #ARGV - 14, 15 do
       f[#f + 1] = idem
       redis.call('SET', idem_key(idem), id)
     end
-    local prio = tonumber(ARGV[base + 14]) or 0
+    local prio = 0
+    if ARGV[base + 14] ~= '0' then prio = tonumber(ARGV[base + 14]) or 0 end
     if prio > 0 then
       f[#f + 1] = 'priority'
       f[#f + 1] = ARGV[base + 14]
