@@ -199,14 +199,112 @@ local function leave(id, q, st)
   count(q, st, -1)
 end
 
+-- ---- batches (docs/batches.md; lua/batch_*.lua) ----
+-- A batch lives in its queue's slot: bkey(bid) the HASH (queue, status
+-- open|sealed|done, total, staged, released, left, n_<terminal state>, cb,
+-- callback, ...), bkey(bid, 'ids') its member ids in submission order,
+-- bkey(bid, 'staged') the members not yet released (msgpack entries).
+-- Members carry a 'batch' field: terminal_f calls batch_member_done for them
+-- only, so a job outside a batch costs nothing here.
+local function bkey(bid, what)
+  if what then return SP .. 'batch:' .. bid .. ':' .. what end
+  return SP .. 'batch:' .. bid
+end
+
+-- make_job writes the record of a new job of queue q from a staged entry e
+-- ({id, type, payload, max_attempts, timeout_s, delay_ms, run_at_ms,
+-- expires_in_ms, result_ttl_s}) plus the field pairs in x. Returns its
+-- status: 'queued' (the caller pushes e[1] onto pending, in order) or
+-- 'scheduled' (indexed here).
+local function make_job(q, e, now, x)
+  local snow = istr(now)
+  local run_at, srun = now, snow
+  local delay, at = tonumber(e[6]) or 0, tonumber(e[7]) or 0
+  if delay > 0 then run_at = now + delay elseif at > now then run_at = at end
+  if run_at ~= now then srun = istr(run_at) end
+  local status = 'queued'
+  if run_at > now then status = 'scheduled' end
+  local f = {'queue', q, 'type', e[2], 'payload', e[3], 'status', status, 'attempts', '0',
+    'max_attempts', e[4], 'timeout_s', e[5], 'fence', '0', 'created', snow, 'run_at', srun,
+    'result_ttl', e[9], 'cancel', '0'}
+  for i = 1, #x do f[#f + 1] = x[i] end
+  local exp = tonumber(e[8]) or 0
+  if exp > 0 then
+    local sexp = istr(now + exp)
+    f[#f + 1] = 'expires_at'
+    f[#f + 1] = sexp
+    zadd(qkey(q, 'deadlines'), sexp, e[1])
+  end
+  redis.call('HSET', jkey(e[1]), unpack(f))
+  if status == 'scheduled' then zadd(qkey(q, 'scheduled'), srun, e[1]) end
+  count(q, status, 1)
+  return status
+end
+
+-- push_pending appends ids (in order) to q's pending list and wakes as
+-- enqueue.lua does: a token for each push that left the list short.
+local function push_pending(q, ids)
+  if #ids == 0 then return end
+  local len = 0
+  for i = 1, #ids, 4000 do
+    len = redis.call('RPUSH', qkey(q, 'pending'), unpack(ids, i, math.min(i + 3999, #ids)))
+  end
+  local short = math.min(len, WAKE_MAX) - (len - #ids)
+  if short > 0 then wake(q, short) end
+end
+
+-- batch_finish: the last member of a sealed batch ended (left reached 0):
+-- the batch is done, its callback job (if any) is created in the batch's
+-- queue, and its keys expire like its members (result_ttl, or failed_ttl
+-- when a member failed). Runs once: status leaves 'sealed' here.
+local function batch_finish(bid, now)
+  local bk = bkey(bid)
+  local b = redis.call('HMGET', bk, 'queue', 'cb', 'result_ttl', 'n_failed', 'watch', 'idem')
+  local set = {'status', 'done', 'finished', istr(now)}
+  if b[2] then
+    local e = cmsgpack.unpack(b[2])
+    if make_job(b[1], e, now, {'batch_of', bid}) == 'queued' then push_pending(b[1], {e[1]}) end
+    set[#set + 1] = 'callback'
+    set[#set + 1] = e[1]
+  end
+  redis.call('HSET', bk, unpack(set))
+  local ttl = tonumber(b[3] or '0') or 0
+  if ttl <= 0 then ttl = RESULT_TTL end
+  if (tonumber(b[4] or '0') or 0) > 0 and FAILED_TTL > ttl then ttl = FAILED_TTL end
+  redis.call('EXPIRE', bk, ttl)
+  redis.call('EXPIRE', bkey(bid, 'ids'), ttl)
+  if b[6] then redis.call('EXPIRE', GP .. 'bidem:' .. b[6], ttl) end
+  if b[5] then redis.call('PUBLISH', GP .. 'done', bid) end
+end
+
+-- batch_member_done counts a member that reached terminal state `to`
+-- (terminal_f); the last one finishes the batch. A batch already done (a
+-- member retried after the fan-in) or gone (expired) is left alone.
+local function batch_member_done(bid, to, now)
+  local bk = bkey(bid)
+  if redis.call('HGET', bk, 'status') ~= 'sealed' then return end
+  redis.call('HINCRBY', bk, 'n_' .. to, 1)
+  if redis.call('HINCRBY', bk, 'left', -1) <= 0 then batch_finish(bid, now) end
+end
+
+-- batch_member_reopen un-counts a member leaving terminal state `from`
+-- (an operator retry) while its batch still runs.
+local function batch_member_reopen(bid, from)
+  local bk = bkey(bid)
+  if redis.call('HGET', bk, 'status') ~= 'sealed' then return end
+  redis.call('HINCRBY', bk, 'n_' .. from, -1)
+  redis.call('HINCRBY', bk, 'left', 1)
+end
+
 -- terminal moves id from state `from` to the terminal state `to`: finished
 -- time, index, TTL on the record and its idempotency key, the purge entry
 -- ("<state>|<id>" scored by the record's expiry, so purge finds expired
 -- records by expiry time whatever their retention), and a PUBLISH for
 -- long-polls when one watches the job (watch.lua marks it).
 -- Extra field, value pairs (...) are stored with the status, in one HSET.
--- terminal_f takes the record's result_ttl, idem, watch and unique fields
--- already read (f, in that order), for callers that read the record anyway.
+-- terminal_f takes the record's result_ttl, idem, watch, unique and batch
+-- fields already read (f, in that order), for callers that read the record
+-- anyway. A batch member is counted in its batch (fan-in).
 -- A unique key held until the job ends (enqueue.lua) is freed here.
 local function terminal_f(id, q, from, to, now, f, ...)
   local jk = jkey(id)
@@ -228,10 +326,11 @@ local function terminal_f(id, q, from, to, now, f, ...)
   if f[2] then redis.call('EXPIRE', idem_key(f[2]), sttl) end
   if f[3] then redis.call('PUBLISH', GP .. 'done', id) end  -- the done channel
   if f[4] then redis.call('DEL', qkey(q, 'unique:' .. f[4])) end
+  if f[5] then batch_member_done(f[5], to, now) end
 end
 
 local function terminal(id, q, from, to, now, ...)
-  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique')
+  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique', 'batch')
   terminal_f(id, q, from, to, now, f, ...)
 end
 
@@ -279,10 +378,11 @@ end
 local function outcome_complete(id, token, result, now)
   local jk = jkey(id)
   local f = redis.call('HMGET', jk, 'status', 'lease', 'queue', 'result_ttl', 'idem', 'watch',
-    'error', 'unique')
+    'error', 'unique', 'batch')
   if f[1] ~= 'running' or f[2] ~= token then return 0 end
   if f[7] then redis.call('HDEL', jk, 'error') end
-  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8]}, 'result', result)
+  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8], f[9]}, 'result',
+    result)
   return 1
 end
 

@@ -1,0 +1,30 @@
+-- batch_open (api): starts a batch of queue ARGV[5] with id ARGV[4] in
+-- state 'open': staged jobs are invisible to every worker, and the open
+-- batch's keys expire after ARGV[8] ms unless batch_seal makes them
+-- persistent, so a submit that dies before its seal leaves nothing runnable
+-- and nothing behind. ARGV[6] = max_queues (0 = no limit), ARGV[7] = the
+-- batch's result_ttl_s (0 = the default), ARGV[9] = idempotency key ('' =
+-- none), ARGV[10..18] = the callback job's staged entry (see make_job in
+-- _lib.lua; ARGV[10] '' = no callback).
+-- Returns {1, id} opened, {0, id} the batch of the idempotency key (sealed
+-- already: nothing to do), {-1} the queue would pass max_queues.
+local bid, q, maxq, ttl, open_ms, idem = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7],
+  ARGV[8], ARGV[9]
+if idem ~= '' then
+  local ex = redis.call('GET', GP .. 'bidem:' .. idem)
+  if ex then return {0, ex} end
+end
+if redis.call('SISMEMBER', queues_key(), q) == 0 then
+  if maxq > 0 and redis.call('SCARD', queues_key()) >= maxq then return {-1} end
+  redis.call('SADD', queues_key(), q)
+end
+local bk = bkey(bid)
+local f = {'queue', q, 'status', 'open', 'total', '0', 'staged', '0', 'released', '0',
+  'created', istr(now_ms()), 'result_ttl', ttl}
+if ARGV[10] ~= '' then
+  f[#f + 1] = 'cb'
+  f[#f + 1] = cmsgpack.pack({unpack(ARGV, 10, 18)})
+end
+redis.call('HSET', bk, unpack(f))
+redis.call('PEXPIRE', bk, open_ms)
+return {1, bid}
