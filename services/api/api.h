@@ -241,6 +241,8 @@ int api_jobs_get(api_req *req);
 int api_job_wait(api_req *req, const char *id, jm_job *job, double secs, jm_error *err);
 int api_jobs_cancel(api_req *req);
 int api_jobs_retry(api_req *req);
+int api_batches_submit(api_req *req); /* batches.c */
+int api_batches_get(api_req *req);
 int api_queues_list(api_req *req);
 int api_queues_pause(api_req *req);
 int api_queues_resume(api_req *req);

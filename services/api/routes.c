@@ -29,6 +29,8 @@ static const api_route routes[] = {
     ROUTE("POST", "/v1/jobs/{id}/complete", api_lease_complete, 0),
     ROUTE("POST", "/v1/jobs/{id}/fail", api_lease_fail, 0),
     ROUTE("POST", "/v1/jobs/{id}/progress", api_lease_progress, 0),
+    ROUTE("POST", "/v1/batches", api_batches_submit, API_ROUTE_BODY),
+    ROUTE("GET", "/v1/batches/{id}", api_batches_get, 0),
     ROUTE("GET", "/v1/queues", api_queues_list, 0),
     ROUTE("POST", "/v1/queues/{queue}/pause", api_queues_pause, API_ROUTE_ADMIN),
     ROUTE("POST", "/v1/queues/{queue}/resume", api_queues_resume, API_ROUTE_ADMIN),

@@ -1,6 +1,7 @@
 /* tick.c - one janitor tick: over every queue, in bounded batches, re-queue
  * expired leases, promote due scheduled/retry jobs, expire queued jobs past
- * their deadline, drop dead entries from the head of pending, and purge
+ * their deadline, drop dead entries from the head of pending, release the
+ * held jobs of sealed batches (docs/batches.md), and purge
  * finished records past retention; then prune dead workers, set the worker
  * liveness gauges and, every janitor.reconcile_every ticks, run a
  * reconciler pass.
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <time.h>
 #include "janitor.h"
+#include "jobmill/batch.h"
 #include "jobmill/log.h"
 #include "jobmill/workers.h"
 
@@ -92,12 +94,25 @@ duty_purge(janitor *j, const char *queue, int *n, jm_error *err)
     return rc;
 }
 
+/* Sealed batches whose submitting api stopped releasing them (it died after
+ * the seal): their held jobs are released here, in submission order. */
+static int
+duty_batches(janitor *j, const char *queue, int *n, jm_error *err)
+{
+    bool more = false;
+    return jm_batch_release(j->redis, queue, NULL, j->svc.cfg.janitor_batch, n, &more, err);
+}
+
 static const struct {
     const char *op;
     duty_fn fn;
 } duties[] = {
-    {"requeue_expired", duty_requeue}, {"promote_due", duty_promote}, {"expire_stale", duty_expire},
-    {"trim_pending", duty_trim},       {"purge", duty_purge},
+    {"requeue_expired", duty_requeue},
+    {"promote_due", duty_promote},
+    {"expire_stale", duty_expire},
+    {"trim_pending", duty_trim},
+    {"purge", duty_purge},
+    {"batch_release", duty_batches},
 };
 
 /* Runs every duty on queue: once, then again while a call fills its batch,
