@@ -5,8 +5,9 @@
  * body with jm_json_loadb (nesting limit first, duplicate keys refused),
  * validates it with the api's own jobs_spec (services/api/jobs.c: header
  * merge + jm_job_spec_from_json) and, when the body holds "jobs", with the
- * batch validator (jobs_batch.c), then builds the record the enqueue script
- * would store and the JSON the api would answer with. All of it runs on a
+ * batch validator (jobs_batch.c); every body also goes through POST
+ * /v1/batches' validator (batches.c). Then it builds the record the enqueue
+ * script would store and the JSON the api would answer with. All of it runs on a
  * thread with civetweb's 100 KiB stack, as in the api.
  *
  * Invariants: an accepted spec is within every documented bound; its stored
@@ -23,6 +24,8 @@
 /* fuzz_submit_jobs.c and fuzz_submit_batch.c: the api's static validators */
 int fuzz_jobs_spec(const json_t *body, const char *idem_header, jm_job_spec *spec, jm_error *err);
 int fuzz_batch_validate(const json_t *jobs, jm_job_spec *specs, size_t n, jm_error *err);
+/* fuzz_submit_batches.c: POST /v1/batches' validator (aborts on a broken invariant) */
+int fuzz_batches_parse(const json_t *body, const char *idem_header, jm_error *err);
 
 static bool
 type_ok(const char *t)
@@ -155,6 +158,9 @@ run(void *arg)
             jm_job_spec_clear(&specs[i]);
         free(specs);
     }
+    jm_error_clear(&err);
+    rc = fuzz_batches_parse(v, header, &err);
+    FUZZ_CHECK(rc == JM_OK || err.msg[0] != '\0', "batches: rc %d, no message", rc);
     json_decref(v);
     free(header);
     return NULL;
