@@ -52,6 +52,7 @@ member_spec(const json_t *j, const char *pre, const char *queue, jm_job_spec *s,
             err, JM_ERR_INVALID, f,
             "%s must be the batch's queue (%s) or absent: a batch runs on one queue", f, queue);
     }
+    snprintf(s->queue, sizeof(s->queue), "%s", queue); /* absent: the batch's */
     static const char *const refused[] = {"idempotency_key", "unique_key"};
     for (size_t i = 0; i < 2; i++) {
         if (json_object_get(j, refused[i]) != NULL) {
