@@ -62,9 +62,17 @@ class BatchesTest(unittest.TestCase):
         e = {"JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % port}
         e.update(env)
         svc = Service(name, self.redis.url, env=e).start()
+        svc.base = "http://127.0.0.1:%d" % port
         self.services.append(svc)
-        wait_http("http://127.0.0.1:%d/healthz" % port)
+        wait_http(svc.base + "/healthz")
         return svc
+
+    def metric(self, base, name):
+        st, _, text = http("GET", base + "/metrics", raw=True)
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return -1
 
     def queue(self, name):
         st, _, body = http("GET", self.base + "/v1/queues")
@@ -146,11 +154,67 @@ class BatchesTest(unittest.TestCase):
               % (n, submit_s, run_s, pages))
 
     def long_polls(self, base):
-        st, _, text = http("GET", base + "/metrics", raw=True)
-        for line in text.splitlines():
-            if line.startswith("jobmill_api_long_polls "):
-                return float(line.split()[1])
-        return -1
+        return self.metric(base, "jobmill_api_long_polls")
+
+    def test_an_api_killed_while_staging_runs_nothing(self):
+        """SIGKILL the api between two chunks of a submit: no member is ever
+        runnable (not even after janitor ticks and a reconciler pass), the
+        batch is invisible, and everything it staged expires. Should the
+        seal win the race with the kill, every member runs instead."""
+        api, base = start_api(self.redis.url, env={"JOBMILL_MAX_BODY_BYTES": str(8 << 20)})
+        n = 20000 if harness.scale() >= 1 else harness.scaled(20000, 2000)
+        body = {"queue": "crash", "jobs": [{"type": "echo", "payload": {"i": i}}
+                                           for i in range(n)],
+                "callback": {"type": "echo"}}
+        poster = threading.Thread(target=self.post_quietly, args=(base, body), daemon=True)
+        c = self.redis.client()
+        try:
+            poster.start()
+
+            def staging():
+                return any(c("LLEN", k) >= 500 and c("HGET", k[:-len(":staged")], "queue") == "crash"
+                           for k in c("KEYS", "jm:*:batch:*:staged"))
+
+            wait_for(staging, timeout=30, interval=0.0005, what="the first chunks staged")
+            api.kill()
+        finally:
+            api.stop()
+        poster.join(30)
+        bkeys = [k for k in c("KEYS", "jm:*:batch:*")
+                 if not k.endswith(":staged") and not k.endswith(":ids")
+                 and c("HGET", k, "queue") == "crash"]
+        self.assertEqual(len(bkeys), 1, bkeys)
+        bid = bkeys[0].rsplit(":", 1)[1]
+        status = c("HGET", bkeys[0], "status")
+        print("\nthe api was killed with the batch %s" % status)
+        janitor = self.start("janitor", {"JOBMILL_JANITOR_INTERVAL_MS": "50",
+                                         "JOBMILL_JANITOR_RECONCILE_EVERY": "2"})
+        self.start("worker", {"JOBMILL_QUEUES": "crash", "JOBMILL_CONCURRENCY": "16"})
+        if status == "open":
+            ticks = self.metric(janitor.base, "jobmill_janitor_ticks_total")
+            wait_for(lambda: self.metric(janitor.base, "jobmill_janitor_ticks_total") >= ticks + 6,
+                     timeout=20, what="six janitor ticks")
+            q = self.queue("crash")
+            self.assertTrue(q is None or all(q[s] == 0 for s in (
+                "queued", "scheduled", "running", "succeeded", "failed")), q)
+            st, _, e = http("GET", self.base + "/v1/batches/" + bid)
+            self.assertEqual(st, 404, e)
+            for k in c("KEYS", "jm:*:batch:%s*" % bid):
+                ttl = c("PTTL", k)
+                self.assertTrue(0 < ttl <= 300000, (k, ttl))
+        else:
+            st, _, b = http("GET", self.base + "/v1/batches/%s?wait=60" % bid, timeout=90)
+            self.assertEqual(st, 200, b)
+            self.assertEqual(b["status"], "done", b)
+            self.assertEqual(b["counts"]["succeeded"], n)
+        c.close()
+
+    @staticmethod
+    def post_quietly(base, body):
+        try:
+            http("POST", base + "/v1/batches", body, timeout=60)
+        except OSError:
+            pass  # the api was killed under it
 
     def test_invalid_batches_store_nothing(self):
         cases = [
