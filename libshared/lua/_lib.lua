@@ -213,9 +213,10 @@ end
 
 -- make_job writes the record of a new job of queue q from a staged entry e
 -- ({id, type, payload, max_attempts, timeout_s, delay_ms, run_at_ms,
--- expires_in_ms, result_ttl_s}) plus the field pairs in x. Returns its
--- status: 'queued' (the caller pushes e[1] onto pending, in order) or
--- 'scheduled' (indexed here).
+-- expires_in_ms, result_ttl_s, priority}) plus the field pairs in x.
+-- Returns 'queued' (the caller pushes e[1] onto pending, in order),
+-- 'prio' (queued at a priority above 0: in the prio ZSET already; the
+-- caller wakes) or 'scheduled' (indexed here).
 local function make_job(q, e, now, x)
   local snow = istr(now)
   local run_at, srun = now, snow
@@ -228,6 +229,11 @@ local function make_job(q, e, now, x)
     'max_attempts', e[4], 'timeout_s', e[5], 'fence', '0', 'created', snow, 'run_at', srun,
     'result_ttl', e[9], 'cancel', '0'}
   for i = 1, #x do f[#f + 1] = x[i] end
+  local prio = tonumber(e[10] or '') or 0
+  if prio > 0 then
+    f[#f + 1] = 'priority'
+    f[#f + 1] = e[10]
+  end
   local exp = tonumber(e[8]) or 0
   if exp > 0 then
     local sexp = istr(now + exp)
@@ -236,8 +242,13 @@ local function make_job(q, e, now, x)
     zadd(qkey(q, 'deadlines'), sexp, e[1])
   end
   redis.call('HSET', jkey(e[1]), unpack(f))
-  if status == 'scheduled' then zadd(qkey(q, 'scheduled'), srun, e[1]) end
   count(q, status, 1)
+  if status == 'scheduled' then
+    zadd(qkey(q, 'scheduled'), srun, e[1])
+  elseif prio > 0 then
+    ready(q, e[1], prio, false)
+    return 'prio'
+  end
   return status
 end
 
@@ -263,7 +274,8 @@ local function batch_finish(bid, now)
   local set = {'status', 'done', 'finished', istr(now)}
   if b[2] then
     local e = cmsgpack.unpack(b[2])
-    if make_job(b[1], e, now, {'batch_of', bid}) == 'queued' then push_pending(b[1], {e[1]}) end
+    local st = make_job(b[1], e, now, {'batch_of', bid})
+    if st == 'queued' then push_pending(b[1], {e[1]}) elseif st == 'prio' then wake(b[1], 1) end
     set[#set + 1] = 'callback'
     set[#set + 1] = e[1]
   end

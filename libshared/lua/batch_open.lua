@@ -4,7 +4,7 @@
 -- persistent, so a submit that dies before its seal leaves nothing runnable
 -- and nothing behind. ARGV[6] = max_queues (0 = no limit), ARGV[7] = the
 -- batch's result_ttl_s (0 = the default), ARGV[9] = idempotency key ('' =
--- none), ARGV[10..18] = the callback job's staged entry (see make_job in
+-- none), ARGV[10..19] = the callback job's staged entry (see make_job in
 -- _lib.lua; ARGV[10] '' = no callback).
 -- Returns {1, id} opened, {0, id} the batch of the idempotency key (sealed
 -- already: nothing to do), {-1} the queue would pass max_queues.
@@ -23,7 +23,7 @@ local f = {'queue', q, 'status', 'open', 'total', '0', 'staged', '0', 'released'
   'created', istr(now_ms()), 'result_ttl', ttl}
 if ARGV[10] ~= '' then
   f[#f + 1] = 'cb'
-  f[#f + 1] = cmsgpack.pack({unpack(ARGV, 10, 18)})
+  f[#f + 1] = cmsgpack.pack({unpack(ARGV, 10, 19)})
 end
 redis.call('HSET', bk, unpack(f))
 redis.call('PEXPIRE', bk, open_ms)

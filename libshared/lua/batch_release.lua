@@ -22,13 +22,15 @@ for _, bid in ipairs(bids) do
     more = 1
   else
     local es = redis.call('LPOP', sk, budget - released)
-    local ids = {}
+    local ids, hi = {}, 0
     if es then
       for _, s in ipairs(es) do
         local e = cmsgpack.unpack(s)
-        if make_job(q, e, now, {'batch', bid}) == 'queued' then ids[#ids + 1] = e[1] end
+        local st = make_job(q, e, now, {'batch', bid})
+        if st == 'queued' then ids[#ids + 1] = e[1] elseif st == 'prio' then hi = hi + 1 end
       end
       push_pending(q, ids)
+      if hi > 0 then wake(q, hi) end
       redis.call('HINCRBY', bk, 'released', #es)
       released = released + #es
     end

@@ -8,8 +8,8 @@
 #include "call.h"
 #include "reply.h"
 
-#define STAGE_ARGS 9 /* per job: see make_job in lua/_lib.lua */
-typedef char stage_nums[6][24];
+#define STAGE_ARGS 10 /* per job: see make_job in lua/_lib.lua */
+typedef char stage_nums[7][24];
 
 /* stage_args fills a[0..STAGE_ARGS) for job id of spec s (payload given). */
 static void
@@ -22,10 +22,11 @@ stage_args(const char **a, const jm_job_spec *s, const char *id, const char *pay
     snprintf(num[3], 24, "%" PRId64, s->run_at_ms);
     snprintf(num[4], 24, "%" PRId64, s->expires_in_ms);
     snprintf(num[5], 24, "%d", s->result_ttl_s);
+    snprintf(num[6], 24, "%d", s->priority);
     a[0] = id;
     a[1] = s->type;
     a[2] = payload;
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         a[3 + i] = num[i];
 }
 

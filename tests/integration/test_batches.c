@@ -383,3 +383,39 @@ Test(batches, a_retry_after_the_fan_in_leaves_the_batch_done)
     jm_job_spec_clear(&cb);
     specs_free(s, n);
 }
+
+Test(batches, members_and_the_callback_keep_their_priority)
+{
+    size_t n = 10;
+    jm_job_spec *s = specs_new(n);
+    s[7].priority = 9;
+    jm_job_spec cb = {
+        .queue = "bq", .type = strdup("cb"), .payload = strdup("null"), .priority = 5};
+    jm_batch_spec b = {.queue = "bq", .jobs = s, .n = n, .callback = &cb};
+    char id[JM_ID_LEN + 1];
+    bool created;
+    cr_assert_eq(jm_batch_submit(r, &b, 0, id, &created, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_test_count(r, "bq", JM_STATE_QUEUED), (int64_t)n);
+    jm_claim c = jm_test_claim_one(r, "bq", 60000);
+    cr_assert_str_eq(c.payload, "{\"i\":7}", "priority 9 first");
+    cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
+    jm_claim_clear(&c);
+    jm_claim held = jm_test_claim_one(r, "bq", 60000);
+    cr_assert_str_eq(held.payload, "{\"i\":0}", "then submission order");
+    cr_assert_eq(work_all(r, 0), (int)n - 2, "the other members");
+    jm_batch g = get(id, 0, 0);
+    cr_assert_eq(g.left, 1, "the member held here still runs");
+    jm_batch_clear(&g);
+    jm_test_submit(r, "{\"queue\":\"bq\",\"type\":\"late\"}");
+    cr_assert_eq(jm_queue_complete(r, held.id, held.lease, "1", &ret, &err), JM_OK);
+    jm_claim_clear(&held);
+    g = get(id, 0, 0);
+    cr_assert(g.done);
+    c = jm_test_claim_one(r, "bq", 60000);
+    cr_assert_str_eq(c.id, g.callback, "the callback (priority 5) before the late job");
+    cr_assert_str_eq(c.type, "cb");
+    jm_claim_clear(&c);
+    jm_batch_clear(&g);
+    jm_job_spec_clear(&cb);
+    specs_free(s, n);
+}
