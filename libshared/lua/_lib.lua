@@ -265,19 +265,30 @@ local function push_pending(q, ids)
 end
 
 -- batch_finish: the last member of a sealed batch ended (left reached 0):
--- the batch is done, its callback job (if any) is created in the batch's
--- queue, and its keys expire like its members (result_ttl, or failed_ttl
--- when a member failed). Runs once: status leaves 'sealed' here.
+-- the batch is done and its keys expire like its members (result_ttl, or
+-- failed_ttl when a member failed). Its callback job (if any) is created
+-- here when its queue shares the batch's slot (the ids' tags are equal);
+-- a callback on a queue of another slot cannot be written by this script,
+-- so the batch is marked cb_pending and put back in its queue's release
+-- index, where the janitor submits it (batch_callbacks.lua) under an
+-- idempotency key of the batch. Runs once: status leaves 'sealed' here.
 local function batch_finish(bid, now)
   local bk = bkey(bid)
-  local b = redis.call('HMGET', bk, 'queue', 'cb', 'result_ttl', 'n_failed', 'watch', 'idem')
+  local b = redis.call('HMGET', bk, 'queue', 'cb', 'result_ttl', 'n_failed', 'watch', 'idem', 'cbq')
   local set = {'status', 'done', 'finished', istr(now)}
   if b[2] then
     local e = cmsgpack.unpack(b[2])
-    local st = make_job(b[1], e, now, {'batch_of', bid})
-    if st == 'queued' then push_pending(b[1], {e[1]}) elseif st == 'prio' then wake(b[1], 1) end
-    set[#set + 1] = 'callback'
-    set[#set + 1] = e[1]
+    local cbq = b[7] or b[1]
+    if string.sub(e[1], 1, 4) == string.sub(bid, 1, 4) then
+      local st = make_job(cbq, e, now, {'batch_of', bid})
+      if st == 'queued' then push_pending(cbq, {e[1]}) elseif st == 'prio' then wake(cbq, 1) end
+      set[#set + 1] = 'callback'
+      set[#set + 1] = e[1]
+    else
+      set[#set + 1] = 'cb_pending'
+      set[#set + 1] = '1'
+      redis.call('ZADD', qkey(b[1], 'batches'), now, bid)
+    end
   end
   redis.call('HSET', bk, unpack(set))
   local ttl = tonumber(b[3] or '0') or 0

@@ -5,7 +5,7 @@
 -- and nothing behind. ARGV[6] = max_queues (0 = no limit), ARGV[7] = the
 -- batch's result_ttl_s (0 = the default), ARGV[9] = idempotency key ('' =
 -- none), ARGV[10..19] = the callback job's staged entry (see make_job in
--- _lib.lua; ARGV[10] '' = no callback).
+-- _lib.lua; ARGV[10] '' = no callback), ARGV[20] = the callback's queue.
 -- Returns {1, id} opened, {0, id} the batch of the idempotency key (sealed
 -- already: nothing to do), {-1} the queue would pass max_queues.
 local bid, q, maxq, ttl, open_ms, idem = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7],
@@ -14,9 +14,13 @@ if idem ~= '' then
   local ex = redis.call('GET', GP .. 'bidem:' .. idem)
   if ex then return {0, ex} end
 end
-if redis.call('SISMEMBER', queues_key(), q) == 0 then
-  if maxq > 0 and redis.call('SCARD', queues_key()) >= maxq then return {-1} end
-  redis.call('SADD', queues_key(), q)
+local qs = {q}
+if ARGV[10] ~= '' and ARGV[20] ~= q then qs[2] = ARGV[20] end
+for _, name in ipairs(qs) do
+  if redis.call('SISMEMBER', queues_key(), name) == 0 then
+    if maxq > 0 and redis.call('SCARD', queues_key()) >= maxq then return {-1} end
+    redis.call('SADD', queues_key(), name)
+  end
 end
 local bk = bkey(bid)
 local f = {'queue', q, 'status', 'open', 'total', '0', 'staged', '0', 'released', '0',
@@ -24,6 +28,8 @@ local f = {'queue', q, 'status', 'open', 'total', '0', 'staged', '0', 'released'
 if ARGV[10] ~= '' then
   f[#f + 1] = 'cb'
   f[#f + 1] = cmsgpack.pack({unpack(ARGV, 10, 19)})
+  f[#f + 1] = 'cbq'
+  f[#f + 1] = ARGV[20]
 end
 redis.call('HSET', bk, unpack(f))
 redis.call('PEXPIRE', bk, open_ms)

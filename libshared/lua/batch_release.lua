@@ -16,8 +16,9 @@ local released, more = 0, 0
 acc_begin()
 for _, bid in ipairs(bids) do
   local bk, sk = bkey(bid), bkey(bid, 'staged')
-  if redis.call('HGET', bk, 'status') ~= 'sealed' then
-    redis.call('ZREM', ix, bid)
+  local f = redis.call('HMGET', bk, 'status', 'cb_pending')
+  if f[1] ~= 'sealed' then
+    if not f[2] then redis.call('ZREM', ix, bid) end -- else batch_callbacks' entry
   elseif released >= budget then
     more = 1
   else

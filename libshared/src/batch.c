@@ -76,14 +76,14 @@ jm_batch_open(jm_redis *r, const jm_batch_spec *b, int max_queues, char id[JM_ID
     char cb_id[JM_ID_LEN + 1] = "";
     int rc = jm_id_new(b->queue, id, err);
     if (rc == JM_OK && b->callback != NULL)
-        rc = jm_id_new(b->queue, cb_id, err);
+        rc = jm_id_new(b->callback->queue[0] != '\0' ? b->callback->queue : b->queue, cb_id, err);
     if (rc != JM_OK)
         return rc;
     char maxq[24], ttl[24], open_ms[24];
     snprintf(maxq, sizeof(maxq), "%d", max_queues > 0 ? max_queues : 0);
     snprintf(ttl, sizeof(ttl), "%d", b->result_ttl_s);
     snprintf(open_ms, sizeof(open_ms), "%d", JM_BATCH_OPEN_MS);
-    const char *a[6 + STAGE_ARGS] = {id,  b->queue, maxq,
+    const char *a[7 + STAGE_ARGS] = {id,  b->queue, maxq,
                                      ttl, open_ms,  b->idem_key != NULL ? b->idem_key : ""};
     stage_nums num;
     char *cb_payload = NULL;
@@ -95,7 +95,8 @@ jm_batch_open(jm_redis *r, const jm_batch_spec *b, int max_queues, char id[JM_ID
             return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
         snprintf(cb_payload, len, "{\"batch_id\":\"%s\",\"payload\":%s}", id, p);
         stage_args(a + 6, b->callback, cb_id, cb_payload, num);
-        na += STAGE_ARGS;
+        a[6 + STAGE_ARGS] = b->callback->queue[0] != '\0' ? b->callback->queue : b->queue;
+        na += STAGE_ARGS + 1;
     } else {
         a[6] = "";
         na = 7;
@@ -230,6 +231,70 @@ jm_batch_submit(jm_redis *r, const jm_batch_spec *b, int max_queues, char id[JM_
             break;
     }
     return JM_OK;
+}
+
+/* ---- callbacks on a queue of another slot ---- */
+
+#define CB_FIELDS 12 /* per batch: see lua/batch_callbacks.lua */
+
+/* callback_submit submits one pending callback (e: CB_FIELDS strings) under
+ * the batch's idempotency key and records it in the batch. */
+static int
+callback_submit(jm_redis *r, const char *queue, redisReply **e, jm_error *err)
+{
+    const char *bid = jm__reply_str(e[0]);
+    if (!jm_id_valid(bid) || !jm_queue_name_valid(jm__reply_str(e[1])))
+        return jm_error_set(err, JM_ERR_REPLY, NULL, "batch_callbacks: malformed entry");
+    char idem[64];
+    snprintf(idem, sizeof(idem), "batch:%s:callback", bid);
+    jm_job_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    snprintf(spec.queue, sizeof(spec.queue), "%s", jm__reply_str(e[1]));
+    spec.type = (char *)jm__reply_str(e[3]);
+    spec.payload = (char *)jm__reply_str(e[4]);
+    spec.max_attempts = (int)jm__reply_ll(e[5]);
+    spec.timeout_s = (int)jm__reply_ll(e[6]);
+    spec.delay_ms = jm__reply_ll(e[7]);
+    spec.run_at_ms = jm__reply_ll(e[8]);
+    spec.expires_in_ms = jm__reply_ll(e[9]);
+    spec.result_ttl_s = (int)jm__reply_ll(e[10]);
+    spec.priority = (int)jm__reply_ll(e[11]);
+    spec.idem_key = idem;
+    jm_enqueue_result res;
+    int rc = jm_queue_enqueue(r, &spec, 0, &res, NULL, err); /* spec's strings stay borrowed */
+    if (rc != JM_OK)
+        return rc;
+    jm_call c;
+    jm_call_init(&c, r, bid, NULL);
+    jm_call_arg(&c, bid);
+    jm_call_arg(&c, res.id);
+    jm_call_arg(&c, queue);
+    long long set;
+    return jm_call_int(r, &c, "batch_callback_set", &set, err);
+}
+
+int
+jm_batch_callbacks(jm_redis *r, const char *queue, int max, int *n, jm_error *err)
+{
+    *n = 0;
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, NULL);
+    char smax[24];
+    snprintf(smax, sizeof(smax), "%d", max);
+    jm_call_arg(&c, queue);
+    jm_call_arg(&c, smax);
+    redisReply *rep = jm_call_run(r, &c, "batch_callbacks", err);
+    if (rep == NULL)
+        return jm__err_code(err);
+    int rc = JM_OK;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % CB_FIELDS != 0)
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "batch_callbacks: unexpected reply");
+    for (size_t i = 0; rc == JM_OK && i < rep->elements; i += CB_FIELDS) {
+        if ((rc = callback_submit(r, queue, rep->element + i, err)) == JM_OK)
+            (*n)++;
+    }
+    freeReplyObject(rep);
+    return rc;
 }
 
 /* ---- reads ---- */

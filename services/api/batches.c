@@ -32,10 +32,11 @@
 /* ---- submit ---- */
 
 /* member_spec validates job object j (field prefix pre, "jobs[3]." or
- * "callback.") into s: a member runs on the batch's queue and carries no
- * key of its own. */
+ * "callback.") into s: a member runs on the batch's queue (the callback on
+ * any: any_queue; absent, the batch's) and carries no key of its own. */
 static int
-member_spec(const json_t *j, const char *pre, const char *queue, jm_job_spec *s, jm_error *err)
+member_spec(const json_t *j, const char *pre, const char *queue, bool any_queue, jm_job_spec *s,
+            jm_error *err)
 {
     char f[64];
     if (!json_is_object(j)) {
@@ -46,13 +47,15 @@ member_spec(const json_t *j, const char *pre, const char *queue, jm_job_spec *s,
     if (rc != JM_OK)
         return rc;
     const json_t *q = json_object_get(j, "queue");
-    if (q != NULL && !json_is_null(q) && strcmp(s->queue, queue) != 0) {
+    bool given = q != NULL && !json_is_null(q);
+    if (given && !any_queue && strcmp(s->queue, queue) != 0) {
         snprintf(f, sizeof(f), "%squeue", pre);
         return jm_error_set(
             err, JM_ERR_INVALID, f,
             "%s must be the batch's queue (%s) or absent: a batch runs on one queue", f, queue);
     }
-    snprintf(s->queue, sizeof(s->queue), "%s", queue); /* absent: the batch's */
+    if (!given) /* absent: the batch's (the callback may name another) */
+        snprintf(s->queue, sizeof(s->queue), "%s", queue);
     static const char *const refused[] = {"idempotency_key", "unique_key"};
     for (size_t i = 0; i < 2; i++) {
         if (json_object_get(j, refused[i]) != NULL) {
@@ -147,11 +150,11 @@ body_parse(const json_t *body, const char *idem_header, batch_body *b, jm_error 
     for (size_t i = 0; i < n && rc == JM_OK; i++) {
         char pre[32];
         snprintf(pre, sizeof(pre), "jobs[%zu].", i);
-        rc = member_spec(json_array_get(jobs, i), pre, b->queue, &b->jobs[i], err);
+        rc = member_spec(json_array_get(jobs, i), pre, b->queue, false, &b->jobs[i], err);
     }
     const json_t *cb = json_object_get(body, "callback");
     if (rc == JM_OK && cb != NULL && !json_is_null(cb)) {
-        rc = member_spec(cb, "callback.", b->queue, &b->callback, err);
+        rc = member_spec(cb, "callback.", b->queue, true, &b->callback, err);
         b->has_callback = rc == JM_OK;
     }
     return rc;

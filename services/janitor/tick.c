@@ -95,12 +95,19 @@ duty_purge(janitor *j, const char *queue, int *n, jm_error *err)
 }
 
 /* Sealed batches whose submitting api stopped releasing them (it died after
- * the seal): their held jobs are released here, in submission order. */
+ * the seal): their held jobs are released here, in submission order. Then
+ * the callbacks of done batches whose callback queue is in another slot. */
 static int
 duty_batches(janitor *j, const char *queue, int *n, jm_error *err)
 {
     bool more = false;
-    return jm_batch_release(j->redis, queue, NULL, j->svc.cfg.janitor_batch, n, &more, err);
+    int rc = jm_batch_release(j->redis, queue, NULL, j->svc.cfg.janitor_batch, n, &more, err);
+    int cbs = 0;
+    if (rc == JM_OK && (rc = jm_batch_callbacks(j->redis, queue, 16, &cbs, err)) == JM_OK &&
+        cbs > 0)
+        jm_log_info("batch callbacks submitted", "queue", queue, JM_LOG_INT("callbacks", cbs),
+                    NULL);
+    return rc;
 }
 
 static const struct {

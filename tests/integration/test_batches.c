@@ -419,3 +419,105 @@ Test(batches, members_and_the_callback_keep_their_priority)
     jm_job_spec_clear(&cb);
     specs_free(s, n);
 }
+
+/* A callback on a queue of another slot: the fan-in marks it, and the
+ * janitor's duty submits it once, however many janitors race, also after a
+ * janitor died between submitting it and recording it. */
+Test(batches, a_callback_in_another_slot_is_submitted_once_by_racing_janitors)
+{
+    char t1[JM_TAG_LEN + 1], t2[JM_TAG_LEN + 1];
+    jm_slot_tag("bq", t1);
+    jm_slot_tag("reports", t2);
+    cr_assert_str_neq(t1, t2, "the two queues are in different slots");
+    size_t n = 50;
+    jm_job_spec *s = specs_new(n);
+    jm_job_spec cb = {.queue = "reports", .type = strdup("cb"), .payload = strdup("7")};
+    jm_batch_spec b = {.queue = "bq", .jobs = s, .n = n, .callback = &cb};
+    char id[JM_ID_LEN + 1];
+    bool created;
+    cr_assert_eq(jm_batch_submit(r, &b, 0, id, &created, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(work_all(r, 0), (int)n, "the members; no callback in this slot");
+    jm_batch g = get(id, 0, 0);
+    cr_assert(g.done);
+    cr_assert_str_eq(g.callback, "", "not submitted yet");
+    jm_batch_clear(&g);
+    cr_assert_eq(jm_test_count(r, "reports", JM_STATE_QUEUED), 0);
+
+    /* a janitor submitted it and died before recording it */
+    char idem[64];
+    snprintf(idem, sizeof(idem), "batch:%s:callback", id);
+    char want[128];
+    snprintf(want, sizeof(want), "{\"batch_id\":\"%s\",\"payload\":7}", id);
+    jm_job_spec early = {.queue = "reports",
+                         .type = strdup("cb"),
+                         .payload = strdup(want),
+                         .idem_key = strdup(idem)};
+    jm_enqueue_result first;
+    cr_assert_eq(jm_queue_enqueue(r, &early, 0, &first, NULL, &err), JM_OK, "%s", err.msg);
+    jm_job_spec_clear(&early);
+
+    enum { JANITORS = 4 };
+    pid_t kids[JANITORS];
+    for (int k = 0; k < JANITORS; k++) {
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {
+            jm_redis *c = jm_test_redis_connect(&srv);
+            for (int i = 0; i < 20; i++) {
+                int got;
+                jm_error e;
+                if (jm_batch_callbacks(c, "bq", 16, &got, &e) != JM_OK)
+                    _exit(3);
+            }
+            jm_redis_free(c);
+            _exit(0);
+        }
+        kids[k] = pid;
+    }
+    for (int k = 0; k < JANITORS; k++) {
+        int st;
+        cr_assert_eq(waitpid(kids[k], &st, 0), kids[k]);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "janitor %d status %d", k, st);
+    }
+    g = get(id, 0, 0);
+    cr_assert_str_eq(g.callback, first.id, "the job the dead janitor submitted");
+    jm_batch_clear(&g);
+    cr_assert_eq(jm_test_count(r, "reports", JM_STATE_QUEUED), 1, "exactly one callback");
+    jm_job j = jm_test_get(r, first.id);
+    cr_assert_str_eq(j.payload, want);
+    jm_job_clear(&j);
+    int got = -1;
+    cr_assert_eq(jm_batch_callbacks(r, "bq", 16, &got, &err), JM_OK);
+    cr_assert_eq(got, 0, "nothing left pending");
+    jm_job_spec_clear(&cb);
+    specs_free(s, n);
+}
+
+Test(batches, a_callback_in_another_slot_without_a_crash)
+{
+    size_t n = 3;
+    jm_job_spec *s = specs_new(n);
+    jm_job_spec cb = {.queue = "reports", .type = strdup("cb"), .payload = strdup("null")};
+    jm_batch_spec b = {.queue = "bq", .jobs = s, .n = n, .callback = &cb};
+    char id[JM_ID_LEN + 1];
+    bool created;
+    cr_assert_eq(jm_batch_submit(r, &b, 0, id, &created, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(work_all(r, 0), (int)n);
+    int got = 0;
+    bool more = true;
+    cr_assert_eq(jm_batch_release(r, "bq", NULL, 100, &got, &more, &err), JM_OK);
+    cr_assert_eq(got, 0, "a pending callback is not a release");
+    cr_assert_eq(jm_batch_callbacks(r, "bq", 16, &got, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(got, 1);
+    jm_batch g = get(id, 0, 0);
+    cr_assert(jm_id_valid(g.callback));
+    jm_claim c = jm_test_claim_one(r, "reports", 60000);
+    cr_assert_str_eq(c.id, g.callback);
+    char want[128];
+    snprintf(want, sizeof(want), "{\"batch_id\":\"%s\",\"payload\":null}", id);
+    cr_assert_str_eq(c.payload, want);
+    jm_claim_clear(&c);
+    jm_batch_clear(&g);
+    jm_job_spec_clear(&cb);
+    specs_free(s, n);
+}

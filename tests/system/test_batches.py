@@ -173,14 +173,14 @@ class BatchesTest(unittest.TestCase):
 
             def staging():
                 return any(c("LLEN", k) >= 500 and c("HGET", k[:-len(":staged")], "queue") == "crash"
-                           for k in c("KEYS", "jm:*:batch:*:staged"))
+                           for k in c("KEYS", "jm:{*}:batch:*:staged"))
 
             wait_for(staging, timeout=30, interval=0.0005, what="the first chunks staged")
             api.kill()
         finally:
             api.stop()
         poster.join(30)
-        bkeys = [k for k in c("KEYS", "jm:*:batch:*")
+        bkeys = [k for k in c("KEYS", "jm:{*}:batch:*")
                  if not k.endswith(":staged") and not k.endswith(":ids")
                  and c("HGET", k, "queue") == "crash"]
         self.assertEqual(len(bkeys), 1, bkeys)
@@ -199,7 +199,7 @@ class BatchesTest(unittest.TestCase):
                 "queued", "scheduled", "running", "succeeded", "failed")), q)
             st, _, e = http("GET", self.base + "/v1/batches/" + bid)
             self.assertEqual(st, 404, e)
-            for k in c("KEYS", "jm:*:batch:%s*" % bid):
+            for k in c("KEYS", "jm:{*}:batch:%s*" % bid):
                 ttl = c("PTTL", k)
                 self.assertTrue(0 < ttl <= 300000, (k, ttl))
         else:
@@ -215,6 +215,31 @@ class BatchesTest(unittest.TestCase):
             http("POST", base + "/v1/batches", body, timeout=60)
         except OSError:
             pass  # the api was killed under it
+
+    def test_a_callback_on_a_queue_of_another_slot(self):
+        """The janitor submits it, once; it runs there with the batch id."""
+        n = 200
+        body = {"queue": "xs", "jobs": [{"type": "echo", "payload": i} for i in range(n)],
+                "callback": {"queue": "xs-report", "type": "echo", "payload": "sum"}}
+        st, _, b = http("POST", self.base + "/v1/batches", body)
+        self.assertEqual(st, 201, b)
+        bid = b["id"]
+        self.start("janitor", {"JOBMILL_JANITOR_INTERVAL_MS": "50"})
+        self.start("janitor", {"JOBMILL_JANITOR_INTERVAL_MS": "50"})
+        self.start("worker", {"JOBMILL_QUEUES": "xs,xs-report", "JOBMILL_CONCURRENCY": "8"})
+        st, _, done = http("GET", self.base2 + "/v1/batches/%s?wait=30" % bid, timeout=60)
+        self.assertEqual(done["status"], "done", done)
+        wait_for(lambda: http("GET", self.base + "/v1/batches/" + bid)[2]["callback"] is not None,
+                 timeout=10, what="a janitor to submit the callback")
+        cb = http("GET", self.base + "/v1/batches/" + bid)[2]["callback"]
+        self.assertNotEqual(cb[:4], bid[:4], "job ids carry their queue's slot tag")
+        st, _, job = http("GET", self.base + "/v1/jobs/%s?wait=30" % cb)
+        self.assertEqual(job["queue"], "xs-report")
+        self.assertEqual(job["status"], "succeeded", job)
+        self.assertEqual(job["result"], {"batch_id": bid, "payload": "sum"})
+        q = self.queue("xs-report")
+        self.assertEqual(sum(q[s] for s in ("queued", "scheduled", "running", "succeeded",
+                                            "failed", "canceled", "expired")), 1, q)
 
     def test_invalid_batches_store_nothing(self):
         cases = [

@@ -49,11 +49,12 @@ def documented_acl():
 SCRIPTS = {
     "api": ["enqueue", "watch", "cancel", "retry", "pause", "limits", "stats", "list",
             "claim", "claim_recover", "heartbeat", "outcomes", "progress", "worker_beat",
-            "worker_touch", "batch_open", "batch_stage", "batch_seal", "batch_release",
+            "worker_touch", "type_cap", "batch_open", "batch_stage", "batch_seal", "batch_release",
             "batch_get"],
     "worker": ["claim", "claim_recover", "heartbeat", "outcomes", "worker_beat"],
     "janitor": ["requeue_expired", "promote_due", "expire_stale", "purge", "trim_pending",
-                "workers_prune", "workers_stats", "reconcile", "batch_release"],
+                "workers_prune", "workers_stats", "reconcile", "batch_release", "batch_callbacks",
+                "batch_callback_set", "enqueue"],
 }
 UNCALLED = []
 

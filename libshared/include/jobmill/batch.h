@@ -1,9 +1,10 @@
 /* batch.h - batches of jobs with fan-out and fan-in (docs/batches.md).
  *
  * A batch lives in one queue's slot: its id starts with the queue's slot tag
- * like a job id, its members all run on that queue, and its optional
- * callback job is created on that queue, in the same script as the last
- * member's end (exactly once, whoever ends it).
+ * like a job id and its members all run on that queue. Its optional
+ * callback job is created in the same script as the last member's end
+ * (exactly once, whoever ends it) when the callback's queue is in the same
+ * slot; otherwise the janitor submits it (jm_batch_callbacks).
  *
  * A submit is all or nothing from the client's view: jm_batch_open starts
  * an open batch, jm_batch_stage adds chunks of held jobs that no worker can
@@ -34,8 +35,8 @@
 
 /* What a client submits. Every job runs on queue (each spec's own queue,
  * idem_key and unique_key are not used); callback, when not NULL, is the
- * job created on queue when the last member ends, its payload wrapped as
- * {"batch_id": ID, "payload": callback payload}. */
+ * job created when the last member ends, on its own queue ("" = queue),
+ * its payload wrapped as {"batch_id": ID, "payload": callback payload}. */
 typedef struct jm_batch_spec {
     const char *queue;
     const jm_job_spec *jobs; /* borrowed, n of them */
@@ -70,6 +71,13 @@ int jm_batch_seal(jm_redis *r, char id[JM_ID_LEN + 1], const jm_batch_spec *b, b
  * how many were released, *more whether staged jobs remain. */
 int jm_batch_release(jm_redis *r, const char *queue, const char *id, int max, int *n, bool *more,
                      jm_error *err);
+
+/* jm_batch_callbacks submits the callbacks of up to max done batches of
+ * queue whose callback queue is in another slot (the janitor's duty; the
+ * fan-in cannot write there): each under the idempotency key
+ * "batch:<id>:callback", so racing janitors make one job. *n gets how many
+ * were submitted. */
+int jm_batch_callbacks(jm_redis *r, const char *queue, int max, int *n, jm_error *err);
 
 /* jm_batch_submit: open, stage in chunks, seal, release. JM_OK once sealed
  * (a release cut short by Redis trouble is finished by the janitor). */
