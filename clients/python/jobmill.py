@@ -146,6 +146,42 @@ class Client:
     def workers(self):
         return self.request("GET", "/v1/workers")[1]["workers"]
 
+    # ---- batches (docs/batches.md) ----
+
+    def submit_batch(self, jobs, queue="default", callback=None, **fields):
+        """Submits many jobs as one batch on queue, all or nothing; returns
+        the batch. jobs: job specs (dicts with type, payload, ...); callback:
+        a job spec created once when the last job ends. fields:
+        idempotency_key, result_ttl_s."""
+        body = {"queue": queue, "jobs": list(jobs)}
+        if callback is not None:
+            body["callback"] = callback
+        body.update(fields)
+        return self.request("POST", "/v1/batches", body)[1]
+
+    def batch(self, batch_id, wait=None, results=False, offset=0, limit=100):
+        """Reads a batch (counts, progress); results=True adds a page of its
+        members' results in submission order; wait=S long-polls until done."""
+        path = "/v1/batches/" + urllib.parse.quote(batch_id, safe="")
+        query = []
+        if wait is not None:
+            query.append("wait=%s" % _secs(wait))
+        if results:
+            query.append("results=1&offset=%d&limit=%d" % (offset, limit))
+        if query:
+            path += "?" + "&".join(query)
+        return self.request("GET", path, timeout=self.timeout + (wait or 0))[1]
+
+    def batch_results(self, batch_id, page=1000):
+        """Yields every member's result entry ({"id", "status", "result",
+        "error"}) in submission order, a page at a time."""
+        offset = 0
+        while offset is not None:
+            b = self.batch(batch_id, results=True, offset=offset, limit=page)
+            for r in b["results"]:
+                yield r
+            offset = b["next_offset"]
+
     # ---- the HTTP worker protocol ----
 
     def claim(self, queue, worker, max=1, wait_s=0, **fields):

@@ -264,6 +264,25 @@ class BatchesTest(unittest.TestCase):
         self.assertEqual(st, 400, e)
         self.assertEqual(e["error"]["field"], "limit")
 
+    def test_the_python_client(self):
+        """clients/python/jobmill.py: submit_batch, batch(wait), batch_results."""
+        import os
+        import sys
+        sys.path.insert(0, os.path.join(harness.SOURCE_DIR, "clients", "python"))
+        import jobmill
+        client = jobmill.Client(self.base2)
+        b = client.submit_batch([{"type": "echo", "payload": i} for i in range(30)], queue="py",
+                                callback={"type": "echo"})
+        self.assertEqual(b["total"], 30)
+        self.start("worker", {"JOBMILL_QUEUES": "py", "JOBMILL_CONCURRENCY": "4"})
+        done = client.batch(b["id"], wait=30)
+        self.assertEqual(done["status"], "done", done)
+        self.assertEqual([r["result"] for r in client.batch_results(b["id"], page=7)],
+                         list(range(30)))
+        with self.assertRaises(jobmill.JobmillError) as e:
+            client.submit_batch([{"type": "echo"}, {}], queue="py")
+        self.assertEqual(e.exception.field, "jobs[1].type")
+
     def test_idempotency_key_returns_the_first_batch(self):
         body = {"queue": "idem", "jobs": [{"type": "t"}] * 3, "idempotency_key": "b-1"}
         st, _, a = http("POST", self.base + "/v1/batches", body)
