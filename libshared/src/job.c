@@ -383,6 +383,8 @@ jm_job_from_hash(jm_job *job, const char *id, const char *const *fv, size_t n, j
             job->started_ms = strtoll(v, NULL, 10);
         else if (strcmp(f, "finished") == 0)
             job->finished_ms = strtoll(v, NULL, 10);
+        else if (strcmp(f, "batch") == 0)
+            snprintf(job->batch, sizeof(job->batch), "%s", v);
         else if (strcmp(f, "expires_at") == 0)
             job->expires_ms = strtoll(v, NULL, 10);
     }
@@ -445,5 +447,6 @@ jm_job_to_json(const jm_job *job)
     json_object_set_new(o, "started_at", jm_ms_to_json(job->started_ms));
     json_object_set_new(o, "finished_at", jm_ms_to_json(job->finished_ms));
     json_object_set_new(o, "expires_at", jm_ms_to_json(job->expires_ms));
+    json_object_set_new(o, "batch", job->batch[0] != '\0' ? json_string(job->batch) : json_null());
     return o;
 }

@@ -256,5 +256,7 @@ jm_job_json_write(jm_text *t, const jm_job *job)
     ms_json(t, job->finished_ms);
     jm_text_puts(t, ",\"expires_at\":");
     ms_json(t, job->expires_ms);
+    jm_text_puts(t, ",\"batch\":");
+    str_or_null(t, job->batch[0] != '\0' ? job->batch : NULL);
     jm_text_putc(t, '}');
 }

@@ -277,8 +277,10 @@ class BatchesTest(unittest.TestCase):
         self.start("worker", {"JOBMILL_QUEUES": "py", "JOBMILL_CONCURRENCY": "4"})
         done = client.batch(b["id"], wait=30)
         self.assertEqual(done["status"], "done", done)
-        self.assertEqual([r["result"] for r in client.batch_results(b["id"], page=7)],
-                         list(range(30)))
+        results = list(client.batch_results(b["id"], page=7))
+        self.assertEqual([r["result"] for r in results], list(range(30)))
+        self.assertEqual(client.get(results[3]["id"])["batch"], b["id"], "a member names it")
+        self.assertIsNone(client.get(done["callback"])["batch"], "the callback is no member")
         with self.assertRaises(jobmill.JobmillError) as e:
             client.submit_batch([{"type": "echo"}, {}], queue="py")
         self.assertEqual(e.exception.field, "jobs[1].type")

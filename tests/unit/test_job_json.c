@@ -66,6 +66,8 @@ Test(job_json, ordinary_jobs)
     j.worker = "w-1";
     j.expires_ms = 5;
     same_as_jansson(&j);
+    strcpy(j.batch, "ab12Xy_-0123456789abcdefgh");
+    same_as_jansson(&j);
 }
 
 Test(job_json, texts_that_take_the_slow_path)

@@ -119,6 +119,7 @@ typedef struct jm_job {
     int64_t fence;
     bool cancel_requested;
     int64_t created_ms, run_at_ms, started_ms, finished_ms, expires_ms;
+    char batch[JM_ID_LEN + 1]; /* the batch it is a member of, "" = none (docs/batches.md) */
 } jm_job;
 
 void jm_job_clear(jm_job *job);
