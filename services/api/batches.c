@@ -283,20 +283,25 @@ api_batches_submit(api_req *req)
         rc = api_replicated(req, &err);
     if (rc != JM_OK) {
         batch_body_clear(&b);
-        return api_send_jm_error(req, &err, "batch_submit");
+        return api_send_jm_error(req, &err, "submit");
     }
     if (created) {
         api_metrics_submitted(req->app->metrics, b.queue, (int)b.n);
         jm_log_info("batch submitted", "batch_id", id, "queue", b.queue, JM_LOG_INT("jobs", b.n),
                     NULL);
     }
-    batch_body_clear(&b);
     jm_batch got;
-    rc = jm_batch_get(req->redis, id, false, 0, 0, &got, &err);
-    if (rc != JM_OK) {
+    if (jm_batch_get(req->redis, id, false, 0, 0, &got, &err) != JM_OK) {
+        /* accepted all the same: answer with what this request knows */
+        jm_log_warn("batch submitted, but reading it back failed", "batch_id", id, "error", err.msg,
+                    NULL);
         jm_batch_clear(&got);
-        return api_send_jm_error(req, &err, "batch_get");
+        snprintf(got.id, sizeof(got.id), "%s", id);
+        snprintf(got.queue, sizeof(got.queue), "%s", b.queue);
+        got.total = (int64_t)b.n;
+        got.has_callback = b.has_callback;
     }
+    batch_body_clear(&b);
     jm_text t = JM_TEXT_INIT;
     batch_write(&t, &got);
     jm_text_putc(&t, '}');
@@ -396,7 +401,7 @@ api_batches_get(api_req *req)
     int64_t offset;
     int limit;
     if (page_query(req, &results, &offset, &limit, &err) != JM_OK)
-        return api_send_jm_error(req, &err, "batch_get");
+        return api_send_jm_error(req, &err, "get");
     if (!jm_id_valid(req->param))
         return api_send_error(req, 404, "not_found", NULL, "batch %s not found", req->param);
     int page = results ? limit : 0;
@@ -416,7 +421,7 @@ api_batches_get(api_req *req)
         jm_text_free(&t);
         if (rc == JM_ERR_NOT_FOUND)
             return api_send_error(req, 404, "not_found", NULL, "batch %s not found", req->param);
-        return api_send_jm_error(req, &err, "batch_get");
+        return api_send_jm_error(req, &err, "get");
     }
     return api_send_json_text(req, 200, &t, NULL);
 }
