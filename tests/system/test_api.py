@@ -388,7 +388,7 @@ class QueuesTest(ApiTestBase):
         q = self.queues()["pq"]
         self.assertEqual(set(q), {"name", "queued", "scheduled", "running", "succeeded",
                                   "failed", "canceled", "expired", "paused", "limits"})
-        self.assertEqual(q["limits"], {"rate": None, "concurrency": None})
+        self.assertEqual(q["limits"], {"rate": None, "concurrency": None, "types": {}})
         self.assertFalse(q["paused"])
         st, _, p = self.req("POST", "/v1/queues/pq/pause")
         self.assertEqual(st, 200, p)

@@ -237,7 +237,7 @@ class OpsTest(unittest.TestCase):
         self.assertEqual((st, err["error"]["code"]), (403, "forbidden"), err)
         queues = call("GET", "/v1/queues", "admin-s3cret")[2]["queues"]
         self.assertEqual([(q["paused"], q["limits"]) for q in queues if q["name"] == "adm"],
-                         [(False, {"rate": None, "concurrency": None})], queues)
+                         [(False, {"rate": None, "concurrency": None, "types": {}})], queues)
         self.assertEqual(call("PUT", "/v1/queues/adm/limits", "admin-s3cret", limits)[0], 200)
         self.assertEqual(call("GET", "/v1/jobs/" + job["id"], "admin-s3cret")[2], before)
         # the admin token does everything, the submit routes included
