@@ -534,6 +534,7 @@ end
 -- costs nothing extra. A claim passes over waiting jobs of a type at its cap
 -- (at most TYPE_SKIP_MAX per call) and puts them back where they were.
 local TYPE_SKIP_MAX = 100
+local NONE = {} -- an empty list never written to (claims without type caps)
 
 -- type_gate returns a function room(type) -> entry or true (uncapped) or
 -- false (at its cap), for one claim call of queue q; entry.n counts up as
@@ -577,7 +578,9 @@ local function claim_jobs(q, max, lease, worker, nonce)
   local pk, fk, ak, dk = qkey(q, 'pending'), qkey(q, 'fence'), qkey(q, 'active'), qkey(q, 'deadlines')
   local hk = hi and qkey(q, 'prio')
   local room = types and type_gate(q)
-  local back, back_prio = {}, {} -- passed over (a type at its cap): ids, prio scores
+  -- passed over (a type at its cap): ids, prio scores; only with type caps
+  local back, back_prio = NONE, nil
+  if room then back, back_prio = {}, {} end
   -- take pops up to want ids: from prio while it holds any (clearing the
   -- flag once it is empty), then from pending. The second result says the
   -- ids came from prio (fewer than wanted then does not mean none are left).
