@@ -28,6 +28,7 @@ end
 local function jkey(id) return SP .. 'job:' .. id end
 local function qkey(q, what) return SP .. 'q:' .. q .. ':' .. what end
 local function rkey(nonce) return SP .. 'receipt:' .. nonce end
+local function logs_key(id) return SP .. 'job:' .. id .. ':logs' end -- log_append.lua
 local function idem_key(k) return GP .. 'idem:' .. k end
 local function queues_key() return GP .. 'queues' end
 local function workers_key() return GP .. 'workers' end
@@ -205,9 +206,11 @@ end
 -- records by expiry time whatever their retention), and a PUBLISH for
 -- long-polls when one watches the job (watch.lua marks it).
 -- Extra field, value pairs (...) are stored with the status, in one HSET.
--- terminal_f takes the record's result_ttl, idem, watch and unique fields
--- already read (f, in that order), for callers that read the record anyway.
--- A unique key held until the job ends (enqueue.lua) is freed here.
+-- terminal_f takes the record's result_ttl, idem, watch, unique and logs
+-- fields already read (f, in that order), for callers that read the record
+-- anyway. A unique key held until the job ends (enqueue.lua) is freed here.
+-- A job that logged (log_append.lua sets its 'logs' field) has its log list
+-- expire with the record; one that never logged costs no call for it.
 local function terminal_f(id, q, from, to, now, f, ...)
   local jk = jkey(id)
   leave(id, q, from)
@@ -228,10 +231,11 @@ local function terminal_f(id, q, from, to, now, f, ...)
   if f[2] then redis.call('EXPIRE', idem_key(f[2]), sttl) end
   if f[3] then redis.call('PUBLISH', GP .. 'done', id) end  -- the done channel
   if f[4] then redis.call('DEL', qkey(q, 'unique:' .. f[4])) end
+  if f[5] then redis.call('EXPIRE', logs_key(id), sttl) end
 end
 
 local function terminal(id, q, from, to, now, ...)
-  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique')
+  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique', 'logs')
   terminal_f(id, q, from, to, now, f, ...)
 end
 
@@ -279,10 +283,10 @@ end
 local function outcome_complete(id, token, result, now)
   local jk = jkey(id)
   local f = redis.call('HMGET', jk, 'status', 'lease', 'queue', 'result_ttl', 'idem', 'watch',
-    'error', 'unique')
+    'error', 'unique', 'logs')
   if f[1] ~= 'running' or f[2] ~= token then return 0 end
   if f[7] then redis.call('HDEL', jk, 'error') end
-  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8]}, 'result', result)
+  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8], f[9]}, 'result', result)
   return 1
 end
 
