@@ -89,7 +89,7 @@ api_metrics_new(jm_service *svc)
                                       "queues", "pause",       "list",      "workers",
                                       "ready",  "metrics",     "subscribe", "check_version",
                                       "claim",  "worker_beat", "heartbeat", "complete",
-                                      "fail",   "progress",    NULL};
+                                      "fail",   "progress",    "logs",      NULL};
     for (size_t i = 0; ops[i] != NULL; i++)
         series1(svc->redis_errors, ops[i]);
     return m;

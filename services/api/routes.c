@@ -29,6 +29,8 @@ static const api_route routes[] = {
     ROUTE("POST", "/v1/jobs/{id}/complete", api_lease_complete, 0),
     ROUTE("POST", "/v1/jobs/{id}/fail", api_lease_fail, 0),
     ROUTE("POST", "/v1/jobs/{id}/progress", api_lease_progress, 0),
+    ROUTE("POST", "/v1/jobs/{id}/logs", api_lease_logs, 0),
+    ROUTE("GET", "/v1/jobs/{id}/logs", api_jobs_logs, 0),
     ROUTE("GET", "/v1/queues", api_queues_list, 0),
     ROUTE("POST", "/v1/queues/{queue}/pause", api_queues_pause, API_ROUTE_ADMIN),
     ROUTE("POST", "/v1/queues/{queue}/resume", api_queues_resume, API_ROUTE_ADMIN),
