@@ -222,6 +222,21 @@ class LogsTest(unittest.TestCase):
                               {"lease_token": token, "lines": ["late"]})
         self.assertEqual((status, err["error"]["code"]), (409, "lease_lost"))
 
+    def test_python_client_log(self):
+        import sys
+        sys.path.insert(0, os.path.join(harness.SOURCE_DIR, "clients", "python"))
+        import jobmill
+        c = jobmill.Client(self.a)
+        jid = self.submit(self.a, "py")
+        raw = c.claim("logs", "py-1", max=1)[0]
+        self.assertEqual(c.log(jid, raw["lease_token"], "one")["next"], 1)
+        self.assertEqual(c.log(jid, raw["lease_token"], ["two", "three"])["next"], 3)
+        with self.assertRaises(jobmill.LeaseLost):
+            c.log(jid, "1-0000000000000000", "zombie")
+        page = jobmill.Client(self.b).logs(jid, since=1)
+        self.assertEqual([l["line"] for l in page["lines"]], ["two", "three"])
+        self.assertEqual((page["next"], page["total"]), (3, 3))
+
     def test_bad_queries(self):
         jid = self.submit(self.a, "h")
         for q, field in (("since=-1", "since"), ("since=x", "since"), ("limit=0", "limit"),
