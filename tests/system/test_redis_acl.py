@@ -49,8 +49,8 @@ def documented_acl():
 SCRIPTS = {
     "api": ["enqueue", "watch", "cancel", "retry", "pause", "limits", "stats", "list",
             "claim", "claim_recover", "heartbeat", "outcomes", "progress", "worker_beat",
-            "worker_touch"],
-    "worker": ["claim", "claim_recover", "heartbeat", "outcomes", "worker_beat"],
+            "worker_touch", "log_append", "logs_read"],
+    "worker": ["claim", "claim_recover", "heartbeat", "outcomes", "worker_beat", "log_append"],
     "janitor": ["requeue_expired", "promote_due", "expire_stale", "purge", "trim_pending",
                 "workers_prune", "workers_stats", "reconcile"],
 }
