@@ -251,6 +251,31 @@ class LogsTest(unittest.TestCase):
             status, _, err = http("GET", self.b + "/v1/jobs/%s/logs%s" % (missing, q))
             self.assertEqual((status, err["error"]["code"]), (404, "not_found"))
 
+    def test_follow_cap_duration_and_shutdown(self):
+        api_c, c = harness.start_api(self.redis.url, env={"JOBMILL_LOGS_FOLLOW_MAX": "1",
+                                                           "JOBMILL_LOGS_FOLLOW_MAX_S": "1"})
+        api_d, d = harness.start_api(self.redis.url)
+        try:
+            jid = self.submit(self.a, "never")  # no worker serves it: it stays queued
+            f = self.follow(c, jid)
+            status, h, err = http("GET", c + "/v1/jobs/%s/logs?follow=1" % jid)
+            self.assertEqual((status, err["error"]["code"]), (503, "unavailable"))
+            self.assertEqual(h.get("retry-after"), "5")
+            wait_for(lambda: f.closed, timeout=15, what="the stream's end at follow_max_s")
+            self.assertEqual(f.end(), {"status": "queued", "next": 0, "reason": "timeout"})
+            g = self.follow(c, jid)  # the slot is free again
+            wait_for(lambda: g.closed, timeout=15, what="the second stream's end")
+            # a stopping api ends its streams with an end event and exits 0
+            s = self.follow(d, jid)
+            api_d.signal(15)
+            wait_for(lambda: s.closed, timeout=15, what="the stream's end at shutdown")
+            self.assertEqual(s.end()["reason"], "shutdown")
+            self.assertEqual(api_d.wait(30), 0, api_d.logs()[-3000:])
+            self.assertEqual(api_c.terminate(30), 0, api_c.logs()[-3000:])
+        finally:
+            api_c.stop()
+            api_d.stop()
+
     def test_stderr_flood_is_capped(self):
         worker = self.start_worker(
             {"flood": [os.path.join(HANDLERS, "stderr_flood.py")]})
