@@ -8,8 +8,8 @@
 
 int
 jm_joblog_append(jm_redis *r, const char *id, const char *lease, const char *const *lines,
-                 const size_t *lens, size_t n, const char *progress,
-                 const jm_joblog_limits *lim, long long *total, jm_error *err)
+                 const size_t *lens, size_t n, const char *progress, const jm_joblog_limits *lim,
+                 long long *total, jm_error *err)
 {
     if (!jm_id_valid(id))
         return jm_error_set(err, JM_ERR_NOT_FOUND, "id", "not a job id");

@@ -25,8 +25,8 @@
 
 #define API_LEASE_MS_MIN 1000
 #define API_LEASE_MS_MAX 3600000
-#define API_ERROR_MAX 4096   /* bytes of a failure message kept */
-#define API_MESSAGE_MAX 1024 /* bytes of a progress message */
+#define API_ERROR_MAX 4096     /* bytes of a failure message kept */
+#define API_MESSAGE_MAX 1024   /* bytes of a progress message */
 #define API_LOG_LINES_MAX 1000 /* lines of one POST /logs */
 
 bool
@@ -352,8 +352,8 @@ api_lease_logs(api_req *req)
         if (!json_is_string(l)) {
             free(v);
             free(lens);
-            st = api_send_error(req, 400, "invalid_field", "lines",
-                                "lines[%zu] must be a string", i);
+            st = api_send_error(req, 400, "invalid_field", "lines", "lines[%zu] must be a string",
+                                i);
             goto done;
         }
         v[i] = json_string_value(l);
@@ -365,7 +365,8 @@ api_lease_logs(api_req *req)
     long long total = 0;
     jm_error err;
     jm_error_clear(&err);
-    int rc = jm_joblog_append(req->redis, req->param, f.token, v, lens, n, NULL, &lim, &total, &err);
+    int rc =
+        jm_joblog_append(req->redis, req->param, f.token, v, lens, n, NULL, &lim, &total, &err);
     free(v);
     free(lens);
     if (rc == JM_ERR_FENCE || rc == JM_ERR_NOT_FOUND) {

@@ -193,17 +193,16 @@ wk_ship_flush(wk_ship *s, int64_t now, bool final)
     jm_error_clear(&err);
     wk_side *side = s->side;
     pthread_mutex_lock(&side->mu);
-    int rc = jm_joblog_append(side->r, s->claim->id, s->claim->lease,
-                              (const char *const *)s->lines, s->lens, s->n, s->progress, &s->lim,
-                              NULL, &err);
+    int rc = jm_joblog_append(side->r, s->claim->id, s->claim->lease, (const char *const *)s->lines,
+                              s->lens, s->n, s->progress, &s->lim, NULL, &err);
     pthread_mutex_unlock(&side->mu);
     if (rc == JM_ERR_FENCE) {
         s->refused = true;
     } else if (rc != JM_OK) {
         jm_service_redis_error(side->svc, "logs");
         if (!s->warned)
-            jm_log_warn("exec: job log lines lost (redis)", "job_id", s->claim->id, "error", err.msg,
-                        NULL);
+            jm_log_warn("exec: job log lines lost (redis)", "job_id", s->claim->id, "error",
+                        err.msg, NULL);
         s->warned = true;
     }
     clear_batch(s);

@@ -29,7 +29,8 @@
 #define SV_CTL_FD                                                                                  \
     5 /* from the worker: 'T' = SIGTERM the group, 'K' = end it all;
                           * EOF = the worker is gone: end it all */
-#define SV_PROGRESS_FD 6 /* the handler's progress pipe until it has forked it (then
+#define SV_PROGRESS_FD                                                                             \
+    6 /* the handler's progress pipe until it has forked it (then
                           * the handler's WK_SPAWN_PROGRESS_FD) */
 #define SV_FIRST_FREE 7
 #define SV_POLL_MS 20 /* without signalfd: how often the handler is checked */
@@ -447,8 +448,8 @@ supervise(const wk_spawn_req *req, int errfd, int status_fd, int ctl_fd, int max
     /* Every fd the worker has (Redis, listeners, other slots' pipes) goes;
      * the six we keep move to 0-5, by way of numbers above them all. */
     int err_out = errfd; /* where a failure is reported, as the fds move */
-    int keep[SV_FIRST_FREE] = {req->stdin_fd, req->stdout_fd, req->stderr_fd, errfd,
-                               status_fd,     ctl_fd,          req->progress_fd};
+    int keep[SV_FIRST_FREE] = {req->stdin_fd, req->stdout_fd, req->stderr_fd,  errfd,
+                               status_fd,     ctl_fd,         req->progress_fd};
     int n_keep = req->progress_fd >= 0 ? SV_FIRST_FREE : SV_PROGRESS_FD;
     for (int i = 0; i < n_keep; i++) {
         if ((keep[i] = fcntl(keep[i], F_DUPFD, SV_FIRST_FREE + 10)) < 0)
@@ -482,7 +483,7 @@ supervise(const wk_spawn_req *req, int errfd, int status_fd, int ctl_fd, int max
     close(0), close(1), close(2);
     if (req->progress_fd >= 0)
         close(SV_PROGRESS_FD); /* the worker sees EOF once the handler's copies close */
-    close(SV_ERR_FD); /* the worker sees EOF once the handler has exec'd */
+    close(SV_ERR_FD);          /* the worker sees EOF once the handler has exec'd */
 
     int status = 0, have = 0;
     for (;;) {

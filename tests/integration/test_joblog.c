@@ -85,8 +85,7 @@ Test(joblog, append_is_fenced_and_read_pages)
     /* after the job ends the same token is refused too */
     cr_assert_eq(jm_queue_complete(r, c.id, c.lease, "1", &ret, &err), JM_OK);
     cr_assert_eq(append(&c, b, 1, NULL), JM_ERR_FENCE);
-    cr_assert_eq(jm_joblog_read(r, "0000nosuchjob00000000000", 0, 10, &p, &err),
-                 JM_ERR_NOT_FOUND);
+    cr_assert_eq(jm_joblog_read(r, "0000nosuchjob00000000000", 0, 10, &p, &err), JM_ERR_NOT_FOUND);
     jm_claim_clear(&c);
 }
 
