@@ -94,15 +94,18 @@ class LogsTest(unittest.TestCase):
         self.api_b, self.b = harness.start_api(self.redis.url, env=env)
 
     def tearDown(self):
+        codes = []
         for s in self.services:
-            if s.alive():
-                s.terminate(timeout=30)
+            codes.append((s.name, s.terminate(timeout=30) if s.alive() else 0, s.logs()))
             s.stop()
         harness.stop_api(self.api_b, self.redis)
-        code = self.api_a.terminate(timeout=30)
+        codes.append(("api", self.api_a.terminate(timeout=30), self.api_a.logs()))
         self.api_a.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        self.assertEqual(code, 0, self.api_a.logs()[-3000:])
+        for name, code, log in codes:
+            self.assertEqual(code, 0, "%s: %s" % (name, log[-3000:]))
+            for mark in harness.SANITIZER_MARKS:
+                self.assertNotIn(mark, log, "%s: %s" % (name, log[-6000:]))
 
     def start_worker(self, handlers, env=None):
         cfg = os.path.join(self.tmp, "worker.yaml")
