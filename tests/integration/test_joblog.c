@@ -2,7 +2,8 @@
  * fencing of appends (a stale token changes nothing), the line and byte
  * caps, numbering and paging across trims, progress in the same call, the
  * list expiring with the record (every terminal path, retry persisting it,
- * purge deleting it), and a job that never logged getting no list.
+ * purge deleting it), a job that never logged getting no list, and the
+ * reconciler's walk over the job keys passing log lists by.
  *
  * Each test gets its own redis-server (JM_TEST_SUITE); nothing is shared.
  */
@@ -11,6 +12,7 @@
 #include <string.h>
 #include "jobmill/joblog.h"
 #include "jobmill/queue.h"
+#include "jobmill/reconcile.h"
 #include "redis_fixture.h"
 
 JM_TEST_SUITE(joblog);
@@ -184,6 +186,29 @@ Test(joblog, a_job_that_never_logged_has_no_list_and_no_field)
     cr_assert_eq(p.n, 0);
     cr_assert_eq(p.next, 0);
     cr_assert_eq(p.status, JM_STATE_SUCCEEDED);
+    jm_joblog_page_clear(&p);
+    jm_claim_clear(&c);
+}
+
+Test(joblog, the_reconciler_passes_log_lists_by)
+{
+    jm_test_submit(r, "{\"type\":\"t\"}");
+    jm_claim c = jm_test_claim_one(r, "default", 60000);
+    const char *a[] = {"x"};
+    cr_assert_eq(append(&c, a, 1, NULL), JM_OK);
+    jm_reconciler *rc = jm_reconciler_new(2, 10000);
+    jm_reconcile_tally t;
+    memset(&t, 0, sizeof(t));
+    int done = 0;
+    for (int i = 0; i < 1000 && !done; i++)
+        cr_assert_eq(jm_reconciler_step(rc, r, 3, &t, &done, &err), JM_OK, "step: %s", err.msg);
+    cr_assert(done);
+    for (int k = 0; k < JM_REPAIR_KIND_COUNT; k++)
+        cr_assert_eq(t.repaired[k], 0, "nothing to repair (kind %d)", k);
+    jm_reconciler_free(rc);
+    jm_joblog_page p;
+    cr_assert_eq(jm_joblog_read(r, c.id, 0, 10, &p, &err), JM_OK);
+    cr_assert_eq(p.n, 1);
     jm_joblog_page_clear(&p);
     jm_claim_clear(&c);
 }
