@@ -117,6 +117,8 @@ take_progress(wk_ship *s)
                (json_is_string(m) && json_string_length(m) <= WK_SHIP_MESSAGE_MAX));
     if (!ok) {
         s->ignored++;
+        if (s->side != NULL && s->side->m != NULL)
+            wk_metric_bump(s->side->m->progress_ignored);
         json_decref(v);
         return;
     }
@@ -148,6 +150,14 @@ wk_ship_due(const wk_ship *s)
     return s->next_flush > 0 ? s->next_flush : 1;
 }
 
+/* count_dropped adds n lines to the dropped counter. */
+static void
+count_dropped(wk_ship *s, long long n)
+{
+    if (n > 0 && s->side != NULL && s->side->m != NULL && s->side->m->log_lines_dropped != NULL)
+        jm_metric_add(s->side->m->log_lines_dropped, (double)n);
+}
+
 /* clear_batch frees the batch's lines and the pending progress. */
 static void
 clear_batch(wk_ship *s)
@@ -172,9 +182,12 @@ wk_ship_flush(wk_ship *s, int64_t now, bool final)
     if (due == 0 || (!final && now < due))
         return;
     if (s->refused || s->side == NULL) {
+        count_dropped(s, (long long)s->n + s->dropped);
         clear_batch(s);
         return;
     }
+    count_dropped(s, s->dropped);
+    size_t lines = s->n;
     char note[64];
     if (s->dropped > 0) { /* the batch has a spare entry for this */
         if (s->lines == NULL) {
@@ -196,6 +209,8 @@ wk_ship_flush(wk_ship *s, int64_t now, bool final)
     int rc = jm_joblog_append(side->r, s->claim->id, s->claim->lease, (const char *const *)s->lines,
                               s->lens, s->n, s->progress, &s->lim, NULL, &err);
     pthread_mutex_unlock(&side->mu);
+    if (rc != JM_OK)
+        count_dropped(s, (long long)lines);
     if (rc == JM_ERR_FENCE) {
         s->refused = true;
     } else if (rc != JM_OK) {

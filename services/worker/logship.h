@@ -37,6 +37,7 @@
 #include "jobmill/joblog.h"
 #include "jobmill/queue.h"
 #include "jobmill/service.h"
+#include "wmetrics.h"
 
 #define WK_SHIP_BATCH_LINES 256
 #define WK_SHIP_BATCH_BYTES (512 * 1024)
@@ -48,6 +49,7 @@ typedef struct wk_side {
     jm_redis *r; /* owned by the worker; used under mu */
     pthread_mutex_t mu;
     jm_service *svc; /* borrowed: Redis error counter */
+    wk_metrics *m;   /* borrowed: dropped and ignored line counters */
 } wk_side;
 
 /* One line being assembled from a pipe. */

@@ -67,6 +67,7 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
     pthread_mutex_init(&w->out_mu, NULL);
     pthread_mutex_init(&w->side.mu, NULL);
     w->side.svc = svc;
+    w->side.m = &w->m;
     pthread_mutex_init(&w->commit_mu, NULL);
     pthread_cond_init(&w->commit_cond, NULL);
     pthread_mutex_init(&w->why_mu, NULL);

@@ -83,6 +83,15 @@ class Follower(threading.Thread):
         return ends[0] if ends else None
 
 
+def metric(svc, name):
+    """The value of an unlabelled metric of svc's /metrics."""
+    status, _, text = http("GET", svc.base + "/metrics", raw=True)
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("%s not exposed" % name)
+
+
 class LogsTest(unittest.TestCase):
 
     def setUp(self):
@@ -190,6 +199,8 @@ class LogsTest(unittest.TestCase):
         # the two bad progress lines were counted in the worker's log
         wait_for(lambda: "progress lines ignored" in worker.logs(), timeout=5,
                  what="the ignored progress lines logged")
+        self.assertEqual(metric(worker, "jobmill_worker_progress_lines_ignored_total"), 2)
+        self.assertEqual(metric(worker, "jobmill_worker_log_lines_dropped_total"), 0)
 
     def test_http_worker_logs_through_a_followed_on_b(self):
         jid = self.submit(self.a, "h")
@@ -306,6 +317,7 @@ class LogsTest(unittest.TestCase):
         # at most ten flushes a second: the log numbers grew by a bounded amount
         self.assertLess(page["next"], 5 * 10 * 258)
         self.assertLess(rss_kib() - before, 64 * 1024, "worker memory stays bounded")
+        self.assertGreater(metric(worker, "jobmill_worker_log_lines_dropped_total"), 1000)
 
 
 if __name__ == "__main__":
