@@ -14,6 +14,7 @@ import http.client as httpclient
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -250,6 +251,44 @@ class LogsTest(unittest.TestCase):
         page = jobmill.Client(self.b).logs(jid, since=1)
         self.assertEqual([l["line"] for l in page["lines"]], ["two", "three"])
         self.assertEqual((page["next"], page["total"]), (3, 3))
+
+    def test_cli_logs_and_follow(self):
+        cli = os.path.join(harness.BIN_DIR, "jobmill")
+        jid = self.submit(self.a, "h")
+        status, _, out = http("POST", self.a + "/v1/queues/logs/claim",
+                              {"worker": "hw", "max": 1, "wait_s": 0})
+        token = out["jobs"][0]["lease_token"]
+        http("POST", self.a + "/v1/jobs/%s/logs" % jid, {"lease_token": token,
+                                                          "lines": ["one", "tw\u00f6"]})
+        p = subprocess.run([cli, "--url", self.b, "logs", jid], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual((p.returncode, p.stdout.decode()), (0, "one\ntw\u00f6\n"), p.stderr)
+        p = subprocess.run([cli, "--url", self.b, "--json", "logs", jid, "--since", "1"],
+                           stdout=subprocess.PIPE, timeout=30)
+        self.assertEqual([json.loads(l)["line"] for l in p.stdout.decode().splitlines()],
+                         ["tw\u00f6"])
+        # --follow on B while lines arrive through A, until the job ends
+        f = subprocess.Popen([cli, "--url", self.b, "logs", jid, "--follow", "--since", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = f.stdout.readline()
+            self.assertEqual(line, "tw\u00f6\n".encode())
+            http("POST", self.a + "/v1/jobs/%s/logs" % jid, {"lease_token": token,
+                                                              "lines": ["three"]})
+            self.assertEqual(f.stdout.readline(), b"three\n")
+            http("POST", self.a + "/v1/jobs/%s/fail" % jid,
+                 {"lease_token": token, "error": "x", "retryable": False})
+            self.assertEqual(f.wait(15), 1, "the job failed: exit 1")
+        finally:
+            if f.poll() is None:
+                f.kill()
+                f.wait()
+            f.stdout.close()
+            f.stderr.close()
+        missing = jid[:4] + "0" * (len(jid) - 4)
+        p = subprocess.run([cli, "--url", self.b, "logs", missing, "--follow"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(p.returncode, 3, p.stderr)
 
     def test_bad_queries(self):
         jid = self.submit(self.a, "h")
