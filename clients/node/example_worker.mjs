@@ -46,6 +46,7 @@ const handlers = {
       if (job.cancelRequested || job.lost) throw new Error('stopped: cancel requested or lease lost');
       await sleep(Math.min(50, end - Date.now()));
     }
+    await job.log(`slept ${ms} ms`);
     await job.progress(100, 'slept');
     return null;
   },
@@ -86,6 +87,8 @@ async function heartbeat(job) {
 
 async function runOne(job) {
   job.progress = (progress, message) => fenced(job, 'progress', { progress, message }).catch(() => {});
+  // lines for the job's log (GET /v1/jobs/{id}/logs, ?follow=1 to stream them)
+  job.log = (...lines) => fenced(job, 'logs', { lines: lines.map(String) }).catch(() => {});
   const timer = setInterval(() => heartbeat(job), Math.max(100, (job.lease_ms || 15000) / 3));
   let outcome;
   try {

@@ -5,7 +5,7 @@ It serves the types the C worker has built in, with the same payloads and
 results, so it can share a queue with C workers:
 
   echo   result = payload
-  sleep  payload {"ms": N}: waits N ms (reporting progress), stops early on a
+  sleep  payload {"ms": N}: waits N ms (reporting progress and log lines), stops early on a
          cancel request
   fail   payload {"message": "...", "permanent": bool}: fails the attempt
 
@@ -53,6 +53,7 @@ def build(args):
             if pct // 25 != last:
                 last = pct // 25
                 job.progress(pct, "sleeping")
+                job.log("%d%% done" % pct)
             time.sleep(min(left, 0.05))
 
     @w.handler("fail")

@@ -3,8 +3,9 @@
 Two parts (the protocol is docs/workers-http.md):
 
 * ``Client``: submit jobs, wait for them (``submit(..., wait=S)`` or
-  ``wait(id)``), read, cancel and retry them, and the raw HTTP worker calls
-  (claim, heartbeat, complete, fail, progress).
+  ``wait(id)``), read, cancel and retry them, read a job's log lines
+  (``logs(id)``), and the raw HTTP worker calls (claim, heartbeat, complete,
+  fail, progress, log).
 * ``Worker``: a long-lived worker in Python. Handlers are registered per job
   type with a decorator; the worker claims jobs (long-polling), runs each in a
   thread, renews every lease it holds from one heartbeat thread, and commits
@@ -24,6 +25,7 @@ logs it and moves on.
     @w.handler("resize")
     def resize(job):
         job.progress(50, "half way")
+        job.log("resized to %d" % job.payload["size"])
         return {"ok": True, "size": job.payload["size"]}
 
     w.run()
@@ -212,6 +214,22 @@ class Client:
             body["message"] = message
         return self._fenced(job_id, "progress", token, body)
 
+    def log(self, job_id, token, lines):
+        """Appends lines (a string or a list of 1-1000 strings) to a claimed
+        job's log (POST /v1/jobs/{id}/logs); returns {"id", "next"}."""
+        if isinstance(lines, str):
+            lines = [lines]
+        return self._fenced(job_id, "logs", token, {"lines": list(lines)})
+
+    def logs(self, job_id, since=0, limit=None):
+        """Reads a page of a job's log lines: {"lines": [{"n", "ts", "line"}],
+        "first", "next", "total", "status"}; pass next as since for more."""
+        q = "?since=%d" % since
+        if limit is not None:
+            q += "&limit=%d" % limit
+        return self.request("GET", "/v1/jobs/%s/logs%s" % (urllib.parse.quote(job_id, safe=""),
+                                                           q))[1]
+
 
 def _secs(v):
     return ("%.3f" % float(v)).rstrip("0").rstrip(".") or "0"
@@ -245,6 +263,20 @@ class Job:
             return False
         except JobmillError as e:
             _log("warn", "progress not stored", job_id=self.id, error=str(e))
+            return False
+
+    def log(self, *lines):
+        """Appends lines to the job's log (readable with GET
+        /v1/jobs/{id}/logs, followed live with ?follow=1). Returns False
+        when the lease is lost (nothing was stored)."""
+        try:
+            self._worker.client.log(self.id, self.lease_token, [str(l) for l in lines])
+            return True
+        except LeaseLost:
+            self.lease_lost.set()
+            return False
+        except JobmillError as e:
+            _log("warn", "log lines not stored", job_id=self.id, error=str(e))
             return False
 
     def should_stop(self):

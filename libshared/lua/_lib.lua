@@ -28,6 +28,7 @@ end
 local function jkey(id) return SP .. 'job:' .. id end
 local function qkey(q, what) return SP .. 'q:' .. q .. ':' .. what end
 local function rkey(nonce) return SP .. 'receipt:' .. nonce end
+local function logs_key(id) return SP .. 'job:' .. id .. ':logs' end -- log_append.lua
 local function idem_key(k) return GP .. 'idem:' .. k end
 local function queues_key() return GP .. 'queues' end
 local function workers_key() return GP .. 'workers' end
@@ -325,10 +326,12 @@ end
 -- records by expiry time whatever their retention), and a PUBLISH for
 -- long-polls when one watches the job (watch.lua marks it).
 -- Extra field, value pairs (...) are stored with the status, in one HSET.
--- terminal_f takes the record's result_ttl, idem, watch, unique and batch
--- fields already read (f, in that order), for callers that read the record
--- anyway. A batch member is counted in its batch (fan-in).
+-- terminal_f takes the record's result_ttl, idem, watch, unique, batch and
+-- logs fields already read (f, in that order), for callers that read the
+-- record anyway. A batch member is counted in its batch (fan-in).
 -- A unique key held until the job ends (enqueue.lua) is freed here.
+-- A job that logged (log_append.lua sets its 'logs' field) has its log list
+-- expire with the record; one that never logged costs no call for it.
 local function terminal_f(id, q, from, to, now, f, ...)
   local jk = jkey(id)
   leave(id, q, from)
@@ -349,11 +352,12 @@ local function terminal_f(id, q, from, to, now, f, ...)
   if f[2] then redis.call('EXPIRE', idem_key(f[2]), sttl) end
   if f[3] then redis.call('PUBLISH', GP .. 'done', id) end  -- the done channel
   if f[4] then redis.call('DEL', qkey(q, 'unique:' .. f[4])) end
+  if f[6] then redis.call('EXPIRE', logs_key(id), sttl) end
   if f[5] then batch_member_done(f[5], to, now) end
 end
 
 local function terminal(id, q, from, to, now, ...)
-  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique', 'batch')
+  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique', 'batch', 'logs')
   terminal_f(id, q, from, to, now, f, ...)
 end
 
@@ -401,11 +405,11 @@ end
 local function outcome_complete(id, token, result, now)
   local jk = jkey(id)
   local f = redis.call('HMGET', jk, 'status', 'lease', 'queue', 'result_ttl', 'idem', 'watch',
-    'error', 'unique', 'batch')
+    'error', 'unique', 'batch', 'logs')
   if f[1] ~= 'running' or f[2] ~= token then return 0 end
   if f[7] then redis.call('HDEL', jk, 'error') end
-  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8], f[9]}, 'result',
-    result)
+  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8], f[9], f[10]},
+    'result', result)
   return 1
 end
 

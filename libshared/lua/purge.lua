@@ -5,7 +5,9 @@
 -- oldest expiry first, so a long-lived record never blocks shorter-lived
 -- ones behind it. An entry whose record still exists is rescheduled to the
 -- record's own expiry (or dropped when the job moved on: retried). Returns
--- the number of index entries removed.
+-- the number of index entries removed. A purged job's log list went with its
+-- record (the same EXPIRE in terminal()); it is deleted here as well, so
+-- none can outlive its record whatever happened to the record.
 local q, batch = ARGV[4], tonumber(ARGV[5])
 local now = now_ms()
 local pk = qkey(q, 'purge')
@@ -19,6 +21,7 @@ for _, e in ipairs(due) do
     redis.call('ZREM', pk, e)                   -- not ours: drop it
   elseif redis.call('EXISTS', jk) == 0 then
     redis.call('ZREM', pk, e)
+    redis.call('DEL', logs_key(id))
     if redis.call('ZREM', qkey(q, st), id) == 1 then
       count(q, st, -1)
       n = n + 1

@@ -153,6 +153,16 @@ static const jm_cfg_field fields[] = {
     FINT("jobs.failed_ttl_s", "JOBMILL_FAILED_TTL_S", "failed-ttl-s", "SECONDS", failed_ttl_s,
          JM_FAILED_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
          "retention of failed (dead-letter) jobs"),
+    FINT("logs.max_lines", "JOBMILL_LOGS_MAX_LINES", "logs-max-lines", "N", logs_max_lines, 1000, 1,
+         100000, SVC_API | SVC_WORKER, "a job's log keeps its newest N lines"),
+    FINT("logs.max_line_bytes", "JOBMILL_LOGS_MAX_LINE_BYTES", "logs-max-line-bytes", "BYTES",
+         logs_max_line_bytes, 4096, 64, 1048576, SVC_API | SVC_WORKER,
+         "a log line is cut to this many bytes (marked ...[truncated])"),
+    FINT("logs.follow_max", "JOBMILL_LOGS_FOLLOW_MAX", "logs-follow-max", "N", logs_follow_max, 16,
+         0, 10000, SVC_API, "concurrent GET /v1/jobs/{id}/logs?follow=1 streams per api process"),
+    FINT("logs.follow_max_s", "JOBMILL_LOGS_FOLLOW_MAX_S", "logs-follow-max-s", "SECONDS",
+         logs_follow_max_s, 3600, 1, 86400, SVC_API,
+         "a ?follow=1 stream ends after this long even if the job has not"),
     FSTR("log.level", "JOBMILL_LOG_LEVEL", "log-level", "LEVEL", log_level, "info", check_level,
          SVC_ALL, "debug, info, warn or error"),
 };
@@ -757,7 +767,8 @@ jm_config_usage(const char *service, FILE *out)
             "Usage: jobmill-%s [--config FILE] [--FLAG VALUE | --FLAG=VALUE]...\n\n"
             "Each setting comes from, last one winning: its default, the YAML file,\n"
             "the environment, the flag.\n\n"
-            "  --config FILE\n        YAML file: sections redis, api, worker, janitor, jobs, log\n"
+            "  --config FILE\n        YAML file: sections redis, api, worker, janitor, jobs, logs, "
+            "log\n"
             "  --help\n        print this help and exit\n"
             "  --version\n        print the version and exit\n",
             service != NULL ? service : "jobmill");

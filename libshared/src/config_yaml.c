@@ -359,8 +359,9 @@ apply_root(const ydoc *y, const yaml_node_t *root)
     if (root == NULL || is_null(root))
         return JM_OK; /* an empty file */
     if (root->type != YAML_MAPPING_NODE)
-        return yfail(y, root, "(top level)",
-                     "must be a mapping of sections (redis, api, worker, janitor, jobs, log)");
+        return yfail(
+            y, root, "(top level)",
+            "must be a mapping of sections (redis, api, worker, janitor, jobs, logs, log)");
     char path[PATH_MAX_LEN];
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
          p++) {

@@ -35,7 +35,9 @@ const char *jm_key_version(jm_keybuf buf, const jm_redis *r);
 const char *jm_key_done(jm_keybuf buf, const jm_redis *r);
 
 /* jm_key_job_pattern writes the SCAN MATCH pattern of every job record
- * ("P:{*}:job:*", the prefix's glob characters escaped). */
+ * ("P:{*}:job:*", the prefix's glob characters escaped). It also matches a
+ * job's log list ("P:{t}:job:<id>:logs", lua/log_append.lua), which
+ * jm_key_parse_job refuses. */
 const char *jm_key_job_pattern(jm_keybuf buf, const jm_redis *r);
 /* jm_key_parse_job: if key is a job record's key ("P:{t}:job:<id>", a valid
  * id of that tag), writes its slot prefix into slot and returns the id

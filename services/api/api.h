@@ -46,6 +46,7 @@ typedef struct api_app {
     atomic_int draining;      /* SIGTERM seen: /readyz fails */
     atomic_int version_ok;    /* jm_redis_check_version passed */
     atomic_int stopping;      /* drain delay over: new /v1 requests get 503 */
+    atomic_int followers;     /* GET /v1/jobs/{id}/logs?follow=1 streams (logs.c) */
 } api_app;
 
 /* Route flags. */
@@ -239,6 +240,8 @@ int api_jobs_get(api_req *req);
  * the job is terminal or no long-poll slot is free. JM_OK or the error of a
  * deciding read (*job then stays as last read). */
 int api_job_wait(api_req *req, const char *id, jm_job *job, double secs, jm_error *err);
+/* api_jobs_logs: GET /v1/jobs/{id}/logs, paged or ?follow=1 (logs.c). */
+int api_jobs_logs(api_req *req);
 int api_jobs_cancel(api_req *req);
 int api_jobs_retry(api_req *req);
 int api_batches_submit(api_req *req); /* batches.c */
@@ -268,6 +271,7 @@ int api_lease_heartbeat(api_req *req);
 int api_lease_complete(api_req *req);
 int api_lease_fail(api_req *req);
 int api_lease_progress(api_req *req);
+int api_lease_logs(api_req *req);
 /* api_worker_id_valid: 1-API_WORKER_ID_MAX characters of [A-Za-z0-9_.:@-]. */
 bool api_worker_id_valid(const char *id);
 /* api_worker_ttl_ms is the registry TTL of an HTTP worker's record. */

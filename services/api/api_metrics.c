@@ -85,11 +85,10 @@ api_metrics_new(jm_service *svc)
     series1(m->duration, API_ROUTE_UNMATCHED);
     series1(m->submitted, "default");
     /* Redis operations this service can fail at, visible at 0 from start. */
-    static const char *const ops[] = {"submit", "get",         "cancel",    "retry",
-                                      "queues", "pause",       "list",      "workers",
-                                      "ready",  "metrics",     "subscribe", "check_version",
-                                      "claim",  "worker_beat", "heartbeat", "complete",
-                                      "fail",   "progress",    NULL};
+    static const char *const ops[] = {
+        "submit",    "get",      "cancel",  "retry",     "queues",        "pause", "list",
+        "workers",   "ready",    "metrics", "subscribe", "check_version", "claim", "worker_beat",
+        "heartbeat", "complete", "fail",    "progress",  "logs",          NULL};
     for (size_t i = 0; ops[i] != NULL; i++)
         series1(svc->redis_errors, ops[i]);
     return m;

@@ -1,5 +1,5 @@
 /* leases.c - the calls an HTTP worker makes on a job it claimed (claim.c):
- * POST /v1/jobs/{id}/heartbeat, /complete, /fail and /progress.
+ * POST /v1/jobs/{id}/heartbeat, /complete, /fail, /progress and /logs.
  *
  * Every body carries the claim's "lease_token". Each call is the libshared
  * call the C worker makes for the same step (jm_queue_heartbeat,
@@ -19,13 +19,15 @@
 #include <sys/random.h>
 #include "api.h"
 #include "jobmill/clock.h"
+#include "jobmill/joblog.h"
 #include "jobmill/log.h"
 #include "jobmill/workers.h"
 
 #define API_LEASE_MS_MIN 1000
 #define API_LEASE_MS_MAX 3600000
-#define API_ERROR_MAX 4096   /* bytes of a failure message kept */
-#define API_MESSAGE_MAX 1024 /* bytes of a progress message */
+#define API_ERROR_MAX 4096     /* bytes of a failure message kept */
+#define API_MESSAGE_MAX 1024   /* bytes of a progress message */
+#define API_LOG_LINES_MAX 1000 /* lines of one POST /logs */
 
 bool
 api_worker_id_valid(const char *id)
@@ -316,6 +318,65 @@ api_lease_progress(api_req *req)
         json_t *a = json_object();
         json_object_set_new(a, "id", json_string(req->param));
         json_object_set_new(a, "progress", json_deep_copy(p));
+        st = api_send_json(req, 200, a, NULL);
+    }
+done:
+    json_decref(f.body);
+    return st;
+}
+
+int
+api_lease_logs(api_req *req)
+{
+    fenced f;
+    int st = fenced_open(req, &f);
+    if (st != 0)
+        return st;
+    const json_t *lines = json_object_get(f.body, "lines");
+    size_t n = json_array_size(lines);
+    if (!json_is_array(lines) || n < 1 || n > API_LOG_LINES_MAX) {
+        st = api_send_error(req, 400, "invalid_field", "lines",
+                            "lines must be an array of 1 to %d strings", API_LOG_LINES_MAX);
+        goto done;
+    }
+    const char **v = malloc(sizeof(*v) * n);
+    size_t *lens = malloc(sizeof(*lens) * n);
+    if (v == NULL || lens == NULL) {
+        free(v);
+        free(lens);
+        st = api_send_error(req, 500, "internal", NULL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const json_t *l = json_array_get(lines, i);
+        if (!json_is_string(l)) {
+            free(v);
+            free(lens);
+            st = api_send_error(req, 400, "invalid_field", "lines", "lines[%zu] must be a string",
+                                i);
+            goto done;
+        }
+        v[i] = json_string_value(l);
+        lens[i] = json_string_length(l); /* a \u0000 inside is kept */
+    }
+    const jm_config *cfg = req->app->cfg;
+    jm_joblog_limits lim = {.max_lines = cfg->logs_max_lines,
+                            .max_line_bytes = cfg->logs_max_line_bytes};
+    long long total = 0;
+    jm_error err;
+    jm_error_clear(&err);
+    int rc =
+        jm_joblog_append(req->redis, req->param, f.token, v, lens, n, NULL, &lim, &total, &err);
+    free(v);
+    free(lens);
+    if (rc == JM_ERR_FENCE || rc == JM_ERR_NOT_FOUND) {
+        st = lease_lost(req);
+    } else if (rc != JM_OK) {
+        st = api_send_jm_error(req, &err, "logs");
+    } else {
+        json_t *a = json_object();
+        json_object_set_new(a, "id", json_string(req->param));
+        json_object_set_new(a, "next", json_integer(total));
         st = api_send_json(req, 200, a, NULL);
     }
 done:

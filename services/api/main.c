@@ -120,6 +120,7 @@ run(jm_service *svc)
     atomic_init(&app.draining, 0);
     atomic_init(&app.version_ok, 0);
     atomic_init(&app.stopping, 0);
+    atomic_init(&app.followers, 0);
     pthread_rwlock_init(&app.auth_lock, NULL);
     jm_service_catch_reload(); /* SIGHUP reloads the tokens files */
     int code = 1;

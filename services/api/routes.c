@@ -31,6 +31,8 @@ static const api_route routes[] = {
     ROUTE("POST", "/v1/jobs/{id}/progress", api_lease_progress, 0),
     ROUTE("POST", "/v1/batches", api_batches_submit, API_ROUTE_BODY),
     ROUTE("GET", "/v1/batches/{id}", api_batches_get, 0),
+    ROUTE("POST", "/v1/jobs/{id}/logs", api_lease_logs, 0),
+    ROUTE("GET", "/v1/jobs/{id}/logs", api_jobs_logs, 0),
     ROUTE("GET", "/v1/queues", api_queues_list, 0),
     ROUTE("POST", "/v1/queues/{queue}/pause", api_queues_pause, API_ROUTE_ADMIN),
     ROUTE("POST", "/v1/queues/{queue}/resume", api_queues_resume, API_ROUTE_ADMIN),

@@ -8,8 +8,9 @@
  * HTTP/1.1 client over a plain socket) → api.c (one API call: URL, token,
  * JSON, the contract's error object mapped onto exit codes) → table.c
  * (aligned human tables) → format.c (times, JSON values as one line) →
- * cmd_jobs.c (submit, get, wait, cancel, retry) → cmd_queues.c (queues,
- * --watch, pause, resume, ls, retry-failed) → cmd_workers.c (workers).
+ * cmd_jobs.c (submit, get, wait, cancel, retry) → cmd_logs.c (a job's log
+ * lines, --follow) → cmd_queues.c (queues, --watch, pause, resume, ls,
+ * retry-failed) → cmd_workers.c (workers).
  *
  * Error convention: every command returns a process exit code (CLI_EXIT_*)
  * after printing what went wrong on stderr; library-style helpers return
@@ -102,6 +103,16 @@ int cli_http_request(const cli_url *u, const char *method, const char *path, con
                      size_t body_len, const char *const *hdrs, int timeout_ms, cli_http_resp *resp,
                      jm_error *err);
 void cli_http_resp_free(cli_http_resp *resp);
+/* cli_http_stream sends GET path (Accept: text/event-stream) and, on a 200
+ * answer, hands each piece of the body to on_data as it arrives, until the
+ * api closes the connection or on_data returns false; idle_ms bounds every
+ * wait (connect, send, each piece). Any other status is read whole into
+ * *resp (free it with cli_http_resp_free) and on_data is not called. JM_OK
+ * (resp->status says which), JM_ERR_IO or JM_ERR_REPLY as for
+ * cli_http_request. */
+int cli_http_stream(const cli_url *u, const char *path, const char *const *hdrs, int idle_ms,
+                    bool (*on_data)(void *user, const char *buf, size_t len), void *user,
+                    cli_http_resp *resp, jm_error *err);
 
 /* ---- api.c: one API call ---- */
 
@@ -174,6 +185,7 @@ int cli_cmd_resume(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_retry_failed(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_limits(cli_ctx *ctx, int argc, char **argv); /* cmd_limits.c */
+int cli_cmd_logs(cli_ctx *ctx, int argc, char **argv);   /* cmd_logs.c */
 
 /* main.c: cli_usage prints the help of command name (NULL: the overview)
  * to out. cli_usage_error prints "jobmill CMD: message" and a hint and

@@ -280,25 +280,24 @@ parse_response(char *raw, size_t len, cli_http_resp *resp, jm_error *err)
     return JM_OK;
 }
 
-int
-cli_http_request(const cli_url *u, const char *method, const char *path, const char *body,
-                 size_t body_len, const char *const *hdrs, int timeout_ms, cli_http_resp *resp,
-                 jm_error *err)
+/* build_head writes the request line and headers of one request into a new
+ * string (*n its length); NULL on no memory. */
+static char *
+build_head(const cli_url *u, const char *method, const char *path, const char *body,
+           size_t body_len, const char *const *hdrs, const char *accept, int *n_out)
 {
-    memset(resp, 0, sizeof(*resp));
-    int64_t deadline = jm_clock_ms() + timeout_ms;
     size_t cap = 1024 + strlen(path) + strlen(u->prefix);
     for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL; i++)
         cap += strlen(hdrs[i]) + 2;
     char *head = malloc(cap);
     if (head == NULL)
-        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        return NULL;
     bool v6 = strchr(u->host, ':') != NULL;
     int n = snprintf(head, cap,
                      "%s %s%s HTTP/1.1\r\nHost: %s%s%s:%s\r\nUser-Agent: jobmill-cli/%s\r\n"
-                     "Accept: application/json\r\nConnection: close\r\n",
+                     "Accept: %s\r\nConnection: close\r\n",
                      method, u->prefix, path, v6 ? "[" : "", u->host, v6 ? "]" : "", u->port,
-                     JM_VERSION);
+                     JM_VERSION, accept);
     for (size_t i = 0; hdrs != NULL && hdrs[i] != NULL; i++)
         n += snprintf(head + n, cap - (size_t)n, "%s\r\n", hdrs[i]);
     if (body != NULL)
@@ -308,6 +307,21 @@ cli_http_request(const cli_url *u, const char *method, const char *path, const c
         n += snprintf(head + n, cap - (size_t)n, "Content-Length: 0\r\n");
     n += snprintf(head + n, cap - (size_t)n, "\r\n");
     JM_ASSERT(n > 0 && (size_t)n < cap);
+    *n_out = n;
+    return head;
+}
+
+int
+cli_http_request(const cli_url *u, const char *method, const char *path, const char *body,
+                 size_t body_len, const char *const *hdrs, int timeout_ms, cli_http_resp *resp,
+                 jm_error *err)
+{
+    memset(resp, 0, sizeof(*resp));
+    int64_t deadline = jm_clock_ms() + timeout_ms;
+    int n = 0;
+    char *head = build_head(u, method, path, body, body_len, hdrs, "application/json", &n);
+    if (head == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     int fd = dial(u, deadline, err);
     if (fd < 0) {
         free(head);
@@ -325,6 +339,91 @@ cli_http_request(const cli_url *u, const char *method, const char *path, const c
     if (rc != JM_OK)
         return rc == JM_ERR_NOMEM ? rc : JM_ERR_IO;
     return parse_response(raw, len, resp, err);
+}
+
+int
+cli_http_stream(const cli_url *u, const char *path, const char *const *hdrs, int idle_ms,
+                bool (*on_data)(void *user, const char *buf, size_t len), void *user,
+                cli_http_resp *resp, jm_error *err)
+{
+    memset(resp, 0, sizeof(*resp));
+    int n = 0;
+    char *head = build_head(u, "GET", path, NULL, 0, hdrs, "text/event-stream", &n);
+    if (head == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    int fd = dial(u, jm_clock_ms() + idle_ms, err);
+    if (fd < 0) {
+        free(head);
+        return JM_ERR_IO;
+    }
+    int rc = send_all(fd, head, (size_t)n, jm_clock_ms() + idle_ms, err);
+    free(head);
+    /* the head first: read until its end (or the whole answer) */
+    size_t cap = 65536, len = 0;
+    char *b = rc == JM_OK ? malloc(cap + 1) : NULL;
+    if (rc == JM_OK && b == NULL)
+        rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    char *end = NULL;
+    bool closed = false;
+    while (rc == JM_OK && end == NULL && !closed && len < cap) {
+        ssize_t r = recv(fd, b + len, cap - len, 0);
+        if (r > 0) {
+            len += (size_t)r;
+            b[len] = '\0';
+            end = strstr(b, "\r\n\r\n");
+        } else if (r == 0) {
+            closed = true;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            rc = jm_error_set(err, JM_ERR_IO, NULL, "recv: %s", strerror(errno));
+        } else {
+            rc = wait_fd(fd, POLLIN, jm_clock_ms() + idle_ms, err);
+        }
+    }
+    int status = 0;
+    if (rc == JM_OK &&
+        (end == NULL || strncmp(b, "HTTP/1.", 7) != 0 || sscanf(b + 8, " %3d", &status) != 1))
+        rc = jm_error_set(err, JM_ERR_REPLY, NULL, "the answer is not HTTP");
+    if (rc == JM_OK && status != 200) {
+        /* an error answer: read the rest and hand it back whole */
+        char *rest = NULL;
+        size_t rlen = 0;
+        rc = closed ? JM_OK : recv_all(fd, &rest, &rlen, jm_clock_ms() + idle_ms, err);
+        char *raw = rc == JM_OK ? malloc(len + rlen + 1) : NULL;
+        if (rc == JM_OK && raw == NULL)
+            rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+        if (raw != NULL) {
+            memcpy(raw, b, len);
+            if (rlen > 0)
+                memcpy(raw + len, rest, rlen);
+            raw[len + rlen] = '\0';
+            rc = parse_response(raw, len + rlen, resp, err);
+        }
+        free(rest);
+        free(b);
+        close(fd);
+        return rc;
+    }
+    if (rc == JM_OK) {
+        resp->status = status;
+        size_t off = (size_t)(end + 4 - b);
+        bool go = len == off || on_data(user, b + off, len - off);
+        while (go && !closed) {
+            ssize_t r = recv(fd, b, cap, 0);
+            if (r > 0) {
+                go = on_data(user, b, (size_t)r);
+            } else if (r == 0) {
+                closed = true;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                rc = jm_error_set(err, JM_ERR_IO, NULL, "recv: %s", strerror(errno));
+                break;
+            } else if ((rc = wait_fd(fd, POLLIN, jm_clock_ms() + idle_ms, err)) != JM_OK) {
+                break;
+            }
+        }
+    }
+    free(b);
+    close(fd);
+    return rc;
 }
 
 void

@@ -30,6 +30,12 @@ static const cli_command commands[] = {
     {"wait", cli_cmd_wait, "ID [--timeout S]", "wait until a job ends; print its result",
      "Exits 0 when the job succeeded, 1 when it failed, was canceled or expired,\n"
      "6 when --timeout S seconds passed first (no --timeout: wait as long as it takes).\n"},
+    {"logs", cli_cmd_logs, "ID [--since N] [--follow]", "print a job's log lines",
+     "The lines of the job's log (an exec handler's stderr, an HTTP worker's\n"
+     "POST /logs), one a line (--json: {\"n\",\"ts\",\"line\"} a line).\n"
+     "  --since N   start at line number N (default 0)\n"
+     "  --follow    stream new lines until the job ends; exit 0 when it succeeded,\n"
+     "              1 when it failed, was canceled or expired\n"},
     {"cancel", cli_cmd_cancel, "ID", "cancel a job",
      "A queued or scheduled job is canceled at once; a running one is asked to stop\n"
      "(cancel requested) and stops within a heartbeat.\n"},

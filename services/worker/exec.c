@@ -7,8 +7,11 @@
  *
  * The payload goes to the handler's stdin, stdout is collected as the result
  * (at most max_result_bytes, nested at most JM_JSON_MAX_DEPTH deep), the
- * last STDERR_TAIL bytes of stderr become the error text. One poll() loop
- * pumps the three pipes and also watches the slot's stop fd (cancel, lost
+ * last STDERR_TAIL bytes of stderr become the error text. stderr's lines
+ * also go to the job's log, and the lines the handler writes on fd 3
+ * (JOBMILL_PROGRESS_FD) set its progress (logship.h), both flushed at most
+ * every WK_SHIP_FLUSH_MS and once more before the outcome is committed.
+ * One poll() loop pumps the four pipes and also watches the slot's stop fd (cancel, lost
  * lease, drain), the supervisor's status pipe (readable once the handler
  * and everything it started are gone), and the deadlines: the
  * job timeout sends SIGTERM to the handler's process group, and
@@ -33,6 +36,7 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "handler.h"
+#include "logship.h"
 #include "jobmill/json.h"
 #include "jobmill/log.h"
 #include "spawn.h"
@@ -45,7 +49,8 @@
 
 typedef struct pump {
     wk_child child; /* the supervisor and the handler (spawn.h) */
-    int in_fd, out_fd, err_fd;
+    int in_fd, out_fd, err_fd, prog_fd;
+    wk_ship ship; /* stderr lines and progress to the job's log */
     const char *in_buf;
     size_t in_len, in_off;
     char *out;
@@ -165,6 +170,7 @@ read_err(pump *p)
             return;
         }
         size_t n = (size_t)r;
+        wk_ship_stderr(&p->ship, buf, n);
         if (n >= STDERR_TAIL) {
             memcpy(p->tail, buf + n - STDERR_TAIL, STDERR_TAIL);
             p->tail_len = STDERR_TAIL;
@@ -174,6 +180,24 @@ read_err(pump *p)
             memcpy(p->tail + keep, buf, n);
             p->tail_len = keep + n;
         }
+    }
+}
+
+static void
+read_prog(pump *p)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t r = read(p->prog_fd, buf, sizeof(buf));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r <= 0) {
+            close_fd(&p->prog_fd);
+            return;
+        }
+        wk_ship_progress(&p->ship, buf, (size_t)r);
     }
 }
 
@@ -232,11 +256,12 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
             }
             if (p->term_sent && !p->kill_sent && now >= p->kill_at)
                 signal_group(p, SIGKILL);
-        } else if ((p->out_fd < 0 && p->err_fd < 0) || now >= p->after_exit_at) {
+        } else if ((p->out_fd < 0 && p->err_fd < 0 && p->prog_fd < 0) || now >= p->after_exit_at) {
             return;
         }
-        struct pollfd fds[5];
-        int nf = 0, i_stop = -1, i_in = -1, i_out = -1, i_err = -1, i_done = -1;
+        wk_ship_flush(&p->ship, now, false);
+        struct pollfd fds[6];
+        int nf = 0, i_stop = -1, i_in = -1, i_out = -1, i_err = -1, i_prog = -1, i_done = -1;
         if (!p->exited) {
             fds[i_stop = nf++] = (struct pollfd){.fd = ctx->stop_fd, .events = POLLIN};
             fds[i_done = nf++] = (struct pollfd){.fd = p->child.status_fd, .events = POLLIN};
@@ -247,7 +272,9 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
             fds[i_out = nf++] = (struct pollfd){.fd = p->out_fd, .events = POLLIN};
         if (p->err_fd >= 0)
             fds[i_err = nf++] = (struct pollfd){.fd = p->err_fd, .events = POLLIN};
-        int tmo = -1;
+        if (p->prog_fd >= 0)
+            fds[i_prog = nf++] = (struct pollfd){.fd = p->prog_fd, .events = POLLIN};
+        int tmo = min_timeout(now, wk_ship_due(&p->ship), -1);
         if (!p->exited) {
             if (!p->term_sent)
                 tmo = min_timeout(now, p->timeout_at, tmo);
@@ -267,6 +294,8 @@ pump_loop(pump *p, const wk_job_ctx *ctx)
             read_out(p);
         if (rc > 0 && i_err >= 0 && (fds[i_err].revents & ready))
             read_err(p);
+        if (rc > 0 && i_prog >= 0 && (fds[i_prog].revents & ready))
+            read_prog(p);
         /* Reap before looking at a stop request: a child that exited in the
          * same instant finished its work, and its outcome is committed (the
          * fence still decides whether it counts). */
@@ -393,45 +422,50 @@ wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
         wk_outcome_fail(out, false, "spawn: %s", err.msg);
         return;
     }
-    char e_id[64], e_q[96], e_att[48], e_fence[64];
+    char e_id[64], e_q[96], e_att[48], e_fence[64], e_prog[48];
     snprintf(e_id, sizeof(e_id), "JOBMILL_JOB_ID=%s", c->id);
     snprintf(e_q, sizeof(e_q), "JOBMILL_QUEUE=%s", c->queue);
     snprintf(e_att, sizeof(e_att), "JOBMILL_ATTEMPT=%d", c->attempt);
     snprintf(e_fence, sizeof(e_fence), "JOBMILL_FENCE=%" PRId64, c->fence);
-    const char *extra[] = {e_id, e_q, e_att, e_fence};
-    char **envp = wk_spawn_env(extra, 4);
+    snprintf(e_prog, sizeof(e_prog), "JOBMILL_PROGRESS_FD=%d", WK_SPAWN_PROGRESS_FD);
+    const char *extra[] = {e_id, e_q, e_att, e_fence, e_prog};
+    char **envp = wk_spawn_env(extra, 5);
     pump p;
     memset(&p, 0, sizeof(p));
-    p.in_fd = p.out_fd = p.err_fd = -1;
-    int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1};
-    if (envp == NULL || pipe(in) != 0 || pipe(o) != 0 || pipe(e) != 0) {
+    p.in_fd = p.out_fd = p.err_fd = p.prog_fd = -1;
+    int in[2] = {-1, -1}, o[2] = {-1, -1}, e[2] = {-1, -1}, g[2] = {-1, -1};
+    if (envp == NULL || pipe(in) != 0 || pipe(o) != 0 || pipe(e) != 0 || pipe(g) != 0) {
         wk_metric_bump(ctx->metrics->spawn_failures);
         wk_outcome_fail(out, false, "spawn: %s", envp == NULL ? "out of memory" : strerror(errno));
         close_fd(&in[0]), close_fd(&in[1]), close_fd(&o[0]), close_fd(&o[1]);
-        close_fd(&e[0]), close_fd(&e[1]);
+        close_fd(&e[0]), close_fd(&e[1]), close_fd(&g[0]), close_fd(&g[1]);
         wk_spawn_env_free(envp);
         return;
     }
     parent_end(in[1]);
     parent_end(o[0]);
     parent_end(e[0]);
+    parent_end(g[0]);
     wk_spawn_req req = {.path = path,
                         .argv = h->argv,
                         .envp = envp,
                         .stdin_fd = in[0],
                         .stdout_fd = o[1],
-                        .stderr_fd = e[1]};
+                        .stderr_fd = e[1],
+                        .progress_fd = g[1]};
     int spawned = wk_spawn(&req, &p.child, &err);
     wk_spawn_env_free(envp);
     p.in_fd = in[1];
     p.out_fd = o[0];
     p.err_fd = e[0];
+    p.prog_fd = g[0];
     if (spawned != JM_OK) {
         wk_metric_bump(ctx->metrics->spawn_failures);
         wk_outcome_fail(out, false, "spawn: %s", err.msg);
-        close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd);
+        close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd), close_fd(&p.prog_fd);
         return;
     }
+    wk_ship_init(&p.ship, ctx->side, c, ctx->cfg);
     wk_slots_set_child(ctx->slots, ctx->slot, p.child.handler);
     p.in_buf = c->payload != NULL ? c->payload : "null";
     p.in_len = strlen(p.in_buf);
@@ -443,7 +477,10 @@ wk_exec_run(const jm_cfg_handler *h, const wk_job_ctx *ctx, wk_outcome *out)
     /* A stop that arrived before the spawn is acted on at once. */
     on_stop(&p, ctx, start);
     pump_loop(&p, ctx);
+    /* the last lines and progress land before the outcome is committed */
+    wk_ship_flush(&p.ship, jm_clock_ms(), true);
+    wk_ship_free(&p.ship);
     judge(&p, h, ctx, out);
     free(p.out);
-    close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd);
+    close_fd(&p.in_fd), close_fd(&p.out_fd), close_fd(&p.err_fd), close_fd(&p.prog_fd);
 }

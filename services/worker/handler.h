@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include "jobmill/config.h"
 #include "jobmill/queue.h"
+#include "logship.h"
 #include "slots.h"
 #include "wmetrics.h"
 
@@ -40,6 +41,7 @@ typedef struct wk_job_ctx {
     int stop_fd;        /* readable when the handler must stop */
     int64_t timeout_ms; /* 0 = none */
     wk_metrics *metrics;
+    wk_side *side; /* progress and log appends (logship.h); NULL = none */
 } wk_job_ctx;
 
 /* wk_outcome_ok / wk_outcome_fail / wk_outcome_stopped fill o, which must be

@@ -44,7 +44,8 @@ run_one(wk_worker *w, int slot)
                       .slot = slot,
                       .stop_fd = wk_slots_stop_fd(s, slot),
                       .timeout_ms = timeout_ms,
-                      .metrics = &w->m};
+                      .metrics = &w->m,
+                      .side = &w->side};
     wk_outcome o;
     memset(&o, 0, sizeof(o));
     int64_t t0 = jm_clock_ms();

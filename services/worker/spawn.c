@@ -29,7 +29,10 @@
 #define SV_CTL_FD                                                                                  \
     5 /* from the worker: 'T' = SIGTERM the group, 'K' = end it all;
                           * EOF = the worker is gone: end it all */
-#define SV_FIRST_FREE 6
+#define SV_PROGRESS_FD                                                                             \
+    6 /* the handler's progress pipe until it has forked it (then
+                          * the handler's WK_SPAWN_PROGRESS_FD) */
+#define SV_FIRST_FREE 7
 #define SV_POLL_MS 20 /* without signalfd: how often the handler is checked */
 
 extern char **environ;
@@ -176,6 +179,18 @@ default_signals(void)
  * and exits 127 when the exec fails. */
 static void __attribute__((noreturn)) handler_exec(const wk_spawn_req *req, pid_t supervisor)
 {
+    int errfd = SV_ERR_FD;
+    if (req->progress_fd >= 0) {
+        /* the progress pipe becomes fd 3 (JOBMILL_PROGRESS_FD), not
+         * close-on-exec; the exec error pipe moves out of its way */
+        errfd = fcntl(SV_ERR_FD, F_DUPFD_CLOEXEC, SV_FIRST_FREE);
+        if (errfd < 0 || dup2(SV_PROGRESS_FD, WK_SPAWN_PROGRESS_FD) < 0) {
+            int e = errno;
+            write_all(errfd >= 0 ? errfd : SV_ERR_FD, &e, sizeof(e));
+            _exit(127);
+        }
+        close(SV_PROGRESS_FD);
+    }
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != supervisor)
@@ -185,7 +200,7 @@ static void __attribute__((noreturn)) handler_exec(const wk_spawn_req *req, pid_
     sigprocmask(SIG_SETMASK, &none, NULL); /* dispositions are already default */
     execve(req->path, req->argv, req->envp);
     int e = errno;
-    write_all(SV_ERR_FD, &e, sizeof(e));
+    write_all(errfd, &e, sizeof(e));
     _exit(127);
 }
 
@@ -433,19 +448,20 @@ supervise(const wk_spawn_req *req, int errfd, int status_fd, int ctl_fd, int max
     /* Every fd the worker has (Redis, listeners, other slots' pipes) goes;
      * the six we keep move to 0-5, by way of numbers above them all. */
     int err_out = errfd; /* where a failure is reported, as the fds move */
-    int keep[SV_FIRST_FREE] = {req->stdin_fd, req->stdout_fd, req->stderr_fd,
-                               errfd,         status_fd,      ctl_fd};
-    for (int i = 0; i < SV_FIRST_FREE; i++) {
+    int keep[SV_FIRST_FREE] = {req->stdin_fd, req->stdout_fd, req->stderr_fd,  errfd,
+                               status_fd,     ctl_fd,         req->progress_fd};
+    int n_keep = req->progress_fd >= 0 ? SV_FIRST_FREE : SV_PROGRESS_FD;
+    for (int i = 0; i < n_keep; i++) {
         if ((keep[i] = fcntl(keep[i], F_DUPFD, SV_FIRST_FREE + 10)) < 0)
             goto failed;
         if (i == SV_ERR_FD)
             err_out = keep[i];
     }
-    for (int i = 0; i < SV_FIRST_FREE; i++)
+    for (int i = 0; i < n_keep; i++)
         if (dup2(keep[i], i) < 0)
             goto failed;
     err_out = SV_ERR_FD;
-    close_from(SV_FIRST_FREE, max_fd);
+    close_from(n_keep, max_fd);
     for (int fd = SV_ERR_FD; fd < SV_FIRST_FREE; fd++)
         fcntl(fd, F_SETFD, FD_CLOEXEC);
     fcntl(SV_CTL_FD, F_SETFL, O_NONBLOCK);
@@ -465,7 +481,9 @@ supervise(const wk_spawn_req *req, int errfd, int status_fd, int ctl_fd, int max
     /* vfork returned: the handler has exec'd (or failed), in its own group */
     write_all(SV_STATUS_FD, &h, sizeof(h));
     close(0), close(1), close(2);
-    close(SV_ERR_FD); /* the worker sees EOF once the handler has exec'd */
+    if (req->progress_fd >= 0)
+        close(SV_PROGRESS_FD); /* the worker sees EOF once the handler's copies close */
+    close(SV_ERR_FD);          /* the worker sees EOF once the handler has exec'd */
 
     int status = 0, have = 0;
     for (;;) {
@@ -594,6 +612,8 @@ done:
     close(req->stdin_fd);
     close(req->stdout_fd);
     close(req->stderr_fd);
+    if (req->progress_fd >= 0)
+        close(req->progress_fd);
     return rc;
 }
 

@@ -22,7 +22,8 @@
  *
  * The handler gets its own process group (so its whole group can be
  * signalled), PR_SET_PDEATHSIG(SIGKILL) against the supervisor with a
- * getppid() re-check, the given pipes as stdin/stdout/stderr, no other fd,
+ * getppid() re-check, the given pipes as stdin/stdout/stderr (and the
+ * progress pipe, when given, as fd WK_SPAWN_PROGRESS_FD), no other fd,
  * default signal dispositions and an empty signal mask. argv is used as
  * written: no shell. Exec failures come back through a close-on-exec pipe.
  * The handler's wait status (exit code or death by signal) comes back to the
@@ -39,11 +40,16 @@
 #include <sys/types.h>
 #include "jobmill/err.h"
 
+/* The handler's fd number of the progress pipe (JOBMILL_PROGRESS_FD). */
+#define WK_SPAWN_PROGRESS_FD 3
+
 typedef struct wk_spawn_req {
     const char *path;                   /* resolved program path */
     char *const *argv;                  /* NULL-terminated, borrowed */
     char *const *envp;                  /* NULL-terminated, borrowed */
     int stdin_fd, stdout_fd, stderr_fd; /* child ends, closed by wk_spawn */
+    int progress_fd; /* child end given to the handler as WK_SPAWN_PROGRESS_FD (closed by
+                        wk_spawn), or -1 for none */
 } wk_spawn_req;
 
 /* A running handler, as the worker holds it. */

@@ -49,6 +49,13 @@ wk_metrics_init(wk_metrics *m, jm_metrics *reg, const jm_config *cfg)
          NULL, "Exec handlers that could not be started."},
         {NULL, &m->heartbeats, "jobmill_worker_heartbeats_total", JM_METRIC_COUNTER, NULL,
          "Lease renewal round trips that succeeded."},
+        {NULL, &m->log_lines_dropped, "jobmill_worker_log_lines_dropped_total", JM_METRIC_COUNTER,
+         NULL,
+         "Exec handlers' stderr lines not shipped to their job's log (batch full, Redis "
+         "failure, lease lost)."},
+        {NULL, &m->progress_ignored, "jobmill_worker_progress_lines_ignored_total",
+         JM_METRIC_COUNTER, NULL,
+         "Lines on JOBMILL_PROGRESS_FD that were not a valid progress object."},
     };
     if (jm_metrics_register(reg, defs, sizeof(defs) / sizeof(defs[0])) != JM_OK)
         return JM_ERR_NOMEM;

@@ -31,6 +31,7 @@ typedef struct wk_metrics {
     jm_metric_series *throttled[JM_CFG_MAX_QUEUES];
     jm_metric_series *busy, *concurrency;
     jm_metric_series *leases_lost, *spawn_failures, *heartbeats;
+    jm_metric_series *log_lines_dropped, *progress_ignored; /* logship.c */
 } wk_metrics;
 
 /* wk_metrics_init registers the worker families in reg and pre-creates their

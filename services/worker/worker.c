@@ -65,6 +65,9 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
     w->svc = svc;
     w->cfg = &svc->cfg;
     pthread_mutex_init(&w->out_mu, NULL);
+    pthread_mutex_init(&w->side.mu, NULL);
+    w->side.svc = svc;
+    w->side.m = &w->m;
     pthread_mutex_init(&w->commit_mu, NULL);
     pthread_cond_init(&w->commit_cond, NULL);
     pthread_mutex_init(&w->why_mu, NULL);
@@ -96,7 +99,8 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
      * from start-up, at 0. */
     static const char *const ops[] = {"check_version", "claim",     "claim_recover", "wake",
                                       "complete",      "fail",      "cancel_ack",    "release",
-                                      "abandon",       "heartbeat", "worker_beat",   "ready"};
+                                      "abandon",       "heartbeat", "worker_beat",   "ready",
+                                      "logs"};
     for (size_t i = 0; svc->redis_errors != NULL && i < sizeof(ops) / sizeof(ops[0]); i++) {
         const char *v[] = {ops[i], NULL};
         if (jm_metrics_series(svc->redis_errors, v) == NULL)
@@ -108,7 +112,8 @@ wk_worker_init(wk_worker *w, jm_service *svc, jm_error *err)
     const jm_config *c = w->cfg;
     if ((w->claim_r = jm_redis_new(c->redis_url, c->prefix, c->redis_timeout_ms, err)) == NULL ||
         (w->hb_r = jm_redis_new(c->redis_url, c->prefix, c->redis_timeout_ms, err)) == NULL ||
-        (w->out_r = jm_redis_new(c->redis_url, c->prefix, c->redis_timeout_ms, err)) == NULL)
+        (w->out_r = jm_redis_new(c->redis_url, c->prefix, c->redis_timeout_ms, err)) == NULL ||
+        (w->side.r = jm_redis_new(c->redis_url, c->prefix, c->redis_timeout_ms, err)) == NULL)
         return err != NULL && err->code != JM_OK ? err->code : JM_ERR_NOMEM;
     return JM_OK;
 }
@@ -119,6 +124,7 @@ wk_worker_free(wk_worker *w)
     jm_redis_free(w->claim_r);
     jm_redis_free(w->hb_r);
     jm_redis_free(w->out_r);
+    jm_redis_free(w->side.r);
     if (w->slots.v != NULL)
         wk_slots_destroy(&w->slots);
     for (int i = 0; i < 2; i++)
@@ -129,6 +135,7 @@ wk_worker_free(wk_worker *w)
     pthread_mutex_destroy(&w->hb_mu);
     pthread_mutex_destroy(&w->why_mu);
     pthread_mutex_destroy(&w->out_mu);
+    pthread_mutex_destroy(&w->side.mu);
     pthread_cond_destroy(&w->commit_cond);
     pthread_mutex_destroy(&w->commit_mu);
     memset(w, 0, sizeof(*w));

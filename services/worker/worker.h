@@ -6,7 +6,9 @@
  * once): claim_r belongs to the claimer (and to main before the claimer
  * starts), hb_r to the heartbeat thread (and to main after it is joined),
  * out_r to whichever runner holds out_mu (the group-commit leader,
- * commit.c). That is three connections, whatever the concurrency.
+ * commit.c), side.r to whichever runner holds side.mu (an exec handler's
+ * log lines and progress, logship.h; connected on first use). That is four
+ * connections, whatever the concurrency.
  */
 #ifndef WK_WORKER_H
 #define WK_WORKER_H
@@ -17,6 +19,7 @@
 #include "jobmill/queue.h"
 #include "jobmill/redis.h"
 #include "jobmill/service.h"
+#include "logship.h"
 #include "order.h"
 #include "slots.h"
 #include "wmetrics.h"
@@ -40,6 +43,7 @@ typedef struct wk_worker {
     int lost_pending;   /* claimer only: lost needs recovering */
     jm_redis *claim_r, *hb_r, *out_r;
     pthread_mutex_t out_mu; /* guards out_r */
+    wk_side side;           /* log lines and progress of exec handlers */
     /* group commit (commit.c): outcomes waiting for the runner that is
      * talking to Redis, under commit_mu */
     pthread_mutex_t commit_mu;

@@ -395,7 +395,7 @@ printf '{"payload":%s,"id":"%s","queue":"%s","attempt":%s,"fence":%s,"argc":%d,"
         sh = self.script("secrets.sh", r"""
 cat >/dev/null
 printf '{"redis":"%s","jobmill":"%s","path":"%s","fence":"%s"}' \
-  "$(env | grep -c '^REDIS_')" "$(env | grep '^JOBMILL_' | grep -vc '^JOBMILL_\(JOB_ID\|QUEUE\|ATTEMPT\|FENCE\)=')" \
+  "$(env | grep -c '^REDIS_')" "$(env | grep '^JOBMILL_' | grep -vc '^JOBMILL_\(JOB_ID\|QUEUE\|ATTEMPT\|FENCE\|PROGRESS_FD\)=')" \
   "${PATH:+set}" "${JOBMILL_FENCE:+set}"
 """)
         cfg = self.config({"secrets": {"exec": ["/bin/sh", sh]}})

@@ -52,6 +52,10 @@ static const char *const env_names[] = {
     "JOBMILL_JANITOR_BATCH",
     "JOBMILL_JANITOR_RECONCILE_EVERY",
     "JOBMILL_RESULT_TTL_S",
+    "JOBMILL_LOGS_MAX_LINES",
+    "JOBMILL_LOGS_MAX_LINE_BYTES",
+    "JOBMILL_LOGS_FOLLOW_MAX",
+    "JOBMILL_LOGS_FOLLOW_MAX_S",
     "JOBMILL_FAILED_TTL_S",
     "JOBMILL_LOG_LEVEL",
 };
@@ -605,7 +609,7 @@ Test(config, flag_and_env_names_follow_the_rule)
         cr_assert(known, "%s is not cleared by the test fixture", env);
         rows++;
     }
-    cr_assert_eq(rows, 31); /* every setting with an env var and a flag */
+    cr_assert_eq(rows, 35); /* every setting with an env var and a flag */
     free(buf);
 }
 
@@ -680,9 +684,9 @@ Test(config, yaml_unknown_key_and_section)
 Test(config, yaml_structure_errors)
 {
     expect_yaml_error("- a\n- b\n", "1: (top level): must be a mapping of sections "
-                                    "(redis, api, worker, janitor, jobs, log)");
+                                    "(redis, api, worker, janitor, jobs, logs, log)");
     expect_yaml_error("just a string\n", "1: (top level): must be a mapping of sections "
-                                         "(redis, api, worker, janitor, jobs, log)");
+                                         "(redis, api, worker, janitor, jobs, logs, log)");
     expect_yaml_error("worker: 5\n", "1: worker: must be a mapping");
     expect_yaml_error("worker:\n  lease_ms: 200\nworker:\n  concurrency: 2\n",
                       "3: worker: duplicate key");

@@ -74,6 +74,11 @@ typedef struct jm_config {
     /* jobs */
     int result_ttl_s;
     int failed_ttl_s;
+    /* logs (a job's log lines, joblog.h) */
+    int logs_max_lines;      /* newest lines kept per job, default 1000 */
+    int logs_max_line_bytes; /* a line is cut to this, default 4096 */
+    int logs_follow_max;     /* concurrent ?follow=1 streams per api, default 16 */
+    int logs_follow_max_s;   /* a stream's longest life, default 3600 */
     /* log */
     char *log_level; /* "debug" | "info" | "warn" | "error" */
     /* where it came from */
