@@ -332,6 +332,10 @@ end
 -- A unique key held until the job ends (enqueue.lua) is freed here.
 -- A job that logged (log_append.lua sets its 'logs' field) has its log list
 -- expire with the record; one that never logged costs no call for it.
+-- Batch members and jobs that logged also carry 'ext' = 1, so the callers'
+-- reads ask for that one field (a field a record lacks costs a whole scan of
+-- its hash) and read 'batch' and 'logs' only for the records that have them
+-- (ext_fields).
 local function terminal_f(id, q, from, to, now, f, ...)
   local jk = jkey(id)
   leave(id, q, from)
@@ -356,8 +360,18 @@ local function terminal_f(id, q, from, to, now, f, ...)
   if f[5] then batch_member_done(f[5], to, now) end
 end
 
+-- ext_fields: a record's batch and logs fields when its ext field (e) is set.
+local NO_EXT = {}
+local function ext_fields(jk, e)
+  if not e then return NO_EXT end
+  return redis.call('HMGET', jk, 'batch', 'logs')
+end
+
 local function terminal(id, q, from, to, now, ...)
-  local f = redis.call('HMGET', jkey(id), 'result_ttl', 'idem', 'watch', 'unique', 'batch', 'logs')
+  local jk = jkey(id)
+  local f = redis.call('HMGET', jk, 'result_ttl', 'idem', 'watch', 'unique', 'ext')
+  local e = ext_fields(jk, f[5])
+  f[5], f[6] = e[1], e[2]
   terminal_f(id, q, from, to, now, f, ...)
 end
 
@@ -405,10 +419,11 @@ end
 local function outcome_complete(id, token, result, now)
   local jk = jkey(id)
   local f = redis.call('HMGET', jk, 'status', 'lease', 'queue', 'result_ttl', 'idem', 'watch',
-    'error', 'unique', 'batch', 'logs')
+    'error', 'unique', 'ext')
   if f[1] ~= 'running' or f[2] ~= token then return 0 end
   if f[7] then redis.call('HDEL', jk, 'error') end
-  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8], f[9], f[10]},
+  local e = ext_fields(jk, f[9])
+  terminal_f(id, f[3], 'running', 'succeeded', now, {f[4], f[5], f[6], f[8], e[1], e[2]},
     'result', result)
   return 1
 end
@@ -585,27 +600,6 @@ local function claim_jobs(q, max, lease, worker, nonce)
   -- passed over (a type at its cap): ids, prio scores; only with type caps
   local back, back_prio = NONE, nil
   if room then back, back_prio = {}, {} end
-  -- take pops up to want ids: from prio while it holds any (clearing the
-  -- flag once it is empty), then from pending. The second result says the
-  -- ids came from prio (fewer than wanted then does not mean none are left).
-  local function take(want)
-    if hk then
-      local z = redis.call('ZPOPMIN', hk, want)
-      if #z < 2 * want then
-        redis.call('HDEL', qkey(q, 'limits'), 'prio')
-        hk = nil
-      end
-      if #z > 0 then
-        local ids = {}
-        for i = 1, #z, 2 do
-          ids[#ids + 1] = z[i]
-          if room then back_prio[z[i]] = z[i + 1] end
-        end
-        return ids, true
-      end
-    end
-    return redis.call('LPOP', pk, want), false
-  end
   local out, ids = {}, {}
   local last = tonumber(redis.call('GET', fk) or '0') or 0
   if last < floor then last = floor end
@@ -617,7 +611,25 @@ local function claim_jobs(q, max, lease, worker, nonce)
       if redis.call('LLEN', pk) > 0 or (hk and redis.call('ZCARD', hk) > 0) then more = 1 end
       break
     end
-    local popped, from_prio = take(want)
+    -- up to want ids: from prio while it holds any (clearing the flag once
+    -- it is empty), then from pending; from_prio: fewer than wanted does not
+    -- mean none are left
+    local popped, from_prio = nil, false
+    if hk then
+      local z = redis.call('ZPOPMIN', hk, want)
+      if #z < 2 * want then
+        redis.call('HDEL', qkey(q, 'limits'), 'prio')
+        hk = nil
+      end
+      if #z > 0 then
+        popped, from_prio = {}, true
+        for i = 1, #z, 2 do
+          popped[#popped + 1] = z[i]
+          if room then back_prio[z[i]] = z[i + 1] end
+        end
+      end
+    end
+    if not popped then popped = redis.call('LPOP', pk, want) end
     if not popped then break end
     scanned = scanned + #popped
     for _, id in ipairs(popped) do

@@ -27,7 +27,7 @@ for _, bid in ipairs(bids) do
     if es then
       for _, s in ipairs(es) do
         local e = cmsgpack.unpack(s)
-        local st = make_job(q, e, now, {'batch', bid})
+        local st = make_job(q, e, now, {'batch', bid, 'ext', '1'})
         if st == 'queued' then ids[#ids + 1] = e[1] elseif st == 'prio' then hi = hi + 1 end
       end
       push_pending(q, ids)

@@ -20,7 +20,7 @@ local now = now_ms()
 local snow = istr(now)
 local out = {}
 local pushed, order = {}, {}   -- queue -> ids to RPUSH, in job order
-local hi, hi_order = {}, {}    -- queue -> {priority, id, ...} for the prio ZSET
+local hi, hi_order = nil, nil  -- queue -> {priority, id, ...} for the prio ZSET
 local known = {}               -- queue -> in the queue set (true/false), asked once
 acc_begin()
 for base = 4, #ARGV - 14, 15 do
@@ -93,6 +93,7 @@ for base = 4, #ARGV - 14, 15 do
     end
     redis.call('HSET', jkey(id), unpack(f))
     if status == 'queued' and prio > 0 then
+      if not hi then hi, hi_order = {}, {} end
       local h = hi[q]
       if not h then
         h = {}
@@ -131,7 +132,7 @@ for _, q in ipairs(order) do
   local short = math.min(len, WAKE_MAX) - (len - #ids)
   if short > 0 then wake(q, short) end
 end
-for _, q in ipairs(hi_order) do
+for _, q in ipairs(hi_order or {}) do
   local h = hi[q]
   local n = #h / 2
   local seq = redis.call('INCRBY', qkey(q, 'prio_seq'), n) - n

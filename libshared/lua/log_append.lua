@@ -36,5 +36,6 @@ end
 if #items > 0 then len = redis.call('RPUSH', lk, unpack(items)) end
 if len > max_lines then redis.call('LTRIM', lk, -max_lines, -1) end
 local total = redis.call('HINCRBY', jk, 'logs', n)
+if not f[4] then redis.call('HSET', jk, 'ext', '1') end -- see terminal_f in _lib.lua
 if f[3] then redis.call('PUBLISH', GP .. 'done', id) end
 return total

@@ -5,7 +5,9 @@
 -- stays done (docs/batches.md). Returns 1 done, 0 refused (state), -1 no record.
 local id = ARGV[4]
 local jk = jkey(id)
-local f = redis.call('HMGET', jk, 'status', 'queue', 'idem', 'priority', 'batch', 'logs')
+local f = redis.call('HMGET', jk, 'status', 'queue', 'idem', 'priority', 'ext')
+local e = ext_fields(jk, f[5])
+f[5], f[6] = e[1], e[2]
 if not f[1] then return -1 end
 if not (f[1] == 'failed' or f[1] == 'canceled' or f[1] == 'expired') then return 0 end
 local q = f[2]
