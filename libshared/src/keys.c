@@ -70,6 +70,13 @@ jm_key_worker(jm_keybuf buf, const jm_redis *r, const char *id)
 }
 
 const char *
+jm_key_schedules(jm_keybuf buf, const jm_redis *r)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:{schedules}:", jm_redis_prefix(r));
+    return buf;
+}
+
+const char *
 jm_key_version(jm_keybuf buf, const jm_redis *r)
 {
     return global(buf, r, "version", NULL);

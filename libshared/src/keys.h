@@ -9,6 +9,7 @@
  *   P:{t}:job:<id>     a job record   (jkey)
  *   P:{t}:q:<q>:<what> a queue's structure: pending, active, wake, ... (qkey)
  *   P:queues  P:workers  P:worker:<id>  P:version  P:done
+ *   P:{schedules}:     the schedules' slot (sched:<name>, sched_due, sched_all)
  *
  * Each function writes the key into caller storage (a jm_keybuf) and
  * returns it; a key that would not fit is cut (callers only pass validated
@@ -32,6 +33,8 @@ const char *jm_key_queues(jm_keybuf buf, const jm_redis *r);
 const char *jm_key_workers(jm_keybuf buf, const jm_redis *r);
 const char *jm_key_worker(jm_keybuf buf, const jm_redis *r, const char *id);
 const char *jm_key_version(jm_keybuf buf, const jm_redis *r);
+/* The slot prefix of every schedule key, "P:{schedules}:" (lua/schedule_*.lua). */
+const char *jm_key_schedules(jm_keybuf buf, const jm_redis *r);
 const char *jm_key_done(jm_keybuf buf, const jm_redis *r);
 
 /* jm_key_job_pattern writes the SCAN MATCH pattern of every job record
