@@ -251,6 +251,12 @@ int api_queues_pause(api_req *req);
 int api_queues_resume(api_req *req);
 int api_queues_limits(api_req *req); /* limits.c */
 int api_queues_jobs(api_req *req);
+/* schedules.c: cron schedules */
+int api_schedules_put(api_req *req);
+int api_schedules_list(api_req *req);
+int api_schedules_delete(api_req *req);
+int api_schedules_pause(api_req *req);
+int api_schedules_resume(api_req *req);
 int api_workers_list(api_req *req);
 int api_health_live(api_req *req);
 int api_health_ready(api_req *req);

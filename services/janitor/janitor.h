@@ -1,5 +1,6 @@
 /* janitor.h - jobmill-janitor's internal interfaces: the janitor state shared
  * by its files (main.c the loop, tick.c the duties of one tick,
+ * schedules.c the cron schedules,
  * reconcile_pass.c the reconciler slice, janitor_metrics.c the families,
  * ready.c the /readyz check).
  *
@@ -29,6 +30,8 @@
 /* Queues whose indexes hold at most this many entries get their counts
  * recomputed by the reconciler (one O(n) script). */
 #define JANITOR_RECOUNT_MAX 10000
+/* Due schedules fired per tick at most (the rest wait for the next tick). */
+#define JANITOR_SCHEDULES_PER_TICK 1000
 
 /* Label values of jobmill_janitor_requeued_total{reason}. */
 typedef enum janitor_reason {
@@ -50,6 +53,8 @@ typedef struct janitor_metrics {
     jm_metric_series *cycles;       /* jobmill_janitor_reconcile_cycles_total */
     jm_metric_series *workers_live; /* jobmill_workers_live */
     jm_metric_series *hb_age_max;   /* jobmill_worker_heartbeat_age_max_seconds */
+    jm_metric_series *sched_fired;   /* jobmill_janitor_schedule_fired_total */
+    jm_metric_series *sched_skipped; /* jobmill_janitor_schedule_skipped_total */
 } janitor_metrics;
 
 typedef struct janitor {
@@ -82,6 +87,15 @@ const char *janitor_reason_name(janitor_reason r);
  * are counted and logged, never fatal. Returns JM_OK, JM_ERR_REDIS (Redis
  * unreachable: the tick stopped early) or JM_ERR_VERSION (exit). */
 int janitor_tick(janitor *j);
+
+/* janitor_schedules fires the due cron schedules (schedules.c). JM_OK or
+ * the Redis error that stopped it (counted and logged). */
+int janitor_schedules(janitor *j);
+
+/* janitor_schedules_upsert stores the schedules of the YAML config
+ * (janitor.schedules) as YAML-owned; at start, before the first tick.
+ * JM_OK or the Redis error (the caller retries). */
+int janitor_schedules_upsert(janitor *j);
 
 /* janitor_reconcile_pass runs one bounded reconciler pass, with a time
  * budget of budget_ms. Returns JM_OK or the error that stopped it. */

@@ -42,6 +42,10 @@ janitor_metrics_init(janitor_metrics *m, jm_metrics *reg)
          "Full reconciler cycles completed (every record and every queue index)."},
         {NULL, &m->workers_live, "jobmill_workers_live", JM_METRIC_GAUGE, NULL,
          "Workers in the registry whose record has not expired (C and HTTP workers)."},
+        {NULL, &m->sched_fired, "jobmill_janitor_schedule_fired_total", JM_METRIC_COUNTER, NULL,
+         "Cron schedule ticks whose job this janitor enqueued (each tick once across janitors)."},
+        {NULL, &m->sched_skipped, "jobmill_janitor_schedule_skipped_total", JM_METRIC_COUNTER,
+         NULL, "Missed cron schedule ticks dropped by their missed-tick policy."},
         {NULL, &m->hb_age_max, "jobmill_worker_heartbeat_age_max_seconds", JM_METRIC_GAUGE, NULL,
          "Seconds since the stalest live worker's last heartbeat (0 = no live worker)."},
     };

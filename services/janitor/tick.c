@@ -1,4 +1,4 @@
-/* tick.c - one janitor tick: over every queue, in bounded batches, re-queue
+/* tick.c - one janitor tick: fire the due cron schedules (schedules.c); over every queue, in bounded batches, re-queue
  * expired leases, promote due scheduled/retry jobs, expire queued jobs past
  * their deadline, drop dead entries from the head of pending, release the
  * held jobs of sealed batches (docs/batches.md), and purge
@@ -220,6 +220,8 @@ janitor_tick(janitor *j)
     int64_t start = jm_clock_ms();
     j->tick_no++;
     int rc = check_version(j);
+    if (rc == JM_OK)
+        rc = janitor_schedules(j);
     if (rc == JM_OK)
         rc = all_queues(j, start);
     if (rc == JM_OK)
