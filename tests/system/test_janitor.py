@@ -40,6 +40,8 @@ FAMILIES = {
     "jobmill_janitor_reconcile_cycles_total": "counter",
     "jobmill_workers_live": "gauge",
     "jobmill_worker_heartbeat_age_max_seconds": "gauge",
+    "jobmill_janitor_schedule_fired_total": "counter",
+    "jobmill_janitor_schedule_skipped_total": "counter",
 }
 REPAIR_KINDS = ("active_not_running", "running_without_lease", "orphan_entry", "stale_entry",
                 "unindexed_record", "counts_drift")

@@ -1,0 +1,173 @@
+"""test_schedules.py - cron schedules end to end: the api stores them, three
+real janitors fire them, and every tick's job exists exactly once, also when
+janitors are SIGKILLed at the tick and restarted; pause and resume over
+HTTP; bad definitions get 400 naming the field.
+
+The schedules use the seconds extension ("* * * * * *": every second) so
+that a run sees many ticks in a few seconds; the 5-field form fires through
+the same code (tests/unit/test_cron.c computes its times). Each tick's job
+carries the idempotency key "schedule:<name>:<tick_ms>", read back from
+Redis to list the ticks that fired.
+"""
+import json
+import os
+import signal
+import time
+import unittest
+
+import harness
+from harness import RedisServer, Service, free_port, http, scaled, start_api, stop_api, wait_for
+
+
+def crc16(data):
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def counts(redis, queue):
+    key = "jm:{%04x}:q:%s:counts" % (crc16(queue.encode()) % 16384, queue)
+    v = redis.cmd("HGETALL", key) or []
+    return {v[i]: int(v[i + 1]) for i in range(0, len(v), 2)}
+
+
+class ScheduleCase(unittest.TestCase):
+    def setUp(self):
+        self.redis = RedisServer()
+        self.redis.start()
+        self.api, self.base = start_api(self.redis.url)
+        self.janitors = []
+
+    def tearDown(self):
+        for j in self.janitors:
+            j.stop()
+        stop_api(self.api, self.redis)
+
+    def janitor(self):
+        j = Service("janitor", self.redis.url,
+                    env={"JOBMILL_JANITOR_INTERVAL_MS": "20",
+                         "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % free_port()}).start()
+        self.janitors.append(j)
+        return j
+
+    def post(self, path, body=None):
+        return http("POST", self.base + path, body)
+
+    def redis_seconds(self, n):
+        """Waits until n seconds have passed on Redis's clock."""
+        t0 = int(self.redis.cmd("TIME")[0])
+        wait_for(lambda: int(self.redis.cmd("TIME")[0]) >= t0 + n, timeout=n + 10,
+                 what="%d s" % n)
+        return t0
+
+    def ticks(self, name):
+        """{tick_ms: job id} of every tick of schedule name that has a job."""
+        keys = self.redis.cmd("KEYS", "jm:idem:schedule:%s:*" % name) or []
+        out = {}
+        for k in keys:
+            tick = int(k.split(":")[4])  # jm:idem:schedule:<name>:<tick_ms>
+            self.assertNotIn(tick, out, "two jobs for tick %d" % tick)
+            out[tick] = self.redis.cmd("GET", k)
+        return out
+
+
+class TestSchedules(ScheduleCase):
+    def test_bad_definitions_name_the_field(self):
+        good = {"name": "n", "cron": "*/5 * * * *", "tz": "America/New_York",
+                "job": {"type": "echo"}}
+        cases = [({"cron": "61 * * * *"}, "cron"), ({"cron": "* * *"}, "cron"),
+                 ({"tz": "Mars/Olympus"}, "tz"), ({"tz": "../../etc/passwd"}, "tz"),
+                 ({"name": "a/b"}, "name"), ({"job": {"queue": "q"}}, "job.type"),
+                 ({"job": "echo"}, "job"), ({"missed": "sometimes"}, "missed"),
+                 ({"missed": "catch_up", "catch_up_max": 0}, "catch_up_max"),
+                 ({"cron": "0 0 30 2 *"}, "cron")]
+        for change, field in cases:
+            body = dict(good)
+            body.update(change)
+            status, _, resp = self.post("/v1/schedules", body)
+            self.assertEqual(status, 400, (change, resp))
+            self.assertEqual(resp["error"]["field"], field, (change, resp))
+        status, _, resp = http("GET", self.base + "/v1/schedules")
+        self.assertEqual((status, resp), (200, {"schedules": []}), "nothing stored")
+        status, _, resp = self.post("/v1/schedules", good)
+        self.assertEqual(status, 201, resp)
+        self.assertEqual(resp["tz"], "America/New_York")
+        self.assertIsNone(resp["last_run"])
+        self.assertGreater(resp["next_run"], time.time() - 5)
+        status, _, again = self.post("/v1/schedules", good)
+        self.assertEqual(status, 200, "the same definition again")
+        self.assertEqual(again["next_run"], resp["next_run"])
+        self.assertEqual(http("DELETE", self.base + "/v1/schedules/n")[0], 200)
+        self.assertEqual(http("DELETE", self.base + "/v1/schedules/n")[0], 404)
+        self.assertEqual(self.post("/v1/schedules/n/pause")[0], 404)
+
+    def test_three_janitors_fire_each_tick_once_through_sigkills_at_the_tick(self):
+        for _ in range(3):
+            self.janitor()
+        status, _, resp = self.post("/v1/schedules", {
+            "name": "tick", "cron": "* * * * * *", "missed": "catch_up", "catch_up_max": 100,
+            "job": {"type": "echo", "queue": "cron", "payload": {"hi": 1}}})
+        self.assertEqual(status, 201, resp)
+        wait_for(lambda: len(self.ticks("tick")) >= 3, timeout=15, what="three ticks")
+        kills = scaled(6, minimum=3)
+        for k in range(kills):
+            # SIGKILL one janitor at a tick (a few ms after the second turns,
+            # while the janitors are firing it), then start a new one
+            now = time.time()
+            time.sleep(int(now) + 1 - now + (k % 4) * 0.002)
+            i = k % len(self.janitors)
+            victim = self.janitors[i]
+            victim.signal(signal.SIGKILL)
+            victim.wait(10)
+            self.janitor()
+            self.janitors[i] = self.janitors.pop()
+        last = max(self.ticks("tick"))
+        wait_for(lambda: max(self.ticks("tick")) >= last + 2000, timeout=15, what="two more ticks")
+        self.assertEqual(self.post("/v1/schedules/tick/pause")[0], 200)
+        self.redis_seconds(1)  # a firing under way when the pause came ends
+        ticks = self.ticks("tick")
+        first, last = min(ticks), max(ticks)
+        self.assertEqual(sorted(ticks), list(range(first, last + 1000, 1000)),
+                         "every second once, no gap")
+        self.assertEqual(len(set(ticks.values())), len(ticks), "a job per tick")
+        wait_for(lambda: sum(counts(self.redis, "cron").values()) == len(ticks), timeout=10,
+                 what="as many jobs as ticks")
+        self.assertEqual(counts(self.redis, "cron").get("queued"), len(ticks))
+        status, _, resp = http("GET", self.base + "/v1/schedules")
+        s = resp["schedules"][0]
+        self.assertTrue(s["paused"])
+        self.assertEqual(s["last_run"] * 1000, last)
+        self.assertEqual(s["last_job"], ticks[last])
+        self.assertIsNone(s["next_run"])
+        for j in self.janitors:
+            self.assertNotIn("runtime error", j.logs())
+
+    def test_pause_and_resume(self):
+        self.janitor()
+        status, _, _ = self.post("/v1/schedules", {
+            "name": "p", "cron": "* * * * * *", "job": {"type": "echo", "queue": "pq"}})
+        self.assertEqual(status, 201)
+        wait_for(lambda: len(self.ticks("p")) >= 1, timeout=10, what="a tick")
+        status, _, resp = self.post("/v1/schedules/p/pause")
+        self.assertEqual(status, 200)
+        self.assertTrue(resp["paused"])
+        self.redis_seconds(1)  # a firing under way when the pause came ends
+        paused_at = len(self.ticks("p"))
+        t0 = self.redis_seconds(2)
+        self.assertEqual(len(self.ticks("p")), paused_at, "no tick while paused")
+        status, _, resp = self.post("/v1/schedules/p/resume")
+        self.assertEqual(status, 200)
+        self.assertFalse(resp["paused"])
+        self.assertGreater(resp["next_run"], t0 + 2 - 0.001, "paused ticks are not caught up")
+        wait_for(lambda: len(self.ticks("p")) > paused_at, timeout=10, what="ticks again")
+        resumed_ms = resp["next_run"] * 1000
+        self.assertEqual([t for t in self.ticks("p") if t0 * 1000 <= t < resumed_ms], [],
+                         "no tick of the paused seconds fired, then or later")
+
+
+if __name__ == "__main__":
+    unittest.main()
