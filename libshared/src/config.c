@@ -147,6 +147,11 @@ static const jm_cfg_field fields[] = {
     FINT("janitor.reconcile_every", "JOBMILL_JANITOR_RECONCILE_EVERY", "janitor-reconcile-every",
          "N", janitor_reconcile_every, 10, 1, 100000, SVC_JANITOR,
          "ticks between reconciler passes"),
+    {.key = "janitor.schedules",
+     .type = JM_CFG_SCHEDULES,
+     .off = OFF(janitor_schedules),
+     .services = SVC_JANITOR,
+     .help = "cron schedules the janitor defines at start (YAML only; docs/schedules.md)"},
     FINT("jobs.result_ttl_s", "JOBMILL_RESULT_TTL_S", "result-ttl-s", "SECONDS", result_ttl_s,
          JM_RESULT_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
          "retention of succeeded/canceled/expired jobs"),
@@ -480,6 +485,8 @@ jm_cfg__set(jm_config *cfg, const jm_cfg_field *f, const char *value, bool with_
         return JM_OK;
     case JM_CFG_QUEUES: return set_queue_list(cfg, value, src, err);
     case JM_CFG_HANDLERS: break;
+    case JM_CFG_SCHEDULES:
+        return jm_error_set(err, JM_ERR_INVALID, f->key, "%s: is set in the YAML file only", src);
     }
     return jm_error_set(err, JM_ERR_INVALID, f->key, "%s: must be a mapping of job type to handler",
                         src);
@@ -880,6 +887,10 @@ config_json(const jm_config *cfg)
                                                    "weight", cfg->queues[q].weight));
             break;
         case JM_CFG_HANDLERS: v = handlers_json(cfg); break;
+        case JM_CFG_SCHEDULES:
+            v = cfg->janitor_schedules != NULL ? jm_json_parse_text(cfg->janitor_schedules)
+                                               : json_array();
+            break;
         }
         json_object_set_new(sec, dot + 1, v);
     }
@@ -911,5 +922,6 @@ jm_config_free(jm_config *cfg)
     for (int i = 0; i < cfg->n_handlers; i++)
         jm_cfg__free_handler(&cfg->handlers[i]);
     free(cfg->config_file);
+    free(cfg->janitor_schedules);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -10,12 +10,14 @@
  * document tree and walks it against the settings table of config.c: every
  * key must be known, and every message reads "FILE:LINE: KEY: problem".
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
 #include "config_internal.h"
+#include "jobmill/schedule.h"
 
 #define YAML_DEPTH_MAX 8
 #define PATH_MAX_LEN 192
@@ -306,6 +308,134 @@ apply_handlers(const ydoc *y, const yaml_node_t *v, const char *path)
 }
 
 /*----------------------------------------------------------------------------
+ * janitor.schedules: each item read as JSON and validated as POST
+ * /v1/schedules validates its body
+ *--------------------------------------------------------------------------*/
+
+/* A plain scalar as JSON: null, true/false, an integer, a number, else a
+ * string; quoted scalars are strings. */
+static json_t *
+scalar_json(const yaml_node_t *n)
+{
+    const char *s = text(n);
+    if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return json_string(s);
+    if (is_null(n))
+        return json_null();
+    if (strcmp(s, "true") == 0 || strcmp(s, "True") == 0 || strcmp(s, "TRUE") == 0)
+        return json_true();
+    if (strcmp(s, "false") == 0 || strcmp(s, "False") == 0 || strcmp(s, "FALSE") == 0)
+        return json_false();
+    char *end;
+    errno = 0;
+    long long i = strtoll(s, &end, 10);
+    if (end != s && *end == '\0' && errno == 0)
+        return json_integer(i);
+    double d = strtod(s, &end);
+    if (end != s && *end == '\0' && strpbrk(s, ".eE") != NULL && strpbrk(s, "iInN") == NULL)
+        return json_real(d);
+    return json_string(s);
+}
+
+/* A node as JSON (new), or NULL for a scalar holding a NUL byte. The depth
+ * is bounded by the event pass (YAML_DEPTH_MAX). */
+static json_t *
+yaml_json(const ydoc *y, const yaml_node_t *n)
+{
+    if (n == NULL)
+        return NULL;
+    if (n->type == YAML_SCALAR_NODE)
+        return is_string(n) ? scalar_json(n) : NULL;
+    json_t *out = n->type == YAML_SEQUENCE_NODE ? json_array() : json_object();
+    if (n->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top;
+             i++) {
+            json_t *v = yaml_json(y, node(y, *i));
+            if (v == NULL || json_array_append_new(out, v) != 0)
+                return json_decref(out), NULL;
+        }
+    } else if (n->type == YAML_MAPPING_NODE) {
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
+             p++) {
+            const yaml_node_t *k = node(y, p->key);
+            json_t *v = is_string(k) ? yaml_json(y, node(y, p->value)) : NULL;
+            if (v == NULL || json_object_set_new(out, text(k), v) != 0)
+                return json_decref(out), NULL;
+        }
+    }
+    return out;
+}
+
+/* The node of key (up to a '.') in mapping item, for the line of a message;
+ * item itself when absent. */
+static const yaml_node_t *
+field_node(const ydoc *y, const yaml_node_t *item, const char *field)
+{
+    size_t len = strcspn(field, ".");
+    if (item->type != YAML_MAPPING_NODE || len == 0)
+        return item;
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = node(y, p->key);
+        if (is_string(k) && strlen(text(k)) == len && strncmp(text(k), field, len) == 0)
+            return node(y, p->value);
+    }
+    return item;
+}
+
+static int
+apply_schedules(const ydoc *y, const yaml_node_t *v, const char *path)
+{
+    if (is_null(v)) {
+        free(y->cfg->janitor_schedules);
+        y->cfg->janitor_schedules = NULL;
+        return JM_OK;
+    }
+    if (v->type != YAML_SEQUENCE_NODE)
+        return yfail(y, v, path, "must be a sequence of schedules (name, cron, tz, job, ...)");
+    json_t *arr = json_array();
+    char sub[PATH_MAX_LEN + 16], fpath[PATH_MAX_LEN + 128];
+    int rc = JM_OK;
+    for (yaml_node_item_t *i = v->data.sequence.items.start;
+         rc == JM_OK && i < v->data.sequence.items.top; i++) {
+        const yaml_node_t *it = node(y, *i);
+        snprintf(sub, sizeof(sub), "%s[%d]", path, (int)(i - v->data.sequence.items.start));
+        json_t *o = yaml_json(y, it);
+        jm_schedule s;
+        jm_error e;
+        memset(&s, 0, sizeof(s));
+        jm_error_clear(&e);
+        if (o == NULL) {
+            rc = yfail(y, it, sub, "must not hold a NUL byte");
+        } else if (jm_schedule_from_json(o, &s, &e) != JM_OK) {
+            snprintf(fpath, sizeof(fpath), "%s%s%s", sub, e.field[0] != '\0' ? "." : "", e.field);
+            rc = e.code == JM_ERR_INVALID ? yfail(y, field_node(y, it, e.field), fpath, "%s", e.msg)
+                                          : jm_error_set(y->err, e.code, NULL, "%s", e.msg);
+        } else {
+            for (size_t k = 0; rc == JM_OK && k < json_array_size(arr); k++) {
+                const char *other = json_string_value(json_object_get(json_array_get(arr, k), "name"));
+                if (other != NULL && strcmp(other, s.name) == 0)
+                    rc = yfail(y, field_node(y, it, "name"), sub, "a second schedule named %s",
+                               s.name);
+            }
+        }
+        jm_schedule_clear(&s);
+        if (rc == JM_OK)
+            json_array_append(arr, o);
+        json_decref(o);
+    }
+    char *textv = rc == JM_OK ? json_dumps(arr, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(arr);
+    if (rc == JM_OK && textv == NULL)
+        rc = jm_error_set(y->err, JM_ERR_NOMEM, NULL, "out of memory");
+    if (rc == JM_OK) {
+        free(y->cfg->janitor_schedules);
+        y->cfg->janitor_schedules = textv;
+    }
+    return rc;
+}
+
+/*----------------------------------------------------------------------------
  * The document
  *--------------------------------------------------------------------------*/
 
@@ -316,6 +446,7 @@ apply_setting(const ydoc *y, const jm_cfg_field *f, const yaml_node_t *v, const 
     switch (f->type) {
     case JM_CFG_QUEUES: return apply_queues(y, f, v, path);
     case JM_CFG_HANDLERS: return apply_handlers(y, v, path);
+    case JM_CFG_SCHEDULES: return apply_schedules(y, v, path);
     case JM_CFG_STR:
         if (!is_string(v))
             return yfail(y, v, path, "must be a string");

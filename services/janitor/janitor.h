@@ -67,6 +67,7 @@ typedef struct janitor {
     bool redis_down;       /* the last tick met an unreachable Redis */
     atomic_int version_ok; /* layout version checked (read by /readyz) */
     bool version_warned;   /* "layout not checked yet" was logged */
+    bool schedules_synced; /* janitor.schedules (YAML) stored in Redis */
     /* /readyz: its own connection, used under ready_lock by civetweb threads */
     jm_redis *ready_redis;
     pthread_mutex_t ready_lock;
@@ -88,13 +89,15 @@ const char *janitor_reason_name(janitor_reason r);
  * unreachable: the tick stopped early) or JM_ERR_VERSION (exit). */
 int janitor_tick(janitor *j);
 
-/* janitor_schedules fires the due cron schedules (schedules.c). JM_OK or
- * the Redis error that stopped it (counted and logged). */
+/* janitor_schedules fires the due cron schedules (schedules.c). JM_OK, or
+ * JM_ERR_REDIS when Redis is unreachable (other failures are counted and
+ * logged, and the tick goes on). */
 int janitor_schedules(janitor *j);
 
 /* janitor_schedules_upsert stores the schedules of the YAML config
- * (janitor.schedules) as YAML-owned; at start, before the first tick.
- * JM_OK or the Redis error (the caller retries). */
+ * (janitor.schedules) as YAML-owned; janitor_schedules calls it until it
+ * has succeeded once (the first tick, or the first with Redis reachable).
+ * JM_OK or the Redis error. */
 int janitor_schedules_upsert(janitor *j);
 
 /* janitor_reconcile_pass runs one bounded reconciler pass, with a time

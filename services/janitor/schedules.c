@@ -7,8 +7,46 @@
 #include "jobmill/schedule.h"
 
 int
+janitor_schedules_upsert(janitor *j)
+{
+    const char *text = j->svc.cfg.janitor_schedules;
+    json_t *arr = text != NULL ? jm_json_parse_text(text) : NULL;
+    int rc = JM_OK;
+    for (size_t i = 0; rc == JM_OK && i < json_array_size(arr); i++) {
+        jm_error err;
+        jm_error_clear(&err);
+        jm_schedule s;
+        int result = 0;
+        rc = jm_schedule_from_json(json_array_get(arr, i), &s, &err);
+        if (rc == JM_OK)
+            rc = jm_schedule_put(j->redis, &s, "yaml", &result, &err);
+        if (rc == JM_OK && result != 0)
+            jm_log_info(result == 1 ? "schedule created from the config"
+                                    : "schedule replaced from the config",
+                        "schedule", s.name, "cron", s.cron, "tz", s.tz, NULL);
+        if (rc == JM_ERR_REDIS || rc == JM_ERR_REPLY) {
+            rc = janitor_redis_failed(j, "schedules", s.name, &err);
+        } else if (rc != JM_OK) { /* validated at load: only a stranger Redis state */
+            jm_log_error("schedule from the config not stored", "schedule", s.name, "error",
+                         err.msg, NULL);
+            rc = JM_OK;
+        }
+        jm_schedule_clear(&s);
+    }
+    json_decref(arr);
+    if (rc == JM_OK)
+        j->schedules_synced = true;
+    return rc == JM_ERR_REDIS ? rc : JM_OK; /* a bad reply: logged, tried again next tick */
+}
+
+int
 janitor_schedules(janitor *j)
 {
+    if (!j->schedules_synced) {
+        int rc = janitor_schedules_upsert(j);
+        if (rc != JM_OK)
+            return rc;
+    }
     jm_error err;
     jm_error_clear(&err);
     jm_schedule_stats st;
@@ -18,7 +56,7 @@ janitor_schedules(janitor *j)
     if (st.fired + st.skipped > 0)
         jm_log_info("schedules fired", JM_LOG_INT("fired", st.fired),
                     JM_LOG_INT("skipped", st.skipped), NULL);
-    if (rc != JM_OK)
-        return janitor_redis_failed(j, "schedules", NULL, &err);
+    if (rc != JM_OK && janitor_redis_failed(j, "schedules", NULL, &err) == JM_ERR_REDIS)
+        return JM_ERR_REDIS; /* the tick stops; anything else is logged and the tick goes on */
     return JM_OK;
 }

@@ -47,12 +47,26 @@ class ScheduleCase(unittest.TestCase):
             j.stop()
         stop_api(self.api, self.redis)
 
-    def janitor(self):
-        j = Service("janitor", self.redis.url,
+    def janitor(self, args=()):
+        port = free_port()
+        j = Service("janitor", self.redis.url, args=args,
                     env={"JOBMILL_JANITOR_INTERVAL_MS": "20",
-                         "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % free_port()}).start()
+                         "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % port}).start()
+        j.metrics_url = "http://127.0.0.1:%d/metrics" % port
         self.janitors.append(j)
         return j
+
+    @staticmethod
+    def ticks_done(j):
+        """The janitor's completed ticks (0 while its listener is not up)."""
+        try:
+            status, _, text = http("GET", j.metrics_url, raw=True)
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            if line.startswith("jobmill_janitor_ticks_total "):
+                return float(line.split()[1])
+        return 0
 
     def post(self, path, body=None):
         return http("POST", self.base + path, body)
@@ -167,6 +181,31 @@ class TestSchedules(ScheduleCase):
         resumed_ms = resp["next_run"] * 1000
         self.assertEqual([t for t in self.ticks("p") if t0 * 1000 <= t < resumed_ms], [],
                          "no tick of the paused seconds fired, then or later")
+
+    def test_yaml_schedules_are_defined_at_start_and_owned_by_the_yaml(self):
+        path = os.path.join(self.api.logdir, "janitor.yaml")
+        with open(path, "w") as f:
+            f.write("janitor:\n  schedules:\n"
+                    "    - name: nightly\n      cron: '30 2 * * *'\n      tz: Europe/Berlin\n"
+                    "      job: {type: report, queue: reports}\n")
+        j = self.janitor(("--config", path))
+
+        def listed():
+            status, _, resp = http("GET", self.base + "/v1/schedules")
+            return resp["schedules"] if status == 200 and resp["schedules"] else None
+
+        s = wait_for(listed, timeout=15, what="the YAML schedule")[0]
+        self.assertEqual((s["name"], s["source"], s["tz"]), ("nightly", "yaml", "Europe/Berlin"))
+        status, _, resp = self.post("/v1/schedules", {"name": "nightly", "cron": "* * * * *",
+                                                      "job": {"type": "echo"}})
+        self.assertEqual(status, 409, resp)
+        # a restart with the same YAML keeps the schedule as it is
+        j.terminate()
+        j2 = self.janitor(("--config", path))
+        wait_for(lambda: self.ticks_done(j2) >= 2, timeout=15, what="the second janitor's ticks")
+        self.assertEqual(listed()[0]["next_run"], s["next_run"])
+        self.assertNotIn("schedule created", j2.logs())
+        self.assertNotIn("schedule replaced", j2.logs())
 
 
 if __name__ == "__main__":

@@ -1078,3 +1078,51 @@ Test(config, log_masks_composed_password)
     cr_assert_not_null(strstr(line, "redis://:***@127.0.0.1:6379/0"), "%s", line);
     jm_config_free(&cfg);
 }
+
+/*----------------------------------------------------------------------------
+ * janitor.schedules (YAML only)
+ *--------------------------------------------------------------------------*/
+
+Test(config, janitor_schedules_from_yaml)
+{
+    jm_config cfg;
+    jm_error err;
+    const char *yaml = "janitor:\n"
+                       "  schedules:\n"
+                       "    - name: nightly\n"
+                       "      cron: \"30 2 * * *\"\n"
+                       "      tz: Europe/Berlin\n"
+                       "      missed: catch_up\n"
+                       "      catch_up_max: 3\n"
+                       "      job: {type: report, queue: r, payload: {n: 5, f: 1.5, s: '7', b: "
+                       "true, z: ~}}\n";
+    cr_assert_eq(load_yaml_text(&cfg, &err, yaml), JM_OK, "%s", err.msg);
+    cr_assert_str_eq(cfg.janitor_schedules,
+                     "[{\"name\":\"nightly\",\"cron\":\"30 2 * * *\",\"tz\":\"Europe/Berlin\","
+                     "\"missed\":\"catch_up\",\"catch_up_max\":3,\"job\":{\"type\":\"report\","
+                     "\"queue\":\"r\",\"payload\":{\"n\":5,\"f\":1.5,\"s\":\"7\",\"b\":true,"
+                     "\"z\":null}}}]");
+    jm_config_free(&cfg);
+    cr_assert_eq(load_yaml_text(&cfg, &err, "janitor:\n  schedules:\n"), JM_OK, "%s", err.msg);
+    cr_assert_null(cfg.janitor_schedules);
+    jm_config_free(&cfg);
+}
+
+Test(config, janitor_schedules_errors_name_line_and_field)
+{
+    expect_yaml_error("janitor:\n  schedules: {a: 1}\n",
+                      "2: janitor.schedules: must be a sequence of schedules (name, cron, tz, "
+                      "job, ...)");
+    expect_yaml_error("janitor:\n  schedules:\n    - name: a\n      cron: '61 * * * *'\n"
+                      "      job: {type: t}\n",
+                      "4: janitor.schedules[0].cron: cron minute field \"61\": not a valid value");
+    expect_yaml_error("janitor:\n  schedules:\n    - name: a\n      cron: '* * * * *'\n"
+                      "      tz: Nowhere/X\n      job: {type: t}\n",
+                      "5: janitor.schedules[0].tz: unknown time zone \"Nowhere/X\"");
+    expect_yaml_error("janitor:\n  schedules:\n    - name: a\n      cron: '* * * * *'\n"
+                      "      job: {queue: q}\n",
+                      "5: janitor.schedules[0].job.type: job.type is required");
+    expect_yaml_error("janitor:\n  schedules:\n    - {name: a, cron: '* * * * *', job: {type: t}}\n"
+                      "    - {name: a, cron: '0 * * * *', job: {type: t}}\n",
+                      "4: janitor.schedules[1]: a second schedule named a");
+}

@@ -71,6 +71,8 @@ typedef struct jm_config {
     int janitor_interval_ms;
     int janitor_batch;           /* ids per script call, default 500 */
     int janitor_reconcile_every; /* ticks between reconciler passes, default 10 */
+    char *janitor_schedules;     /* YAML janitor.schedules: a JSON array of schedule
+                                    objects, each valid (jobmill/schedule.h); NULL = none */
     /* jobs */
     int result_ttl_s;
     int failed_ttl_s;
