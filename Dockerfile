@@ -50,7 +50,7 @@ RUN if [ "$JOBMILL_TESTS" = on ]; then \
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libhiredis0.14 libcivetweb1 libjansson4 libyaml-0-2 \
+ && apt-get install -y --no-install-recommends libhiredis0.14 libcivetweb1 libjansson4 libyaml-0-2 tzdata \
  && rm -rf /var/lib/apt/lists/* /var/log/apt/* /var/log/dpkg.log /var/cache/debconf/*-old \
  && groupadd --gid 10001 jobmill \
  && useradd --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
