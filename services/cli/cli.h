@@ -184,6 +184,7 @@ int cli_cmd_pause(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_resume(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_retry_failed(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_schedules(cli_ctx *ctx, int argc, char **argv); /* cmd_schedules.c */
 int cli_cmd_limits(cli_ctx *ctx, int argc, char **argv); /* cmd_limits.c */
 int cli_cmd_logs(cli_ctx *ctx, int argc, char **argv);   /* cmd_logs.c */
 

@@ -64,6 +64,13 @@ static const cli_command commands[] = {
      "  --concurrency C     at most C jobs run at once across every worker\n"
      "  --type-concurrency TYPE=C   at most C jobs of job type TYPE run at once\n"
      "  --no-rate, --no-concurrency, --no-type-concurrency TYPE   clear that limit\n"},
+    {"schedules", cli_cmd_schedules, "[NAME] [--pause | --resume | --delete]",
+     "list the cron schedules; pause, resume or delete one",
+     "Without options: every schedule (or NAME's) with its next and last run and last\n"
+     "job. Create schedules with POST /v1/schedules or the janitor's YAML config\n"
+     "(docs/schedules.md).\n"
+     "  --pause, --resume   stop or restart NAME's ticks (paused ticks never fire)\n"
+     "  --delete            remove NAME (the jobs it enqueued stay)\n"},
     {"retry-failed", cli_cmd_retry_failed, "QUEUE [--yes]", "retry every failed job of a queue",
      "Without --yes it only counts the failed jobs, changes nothing and exits 2.\n"
      "  --yes   retry them all (jobs that changed meanwhile are skipped)\n"},

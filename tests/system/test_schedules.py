@@ -12,6 +12,7 @@ Redis to list the ticks that fired.
 import json
 import os
 import signal
+import subprocess
 import time
 import unittest
 
@@ -206,6 +207,34 @@ class TestSchedules(ScheduleCase):
         self.assertEqual(listed()[0]["next_run"], s["next_run"])
         self.assertNotIn("schedule created", j2.logs())
         self.assertNotIn("schedule replaced", j2.logs())
+
+    def test_cli_lists_pauses_resumes_and_deletes(self):
+        cli = os.path.join(harness.BIN_DIR, "jobmill")
+
+        def run(*args):
+            p = subprocess.run([cli, "--url", self.base] + list(args), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30)
+            return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+        self.assertEqual(self.post("/v1/schedules", {
+            "name": "rep", "cron": "0 3 * * MON-FRI", "tz": "America/New_York",
+            "job": {"type": "report", "queue": "reports"}})[0], 201)
+        rc, out, _ = run("schedules")
+        self.assertEqual(rc, 0)
+        lines = out.splitlines()
+        self.assertRegex(lines[0], r"^NAME +CRON +TZ +QUEUE/TYPE +NEXT RUN +LAST RUN +LAST JOB +STATE")
+        self.assertRegex(lines[1], r"^rep +0 3 \* \* MON-FRI +America/New_York +reports/report +"
+                                   r"\d{4}-\d\d-\d\dT0[78]:00:00Z +- +- +active$")
+        rc, out, _ = run("--json", "schedules", "rep")
+        self.assertEqual((rc, json.loads(out)["name"]), (0, "rep"))
+        self.assertEqual(run("schedules", "rep", "--pause")[:2], (0, "schedule rep paused\n"))
+        self.assertIn(" paused", run("schedules", "rep")[1])
+        self.assertEqual(run("schedules", "rep", "--resume")[:2], (0, "schedule rep resumed\n"))
+        self.assertEqual(run("schedules", "rep", "--delete")[:2], (0, "schedule rep deleted\n"))
+        self.assertEqual(run("schedules", "rep")[0], 3)
+        self.assertEqual(run("schedules", "rep", "--delete")[0], 3)
+        self.assertEqual(run("schedules", "--pause")[0], 2)
+        self.assertEqual(run("schedules", "a", "--pause", "--resume")[0], 2)
 
 
 if __name__ == "__main__":
