@@ -72,6 +72,10 @@ make_due(const char *name, int64_t delta_ms)
     return t;
 }
 
+/* One tick a year: a test that makes it due sees exactly one due tick,
+ * however slow the run (a sanitizer build). */
+static const char *YEARLY =
+    "{\"name\":\"s1\",\"cron\":\"0 0 1 1 *\",\"job\":{\"type\":\"echo\",\"queue\":\"cronq\"}}";
 static const char *EVERY_SECOND =
     "{\"name\":\"s1\",\"cron\":\"* * * * * *\",\"job\":{\"type\":\"echo\",\"queue\":\"cronq\"}}";
 
@@ -187,7 +191,7 @@ Test(schedules, put_list_replace_delete_and_yaml_ownership)
 Test(schedules, fires_each_tick_once_across_janitors)
 {
     jm_redis *r2 = jm_test_redis_connect(&srv);
-    cr_assert_eq(put(EVERY_SECOND, "api"), 1);
+    cr_assert_eq(put(YEARLY, "api"), 1);
     int64_t tick = make_due("s1", -200);
     jm_schedule_stats a, b;
     cr_assert_eq(jm_schedule_run_due(r, 100, &a, &err), JM_OK, "%s", err.msg);
@@ -209,7 +213,7 @@ Test(schedules, fires_each_tick_once_across_janitors)
 
 Test(schedules, a_janitor_killed_between_enqueue_and_advance_fires_nothing_twice)
 {
-    cr_assert_eq(put(EVERY_SECOND, "api"), 1);
+    cr_assert_eq(put(YEARLY, "api"), 1);
     int64_t tick = make_due("s1", -300);
     /* janitor A reads the due schedule and enqueues the tick, then dies */
     jm_schedule *v;
@@ -265,7 +269,7 @@ Test(schedules, missed_ticks_skip_or_catch_up)
     cr_assert_eq(jm_test_count(r, "cronq", JM_STATE_QUEUED), 1, "skip: the latest tick only");
     cr_assert_eq(jm_test_count(r, "cq3", JM_STATE_QUEUED), 3, "catch_up_max 3");
     int64_t n9 = jm_test_count(r, "cq9", JM_STATE_QUEUED);
-    cr_assert(n9 >= 10 && n9 <= 12, "every missed tick: %lld", (long long)n9);
+    cr_assert(n9 >= 10 && n9 <= 15, "every missed tick: %lld", (long long)n9);
     cr_assert_eq(st.fired, 4 + n9);
     cr_assert_geq(st.skipped, 2 * (n9 - 1) - 3);
     jm_schedule s = get("s1");

@@ -72,11 +72,15 @@ class ScheduleCase(unittest.TestCase):
     def post(self, path, body=None):
         return http("POST", self.base + path, body)
 
+    def redis_ms(self):
+        t = self.redis.cmd("TIME")
+        return int(t[0]) * 1000 + int(t[1]) // 1000
+
     def redis_seconds(self, n):
-        """Waits until n seconds have passed on Redis's clock."""
-        t0 = int(self.redis.cmd("TIME")[0])
-        wait_for(lambda: int(self.redis.cmd("TIME")[0]) >= t0 + n, timeout=n + 10,
-                 what="%d s" % n)
+        """Waits until n seconds have passed on Redis's clock; returns the
+        start (ms)."""
+        t0 = self.redis_ms()
+        wait_for(lambda: self.redis_ms() >= t0 + n * 1000, timeout=n + 10, what="%d s" % n)
         return t0
 
     def ticks(self, name):
@@ -172,15 +176,16 @@ class TestSchedules(ScheduleCase):
         self.assertTrue(resp["paused"])
         self.redis_seconds(1)  # a firing under way when the pause came ends
         paused_at = len(self.ticks("p"))
-        t0 = self.redis_seconds(2)
+        t0_ms = self.redis_seconds(2)
         self.assertEqual(len(self.ticks("p")), paused_at, "no tick while paused")
         status, _, resp = self.post("/v1/schedules/p/resume")
         self.assertEqual(status, 200)
         self.assertFalse(resp["paused"])
-        self.assertGreater(resp["next_run"], t0 + 2 - 0.001, "paused ticks are not caught up")
+        self.assertGreater(resp["next_run"] * 1000, t0_ms + 2000 - 1000,
+                           "paused ticks are not caught up")
         wait_for(lambda: len(self.ticks("p")) > paused_at, timeout=10, what="ticks again")
         resumed_ms = resp["next_run"] * 1000
-        self.assertEqual([t for t in self.ticks("p") if t0 * 1000 <= t < resumed_ms], [],
+        self.assertEqual([t for t in self.ticks("p") if t0_ms <= t < resumed_ms], [],
                          "no tick of the paused seconds fired, then or later")
 
     def test_yaml_schedules_are_defined_at_start_and_owned_by_the_yaml(self):
