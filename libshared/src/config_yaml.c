@@ -413,7 +413,8 @@ apply_schedules(const ydoc *y, const yaml_node_t *v, const char *path)
                                           : jm_error_set(y->err, e.code, NULL, "%s", e.msg);
         } else {
             for (size_t k = 0; rc == JM_OK && k < json_array_size(arr); k++) {
-                const char *other = json_string_value(json_object_get(json_array_get(arr, k), "name"));
+                const char *other =
+                    json_string_value(json_object_get(json_array_get(arr, k), "name"));
                 if (other != NULL && strcmp(other, s.name) == 0)
                     rc = yfail(y, field_node(y, it, "name"), sub, "a second schedule named %s",
                                s.name);

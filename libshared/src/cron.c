@@ -134,16 +134,18 @@ jm_cron_parse(const char *expr, jm_cron *out, jm_error *err)
             if (strlen(macros[i].name) == n && strncasecmp(expr, macros[i].name, n) == 0 &&
                 expr[n + strspn(expr + n, " \t")] == '\0')
                 return jm_cron_parse(macros[i].expr, out, err);
-        return jm_error_set(err, JM_ERR_INVALID, "cron", "cron: unknown macro (use @yearly, "
-                                                         "@monthly, @weekly, @daily or @hourly)");
+        return jm_error_set(err, JM_ERR_INVALID, "cron",
+                            "cron: unknown macro (use @yearly, "
+                            "@monthly, @weekly, @daily or @hourly)");
     }
     const char *part[6];
     size_t plen[6], n = 0;
     for (const char *p = expr; *p != '\0';) {
         size_t l = strcspn(p, " \t");
         if (n == 6)
-            return jm_error_set(err, JM_ERR_INVALID, "cron", "cron must have 5 fields (6 with "
-                                                             "seconds first)");
+            return jm_error_set(err, JM_ERR_INVALID, "cron",
+                                "cron must have 5 fields (6 with "
+                                "seconds first)");
         part[n] = p, plen[n++] = l;
         p += l;
         p += strspn(p, " \t");

@@ -215,8 +215,7 @@ jm_schedule_pause(jm_redis *r, const char *name, bool paused, jm_error *err)
 }
 
 int
-jm_schedule_due(jm_redis *r, int max, jm_schedule **out, size_t *n, int64_t *now_ms,
-                jm_error *err)
+jm_schedule_due(jm_redis *r, int max, jm_schedule **out, size_t *n, int64_t *now_ms, jm_error *err)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", max);
@@ -232,8 +231,8 @@ jm_schedule_due(jm_redis *r, int max, jm_schedule **out, size_t *n, int64_t *now
 }
 
 int
-jm_schedule_enqueue_tick(jm_redis *r, const jm_schedule *s, int64_t tick_ms,
-                         jm_enqueue_result *out, jm_error *err)
+jm_schedule_enqueue_tick(jm_redis *r, const jm_schedule *s, int64_t tick_ms, jm_enqueue_result *out,
+                         jm_error *err)
 {
     json_t *body = jm_json_parse_text(s->job);
     jm_job_spec spec;

@@ -57,9 +57,9 @@ jm_civil_days(int64_t y, int m, int d)
     /* years counted from March, so the leap day is the last of a year */
     y -= m <= 2;
     int64_t era = floor_div(y, 400);
-    int64_t yoe = y - era * 400;                                   /* 0-399 */
+    int64_t yoe = y - era * 400;                                            /* 0-399 */
     int64_t doy = (153 * (int64_t)(m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1; /* 0-365 */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;           /* 0-146096 */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                    /* 0-146096 */
     return era * 146097 + doe - 719468;
 }
 
@@ -312,9 +312,8 @@ read_head(const unsigned char *p, size_t len, tz_head *h, int *version)
     *version = p[4] == 0 ? 1 : p[4] - '0';
     h->isut = be32(p + 20), h->isstd = be32(p + 24), h->leap = be32(p + 28);
     h->time = be32(p + 32), h->type = be32(p + 36), h->chars = be32(p + 40);
-    if (h->type < 1 || h->type > 256 || h->time > 100000 || h->chars > 100000 ||
-        h->leap > 100000 || (h->isut != 0 && h->isut != h->type) ||
-        (h->isstd != 0 && h->isstd != h->type))
+    if (h->type < 1 || h->type > 256 || h->time > 100000 || h->chars > 100000 || h->leap > 100000 ||
+        (h->isut != 0 && h->isut != h->type) || (h->isstd != 0 && h->isstd != h->type))
         return -1;
     return 0;
 }

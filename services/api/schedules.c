@@ -86,8 +86,7 @@ api_schedules_delete(api_req *req)
     jm_error_clear(&err);
     if (jm_schedule_delete(req->redis, req->param, &err) != JM_OK)
         return api_send_jm_error(req, &err, "schedules");
-    return api_send_json(req, 200, json_pack("{s:s, s:b}", "name", req->param, "deleted", 1),
-                         NULL);
+    return api_send_json(req, 200, json_pack("{s:s, s:b}", "name", req->param, "deleted", 1), NULL);
 }
 
 static int

@@ -16,7 +16,7 @@ static const cli_opt sched_opts[] = {
 static void
 print_table(const json_t *list)
 {
-    static const char *const headers[] = {"NAME",     "CRON",     "TZ",      "QUEUE/TYPE",
+    static const char *const headers[] = {"NAME",     "CRON",     "TZ",       "QUEUE/TYPE",
                                           "NEXT RUN", "LAST RUN", "LAST JOB", "STATE"};
     cli_table *t = cli_table_new(8, headers);
     size_t i;
@@ -68,7 +68,8 @@ list(cli_ctx *ctx, const char *name)
         fprintf(stderr, "jobmill: not_found: no schedule %s\n", name);
         rc = CLI_EXIT_NOT_FOUND;
     } else if (ctx->json) {
-        json_t *out = name != NULL ? json_array_get(shown, 0) : json_pack("{s:O}", "schedules", shown);
+        json_t *out =
+            name != NULL ? json_array_get(shown, 0) : json_pack("{s:O}", "schedules", shown);
         cli_print_json(stdout, out);
         if (name == NULL)
             json_decref(out);
@@ -116,7 +117,9 @@ cli_cmd_schedules(cli_ctx *ctx, int argc, char **argv)
         cli_print_json(stdout, s);
     else
         printf("schedule %s %s\n", a.pos[0],
-               del ? "deleted" : strcmp(op, "pause") == 0 ? "paused" : "resumed");
+               del                        ? "deleted"
+               : strcmp(op, "pause") == 0 ? "paused"
+                                          : "resumed");
     json_decref(s);
     return CLI_EXIT_OK;
 }

@@ -48,11 +48,11 @@ typedef struct janitor_metrics {
     jm_metric_series *repaired[JM_REPAIR_KIND_COUNT]; /* jobmill_janitor_repaired_total{kind} */
     jm_metric_series *pruned;                         /* jobmill_janitor_workers_pruned_total */
     jm_metric_series *ticks;                          /* jobmill_janitor_ticks_total */
-    jm_metric_series *last_tick;    /* jobmill_janitor_last_tick_timestamp_seconds */
-    jm_metric_series *duration;     /* jobmill_janitor_tick_duration_seconds */
-    jm_metric_series *cycles;       /* jobmill_janitor_reconcile_cycles_total */
-    jm_metric_series *workers_live; /* jobmill_workers_live */
-    jm_metric_series *hb_age_max;   /* jobmill_worker_heartbeat_age_max_seconds */
+    jm_metric_series *last_tick;     /* jobmill_janitor_last_tick_timestamp_seconds */
+    jm_metric_series *duration;      /* jobmill_janitor_tick_duration_seconds */
+    jm_metric_series *cycles;        /* jobmill_janitor_reconcile_cycles_total */
+    jm_metric_series *workers_live;  /* jobmill_workers_live */
+    jm_metric_series *hb_age_max;    /* jobmill_worker_heartbeat_age_max_seconds */
     jm_metric_series *sched_fired;   /* jobmill_janitor_schedule_fired_total */
     jm_metric_series *sched_skipped; /* jobmill_janitor_schedule_skipped_total */
 } janitor_metrics;

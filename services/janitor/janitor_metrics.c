@@ -44,8 +44,8 @@ janitor_metrics_init(janitor_metrics *m, jm_metrics *reg)
          "Workers in the registry whose record has not expired (C and HTTP workers)."},
         {NULL, &m->sched_fired, "jobmill_janitor_schedule_fired_total", JM_METRIC_COUNTER, NULL,
          "Cron schedule ticks whose job this janitor enqueued (each tick once across janitors)."},
-        {NULL, &m->sched_skipped, "jobmill_janitor_schedule_skipped_total", JM_METRIC_COUNTER,
-         NULL, "Missed cron schedule ticks dropped by their missed-tick policy."},
+        {NULL, &m->sched_skipped, "jobmill_janitor_schedule_skipped_total", JM_METRIC_COUNTER, NULL,
+         "Missed cron schedule ticks dropped by their missed-tick policy."},
         {NULL, &m->hb_age_max, "jobmill_worker_heartbeat_age_max_seconds", JM_METRIC_GAUGE, NULL,
          "Seconds since the stalest live worker's last heartbeat (0 = no live worker)."},
     };

@@ -89,7 +89,8 @@ Test(schedules, validation_names_the_field)
         {"{\"name\":\"a\",\"cron\":7,\"job\":{\"type\":\"t\"}}", "cron"},
         {"{\"name\":\"a\",\"cron\":\"* * * * *\",\"tz\":\"Mars/Base\",\"job\":{\"type\":\"t\"}}",
          "tz"},
-        {"{\"name\":\"a\",\"cron\":\"* * * * *\",\"tz\":\"../../etc/passwd\",\"job\":{\"type\":\"t\"}}",
+        {"{\"name\":\"a\",\"cron\":\"* * * * "
+         "*\",\"tz\":\"../../etc/passwd\",\"job\":{\"type\":\"t\"}}",
          "tz"},
         {"{\"name\":\"a\",\"cron\":\"* * * * *\"}", "job"},
         {"{\"name\":\"a\",\"cron\":\"* * * * *\",\"job\":{}}", "job.type"},
@@ -97,7 +98,8 @@ Test(schedules, validation_names_the_field)
          "job.queue"},
         {"{\"name\":\"a\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"t\",\"run_at\":5}}",
          "job.run_at"},
-        {"{\"name\":\"a\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"t\",\"idempotency_key\":\"k\"}}",
+        {"{\"name\":\"a\",\"cron\":\"* * * * "
+         "*\",\"job\":{\"type\":\"t\",\"idempotency_key\":\"k\"}}",
          "job.idempotency_key"},
         {"{\"name\":\"a\",\"cron\":\"* * * * *\",\"job\":{\"type\":\"t\"},\"missed\":\"all\"}",
          "missed"},
@@ -150,21 +152,20 @@ Test(schedules, put_list_replace_delete_and_yaml_ownership)
     cr_assert_eq(s.gen, gen);
     cr_assert_eq(s.next_ms, next);
     jm_schedule_clear(&s);
-    cr_assert_eq(put("{\"name\":\"nightly\",\"cron\":\"0 * * * *\",\"job\":{\"type\":\"report\"}}",
-                     "api"),
-                 2, "replaced");
+    cr_assert_eq(
+        put("{\"name\":\"nightly\",\"cron\":\"0 * * * *\",\"job\":{\"type\":\"report\"}}", "api"),
+        2, "replaced");
     s = get("nightly");
     cr_assert_eq(s.gen, gen + 1);
     cr_assert_str_eq(s.tz, "UTC");
     cr_assert_leq(s.next_ms, now + 3600 * 1000LL + 1000);
     jm_schedule_clear(&s);
 
-    cr_assert_eq(put("{\"name\":\"fromyaml\",\"cron\":\"0 * * * *\",\"job\":{\"type\":\"t\"}}",
-                     "yaml"),
-                 1);
-    cr_assert_eq(put("{\"name\":\"fromyaml\",\"cron\":\"5 * * * *\",\"job\":{\"type\":\"t\"}}",
-                     "api"),
-                 JM_ERR_STATE, "the YAML owns its names");
+    cr_assert_eq(
+        put("{\"name\":\"fromyaml\",\"cron\":\"0 * * * *\",\"job\":{\"type\":\"t\"}}", "yaml"), 1);
+    cr_assert_eq(
+        put("{\"name\":\"fromyaml\",\"cron\":\"5 * * * *\",\"job\":{\"type\":\"t\"}}", "api"),
+        JM_ERR_STATE, "the YAML owns its names");
     s = get("fromyaml");
     cr_assert_str_eq(s.cron, "0 * * * *");
     cr_assert_str_eq(s.source, "yaml");
@@ -251,16 +252,16 @@ Test(schedules, a_janitor_killed_between_enqueue_and_advance_fires_nothing_twice
 Test(schedules, missed_ticks_skip_or_catch_up)
 {
     cr_assert_eq(put(EVERY_SECOND, "api"), 1);
-    cr_assert_eq(
-        put("{\"name\":\"s3\",\"cron\":\"* * * * * *\",\"job\":{\"type\":\"echo\",\"queue\":\"cq3\"},"
-            "\"missed\":\"catch_up\",\"catch_up_max\":3}",
-            "api"),
-        1);
-    cr_assert_eq(
-        put("{\"name\":\"s9\",\"cron\":\"* * * * * *\",\"job\":{\"type\":\"echo\",\"queue\":\"cq9\"},"
-            "\"missed\":\"catch_up\",\"catch_up_max\":100}",
-            "api"),
-        1);
+    cr_assert_eq(put("{\"name\":\"s3\",\"cron\":\"* * * * * "
+                     "*\",\"job\":{\"type\":\"echo\",\"queue\":\"cq3\"},"
+                     "\"missed\":\"catch_up\",\"catch_up_max\":3}",
+                     "api"),
+                 1);
+    cr_assert_eq(put("{\"name\":\"s9\",\"cron\":\"* * * * * "
+                     "*\",\"job\":{\"type\":\"echo\",\"queue\":\"cq9\"},"
+                     "\"missed\":\"catch_up\",\"catch_up_max\":100}",
+                     "api"),
+                 1);
     int64_t t1 = make_due("s1", -10000);
     make_due("s3", -10000);
     make_due("s9", -10000);

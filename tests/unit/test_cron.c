@@ -38,7 +38,7 @@ next_s(const char *expr, const char *tzname, int64_t after)
     return ms / 1000;
 }
 
-#define UTC(y, mo, d, h, mi) (jm_civil_days(y, mo, d) * 86400 + (h) * 3600 + (mi) * 60)
+#define UTC(y, mo, d, h, mi) (jm_civil_days(y, mo, d) * 86400 + (h)*3600 + (mi)*60)
 
 Test(cron, parses_fields_lists_ranges_steps_and_names)
 {
@@ -64,10 +64,11 @@ Test(cron, parses_fields_lists_ranges_steps_and_names)
 
 Test(cron, refuses_bad_expressions_naming_the_field)
 {
-    const char *bad[] = {"",          "* * * *",     "* * * * * * *", "60 * * * *",   "* 24 * * *",
-                         "* * 0 * *", "* * * 13 *",  "* * * * 8",     "5-1 * * * *",  "*/0 * * * *",
-                         "a * * * *", "1,,2 * * * *", ",1 * * * *",   "* * * FOO *",  "@reboot",
-                         "1- * * * *", "*/x * * * *", "1;2 * * * *",  "* * * JANUARY *"};
+    const char *bad[] = {
+        "",           "* * * *",      "* * * * * * *", "60 * * * *",     "* 24 * * *",
+        "* * 0 * *",  "* * * 13 *",   "* * * * 8",     "5-1 * * * *",    "*/0 * * * *",
+        "a * * * *",  "1,,2 * * * *", ",1 * * * *",    "* * * FOO *",    "@reboot",
+        "1- * * * *", "*/x * * * *",  "1;2 * * * *",   "* * * JANUARY *"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         jm_cron c;
         jm_error err;

@@ -54,8 +54,8 @@ Test(tz, new_york_2024_transitions)
 Test(tz, berlin_2024_transitions)
 {
     jm_tz *tz = load("Europe/Berlin");
-    cr_assert_eq(jm_tz_offset(tz, 1711846800 - 1, NULL), 3600);     /* CET */
-    cr_assert_eq(jm_tz_offset(tz, 1711846800, NULL), 7200);         /* CEST from 01:00 UTC */
+    cr_assert_eq(jm_tz_offset(tz, 1711846800 - 1, NULL), 3600); /* CET */
+    cr_assert_eq(jm_tz_offset(tz, 1711846800, NULL), 7200);     /* CEST from 01:00 UTC */
     cr_assert_eq(jm_tz_offset(tz, 1729990800 - 1, NULL), 7200);
     cr_assert_eq(jm_tz_offset(tz, 1729990800, NULL), 3600);
     jm_tz_free(tz);
@@ -81,8 +81,8 @@ Test(tz, posix_rules_southern_and_fixed)
 
 Test(tz, bad_names_and_files_are_refused_naming_tz)
 {
-    const char *bad[] = {"", "../etc/passwd", "/etc/passwd", "Europe/Nowhere", "Europe/../UTC",
-                         "a b", "Europe", NULL};
+    const char *bad[] = {"",    "../etc/passwd", "/etc/passwd", "Europe/Nowhere", "Europe/../UTC",
+                         "a b", "Europe",        NULL};
     for (int i = 0; bad[i] != NULL; i++) {
         jm_error err;
         jm_error_clear(&err);
@@ -110,7 +110,7 @@ Test(tz, utc_works_without_the_database)
 /* Every hour-ish instant over three centuries agrees with glibc. */
 Test(tz, agrees_with_the_c_library)
 {
-    const char *zones[] = {"America/New_York", "Europe/Berlin", "Australia/Sydney",
+    const char *zones[] = {"America/New_York", "Europe/Berlin",     "Australia/Sydney",
                            "Asia/Kolkata",     "America/Sao_Paulo", "Pacific/Chatham",
                            "Europe/London",    "America/Santiago"};
     for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++) {
