@@ -7,7 +7,8 @@
 // Checks: the token form (auth on), a submitted job appearing by itself
 // (auto-refresh), a queue's jobs by state, a job's detail, pause from the
 // page, retry of a failed job (seen queued again), cancel, resume, the
-// workers table, sparklines, an XSS payload and error rendered as inert
+// workers table, the schedules view (a schedule firing, pause and resume
+// from the page), sparklines, an XSS payload and error rendered as inert
 // text, no CSP violation or script error, and no polling while the tab is
 // hidden.
 'use strict';
@@ -108,6 +109,10 @@ async function main() {
     REDIS_URL: redisUrl, JOBMILL_METRICS_LISTEN: '127.0.0.1:' + metricsPort,
     JOBMILL_QUEUES: 'default,emails,images', JOBMILL_CONCURRENCY: '4',
     JOBMILL_HEARTBEAT_MS: '500', JOBMILL_BACKOFF_BASE_MS: '50', JOBMILL_BACKOFF_MAX_MS: '100' });
+  const janitorPort = await freePort();
+  start('janitor', path.join(BIN, 'jobmill-janitor'), [], {
+    REDIS_URL: redisUrl, JOBMILL_METRICS_LISTEN: '127.0.0.1:' + janitorPort,
+    JOBMILL_JANITOR_INTERVAL_MS: '100' });
   await waitFor(async () => (await request('GET', base + '/readyz')).status === 200, 'api ready', 30000);
   await waitFor(async () => (await request('GET', 'http://127.0.0.1:' + metricsPort + '/readyz')).status === 200,
                 'worker ready', 30000);
@@ -250,6 +255,26 @@ async function main() {
     assert.equal(await wrow.count(), 1);
     assert.match(await wrow.first().locator('td').nth(4).textContent(), /^\d+ \/ 4$/);
     assert.match(await wrow.first().locator('td').nth(5).textContent(), /^\d+\.\d s ago$/);
+
+    log('the schedules view: a schedule fires, pause and resume from the page');
+    const sr = await api('POST', '/v1/schedules', { name: 'every-second', cron: '* * * * * *',
+      tz: 'Europe/Berlin', job: { queue: 'ticks', type: 'echo', payload: { hi: 1 } } });
+    assert.equal(sr.status, 201, sr.text);
+    await page.goto(base + '/ui/#/schedules');
+    const srow = page.locator('#schedules tr[data-schedule="every-second"]');
+    await waitFor(async () => (await srow.locator('td a[href^="#/job/"]').count()) === 1,
+                  'a last job on the schedule row');
+    assert.equal(await srow.locator('td').nth(1).textContent(), '* * * * * *');
+    assert.equal(await srow.locator('td').nth(2).textContent(), 'Europe/Berlin');
+    await page.screenshot({ path: path.join(OUT, '06-schedules.png') });
+    await srow.locator('button.sched-pause-btn').click();
+    await waitFor(async () => (await srow.locator('.paused').count()) === 1, 'the schedule paused');
+    assert.equal((await api('GET', '/v1/schedules')).json.schedules[0].paused, true);
+    assert.equal(await srow.locator('td[data-field=next_run]').textContent(), '-');
+    await srow.locator('button.sched-pause-btn', { hasText: 'Resume' }).click();
+    await waitFor(async () => (await srow.locator('.paused').count()) === 0, 'the schedule resumed');
+    assert.equal((await api('DELETE', '/v1/schedules/every-second')).status, 200);
+    await page.goto(base + '/ui/#/');
 
     log('a hidden tab stops polling; a visible one resumes');
     let calls = 0;

@@ -3,7 +3,8 @@
  * hash: #/ the queues (counts per state, throughput sparklines, pause and
  * resume) and the live workers; #/workers the workers; #/queue/Q/STATE a
  * queue's jobs in one state, page by page; #/job/ID one job with retry and
- * cancel.
+ * cancel; #/schedules the cron schedules (next and last run, last job, pause
+ * and resume).
  *
  * Safety: job fields are user data. Every value reaches the page through
  * textContent, setAttribute or createElementNS, never innerHTML; links are
@@ -285,6 +286,42 @@
     return el('table', { id: 'workers' }, el('thead', {}, head), el('tbody', {}, ...rows));
   }
 
+  function scheduleButton(s) {
+    const paused = !!s.paused;
+    return el('button', {
+      type: 'button', class: 'sched-pause-btn', 'data-schedule': s.name,
+      onclick: () => act('POST', '/schedules/' + enc(s.name) + (paused ? '/resume' : '/pause'),
+                         'Schedule ' + s.name + (paused ? ' resumed' : ' paused')),
+    }, paused ? 'Resume' : 'Pause');
+  }
+
+  async function renderSchedules() {
+    const body = await api('GET', '/schedules');
+    const ss = Array.isArray(body.schedules) ? body.schedules : [];
+    if (ss.length === 0) {
+      return [el('h2', {}, 'Schedules'),
+              el('p', { class: 'empty' }, 'No schedules: POST /v1/schedules or janitor.schedules.')];
+    }
+    const head = el('tr', {}, ...['Schedule', 'Cron', 'Zone', 'Job', 'Missed', 'Next run',
+                                  'Last run', 'Last job', ''].map((h) => el('th', {}, h)));
+    const rows = ss.map((s) => {
+      const job = (s.job && typeof s.job === 'object') ? s.job : {};
+      return el('tr', { 'data-schedule': s.name },
+        el('td', {}, s.name, s.paused ? el('span', { class: 'paused' }, ' paused') : null,
+           s.source === 'yaml' ? el('span', { class: 'hint' }, ' yaml') : null),
+        el('td', { class: 'mono' }, s.cron), el('td', {}, s.tz),
+        el('td', {}, link(['queue', job.queue || 'default', 'queued'], job.queue || 'default'),
+           ' / ' + (job.type || '')),
+        el('td', {}, s.missed === 'catch_up' ? 'catch up ' + s.catch_up_max : 'skip'),
+        el('td', { 'data-field': 'next_run' }, fmtTime(s.next_run)),
+        el('td', { 'data-field': 'last_run' }, fmtTime(s.last_run)),
+        el('td', { class: 'mono' }, s.last_job ? link(['job', s.last_job], s.last_job) : '-'),
+        el('td', {}, scheduleButton(s)));
+    });
+    return [el('h2', {}, 'Schedules'),
+            el('table', { id: 'schedules' }, el('thead', {}, head), el('tbody', {}, ...rows))];
+  }
+
   async function renderOverview() {
     const workers = await workersTable();
     return [el('h2', {}, 'Queues'), queuesTable(), el('h2', {}, 'Workers'), workers];
@@ -398,6 +435,7 @@
       return { name: 'queue', queue: parts[1], state: STATES.includes(parts[2]) ? parts[2] : 'queued' };
     if (parts[0] === 'job' && parts[1]) return { name: 'job', id: parts[1] };
     if (parts[0] === 'workers') return { name: 'workers' };
+    if (parts[0] === 'schedules') return { name: 'schedules' };
     return { name: 'overview' };
   }
 
@@ -406,6 +444,7 @@
     const kids = r.name === 'queue' ? await renderQueue(r)
       : r.name === 'job' ? await renderJob(r)
       : r.name === 'workers' ? await renderWorkers()
+      : r.name === 'schedules' ? await renderSchedules()
       : await renderOverview();
     if (needAuth) return;
     view.replaceChildren(...kids);
