@@ -1,8 +1,9 @@
-/* tick.c - one janitor tick: fire the due cron schedules (schedules.c); over every queue, in bounded batches, re-queue
+/* tick.c - one janitor tick: over every queue, in bounded batches, re-queue
  * expired leases, promote due scheduled/retry jobs, expire queued jobs past
  * their deadline, drop dead entries from the head of pending, release the
  * held jobs of sealed batches (docs/batches.md), and purge
- * finished records past retention; then prune dead workers, set the worker
+ * finished records past retention; then fire the due cron schedules
+ * (schedules.c), prune dead workers, set the worker
  * liveness gauges and, every janitor.reconcile_every ticks, run a
  * reconciler pass.
  * Each duty is one libshared call (one Lua script that re-checks its guard),
@@ -221,9 +222,9 @@ janitor_tick(janitor *j)
     j->tick_no++;
     int rc = check_version(j);
     if (rc == JM_OK)
-        rc = janitor_schedules(j);
-    if (rc == JM_OK)
         rc = all_queues(j, start);
+    if (rc == JM_OK)
+        rc = janitor_schedules(j);
     if (rc == JM_OK)
         rc = prune_workers(j);
     if (rc == JM_OK)
