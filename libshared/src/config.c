@@ -152,6 +152,11 @@ static const jm_cfg_field fields[] = {
      .off = OFF(janitor_schedules),
      .services = SVC_JANITOR,
      .help = "cron schedules the janitor defines at start (YAML only; docs/schedules.md)"},
+    {.key = "janitor.queue_limits",
+     .type = JM_CFG_QUEUE_LIMITS,
+     .off = OFF(janitor_queue_limits),
+     .services = SVC_JANITOR,
+     .help = "queue limits the janitor sets at start (YAML only; docs/limits.md)"},
     FINT("jobs.result_ttl_s", "JOBMILL_RESULT_TTL_S", "result-ttl-s", "SECONDS", result_ttl_s,
          JM_RESULT_TTL_DEFAULT_S, 1, JM_TTL_MAX_S, SVC_ALL,
          "retention of succeeded/canceled/expired jobs"),
@@ -486,6 +491,7 @@ jm_cfg__set(jm_config *cfg, const jm_cfg_field *f, const char *value, bool with_
     case JM_CFG_QUEUES: return set_queue_list(cfg, value, src, err);
     case JM_CFG_HANDLERS: break;
     case JM_CFG_SCHEDULES:
+    case JM_CFG_QUEUE_LIMITS:
         return jm_error_set(err, JM_ERR_INVALID, f->key, "%s: is set in the YAML file only", src);
     }
     return jm_error_set(err, JM_ERR_INVALID, f->key, "%s: must be a mapping of job type to handler",
@@ -891,6 +897,10 @@ config_json(const jm_config *cfg)
             v = cfg->janitor_schedules != NULL ? jm_json_parse_text(cfg->janitor_schedules)
                                                : json_array();
             break;
+        case JM_CFG_QUEUE_LIMITS:
+            v = cfg->janitor_queue_limits != NULL ? jm_json_parse_text(cfg->janitor_queue_limits)
+                                                  : json_object();
+            break;
         }
         json_object_set_new(sec, dot + 1, v);
     }
@@ -923,5 +933,6 @@ jm_config_free(jm_config *cfg)
         jm_cfg__free_handler(&cfg->handlers[i]);
     free(cfg->config_file);
     free(cfg->janitor_schedules);
+    free(cfg->janitor_queue_limits);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -23,6 +23,7 @@ typedef enum jm_cfg_type {
     JM_CFG_QUEUES,    /* queues[] + n_queues: comma list, or a YAML sequence */
     JM_CFG_HANDLERS,  /* handlers[] + n_handlers: YAML only */
     JM_CFG_SCHEDULES, /* char *, a JSON array of schedules: YAML only (janitor.schedules) */
+    JM_CFG_QUEUE_LIMITS, /* char *, a JSON object queue -> limits: YAML only */
 } jm_cfg_type;
 
 /* One setting. off is offsetof(jm_config, field); twin, when not 0, is a

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <yaml.h>
 #include "config_internal.h"
+#include "jobmill/qlimits.h"
 #include "jobmill/schedule.h"
 
 #define YAML_DEPTH_MAX 8
@@ -436,6 +437,57 @@ apply_schedules(const ydoc *y, const yaml_node_t *v, const char *path)
     return rc;
 }
 
+/* janitor.queue_limits: queue name -> a PUT /v1/queues/{queue}/limits body,
+ * validated as the api validates it. */
+static int
+apply_queue_limits(const ydoc *y, const yaml_node_t *v, const char *path)
+{
+    if (is_null(v)) {
+        free(y->cfg->janitor_queue_limits);
+        y->cfg->janitor_queue_limits = NULL;
+        return JM_OK;
+    }
+    if (v->type != YAML_MAPPING_NODE)
+        return yfail(y, v, path, "must be a mapping of queue name to limits");
+    json_t *obj = json_object();
+    char sub[PATH_MAX_LEN], fpath[PATH_MAX_LEN + 128];
+    int rc = JM_OK;
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start;
+         rc == JM_OK && p < v->data.mapping.pairs.top; p++) {
+        const char *queue;
+        rc = key_of(y, v, p, path, sub, &queue);
+        if (rc != JM_OK)
+            break;
+        const yaml_node_t *val = node(y, p->value);
+        if (!jm_queue_name_valid(queue)) {
+            rc = yfail(y, node(y, p->key), sub, "a queue name is 1-64 of [A-Za-z0-9_.-]");
+            break;
+        }
+        json_t *o = yaml_json(y, val);
+        jm_qlimits_change c;
+        jm_error e;
+        jm_error_clear(&e);
+        if (o == NULL) {
+            rc = yfail(y, val, sub, "must not hold a NUL byte");
+        } else if (jm_qlimits_from_json(o, &c, &e) != JM_OK) {
+            snprintf(fpath, sizeof(fpath), "%s%s%s", sub, e.field[0] != '\0' ? "." : "", e.field);
+            rc = yfail(y, field_node(y, val, e.field), fpath, "%s", e.msg);
+        } else {
+            json_object_set(obj, queue, o);
+        }
+        json_decref(o);
+    }
+    char *textv = rc == JM_OK ? json_dumps(obj, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(obj);
+    if (rc == JM_OK && textv == NULL)
+        rc = jm_error_set(y->err, JM_ERR_NOMEM, NULL, "out of memory");
+    if (rc == JM_OK) {
+        free(y->cfg->janitor_queue_limits);
+        y->cfg->janitor_queue_limits = textv;
+    }
+    return rc;
+}
+
 /*----------------------------------------------------------------------------
  * The document
  *--------------------------------------------------------------------------*/
@@ -448,6 +500,7 @@ apply_setting(const ydoc *y, const jm_cfg_field *f, const yaml_node_t *v, const 
     case JM_CFG_QUEUES: return apply_queues(y, f, v, path);
     case JM_CFG_HANDLERS: return apply_handlers(y, v, path);
     case JM_CFG_SCHEDULES: return apply_schedules(y, v, path);
+    case JM_CFG_QUEUE_LIMITS: return apply_queue_limits(y, v, path);
     case JM_CFG_STR:
         if (!is_string(v))
             return yfail(y, v, path, "must be a string");

@@ -1,6 +1,6 @@
 /* janitor.h - jobmill-janitor's internal interfaces: the janitor state shared
  * by its files (main.c the loop, tick.c the duties of one tick,
- * schedules.c the cron schedules,
+ * schedules.c the cron schedules, queue_limits.c the YAML queue limits,
  * reconcile_pass.c the reconciler slice, janitor_metrics.c the families,
  * ready.c the /readyz check).
  *
@@ -68,6 +68,7 @@ typedef struct janitor {
     atomic_int version_ok; /* layout version checked (read by /readyz) */
     bool version_warned;   /* "layout not checked yet" was logged */
     bool schedules_synced; /* janitor.schedules (YAML) stored in Redis */
+    bool limits_synced;    /* janitor.queue_limits (YAML) set in Redis */
     /* /readyz: its own connection, used under ready_lock by civetweb threads */
     jm_redis *ready_redis;
     pthread_mutex_t ready_lock;
@@ -99,6 +100,11 @@ int janitor_schedules(janitor *j);
  * has succeeded once (the first tick, or the first with Redis reachable).
  * JM_OK or the Redis error. */
 int janitor_schedules_upsert(janitor *j);
+
+/* janitor_queue_limits_apply sets the queue limits of the YAML config
+ * (janitor.queue_limits; queue_limits.c); janitor_tick calls it until it
+ * has succeeded once. JM_OK or JM_ERR_REDIS (other failures are logged). */
+int janitor_queue_limits_apply(janitor *j);
 
 /* janitor_reconcile_pass runs one bounded reconciler pass, with a time
  * budget of budget_ms. Returns JM_OK or the error that stopped it. */

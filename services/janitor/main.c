@@ -61,7 +61,8 @@ setup(janitor *j)
     static const char *const ops[] = {"check_version", "queue_names",   "requeue_expired",
                                       "promote_due",   "expire_stale",  "trim_pending",
                                       "purge",         "workers_prune", "workers_stats",
-                                      "reconcile",     "batch_release", "schedules"};
+                                      "reconcile",     "batch_release", "schedules",
+                                      "limits"};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         const char *v[] = {ops[i], NULL};
         if (j->svc.redis_errors != NULL)

@@ -2,7 +2,8 @@
  * expired leases, promote due scheduled/retry jobs, expire queued jobs past
  * their deadline, drop dead entries from the head of pending, release the
  * held jobs of sealed batches (docs/batches.md), and purge
- * finished records past retention; then fire the due cron schedules
+ * finished records past retention; then (once) set the YAML queue limits,
+ * fire the due cron schedules
  * (schedules.c), prune dead workers, set the worker
  * liveness gauges and, every janitor.reconcile_every ticks, run a
  * reconciler pass.
@@ -223,6 +224,8 @@ janitor_tick(janitor *j)
     int rc = check_version(j);
     if (rc == JM_OK)
         rc = all_queues(j, start);
+    if (rc == JM_OK && !j->limits_synced)
+        rc = janitor_queue_limits_apply(j);
     if (rc == JM_OK)
         rc = janitor_schedules(j);
     if (rc == JM_OK)

@@ -1126,3 +1126,38 @@ Test(config, janitor_schedules_errors_name_line_and_field)
                       "    - {name: a, cron: '0 * * * *', job: {type: t}}\n",
                       "4: janitor.schedules[1]: a second schedule named a");
 }
+
+/*----------------------------------------------------------------------------
+ * janitor.queue_limits (YAML only)
+ *--------------------------------------------------------------------------*/
+
+Test(config, janitor_queue_limits_from_yaml)
+{
+    jm_config cfg;
+    jm_error err;
+    const char *yaml = "janitor:\n"
+                       "  queue_limits:\n"
+                       "    scrape: {rate: {n: 60, per_s: 60}}\n"
+                       "    solver:\n"
+                       "      concurrency: 4\n"
+                       "      types: {big: {concurrency: 1}, small: ~}\n";
+    cr_assert_eq(load_yaml_text(&cfg, &err, yaml), JM_OK, "%s", err.msg);
+    cr_assert_str_eq(cfg.janitor_queue_limits,
+                     "{\"scrape\":{\"rate\":{\"n\":60,\"per_s\":60}},\"solver\":{\"concurrency\":4,"
+                     "\"types\":{\"big\":{\"concurrency\":1},\"small\":null}}}");
+    jm_config_free(&cfg);
+}
+
+Test(config, janitor_queue_limits_errors_name_line_and_field)
+{
+    expect_yaml_error("janitor:\n  queue_limits: [a]\n",
+                      "2: janitor.queue_limits: must be a mapping of queue name to limits");
+    expect_yaml_error("janitor:\n  queue_limits:\n    'a b': {concurrency: 1}\n",
+                      "3: janitor.queue_limits.a b: a queue name is 1-64 of [A-Za-z0-9_.-]");
+    expect_yaml_error("janitor:\n  queue_limits:\n    q:\n      concurrency: 0\n",
+                      "4: janitor.queue_limits.q.concurrency: concurrency must be an integer "
+                      "from 1 to 1000000, or null");
+    expect_yaml_error("janitor:\n  queue_limits:\n    q:\n      rate: {n: 5}\n",
+                      "4: janitor.queue_limits.q.rate.per_s: rate.per_s must be a number of "
+                      "seconds from 0.001 to 86400");
+}

@@ -73,6 +73,8 @@ typedef struct jm_config {
     int janitor_reconcile_every; /* ticks between reconciler passes, default 10 */
     char *janitor_schedules;     /* YAML janitor.schedules: a JSON array of schedule
                                     objects, each valid (jobmill/schedule.h); NULL = none */
+    char *janitor_queue_limits;  /* YAML janitor.queue_limits: a JSON object of queue
+                                    name -> limits change (jobmill/qlimits.h); NULL = none */
     /* jobs */
     int result_ttl_s;
     int failed_ttl_s;
