@@ -8,9 +8,9 @@
 // (auto-refresh), a queue's jobs by state, a job's detail, pause from the
 // page, retry of a failed job (seen queued again), cancel, resume, the
 // workers table, the schedules view (a schedule firing, pause and resume
-// from the page), sparklines, an XSS payload and error rendered as inert
-// text, no CSP violation or script error, and no polling while the tab is
-// hidden.
+// from the page), a queue's limits in the queues table, sparklines, an XSS
+// payload and error rendered as inert text, no CSP violation or script
+// error, and no polling while the tab is hidden.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -275,6 +275,15 @@ async function main() {
     await waitFor(async () => (await srow.locator('.paused').count()) === 0, 'the schedule resumed');
     assert.equal((await api('DELETE', '/v1/schedules/every-second')).status, 200);
     await page.goto(base + '/ui/#/');
+
+    log('a queue\'s limits in the queues table');
+    const lr = await api('PUT', '/v1/queues/emails/limits',
+                         { rate: { n: 500, per_s: 2 }, concurrency: 8, types: { slow: { concurrency: 1 } } });
+    assert.equal(lr.status, 200, lr.text);
+    const lcell = page.locator('#queues tr[data-queue=emails] td[data-field=limits]');
+    await waitFor(async () => /^500 per 2 s \(\d+ left\) \u00b7 \u2264 8 running \u00b7 slow \u2264 1$/
+      .test(await lcell.textContent()), 'the limits of emails');
+    assert.equal(await page.locator('#queues tr[data-queue=images] td[data-field=limits]').textContent(), '-');
 
     log('a hidden tab stops polling; a visible one resumes');
     let calls = 0;

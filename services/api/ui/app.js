@@ -1,7 +1,7 @@
 /* app.js - the jobmill dashboard: a small single-page app over the /v1 API
  * (no framework, nothing loaded from elsewhere). Views, chosen by the URL
- * hash: #/ the queues (counts per state, throughput sparklines, pause and
- * resume) and the live workers; #/workers the workers; #/queue/Q/STATE a
+ * hash: #/ the queues (counts per state, throughput sparklines, operator
+ * limits, pause and resume) and the live workers; #/workers the workers; #/queue/Q/STATE a
  * queue's jobs in one state, page by page; #/job/ID one job with retry and
  * cancel; #/schedules the cron schedules (next and last run, last job, pause
  * and resume).
@@ -252,11 +252,26 @@
 
   /* ---- views ---- */
 
+  /* A queue's operator limits (docs/limits.md) in a few words, or '-'. */
+  function limitsText(l) {
+    if (!l || typeof l !== 'object') return '-';
+    const parts = [];
+    if (l.rate && typeof l.rate === 'object')
+      parts.push(l.rate.n + ' per ' + l.rate.per_s + ' s (' + (l.rate.tokens || 0) + ' left)');
+    if (typeof l.concurrency === 'number') parts.push('\u2264 ' + l.concurrency + ' running');
+    if (l.types && typeof l.types === 'object') {
+      for (const [t, v] of Object.entries(l.types)) {
+        if (v && typeof v === 'object') parts.push(t + ' \u2264 ' + v.concurrency);
+      }
+    }
+    return parts.length ? parts.join(' \u00b7 ') : '-';
+  }
+
   function queuesTable() {
     if (queues.length === 0) return el('p', { class: 'empty' }, 'No queues yet: submit a job.');
     const head = el('tr', {}, el('th', {}, 'Queue'),
                     ...STATES.map((s) => el('th', { class: 'num' }, s)),
-                    el('th', {}, 'Throughput'), el('th', {}, ''));
+                    el('th', {}, 'Throughput'), el('th', {}, 'Limits'), el('th', {}, ''));
     const rows = queues.map((q) => {
       const r = rates(q.name);
       const now = r.length ? r[r.length - 1] : 0;
@@ -266,6 +281,7 @@
         ...STATES.map((s) => el('td', { class: 'num', 'data-state': s },
                                 link(['queue', q.name, s], String(q[s] || 0)))),
         el('td', {}, sparkline(r), el('span', { class: 'rate' }, now.toFixed(1) + '/s')),
+        el('td', { class: 'limits', 'data-field': 'limits' }, limitsText(q.limits)),
         el('td', {}, pauseButton(q)));
     });
     return el('table', { id: 'queues' }, el('thead', {}, head), el('tbody', {}, ...rows));
