@@ -17,12 +17,12 @@
 #define JM_CFG_HANDLER_TIMEOUT_MAX 604800L /* one week */
 
 typedef enum jm_cfg_type {
-    JM_CFG_STR,       /* char *; default def_str (NULL = unset allowed) */
-    JM_CFG_INT,       /* int in [min, max] */
-    JM_CFG_LONG,      /* long in [min, max] */
-    JM_CFG_QUEUES,    /* queues[] + n_queues: comma list, or a YAML sequence */
-    JM_CFG_HANDLERS,  /* handlers[] + n_handlers: YAML only */
-    JM_CFG_SCHEDULES, /* char *, a JSON array of schedules: YAML only (janitor.schedules) */
+    JM_CFG_STR,          /* char *; default def_str (NULL = unset allowed) */
+    JM_CFG_INT,          /* int in [min, max] */
+    JM_CFG_LONG,         /* long in [min, max] */
+    JM_CFG_QUEUES,       /* queues[] + n_queues: comma list, or a YAML sequence */
+    JM_CFG_HANDLERS,     /* handlers[] + n_handlers: YAML only */
+    JM_CFG_SCHEDULES,    /* char *, a JSON array of schedules: YAML only (janitor.schedules) */
     JM_CFG_QUEUE_LIMITS, /* char *, a JSON object queue -> limits: YAML only */
 } jm_cfg_type;
 

@@ -39,8 +39,7 @@ conc_arg(const json_t *body, jm_qlimits_change *c, jm_error *err)
         return JM_OK;
     if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > JM_QLIMITS_MAX)
         return jm_error_set(err, JM_ERR_INVALID, "concurrency",
-                            "concurrency must be an integer from 1 to %d, or null",
-                            JM_QLIMITS_MAX);
+                            "concurrency must be an integer from 1 to %d, or null", JM_QLIMITS_MAX);
     c->want.concurrency = (int)json_integer_value(v);
     return JM_OK;
 }
@@ -93,8 +92,8 @@ jm_qlimits_from_json(const json_t *body, jm_qlimits_change *c, jm_error *err)
 }
 
 int
-jm_qlimits_apply(jm_redis *r, const char *queue, const jm_qlimits_change *c,
-                 jm_queue_limits *now, jm_error *err)
+jm_qlimits_apply(jm_redis *r, const char *queue, const jm_qlimits_change *c, jm_queue_limits *now,
+                 jm_error *err)
 {
     for (int i = 0; i < c->n_types; i++) {
         int rc = jm_queue_set_type_cap(r, queue, c->types[i].type, c->types[i].concurrency, err);

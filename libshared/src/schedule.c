@@ -136,8 +136,8 @@ jm_schedule_to_json(const jm_schedule *s)
 }
 
 int
-jm_schedule_ticks(const jm_schedule *s, int64_t now_ms, int64_t *ticks, int *n, int *due,
-                  int64_t *next_ms, jm_error *err)
+jm_schedule_ticks(const jm_schedule *s, int64_t now_ms, int64_t grace_ms, int64_t *ticks, int *n,
+                  int *due, int64_t *next_ms, jm_error *err)
 {
     *n = 0;
     *due = 0;
@@ -148,10 +148,15 @@ jm_schedule_ticks(const jm_schedule *s, int64_t now_ms, int64_t *ticks, int *n, 
     jm_tz *tz = jm_tz_load(s->tz, err);
     if (tz == NULL)
         return err != NULL ? err->code : JM_ERR_INVALID;
-    int keep = s->missed == JM_MISSED_CATCH_UP && s->catch_up_max > 1 ? s->catch_up_max : 1;
+    int missed_keep = s->missed == JM_MISSED_CATCH_UP && s->catch_up_max > 1 ? s->catch_up_max : 1;
+    /* ticks is a ring of the latest `keep` due ticks: the missed ones wanted
+     * and every on-time one (at most one a second within the grace) */
+    int64_t on_time_max = grace_ms / 1000 + 1;
+    if (on_time_max > JM_SCHEDULE_TICKS_MAX - JM_SCHEDULE_CATCH_UP_MAX - 1)
+        on_time_max = JM_SCHEDULE_TICKS_MAX - JM_SCHEDULE_CATCH_UP_MAX - 1;
+    int keep = missed_keep + (int)on_time_max;
     int64_t t = s->next_ms;
-    int head = 0; /* ticks is a ring of the latest `keep` due ticks */
-    int walked = 0;
+    int head = 0, walked = 0;
     while (rc == JM_OK && t <= now_ms) {
         ticks[head] = t;
         head = (head + 1) % keep;
@@ -168,13 +173,23 @@ jm_schedule_ticks(const jm_schedule *s, int64_t now_ms, int64_t *ticks, int *n, 
         return jm_error_set(err, JM_ERR_INVALID, "cron", "schedule %s: its cron never fires again",
                             s->name);
     *next_ms = t;
-    *n = *due < keep ? *due : keep;
+    int have = *due < keep ? *due : keep;
     /* oldest first: the ring starts at head once it has wrapped */
-    if (*due > keep) {
-        int64_t tmp[JM_SCHEDULE_CATCH_UP_MAX];
-        for (int i = 0; i < keep; i++)
-            tmp[i] = ticks[(head + i) % keep];
-        memcpy(ticks, tmp, (size_t)keep * sizeof(int64_t));
-    }
+    int64_t *tmp = malloc((size_t)have * sizeof(int64_t) + 1);
+    if (tmp == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    for (int i = 0; i < have; i++)
+        tmp[i] = ticks[*due > keep ? (head + i) % keep : i];
+    int first_on_time = have; /* the on-time ticks are the newest */
+    while (first_on_time > 0 && now_ms - tmp[first_on_time - 1] <= grace_ms)
+        first_on_time--;
+    int missed_from = first_on_time - missed_keep;
+    if (missed_from < 0)
+        missed_from = 0;
+    if (s->missed == JM_MISSED_SKIP && first_on_time < have)
+        missed_from = first_on_time; /* skip: the latest tick is on time, no missed one fires */
+    for (int i = missed_from; i < have; i++)
+        ticks[(*n)++] = tmp[i];
+    free(tmp);
     return JM_OK;
 }

@@ -278,13 +278,13 @@ jm_schedule_advance(jm_redis *r, const jm_schedule *s, int64_t next_ms, int64_t 
 /* Fires one due schedule: its ticks, then the advance. JM_OK, or a Redis
  * error (nothing more is tried: the schedule stays due). */
 static int
-fire(jm_redis *r, const jm_schedule *s, int64_t now, int64_t *ticks, jm_schedule_stats *st,
-     jm_error *err)
+fire(jm_redis *r, const jm_schedule *s, int64_t now, int64_t grace_ms, int64_t *ticks,
+     jm_schedule_stats *st, jm_error *err)
 {
     int n = 0, due = 0;
     int64_t next = 0;
     char last_job[JM_ID_LEN + 1] = "";
-    int rc = jm_schedule_ticks(s, now, ticks, &n, &due, &next, err);
+    int rc = jm_schedule_ticks(s, now, grace_ms, ticks, &n, &due, &next, err);
     if (rc != JM_OK) { /* cannot compute its ticks: look again in a minute */
         jm_log_warn("schedule cannot fire", "schedule", s->name, "error", err->msg, NULL);
         st->failed++;
@@ -318,7 +318,7 @@ fire(jm_redis *r, const jm_schedule *s, int64_t now, int64_t *ticks, jm_schedule
 }
 
 int
-jm_schedule_run_due(jm_redis *r, int max, jm_schedule_stats *st, jm_error *err)
+jm_schedule_run_due(jm_redis *r, int max, int64_t grace_ms, jm_schedule_stats *st, jm_error *err)
 {
     memset(st, 0, sizeof(*st));
     jm_schedule *v = NULL;
@@ -326,11 +326,10 @@ jm_schedule_run_due(jm_redis *r, int max, jm_schedule_stats *st, jm_error *err)
     int64_t now = 0;
     int rc = jm_schedule_due(r, max, &v, &n, &now, err);
     int64_t *ticks = NULL;
-    if (rc == JM_OK && n > 0 &&
-        (ticks = malloc(JM_SCHEDULE_CATCH_UP_MAX * sizeof(int64_t))) == NULL)
+    if (rc == JM_OK && n > 0 && (ticks = malloc(JM_SCHEDULE_TICKS_MAX * sizeof(int64_t))) == NULL)
         rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; rc == JM_OK && i < n; i++)
-        rc = fire(r, &v[i], now, ticks, st, err);
+        rc = fire(r, &v[i], now, grace_ms, ticks, st, err);
     free(ticks);
     jm_schedule_free_all(v, n);
     return rc;

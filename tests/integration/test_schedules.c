@@ -195,8 +195,9 @@ Test(schedules, fires_each_tick_once_across_janitors)
     cr_assert_eq(put(YEARLY, "api"), 1);
     int64_t tick = make_due("s1", -200);
     jm_schedule_stats a, b;
-    cr_assert_eq(jm_schedule_run_due(r, 100, &a, &err), JM_OK, "%s", err.msg);
-    cr_assert_eq(jm_schedule_run_due(r2, 100, &b, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_schedule_run_due(r, 100, JM_SCHEDULE_GRACE_MS, &a, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_schedule_run_due(r2, 100, JM_SCHEDULE_GRACE_MS, &b, &err), JM_OK, "%s",
+                 err.msg);
     cr_assert_eq(a.fired + b.fired, 1, "one job for the tick");
     cr_assert_eq(jm_test_count(r, "cronq", JM_STATE_QUEUED), 1);
     jm_schedule s = get("s1");
@@ -227,7 +228,7 @@ Test(schedules, a_janitor_killed_between_enqueue_and_advance_fires_nothing_twice
     cr_assert(res.created);
     /* janitor B finds it still due: the same job comes back, then it advances */
     jm_schedule_stats st;
-    cr_assert_eq(jm_schedule_run_due(r, 100, &st, &err), JM_OK);
+    cr_assert_eq(jm_schedule_run_due(r, 100, JM_SCHEDULE_GRACE_MS, &st, &err), JM_OK);
     cr_assert_eq(st.fired, 0);
     cr_assert_eq(jm_test_count(r, "cronq", JM_STATE_QUEUED), 1);
     jm_schedule s = get("s1");
@@ -266,7 +267,7 @@ Test(schedules, missed_ticks_skip_or_catch_up)
     make_due("s3", -10000);
     make_due("s9", -10000);
     jm_schedule_stats st;
-    cr_assert_eq(jm_schedule_run_due(r, 100, &st, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(jm_schedule_run_due(r, 100, 0, &st, &err), JM_OK, "%s", err.msg);
     cr_assert_eq(jm_test_count(r, "cronq", JM_STATE_QUEUED), 1, "skip: the latest tick only");
     cr_assert_eq(jm_test_count(r, "cq3", JM_STATE_QUEUED), 3, "catch_up_max 3");
     int64_t n9 = jm_test_count(r, "cq9", JM_STATE_QUEUED);
@@ -276,8 +277,10 @@ Test(schedules, missed_ticks_skip_or_catch_up)
     jm_schedule s = get("s1");
     cr_assert_gt(s.last_ms, t1 + 8000, "the latest tick, not the first");
     jm_schedule_clear(&s);
-    /* a second run fires only ticks that came due since: at most a couple */
-    cr_assert_eq(jm_schedule_run_due(r, 100, &st, &err), JM_OK);
+    /* grace 0: only a tick due this very millisecond is on time, every older
+     * one is missed (tests/unit/test_schedule.c covers the grace itself);
+     * a second run fires only ticks that came due since: at most a couple */
+    cr_assert_eq(jm_schedule_run_due(r, 100, 0, &st, &err), JM_OK);
     cr_assert_leq(st.fired, 3 * 2);
 }
 
@@ -290,7 +293,7 @@ Test(schedules, pause_and_resume)
     redisReply *rep = jm_redis_command(r, &err, "ZREM jm:{schedules}:sched_due s1");
     freeReplyObject(rep); /* make_due put it back: a paused one is not in the due set */
     jm_schedule_stats st;
-    cr_assert_eq(jm_schedule_run_due(r, 100, &st, &err), JM_OK);
+    cr_assert_eq(jm_schedule_run_due(r, 100, JM_SCHEDULE_GRACE_MS, &st, &err), JM_OK);
     cr_assert_eq(st.fired, 0, "paused: nothing fires");
     jm_schedule s = get("s1");
     cr_assert(s.paused);

@@ -31,10 +31,18 @@
 #define JM_SCHEDULE_CATCH_UP_MAX 1000   /* catch_up_max at most */
 #define JM_SCHEDULE_CATCH_UP_DEFAULT 10 /* when missed is catch_up and none is given */
 #define JM_SCHEDULE_LIST_MAX 10000      /* schedules listed at most */
+/* A due tick at most this late is on time, not missed: it fires whatever the
+ * policy (the janitor passes max(this, 2 ticks of its own)). */
+#define JM_SCHEDULE_GRACE_MS 60000
+/* Room for the ticks one firing picks: the missed ones kept plus the on-time
+ * ones (at most one a second within the grace). */
+#define JM_SCHEDULE_TICKS_MAX (JM_SCHEDULE_CATCH_UP_MAX + 1 + 3600)
 
+/* Missed ticks: due ticks older than the grace (no janitor ran then).
+ * On-time ticks always fire, oldest first. */
 typedef enum jm_missed {
-    JM_MISSED_SKIP = 0, /* of the ticks due at once, only the latest fires */
-    JM_MISSED_CATCH_UP, /* the latest catch_up_max of them fire, oldest first */
+    JM_MISSED_SKIP = 0, /* missed ticks do not fire, except the latest due tick */
+    JM_MISSED_CATCH_UP, /* the latest catch_up_max missed ticks fire too */
 } jm_missed;
 
 typedef struct jm_schedule {
@@ -67,14 +75,15 @@ int jm_schedule_from_json(const json_t *body, jm_schedule *s, jm_error *err);
 json_t *jm_schedule_to_json(const jm_schedule *s);
 
 /* jm_schedule_ticks: the policy, a pure function. s->next_ms is the first
- * due tick; every tick up to now_ms is due. Writes the ticks to fire (the
- * latest min(due, limit) of them, oldest first; limit is 1 for skip and
- * catch_up_max for catch_up) into ticks (room for s->catch_up_max, at least
- * 1) and their number into *n, how many were due into *due (the rest
- * are skipped), and the first tick after now_ms into *next_ms.
- * JM_ERR_INVALID when the stored cron or tz no longer parse. */
-int jm_schedule_ticks(const jm_schedule *s, int64_t now_ms, int64_t *ticks, int *n, int *due,
-                      int64_t *next_ms, jm_error *err);
+ * due tick; every tick up to now_ms is due; those older than grace_ms are
+ * missed. Writes the ticks to fire, oldest first, into ticks (room for
+ * JM_SCHEDULE_TICKS_MAX): every on-time tick, and of the missed ones the
+ * latest catch_up_max (catch_up) or, when no tick is on time, the latest
+ * (skip); their number into *n, how many were due into *due (the rest are
+ * skipped), and the first tick after now_ms into *next_ms. JM_ERR_INVALID
+ * when the stored cron or tz no longer parse. */
+int jm_schedule_ticks(const jm_schedule *s, int64_t now_ms, int64_t grace_ms, int64_t *ticks,
+                      int *n, int *due, int64_t *next_ms, jm_error *err);
 
 /* ---- storage (Redis) ---- */
 
@@ -127,10 +136,12 @@ typedef struct jm_schedule_stats {
 } jm_schedule_stats;
 
 /* jm_schedule_run_due fires every due schedule (at most max per call): the
- * ticks jm_schedule_ticks picks, each enqueued, then the advance. A
+ * ticks jm_schedule_ticks picks (grace_ms as there), each enqueued, then the
+ * advance. A
  * schedule whose job cannot be enqueued for good (its queue name or job no
  * longer valid) is advanced anyway, so it never blocks the others. Returns
  * JM_OK or the Redis error that stopped it. */
-int jm_schedule_run_due(jm_redis *r, int max, jm_schedule_stats *st, jm_error *err);
+int jm_schedule_run_due(jm_redis *r, int max, int64_t grace_ms, jm_schedule_stats *st,
+                        jm_error *err);
 
 #endif
