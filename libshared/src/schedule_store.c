@@ -310,7 +310,9 @@ fire(jm_redis *r, const jm_schedule *s, int64_t now, int64_t grace_ms, int64_t *
         }
     }
     bool won = false;
-    rc = jm_schedule_advance(r, s, next, ticks[n - 1], last_job, &won, err);
+    /* a tick without a job (unique key held, bad job) keeps the last job shown */
+    rc = jm_schedule_advance(r, s, next, ticks[n - 1], last_job[0] != '\0' ? last_job : s->last_job,
+                             &won, err);
     st->fired += created;
     if (rc == JM_OK && won)
         st->skipped += due - n;
