@@ -3,8 +3,8 @@ the rules docs/security.md documents (read from that page), through every
 transition: submit, batch, long-poll, claim, complete, an HTTP worker's
 claim, progress and complete through the api, exec handlers, fail
 and backoff, retry, cancel (waiting and running), pause and resume, expiry,
-purge, a killed worker's job recovered by the janitor, worker pruning and the
-reconciler.
+purge, a cron schedule fired by the janitor, a killed worker's job recovered
+by the janitor, worker pruning and the reconciler.
 
 Checked: every job ends as expected; Redis's ACL LOG holds no denial and no
 log says NOPERM; no log holds a Redis password (the effective configuration
@@ -50,11 +50,15 @@ SCRIPTS = {
     "api": ["enqueue", "watch", "cancel", "retry", "pause", "limits", "stats", "list",
             "claim", "claim_recover", "heartbeat", "outcomes", "progress", "worker_beat",
             "worker_touch", "type_cap", "batch_open", "batch_stage", "batch_seal", "batch_release",
-            "batch_get", "log_append", "logs_read"],
+            "batch_get", "log_append", "logs_read", "schedule_put", "schedule_del", "schedule_pause",
+            "schedule_list"],
     "worker": ["claim", "claim_recover", "heartbeat", "outcomes", "worker_beat", "log_append"],
     "janitor": ["requeue_expired", "promote_due", "expire_stale", "purge", "trim_pending",
                 "workers_prune", "workers_stats", "reconcile", "batch_release", "batch_callbacks",
-                "batch_callback_set", "enqueue"],
+                "batch_callback_set", "enqueue",
+                # cron schedules (a tick's job is an enqueue) and the YAML
+                # schedules and queue limits set at start
+                "schedule_due", "schedule_advance", "schedule_put", "limits", "type_cap"],
 }
 UNCALLED = []
 
@@ -323,6 +327,22 @@ class RedisAclTest(unittest.TestCase):
                                         "succeeded|" + tid) is None, timeout=15,
                  what="the 1 s record purged")
         self.assertIsNone(self.redis.cmd("ZSCORE", qkey("acl-p", "succeeded"), tid))
+
+        # a cron schedule: stored by the api, fired by the janitor (an
+        # enqueue), run by the worker; paused, listed and deleted
+        st, _, sched = http("POST", self.base + "/v1/schedules",
+                            {"name": "acl-cron", "cron": "* * * * * *", "tz": "Europe/Berlin",
+                             "job": {"queue": "acl", "type": "echo", "payload": "tick"}})
+        self.assertEqual(st, 201, sched)
+
+        def last_job():
+            return http("GET", self.base + "/v1/schedules")[2]["schedules"][0]["last_job"]
+
+        cron_job = wait_for(last_job, timeout=15, what="a tick's job")
+        self.assertEqual(self.wait_status(cron_job, "succeeded")["result"], "tick")
+        self.assertTrue(self.post("/v1/schedules/acl-cron/pause")["paused"])
+        self.assertFalse(self.post("/v1/schedules/acl-cron/resume")["paused"])
+        self.assertEqual(http("DELETE", self.base + "/v1/schedules/acl-cron")[0], 200)
 
         # a SIGKILLed worker's job: the janitor requeues it when the lease
         # runs out, a new worker finishes it; the dead worker is pruned
