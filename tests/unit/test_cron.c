@@ -155,3 +155,61 @@ Test(cron, berlin_transitions)
     cr_assert_eq(jm_civil_wday(y), 0);
     cr_assert_eq(next_s("30 2 * * *", "Europe/Berlin", (y - 1) * 86400 + 43200), y * 86400 + 3600);
 }
+
+Test(cron, lord_howe_half_hour_shift_and_a_weekly_schedule_across_changes)
+{
+    /* Australia/Lord_Howe moves by 30 minutes. 2024-10-06 02:00 +10:30 becomes
+     * 02:30 +11:00 (2024-10-05 15:30 UTC): 02:15 does not exist that day */
+    cr_assert_eq(next_s("15 2 * * *", "Australia/Lord_Howe", UTC(2024, 10, 5, 0, 0)),
+                 UTC(2024, 10, 5, 15, 30));
+    cr_assert_eq(next_s("15 2 * * *", "Australia/Lord_Howe", UTC(2024, 10, 5, 15, 30)),
+                 UTC(2024, 10, 6, 15, 15));
+    /* 2024-04-07 02:00 +11:00 becomes 01:30 +10:30 (2024-04-06 15:00 UTC):
+     * 01:45 happens twice; it fires at the first (14:45 UTC) only */
+    cr_assert_eq(next_s("45 1 * * *", "Australia/Lord_Howe", UTC(2024, 4, 6, 0, 0)),
+                 UTC(2024, 4, 6, 14, 45));
+    cr_assert_eq(next_s("45 1 * * *", "Australia/Lord_Howe", UTC(2024, 4, 6, 14, 45)),
+                 UTC(2024, 4, 7, 15, 15));
+    /* every Monday 09:00 in New York: 14:00 UTC in winter, 13:00 in summer,
+     * the week of each change included */
+    int64_t t = UTC(2024, 3, 1, 0, 0);
+    int64_t want[] = {UTC(2024, 3, 4, 14, 0), UTC(2024, 3, 11, 13, 0), UTC(2024, 3, 18, 13, 0)};
+    for (size_t i = 0; i < 3; i++) {
+        t = next_s("0 9 * * MON", "America/New_York", t);
+        cr_assert_eq(t, want[i], "Monday %zu", i);
+    }
+    t = next_s("0 9 * * MON", "America/New_York", UTC(2024, 10, 27, 0, 0));
+    cr_assert_eq(t, UTC(2024, 10, 28, 13, 0));
+    cr_assert_eq(next_s("0 9 * * MON", "America/New_York", t), UTC(2024, 11, 4, 14, 0));
+}
+
+/* Over two years of a zone with DST, an hourly schedule fires once per
+ * wall-clock hour, never twice at one instant, in order: 24 a day, 23 on
+ * the spring day (the missing hour folds into the next, the same instant),
+ * 24 on the 25-hour autumn day (the repeated hour fires once). */
+Test(cron, hourly_over_two_years_in_berlin)
+{
+    jm_cron c = parse("0 * * * *");
+    jm_tz *tz = zone("Europe/Berlin");
+    /* from just before 2024-01-01 00:00 in Berlin (23:00 UTC) */
+    int64_t t = UTC(2023, 12, 31, 23, 0) * 1000 - 1, end = UTC(2025, 12, 31, 23, 0) * 1000 - 1;
+    int per_day[800] = {0};
+    int64_t day0 = UTC(2024, 1, 1, 0, 0) / 86400;
+    int64_t prev = 0;
+    while (t < end) {
+        cr_assert_eq(jm_cron_next(&c, tz, t, &t, NULL), JM_OK);
+        cr_assert_gt(t, prev);
+        prev = t;
+        int64_t s = t / 1000;
+        per_day[(s + jm_tz_offset(tz, s, NULL)) / 86400 - day0]++; /* by Berlin's date */
+    }
+    int short_days = 0;
+    for (int d = 0; d < 731; d++) {
+        cr_assert(per_day[d] == 24 || per_day[d] == 23, "day %d: %d", d, per_day[d]);
+        if (per_day[d] == 23) /* the last Sunday of March */
+            cr_assert_eq(jm_civil_wday(day0 + d), 0, "day %d", d);
+        short_days += per_day[d] == 23;
+    }
+    cr_assert_eq(short_days, 2, "two springs");
+    jm_tz_free(tz);
+}
