@@ -111,25 +111,25 @@ from_hash(const redisReply *h, jm_schedule *s, jm_error *err)
     return JM_OK;
 }
 
-/* Reads a {now_ms, hash...} reply into a new array. */
+/* Reads a {now_ms, skip - 1 more..., hash...} reply into a new array. */
 static int
-read_hashes(redisReply *rep, const char *script, jm_schedule **out, size_t *n, int64_t *now_ms,
-            jm_error *err)
+read_hashes(redisReply *rep, const char *script, size_t skip, jm_schedule **out, size_t *n,
+            int64_t *now_ms, jm_error *err)
 {
     *out = NULL;
     *n = 0;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1)
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < skip)
         return jm_error_set(err, JM_ERR_REPLY, NULL, "%s: unexpected reply", script);
     if (now_ms != NULL)
         *now_ms = jm__reply_ll(rep->element[0]);
-    size_t cnt = rep->elements - 1;
+    size_t cnt = rep->elements - skip;
     if (cnt == 0)
         return JM_OK;
     jm_schedule *v = calloc(cnt, sizeof(*v));
     if (v == NULL)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     for (size_t i = 0; i < cnt; i++) {
-        const redisReply *h = rep->element[i + 1];
+        const redisReply *h = rep->element[i + skip];
         int rc = h->type == REDIS_REPLY_ARRAY
                      ? from_hash(h, &v[i], err)
                      : jm_error_set(err, JM_ERR_REPLY, NULL, "%s: unexpected reply", script);
@@ -155,7 +155,7 @@ jm_schedule_list(jm_redis *r, const char *name, jm_schedule **out, size_t *n, jm
     redisReply *rep = jm_call_run(r, &c, "schedule_list", err);
     if (rep == NULL)
         return jm__err_code(err);
-    int rc = read_hashes(rep, "schedule_list", out, n, NULL, err);
+    int rc = read_hashes(rep, "schedule_list", 1, out, n, NULL, err);
     freeReplyObject(rep);
     if (rc == JM_OK && name != NULL && *n == 0)
         return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "no schedule %s", name);
@@ -215,7 +215,8 @@ jm_schedule_pause(jm_redis *r, const char *name, bool paused, jm_error *err)
 }
 
 int
-jm_schedule_due(jm_redis *r, int max, jm_schedule **out, size_t *n, int64_t *now_ms, jm_error *err)
+jm_schedule_due(jm_redis *r, int max, jm_schedule **out, size_t *n, int64_t *now_ms,
+                int64_t *later_ms, jm_error *err)
 {
     char lim[16];
     snprintf(lim, sizeof(lim), "%d", max);
@@ -225,7 +226,9 @@ jm_schedule_due(jm_redis *r, int max, jm_schedule **out, size_t *n, int64_t *now
     redisReply *rep = jm_call_run(r, &c, "schedule_due", err);
     if (rep == NULL)
         return jm__err_code(err);
-    int rc = read_hashes(rep, "schedule_due", out, n, now_ms, err);
+    int rc = read_hashes(rep, "schedule_due", 2, out, n, now_ms, err);
+    if (rc == JM_OK && later_ms != NULL)
+        *later_ms = jm__reply_ll(rep->element[1]);
     freeReplyObject(rep);
     return rc;
 }
@@ -275,6 +278,14 @@ jm_schedule_advance(jm_redis *r, const jm_schedule *s, int64_t next_ms, int64_t 
     return rc;
 }
 
+/* st->next_ms becomes t when t is earlier (0: none yet). */
+static void
+note_next(jm_schedule_stats *st, int64_t t)
+{
+    if (t > 0 && (st->next_ms == 0 || t < st->next_ms))
+        st->next_ms = t;
+}
+
 /* Fires one due schedule: its ticks, then the advance. JM_OK, or a Redis
  * error (nothing more is tried: the schedule stays due). */
 static int
@@ -289,6 +300,7 @@ fire(jm_redis *r, const jm_schedule *s, int64_t now, int64_t grace_ms, int64_t *
         jm_log_warn("schedule cannot fire", "schedule", s->name, "error", err->msg, NULL);
         st->failed++;
         bool won;
+        note_next(st, now + 60000);
         return jm_schedule_advance(r, s, now + 60000, s->last_ms, s->last_job, &won, err);
     }
     int created = 0;
@@ -314,6 +326,7 @@ fire(jm_redis *r, const jm_schedule *s, int64_t now, int64_t grace_ms, int64_t *
     rc = jm_schedule_advance(r, s, next, ticks[n - 1], last_job[0] != '\0' ? last_job : s->last_job,
                              &won, err);
     st->fired += created;
+    note_next(st, next);
     if (rc == JM_OK && won)
         st->skipped += due - n;
     return rc;
@@ -326,7 +339,10 @@ jm_schedule_run_due(jm_redis *r, int max, int64_t grace_ms, jm_schedule_stats *s
     jm_schedule *v = NULL;
     size_t n = 0;
     int64_t now = 0;
-    int rc = jm_schedule_due(r, max, &v, &n, &now, err);
+    int64_t later = 0;
+    int rc = jm_schedule_due(r, max, &v, &n, &now, &later, err);
+    st->now_ms = now;
+    note_next(st, (size_t)max == n ? now : later); /* a full batch: more are due now */
     int64_t *ticks = NULL;
     if (rc == JM_OK && n > 0 && (ticks = malloc(JM_SCHEDULE_TICKS_MAX * sizeof(int64_t))) == NULL)
         rc = jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");

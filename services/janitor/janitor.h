@@ -32,6 +32,9 @@
 #define JANITOR_RECOUNT_MAX 10000
 /* Due schedules fired per tick at most (the rest wait for the next tick). */
 #define JANITOR_SCHEDULES_PER_TICK 1000
+/* Between ticks the janitor wakes for the next schedule tick, but never
+ * sooner than this after firing (no spinning on a tick that stays due). */
+#define JANITOR_SCHED_MIN_WAIT_MS 5
 
 /* Label values of jobmill_janitor_requeued_total{reason}. */
 typedef enum janitor_reason {
@@ -69,6 +72,8 @@ typedef struct janitor {
     bool version_warned;   /* "layout not checked yet" was logged */
     bool schedules_synced; /* janitor.schedules (YAML) stored in Redis */
     bool limits_synced;    /* janitor.queue_limits (YAML) set in Redis */
+    int64_t sched_at;      /* jm_clock_ms() of the next schedule tick, -1 = none
+                              known: run() fires it between ticks */
     /* /readyz: its own connection, used under ready_lock by civetweb threads */
     jm_redis *ready_redis;
     pthread_mutex_t ready_lock;
@@ -90,9 +95,10 @@ const char *janitor_reason_name(janitor_reason r);
  * unreachable: the tick stopped early) or JM_ERR_VERSION (exit). */
 int janitor_tick(janitor *j);
 
-/* janitor_schedules fires the due cron schedules (schedules.c). JM_OK, or
- * JM_ERR_REDIS when Redis is unreachable (other failures are counted and
- * logged, and the tick goes on). */
+/* janitor_schedules fires the due cron schedules (schedules.c) and sets
+ * j->sched_at to the next one. JM_OK, or JM_ERR_REDIS when Redis is
+ * unreachable (other failures are counted and logged, and the tick goes
+ * on). Called by every tick, and by main.c's loop at j->sched_at. */
 int janitor_schedules(janitor *j);
 
 /* janitor_schedules_upsert stores the schedules of the YAML config

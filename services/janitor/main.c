@@ -84,18 +84,29 @@ setup(janitor *j)
     return JM_OK;
 }
 
-/* Ticks until a stop signal; returns the exit code. */
+/* Ticks until a stop signal; returns the exit code. Between ticks it wakes
+ * for the next cron schedule tick (j->sched_at) and fires only that, so a
+ * tick's job is enqueued within milliseconds, not up to an interval late. */
 static int
 run(janitor *j)
 {
     int interval = j->svc.cfg.janitor_interval_ms;
+    j->sched_at = -1;
     while (jm_signals == 0) {
         int64_t start = jm_clock_ms();
         if (janitor_tick(j) == JM_ERR_VERSION)
             return 1;
         for (int64_t left = start + interval - jm_clock_ms(); left > 0 && jm_signals == 0;
-             left = start + interval - jm_clock_ms())
+             left = start + interval - jm_clock_ms()) {
+            int64_t now = jm_clock_ms();
+            if (j->sched_at >= 0 && j->sched_at <= now && atomic_load(&j->version_ok)) {
+                janitor_schedules(j); /* sets the next sched_at, or -1 */
+                continue;
+            }
+            if (j->sched_at >= 0 && j->sched_at - now < left)
+                left = j->sched_at - now;
             jm_service_sleep_ms((int)left);
+        }
     }
     return 0;
 }

@@ -60,6 +60,15 @@ janitor_schedules(janitor *j)
     if (st.fired + st.skipped > 0)
         jm_log_info("schedules fired", JM_LOG_INT("fired", st.fired),
                     JM_LOG_INT("skipped", st.skipped), NULL);
+    /* the next tick of any schedule, as a deadline on this host's monotonic
+     * clock (a difference of two Redis times: no trust in this host's wall
+     * clock); none after an error: the next janitor tick looks again */
+    j->sched_at = -1;
+    if (rc == JM_OK && st.next_ms > 0) {
+        int64_t wait = st.next_ms - st.now_ms;
+        j->sched_at =
+            jm_clock_ms() + (wait > JANITOR_SCHED_MIN_WAIT_MS ? wait : JANITOR_SCHED_MIN_WAIT_MS);
+    }
     if (rc != JM_OK && janitor_redis_failed(j, "schedules", NULL, &err) == JM_ERR_REDIS)
         return JM_ERR_REDIS; /* the tick stops; anything else is logged and the tick goes on */
     return JM_OK;

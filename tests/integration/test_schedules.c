@@ -221,7 +221,7 @@ Test(schedules, a_janitor_killed_between_enqueue_and_advance_fires_nothing_twice
     jm_schedule *v;
     size_t n;
     int64_t now;
-    cr_assert_eq(jm_schedule_due(r, 10, &v, &n, &now, &err), JM_OK);
+    cr_assert_eq(jm_schedule_due(r, 10, &v, &n, &now, NULL, &err), JM_OK);
     cr_assert_eq(n, 1);
     jm_enqueue_result res;
     cr_assert_eq(jm_schedule_enqueue_tick(r, &v[0], tick, &res, &err), JM_OK, "%s", err.msg);

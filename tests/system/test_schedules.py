@@ -48,10 +48,10 @@ class ScheduleCase(unittest.TestCase):
             j.stop()
         stop_api(self.api, self.redis)
 
-    def janitor(self, args=()):
+    def janitor(self, args=(), interval_ms=20):
         port = free_port()
         j = Service("janitor", self.redis.url, args=args,
-                    env={"JOBMILL_JANITOR_INTERVAL_MS": "20",
+                    env={"JOBMILL_JANITOR_INTERVAL_MS": str(interval_ms),
                          "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % port}).start()
         j.metrics_url = "http://127.0.0.1:%d/metrics" % port
         self.janitors.append(j)
@@ -240,6 +240,28 @@ class TestSchedules(ScheduleCase):
         self.assertEqual(run("schedules", "rep", "--delete")[0], 3)
         self.assertEqual(run("schedules", "--pause")[0], 2)
         self.assertEqual(run("schedules", "a", "--pause", "--resume")[0], 2)
+
+    def test_a_tick_fires_on_time_between_janitor_ticks(self):
+        # janitor ticks 5 s apart: the janitor wakes for each schedule tick
+        # in between, so a tick's job is not up to 5 s late
+        self.janitor(interval_ms=5000)
+        status, _, _ = self.post("/v1/schedules", {
+            "name": "prompt", "cron": "* * * * * *", "job": {"type": "echo", "queue": "pr"}})
+        self.assertEqual(status, 201)
+        # the janitor learns of a new schedule at its next tick (then fires
+        # the ticks due since, late); from then on it knows when to wake
+        def last_run():
+            return http("GET", self.base + "/v1/schedules")[2]["schedules"][0]["last_run"]
+
+        known = wait_for(last_run, timeout=30, what="the first ticks") * 1000
+        wait_for(lambda: len([t for t in self.ticks("prompt") if t > known]) >= 4, timeout=30,
+                 what="four more ticks")
+        late = []
+        for tick, job_id in sorted(self.ticks("prompt").items()):
+            if tick > known:
+                _, _, job = http("GET", self.base + "/v1/jobs/" + job_id)
+                late.append(job["created_at"] * 1000 - tick)
+        self.assertTrue(all(0 <= ms < 1000 for ms in late), late)
 
 
 if __name__ == "__main__":

@@ -110,9 +110,10 @@ int jm_schedule_pause(jm_redis *r, const char *name, bool paused, jm_error *err)
 /* ---- firing (the janitor) ---- */
 
 /* jm_schedule_due reads at most max due schedules into a new array (free
- * with jm_schedule_free_all) and Redis's clock into *now_ms. */
+ * with jm_schedule_free_all), Redis's clock into *now_ms and, when later_ms
+ * is not NULL, the next tick of the first schedule not due yet (0: none). */
 int jm_schedule_due(jm_redis *r, int max, jm_schedule **out, size_t *n, int64_t *now_ms,
-                    jm_error *err);
+                    int64_t *later_ms, jm_error *err);
 
 /* jm_schedule_enqueue_tick enqueues the job of s for tick_ms, idempotent by
  * (s->name, tick_ms): out->created is false when the tick was enqueued
@@ -130,9 +131,12 @@ int jm_schedule_advance(jm_redis *r, const jm_schedule *s, int64_t next_ms, int6
 
 /* What jm_schedule_run_due did. */
 typedef struct jm_schedule_stats {
-    int fired;   /* ticks whose job this call created */
-    int skipped; /* due ticks the missed policy dropped */
-    int failed;  /* schedules that could not fire (bad job, ...): logged */
+    int fired;       /* ticks whose job this call created */
+    int skipped;     /* due ticks the missed policy dropped */
+    int failed;      /* schedules that could not fire (bad job, ...): logged */
+    int64_t now_ms;  /* Redis's clock when the call read the due schedules */
+    int64_t next_ms; /* the earliest next tick of any schedule after the call
+                        (Redis time; 0 = no schedule): when to call again */
 } jm_schedule_stats;
 
 /* jm_schedule_run_due fires every due schedule (at most max per call): the
