@@ -3,7 +3,7 @@
  *
  * Each tick (janitor.interval_ms, measured from tick start) runs tick.c's
  * duties; the rest of the interval is slept with jm_service_sleep_ms, which a
- * SIGTERM cuts short. SIGTERM/SIGINT let the current tick finish, then the
+ * SIGTERM cuts short, waking only to fire the next cron schedule tick. SIGTERM/SIGINT let the current tick finish, then the
  * janitor frees everything and exits 0 (a second signal also cuts the tick
  * short). Redis trouble is never fatal: the connection reconnects with
  * backoff and the next tick retries. Exit codes: 0 clean stop or
