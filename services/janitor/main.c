@@ -58,11 +58,10 @@ setup(janitor *j)
     for (int i = 0; i < cfg->n_queues; i++)
         janitor_metrics_queue(&j->m, cfg->queues[i].name);
     /* jobmill_redis_errors_total{op} at 0 for every operation of the loop */
-    static const char *const ops[] = {"check_version", "queue_names",   "requeue_expired",
-                                      "promote_due",   "expire_stale",  "trim_pending",
-                                      "purge",         "workers_prune", "workers_stats",
-                                      "reconcile",     "batch_release", "schedules",
-                                      "limits"};
+    static const char *const ops[] = {
+        "check_version", "queue_names", "requeue_expired", "promote_due",   "expire_stale",
+        "trim_pending",  "purge",       "workers_prune",   "workers_stats", "reconcile",
+        "batch_release", "schedules",   "limits"};
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
         const char *v[] = {ops[i], NULL};
         if (j->svc.redis_errors != NULL)
