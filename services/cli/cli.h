@@ -184,9 +184,9 @@ int cli_cmd_pause(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_resume(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_retry_failed(cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_workers(cli_ctx *ctx, int argc, char **argv);
-int cli_cmd_schedules(cli_ctx *ctx, int argc, char **argv); /* cmd_schedules.c */
-int cli_cmd_limits(cli_ctx *ctx, int argc, char **argv);    /* cmd_limits.c */
-int cli_cmd_logs(cli_ctx *ctx, int argc, char **argv);      /* cmd_logs.c */
+int cli_cmd_schedules(cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_limits(cli_ctx *ctx, int argc, char **argv); /* cmd_limits.c */
+int cli_cmd_logs(cli_ctx *ctx, int argc, char **argv);   /* cmd_logs.c */
 
 /* main.c: cli_usage prints the help of command name (NULL: the overview)
  * to out. cli_usage_error prints "jobmill CMD: message" and a hint and
