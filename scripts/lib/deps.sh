@@ -1,7 +1,7 @@
 # deps.sh - sourced by scripts/up and scripts/test: installs the Debian
 # packages jobmill needs, by name, when any is missing.
 JM_PACKAGES=(build-essential clang clang-format libclang-rt-14-dev cmake pkg-config valgrind libhiredis-dev libcivetweb-dev libjansson-dev
-             libyaml-dev libcriterion-dev redis-server redis-tools python3 curl prometheus
+             libyaml-dev libcriterion-dev redis-server redis-tools python3 curl prometheus tzdata
              nodejs)
 
 jm_missing_packages() {
