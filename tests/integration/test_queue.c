@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "jobmill/queue.h"
+#include "keys.h"
 #include "redis_fixture.h"
 
 JM_TEST_SUITE(queue);
@@ -334,7 +335,10 @@ Test(queue, idempotent_replay)
     cr_assert_str_eq(d.id, a.id);
     cr_assert_not(d.created);
     /* the key expires with the record */
-    redisReply *rep = jm_redis_command(r, &err, "TTL jm:idem:k1");
+    jm_keybuf ik;
+    jm_key_queue(ik, r, "default", "idem:k1"); /* layout 2: the queue's own */
+    const char *ttl[2] = {"TTL", ik};
+    redisReply *rep = jm_redis_command_argv(r, &err, 2, ttl, NULL);
     cr_assert_not_null(rep);
     cr_assert(rep->integer > 3500 && rep->integer <= 3600);
     freeReplyObject(rep);
