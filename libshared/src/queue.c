@@ -228,6 +228,50 @@ batch_send(jm_redis *r, const batch_plan *p, size_t g, const jm_job_spec *specs,
     return rc;
 }
 
+/* group_results reads group g's enqueue reply e into out and jobs. */
+static int
+group_results(const redisReply *e, const batch_plan *p, size_t g, const jm_job_spec *specs,
+              jm_enqueue_result *out, jm_job *jobs, jm_error *err)
+{
+    size_t cnt = p->start[g + 1] - p->start[g];
+    int rc = enqueue_replies(e, cnt, err);
+    for (size_t j = 0; j < cnt && rc == JM_OK; j++) {
+        size_t i = p->order[p->start[g] + j];
+        rc = enqueue_result(e->element[j], &specs[i], &out[i], jobs != NULL ? &jobs[i] : NULL, err);
+    }
+    return rc;
+}
+
+/* batch_cluster sends the groups' enqueue calls without a transaction: on
+ * Redis Cluster the slots of a batch may live on different nodes, and a
+ * transaction cannot span them. Each group (one slot) is stored or not as
+ * a whole; a failure midway may leave earlier groups stored (the api
+ * answers 503: a client retrying with idempotency keys gets those jobs
+ * back). The route layer loads a lost library itself. */
+static int
+batch_cluster(jm_redis *r, const batch_plan *p, const jm_job_spec *specs,
+              char (*ids)[JM_ID_LEN + 1], enqueue_nums *nums, jm_enqueue_result *out,
+              jm_job *jobs, jm_error *err)
+{
+    size_t sent = 0;
+    int rc = JM_OK;
+    for (size_t g = 0; g < p->ngroups && rc == JM_OK; g++)
+        if ((rc = batch_send(r, p, g, specs, ids, nums, err)) == JM_OK)
+            sent++;
+    for (size_t g = 0; g < sent; g++) {
+        redisReply *rep = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
+        if (rep == NULL) {
+            if (rc == JM_OK)
+                rc = jm__err_code(err);
+            continue;
+        }
+        if (rc == JM_OK)
+            rc = group_results(rep, p, g, specs, out, jobs, err);
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
 /* One MULTI/EXEC of one enqueue call per slot: all are stored or none.
  * *noscript is set when the server had lost the library (nothing ran then). */
 static int
@@ -242,6 +286,12 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
     int rc = batch_plan_make(&p, ids, n, err);
     if (rc != JM_OK) {
         free(nums);
+        return rc;
+    }
+    if (jm_redis_is_cluster(r)) {
+        rc = batch_cluster(r, &p, specs, ids, nums, out, jobs, err);
+        free(nums);
+        batch_plan_free(&p);
         return rc;
     }
     const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
@@ -282,19 +332,12 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
     }
     for (size_t g = 0; g < p.ngroups && rc == JM_OK; g++) {
         const redisReply *e = rep->element[g];
-        size_t cnt = p.start[g + 1] - p.start[g];
         if (e->type == REDIS_REPLY_ERROR) {
             *noscript = jm__redis_is_unloaded(e);
             rc = jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: %s", e->str);
             break;
         }
-        if ((rc = enqueue_replies(e, cnt, err)) != JM_OK)
-            break;
-        for (size_t j = 0; j < cnt && rc == JM_OK; j++) {
-            size_t i = p.order[p.start[g] + j];
-            rc = enqueue_result(e->element[j], &specs[i], &out[i], jobs != NULL ? &jobs[i] : NULL,
-                                err);
-        }
+        rc = group_results(e, &p, g, specs, out, jobs, err);
     }
     freeReplyObject(rep);
     batch_plan_free(&p);

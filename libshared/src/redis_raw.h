@@ -29,6 +29,8 @@ typedef struct jm_pipe_entry {
     unsigned gen;
     char *cmd;
     size_t len;
+    bool script;
+    redisReply *early; /* its reply, read ahead of its turn (a redirect), or NULL */
 } jm_pipe_entry;
 
 struct jm_redis {

@@ -89,5 +89,13 @@ jm_redis_ready(jm_redis *r, jm_error *err)
                               "redis maxmemory-policy is %.*s, must be noeviction", (int)n, p);
     }
     freeReplyObject(rep);
+    if (rc == JM_OK && jm_redis_is_cluster(r)) {
+        /* Redis Cluster: the node we reach must see the whole cluster serving */
+        if ((rep = jm_redis_command(r, err, "CLUSTER INFO")) == NULL)
+            return err != NULL ? err->code : JM_ERR_REDIS;
+        if (rep->type != REDIS_REPLY_STRING || strstr(rep->str, "cluster_state:ok") == NULL)
+            rc = jm_error_set(err, JM_ERR_STATE, NULL, "redis cluster_state is not ok");
+        freeReplyObject(rep);
+    }
     return rc;
 }

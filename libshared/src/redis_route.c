@@ -12,10 +12,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include "jobmill/clock.h"
 #include "redis_raw.h"
 
 #define MAX_REDIRECTS 5
+/* A script call that meets ASK waits for the migration to end: this long at
+ * most, in growing steps (see exec_on). */
+#define MIGRATION_WAIT_MS 2000
+
+/* is_script tells whether a command runs a script (FCALL, EVAL...). */
+static bool
+is_script(const char *cmd)
+{
+    return strcasecmp(cmd, "FCALL") == 0 || strcasecmp(cmd, "FCALL_RO") == 0 ||
+           strcasecmp(cmd, "EVALSHA") == 0 || strcasecmp(cmd, "EVAL") == 0;
+}
 
 /* route_slot finds the routing key of a command: true and *slot when it has one. */
 static bool
@@ -136,9 +148,27 @@ jm__route_connect(jm_redis *r, jm_error *err)
     return JM_OK;
 }
 
+/* ring_clear forgets the pipeline, as dropping a single connection does:
+ * a node that still owes replies is closed (they would answer later calls). */
+static void
+ring_clear(jm_redis *r)
+{
+    for (size_t k = 0; k < r->pipe_len; k++) {
+        jm_pipe_entry *e = &r->pipe[(r->pipe_head + k) % r->pipe_cap];
+        if (e->early != NULL)
+            freeReplyObject(e->early);
+        else if (r->node[e->node] != NULL && r->node_gen[e->node] == e->gen)
+            node_close(r, e->node);
+        redisFreeCommand(e->cmd);
+    }
+    r->pipe_head = r->pipe_len = 0;
+    r->pipe_pending = 0;
+}
+
 void
 jm__route_drop(jm_redis *r)
 {
+    ring_clear(r);
     if (r->cur >= 0)
         node_close(r, r->cur);
     r->ctx = NULL;
@@ -148,22 +178,32 @@ jm__route_drop(jm_redis *r)
 void
 jm__route_free(jm_redis *r)
 {
+    ring_clear(r);
     for (int i = 0; i < JM_CLUSTER_MAX_NODES; i++)
         if (r->node[i] != NULL)
             redisFree(r->node[i]);
-    for (size_t k = 0; k < r->pipe_len; k++)
-        redisFreeCommand(r->pipe[(r->pipe_head + k) % r->pipe_cap].cmd);
     free(r->pipe);
     r->ctx = NULL;
 }
 
 /* exec_on sends the formatted command cmd to node idx (after ASKING when
  * ask) and follows redirects and a lost library. A new reply checked as
- * jm__redis_check_reply does, or NULL with err set. */
+ * jm__redis_check_reply does, or NULL with err set.
+ *
+ * A script is never sent after ASK. Its declared key is the slot prefix
+ * "P:{t}:", which no script writes, so while its slot migrates the source
+ * node answers every script call with ASK: the script would run on the
+ * importing node, which holds only the keys moved so far (it would find no
+ * job, or start a second pending list that the next MIGRATE collides
+ * with). Instead the call waits until the source answers MOVED (the
+ * migration ended: the target holds every key), at most MIGRATION_WAIT_MS,
+ * then fails as a transient error. So no script runs in a slot while it
+ * moves. */
 static redisReply *
-exec_on(jm_redis *r, int idx, bool ask, const char *cmd, size_t len, const char *what,
-        jm_error *err)
+exec_on(jm_redis *r, int idx, bool ask, bool script, const char *cmd, size_t len,
+        const char *what, jm_error *err)
 {
+    int waited_ms = 0, step_ms = 2;
     for (int tries = 0; tries < MAX_REDIRECTS; tries++) {
         if (node_open(r, idx, err) != JM_OK)
             return NULL;
@@ -187,6 +227,20 @@ exec_on(jm_redis *r, int idx, bool ask, const char *cmd, size_t len, const char 
         if (rep != NULL && rep->type == REDIS_REPLY_ERROR) {
             unsigned slot;
             int to = jm__cluster_moved(rep->str, &ask, &slot);
+            if (to >= 0 && ask && script) {
+                freeReplyObject(rep);
+                if (waited_ms >= MIGRATION_WAIT_MS)
+                    return jm_error_set(err, JM_ERR_REDIS, NULL,
+                                        "redis cluster %s: slot %u is migrating", what, slot),
+                           NULL;
+                struct timespec ts = {0, (long)step_ms * 1000000L};
+                nanosleep(&ts, NULL);
+                waited_ms += step_ms;
+                step_ms = step_ms < 50 ? step_ms * 2 : 50;
+                ask = false;
+                tries--; /* waiting is not redirecting */
+                continue;
+            }
             if (to >= 0) {
                 freeReplyObject(rep);
                 idx = to;
@@ -229,7 +283,7 @@ jm__route_argv(jm_redis *r, jm_error *err, int argc, const char **argv, const si
     int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
     if (len < 0)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory"), NULL;
-    redisReply *rep = exec_on(r, idx, false, cmd, (size_t)len, what, err);
+    redisReply *rep = exec_on(r, idx, false, is_script(argv[0]), cmd, (size_t)len, what, err);
     redisFreeCommand(cmd);
     return rep;
 }
@@ -257,6 +311,8 @@ jm__route_append(jm_redis *r, jm_error *err, int argc, const char **argv, const 
     if (len < 0)
         return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
     e->len = (size_t)len;
+    e->script = is_script(argv[0]);
+    e->early = NULL;
     e->node = idx;
     e->gen = r->node_gen[idx];
     if (redisAppendFormattedCommand(r->ctx, e->cmd, e->len) != REDIS_OK) {
@@ -285,6 +341,26 @@ flush(jm_redis *r)
     }
 }
 
+/* drain reads every reply the nodes still owe the pipeline into its entry,
+ * so a command sent again after a redirect (exec_on) reads its own reply
+ * and not the next pipelined one on that connection. */
+static void
+drain(jm_redis *r)
+{
+    for (size_t k = 0; k < r->pipe_len; k++) {
+        jm_pipe_entry *e = &r->pipe[(r->pipe_head + k) % r->pipe_cap];
+        redisContext *c = r->node[e->node];
+        if (e->early != NULL || c == NULL || r->node_gen[e->node] != e->gen)
+            continue;
+        void *out = NULL;
+        if (redisGetReply(c, &out) != REDIS_OK || out == NULL) {
+            node_close(r, e->node); /* its later entries fail as lost */
+            continue;
+        }
+        e->early = out;
+    }
+}
+
 redisReply *
 jm__route_pipe_reply(jm_redis *r, jm_error *err)
 {
@@ -298,12 +374,12 @@ jm__route_pipe_reply(jm_redis *r, jm_error *err)
     r->pipe_len--;
     r->pipe_pending--;
     redisReply *rep = NULL;
-    if (r->node[e.node] == NULL || r->node_gen[e.node] != e.gen) {
+    if (e.early == NULL && (r->node[e.node] == NULL || r->node_gen[e.node] != e.gen)) {
         jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline: connection lost");
     } else {
-        void *out = NULL;
+        void *out = e.early;
         redisContext *c = r->node[e.node];
-        if (redisGetReply(c, &out) != REDIS_OK || out == NULL) {
+        if (out == NULL && (redisGetReply(c, &out) != REDIS_OK || out == NULL)) {
             jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline: %s",
                          c->errstr[0] ? c->errstr : "connection lost");
             node_close(r, e.node);
@@ -318,14 +394,18 @@ jm__route_pipe_reply(jm_redis *r, jm_error *err)
                  * it again where it belongs (exec_on loads the library) */
                 bool unloaded = to < 0;
                 freeReplyObject(rep);
+                drain(r);
                 if (unloaded && node_open(r, e.node, err) == JM_OK &&
                     jm__redis_load_library(r, err) != JM_OK)
                     rep = NULL;
                 else
-                    rep = exec_on(r, to >= 0 ? to : e.node, ask, e.cmd, e.len, "pipeline", err);
-            } else {
+                    rep = exec_on(r, ask ? e.node : to >= 0 ? to : e.node, false, e.script, e.cmd,
+                                  e.len, "pipeline", err);
+            } else if (c != NULL) {
                 r->ctx = c;
                 r->cur = e.node;
+                rep = jm__redis_check_reply(r, rep, err, "pipeline");
+            } else { /* an early reply of a node closed since: errors need no connection */
                 rep = jm__redis_check_reply(r, rep, err, "pipeline");
             }
         }
