@@ -203,8 +203,12 @@ jm__redis_check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *w
         int code = transient_error(rep->str) ? JM_ERR_REDIS : JM_ERR_REPLY;
         /* A replica (a primary demoted by a failover): reconnect, which
          * finds the primary again when Sentinel is in use. */
-        if (strncmp(rep->str, "READONLY", 8) == 0)
-            jm_redis_drop(r);
+        if (strncmp(rep->str, "READONLY", 8) == 0) {
+            if (r->cluster) /* a demoted primary: the map is stale, the connection fine */
+                jm__cluster_want_refresh();
+            else
+                jm_redis_drop(r);
+        }
         jm_error_set(err, code, NULL, "redis %s: %.*s", what, (int)rep->len, rep->str);
         freeReplyObject(rep);
         return NULL;

@@ -117,7 +117,13 @@ node_open(jm_redis *r, int idx, jm_error *err)
     /* Every primary needs the library; a node new to this connection may be
      * new to the cluster (a promoted replica has it through replication,
      * an added node does not). "Already exists" is success. */
-    if (jm__redis_load_library(r, err) != JM_OK) {
+    jm_error lerr;
+    jm_error_clear(&lerr);
+    if (jm__redis_load_library(r, &lerr) != JM_OK && strstr(lerr.msg, "READONLY") == NULL) {
+        /* (a replica answers READONLY: a primary demoted by a failover that
+         * the map does not know of yet; it answers commands with MOVED) */
+        if (err != NULL)
+            *err = lerr;
         node_close(r, idx);
         if (err != NULL)
             err->code = JM_ERR_REDIS;
