@@ -250,8 +250,8 @@ group_results(const redisReply *e, const batch_plan *p, size_t g, const jm_job_s
  * back). The route layer loads a lost library itself. */
 static int
 batch_cluster(jm_redis *r, const batch_plan *p, const jm_job_spec *specs,
-              char (*ids)[JM_ID_LEN + 1], enqueue_nums *nums, jm_enqueue_result *out,
-              jm_job *jobs, jm_error *err)
+              char (*ids)[JM_ID_LEN + 1], enqueue_nums *nums, jm_enqueue_result *out, jm_job *jobs,
+              jm_error *err)
 {
     size_t sent = 0;
     int rc = JM_OK;

@@ -56,14 +56,6 @@ remember(const char *name)
     pthread_mutex_unlock(&cache_lock);
 }
 
-void
-jm__queue_registry_forget(void)
-{
-    pthread_mutex_lock(&cache_lock);
-    memset(cache, 0, sizeof(cache));
-    pthread_mutex_unlock(&cache_lock);
-}
-
 /* ask sends a command about the set and returns its integer reply, or -1. */
 static long long
 ask(jm_redis *r, const char *cmd, const char *key, const char *queue, jm_error *err)

@@ -19,7 +19,4 @@
 int jm__queue_register(jm_redis *r, const char *const *queues, size_t n, int max_queues, bool batch,
                        jm_error *err);
 
-/* jm__queue_registry_forget empties the process's cache (tests). */
-void jm__queue_registry_forget(void);
-
 #endif

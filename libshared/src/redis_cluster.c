@@ -163,7 +163,8 @@ apply(const redisReply *rep)
             e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
             continue;
         long long lo = e->element[0]->integer, hi = e->element[1]->integer;
-        int idx = node_index(e->element[2]->element[0]->str, (int)e->element[2]->element[1]->integer);
+        int idx =
+            node_index(e->element[2]->element[0]->str, (int)e->element[2]->element[1]->integer);
         if (idx < 0 || lo < 0 || hi >= JM_CLUSTER_SLOTS || lo > hi)
             continue;
         for (long long s = lo; s <= hi; s++)

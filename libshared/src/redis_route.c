@@ -206,8 +206,8 @@ jm__route_free(jm_redis *r)
  * then fails as a transient error. So no script runs in a slot while it
  * moves. */
 static redisReply *
-exec_on(jm_redis *r, int idx, bool ask, bool script, const char *cmd, size_t len,
-        const char *what, jm_error *err)
+exec_on(jm_redis *r, int idx, bool ask, bool script, const char *cmd, size_t len, const char *what,
+        jm_error *err)
 {
     int waited_ms = 0, step_ms = 2;
     for (int tries = 0; tries < MAX_REDIRECTS; tries++) {
@@ -405,8 +405,11 @@ jm__route_pipe_reply(jm_redis *r, jm_error *err)
                     jm__redis_load_library(r, err) != JM_OK)
                     rep = NULL;
                 else
-                    rep = exec_on(r, ask ? e.node : to >= 0 ? to : e.node, false, e.script, e.cmd,
-                                  e.len, "pipeline", err);
+                    rep = exec_on(r,
+                                  ask       ? e.node
+                                  : to >= 0 ? to
+                                            : e.node,
+                                  false, e.script, e.cmd, e.len, "pipeline", err);
             } else if (c != NULL) {
                 r->ctx = c;
                 r->cur = e.node;

@@ -27,8 +27,8 @@ static _Thread_local unsigned wake_turn;
 /* cluster_group keeps in keys/argv[1..] only the wake lists of this turn's
  * slot (*nk of them) and returns the BLPOP timeout to use. */
 static int
-cluster_group(jm_redis *r, const char *const *queues, size_t n, jm_keybuf *keys,
-              const char **argv, size_t *nk, int timeout_ms)
+cluster_group(jm_redis *r, const char *const *queues, size_t n, jm_keybuf *keys, const char **argv,
+              size_t *nk, int timeout_ms)
 {
     (void)r;
     char tags[64][JM_TAG_LEN + 1];
