@@ -87,8 +87,9 @@ jm_redis_set_cluster(const char *list, jm_error *err)
         host[n][colon - p] = '\0';
         port[n++] = (int)pn;
         p += len;
-        if (*p == ',')
-            p++;
+        if (*p == ',' && *++p == '\0')
+            return jm_error_set(err, JM_ERR_INVALID, "redis.cluster",
+                                "REDIS_CLUSTER must not end with a comma");
     }
     pthread_mutex_lock(&cl_lock);
     memcpy(cl.seed_host, host, sizeof(host));
