@@ -50,6 +50,7 @@ struct jm_redis {
     redisContext *node[JM_CLUSTER_MAX_NODES];
     unsigned node_gen[JM_CLUSTER_MAX_NODES];
     int node_tmo[JM_CLUSTER_MAX_NODES];
+    int64_t node_retry_ms[JM_CLUSTER_MAX_NODES]; /* monotonic: no connect before */
     jm_pipe_entry *pipe;
     size_t pipe_cap, pipe_head, pipe_len;
 };

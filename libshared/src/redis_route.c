@@ -20,6 +20,8 @@
 /* A script call that meets ASK waits for the migration to end: this long at
  * most, in growing steps (see exec_on). */
 #define MIGRATION_WAIT_MS 2000
+/* After a failed connect to a node, calls for it fail at once this long. */
+#define NODE_RETRY_MS 200
 
 /* is_script tells whether a command runs a script (FCALL, EVAL...). */
 static bool
@@ -84,6 +86,9 @@ node_open(jm_redis *r, int idx, jm_error *err)
         }
         return JM_OK;
     }
+    if (r->node_retry_ms[idx] != 0 && jm_clock_ms() < r->node_retry_ms[idx])
+        return jm_error_set(err, JM_ERR_REDIS, NULL,
+                            "redis cluster: node %d unreachable (retrying shortly)", idx);
     char host[256];
     int port;
     if (jm__cluster_node_addr(idx, host, &port) != JM_OK)
@@ -95,11 +100,15 @@ node_open(jm_redis *r, int idx, jm_error *err)
         if (c != NULL)
             redisFree(c);
         r->node_gen[idx]++;
+        /* fail fast for a moment: a dead primary stays in the map until
+         * the cluster fails it over */
+        r->node_retry_ms[idx] = jm_clock_ms() + NODE_RETRY_MS;
         jm__cluster_want_refresh();
         return JM_ERR_REDIS;
     }
     redisSetTimeout(c, jm__tv_ms(want));
     redisEnableKeepAlive(c);
+    r->node_retry_ms[idx] = 0;
     r->node[idx] = c;
     r->node_tmo[idx] = want;
     r->ctx = c;
