@@ -13,8 +13,8 @@ import threading
 import time
 import unittest
 
-from harness import (RedisCluster, Service, free_port, http, queue_slot, queue_tag, scaled,
-                     start_api, wait_for)
+from harness import (SANITIZER_MARKS, RedisCluster, Service, free_port, http, queue_slot,
+                     queue_tag, scaled, start_api, wait_for)
 
 QUEUES = ["cq%02d" % i for i in range(16)]
 
@@ -204,6 +204,13 @@ class ClusterTest(unittest.TestCase):
             self.assertEqual((st, status), (200, "succeeded"), job_id)
         for s in workers + [janitor, api]:
             self.assertTrue(s.alive(), "%s died" % s.name)
+        # a clean exit, and no sanitizer report (leaks show at exit)
+        for s in workers + [janitor, api]:
+            code = s.terminate(timeout=40)
+            log = s.logs()
+            self.assertEqual(code, 0, "%s exited %s:\n%s" % (s.name, code, log[-3000:]))
+            self.assertFalse(any(m in log for m in SANITIZER_MARKS),
+                             "sanitizer report in the %s log:\n%s" % (s.name, log[-6000:]))
         print("\n%d jobs on 16 queues over 3 primaries; slot %d (%d keys) moved %d -> %d; "
               "primary %d failed over to %d; all succeeded once in %.1f s"
               % (len(want), slot, moved, src.port, dst.port, old.port, new.port,
