@@ -1062,6 +1062,9 @@ jm_queue_set_type_cap(jm_redis *r, const char *queue, const char *type, int conc
     else
         snprintf(cap, sizeof(cap), "-");
     snprintf(max, sizeof(max), "%d", JM_TYPE_CAPS_MAX);
+    int reg = jm__queue_register(r, &queue, 1, 0, false, err);
+    if (reg != JM_OK)
+        return reg;
     jm_call c;
     jm_call_init_queue(&c, r, queue, NULL);
     jm_call_arg(&c, queue);

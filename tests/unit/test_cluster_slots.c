@@ -18,7 +18,7 @@ slot(const char *key)
 Test(cluster_slots, crc16_and_documented_slots)
 {
     cr_assert_eq(jm__cluster_crc16("123456789", 9), 0x31c3); /* CRC16-XMODEM check value */
-    cr_assert_eq(slot("foo"), 12182);                       /* CLUSTER KEYSLOT foo */
+    cr_assert_eq(slot("foo"), 12182);                        /* CLUSTER KEYSLOT foo */
     cr_assert_eq(slot("bar"), 5061);
     cr_assert_eq(slot("{user1000}.following"), slot("user1000"));
     cr_assert_eq(slot("{user1000}.followers"), slot("user1000"));
