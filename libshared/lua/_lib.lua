@@ -296,7 +296,7 @@ local function batch_finish(bid, now)
   if (tonumber(b[4] or '0') or 0) > 0 and FAILED_TTL > ttl then ttl = FAILED_TTL end
   redis.call('EXPIRE', bk, ttl)
   redis.call('EXPIRE', bkey(bid, 'ids'), ttl)
-  if b[6] then redis.call('EXPIRE', GP .. 'bidem:' .. b[6], ttl) end
+  if b[6] then redis.call('EXPIRE', qkey(b[1], 'bidem:' .. b[6]), ttl) end
   if b[5] then redis.call('PUBLISH', GP .. 'done', bid) end
 end
 
