@@ -5,8 +5,9 @@
 -- Calling convention of every function (FCALL name numkeys keys... args...):
 --   KEYS[1] = the slot prefix "<prefix>:{<tag>}:" (every key of one queue and
 --             its jobs starts with it, so a call stays in one cluster slot)
---   ARGV[1] = the global prefix "<prefix>:" (queues set, idempotency keys,
---             workers, the "done" channel)
+--             (the worker registry's scripts get "<prefix>:{registry}:")
+--   ARGV[1] = the global prefix "<prefix>:" (the "done" channel only: no
+--             script touches a key outside its KEYS[1] slot)
 --   ARGV[2] = default result TTL (s), ARGV[3] = failed (dead-letter) TTL (s)
 --   ARGV[4..] = the script's own arguments.
 -- begin() (at the end of this file) sets these per call; the scripts read
@@ -24,17 +25,15 @@ local function now_ms()
 end
 
 -- Key names (the C side's twin is src/keys.c): a job record, a queue's
--- structure, a claim receipt (same slot); the global keys.
+-- structure, a claim receipt, an idempotency key (all in the call's slot);
+-- the worker registry (its scripts run in the "{registry}" slot).
 local function jkey(id) return SP .. 'job:' .. id end
 local function qkey(q, what) return SP .. 'q:' .. q .. ':' .. what end
 local function rkey(nonce) return SP .. 'receipt:' .. nonce end
 local function logs_key(id) return SP .. 'job:' .. id .. ':logs' end -- log_append.lua
-local function idem_key(k) return GP .. 'idem:' .. k end
-local function queues_key() return GP .. 'queues' end
-local function workers_key() return GP .. 'workers' end
-local function worker_key(id) return GP .. 'worker:' .. id end
--- another job's record, from its id alone (its tag is the id's first 4 chars)
-local function any_jkey(id) return GP .. '{' .. string.sub(id, 1, 4) .. '}:job:' .. id end
+local function idem_key(q, k) return qkey(q, 'idem:' .. k) end
+local function workers_key() return SP .. 'workers' end
+local function worker_key(id) return SP .. 'worker:' .. id end
 
 -- int formats an integral Lua number as a plain decimal (tostring would
 -- write 1e+15 style past 14 digits).
@@ -297,7 +296,7 @@ local function batch_finish(bid, now)
   if (tonumber(b[4] or '0') or 0) > 0 and FAILED_TTL > ttl then ttl = FAILED_TTL end
   redis.call('EXPIRE', bk, ttl)
   redis.call('EXPIRE', bkey(bid, 'ids'), ttl)
-  if b[6] then redis.call('EXPIRE', GP .. 'bidem:' .. b[6], ttl) end
+  if b[6] then redis.call('EXPIRE', qkey(b[1], 'bidem:' .. b[6]), ttl) end
   if b[5] then redis.call('PUBLISH', GP .. 'done', bid) end
 end
 
@@ -353,7 +352,7 @@ local function terminal_f(id, q, from, to, now, f, ...)
   local sttl = istr(ttl)
   redis.call('EXPIRE', jk, sttl)
   zadd(qkey(q, 'purge'), istr(now + ttl * 1000), to .. '|' .. id)
-  if f[2] then redis.call('EXPIRE', idem_key(f[2]), sttl) end
+  if f[2] then redis.call('EXPIRE', idem_key(q, f[2]), sttl) end
   if f[3] then redis.call('PUBLISH', GP .. 'done', id) end  -- the done channel
   if f[4] then redis.call('DEL', qkey(q, 'unique:' .. f[4])) end
   if f[6] then redis.call('EXPIRE', logs_key(id), sttl) end

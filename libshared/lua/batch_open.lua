@@ -2,25 +2,18 @@
 -- state 'open': staged jobs are invisible to every worker, and the open
 -- batch's keys expire after ARGV[8] ms unless batch_seal makes them
 -- persistent, so a submit that dies before its seal leaves nothing runnable
--- and nothing behind. ARGV[6] = max_queues (0 = no limit), ARGV[7] = the
+-- and nothing behind. ARGV[6] unused (the caller checks max_queues and keeps
+-- the queue set: src/queue_registry.c), ARGV[7] = the
 -- batch's result_ttl_s (0 = the default), ARGV[9] = idempotency key ('' =
 -- none), ARGV[10..19] = the callback job's staged entry (see make_job in
 -- _lib.lua; ARGV[10] '' = no callback), ARGV[20] = the callback's queue.
 -- Returns {1, id} opened, {0, id} the batch of the idempotency key (sealed
--- already: nothing to do), {-1} the queue would pass max_queues.
-local bid, q, maxq, ttl, open_ms, idem = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7],
-  ARGV[8], ARGV[9]
+-- already: nothing to do). The idempotency key is the batch queue's
+-- (q:<q>:bidem:<key>), in this slot.
+local bid, q, ttl, open_ms, idem = ARGV[4], ARGV[5], ARGV[7], ARGV[8], ARGV[9]
 if idem ~= '' then
-  local ex = redis.call('GET', GP .. 'bidem:' .. idem)
+  local ex = redis.call('GET', qkey(q, 'bidem:' .. idem))
   if ex then return {0, ex} end
-end
-local qs = {q}
-if ARGV[10] ~= '' and ARGV[20] ~= q then qs[2] = ARGV[20] end
-for _, name in ipairs(qs) do
-  if redis.call('SISMEMBER', queues_key(), name) == 0 then
-    if maxq > 0 and redis.call('SCARD', queues_key()) >= maxq then return {-1} end
-    redis.call('SADD', queues_key(), name)
-  end
 end
 local bk = bkey(bid)
 local f = {'queue', q, 'status', 'open', 'total', '0', 'staged', '0', 'released', '0',

@@ -1,47 +1,40 @@
 -- enqueue: new jobs of one slot, queued or scheduled; or, for a job whose
 -- idempotency key was seen, the existing job of the key. ARGV[4..] = 15
 -- arguments per job: id, queue, type, payload, max_attempts, timeout_s,
--- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, max_queues,
+-- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, (unused: the
+-- caller checks max_queues and keeps the queue set, src/queue_registry.c),
 -- unique_key, unique_for_ms, priority (0-9; above 0 the job waits in the
--- queue's prio ZSET, see ready() in _lib.lua).
+-- queue's prio ZSET, see ready() in _lib.lua). The idempotency key is the
+-- queue's (q:<q>:idem:<key>), so its job is in this slot too.
 -- Returns one reply per job, in order: {1, id, status, created, run_at,
 -- expires_at or ''} created (the caller knows the rest: it sent it),
 -- {0, id, record...} the existing job of the key (its fields and values),
--- {-1, 'max_queues'}, {-2, holder id} refused: the unique key is held by
+-- {-2, holder id} refused: the unique key is held by
 -- another job (the key q:<q>:unique:<key> holds its id: until that job ends
 -- when unique_for_ms is 0, else for that window); either way a submit needs no second round trip to
 -- answer with the stored job.
 --
 -- A batch is one call per slot: the record and idempotency writes go out
 -- per job, the pushes onto each queue's pending list (in order) and prio
--- ZSET, the index and count writes and the queue-set and wake writes once
--- per call.
+-- ZSET, the index and count writes and the wake writes once per call.
 local now = now_ms()
 local snow = istr(now)
 local out = {}
 local pushed, order = {}, {}   -- queue -> ids to RPUSH, in job order
 local hi, hi_order = nil, nil  -- queue -> {priority, id, ...} for the prio ZSET
-local known = {}               -- queue -> in the queue set (true/false), asked once
 acc_begin()
 for base = 4, #ARGV - 14, 15 do
   local id, q, idem = ARGV[base], ARGV[base + 1], ARGV[base + 10]
   local rep = nil
   if idem ~= '' then
-    local existing = redis.call('GET', idem_key(idem))
+    local existing = redis.call('GET', idem_key(q, idem))
     if existing then
-      local rec = redis.call('HGETALL', any_jkey(existing))
+      local rec = redis.call('HGETALL', jkey(existing))
       if #rec > 0 then
         table.insert(rec, 1, existing)
         table.insert(rec, 1, 0)
         rep = rec
       end
-    end
-  end
-  if not rep then
-    if known[q] == nil then known[q] = redis.call('SISMEMBER', queues_key(), q) == 1 end
-    local maxq = tonumber(ARGV[base + 11])
-    if not known[q] and maxq > 0 and redis.call('SCARD', queues_key()) >= maxq then
-      rep = {-1, 'max_queues'}
     end
   end
   local unique, window = ARGV[base + 12], tonumber(ARGV[base + 13]) or 0
@@ -56,10 +49,6 @@ for base = 4, #ARGV - 14, 15 do
     if holder then rep = {-2, holder} end
   end
   if not rep then
-    if not known[q] then
-      redis.call('SADD', queues_key(), q)
-      known[q] = true
-    end
     local run_at, srun = now, snow
     local delay, at = tonumber(ARGV[base + 6]), tonumber(ARGV[base + 7])
     if delay > 0 then run_at = now + delay elseif at > now then run_at = at end
@@ -72,7 +61,7 @@ for base = 4, #ARGV - 14, 15 do
     if idem ~= '' then
       f[#f + 1] = 'idem'
       f[#f + 1] = idem
-      redis.call('SET', idem_key(idem), id)
+      redis.call('SET', idem_key(q, idem), id)
     end
     local prio = 0
     if ARGV[base + 14] ~= '0' then prio = tonumber(ARGV[base + 14]) or 0 end

@@ -3,9 +3,9 @@
 -- for the rate and for the concurrency, '' keeps it, '-' clears it, a
 -- number sets it (a new rate starts with a full bucket). Returns the
 -- limits as they are now: {rate_n, rate_ms, concurrency} ('' for none).
+-- (The caller puts the queue in the queue set: src/queue_registry.c.)
 local q, rn, rms, conc = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local lk = qkey(q, 'limits')
-redis.call('SADD', queues_key(), q)
 if rn == '-' then
   redis.call('HDEL', lk, 'rate_n', 'rate_ms', 'tokens', 'ts')
 elseif rn ~= '' then

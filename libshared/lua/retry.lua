@@ -14,7 +14,7 @@ local q = f[2]
 leave(id, q, f[1])
 if f[5] then batch_member_reopen(f[5], f[1]) end
 redis.call('PERSIST', jk)
-if f[3] then redis.call('PERSIST', idem_key(f[3])) end
+if f[3] then redis.call('PERSIST', idem_key(q, f[3])) end
 if f[6] then redis.call('PERSIST', logs_key(id)) end
 redis.call('HSET', jk, 'status', 'queued', 'attempts', 0, 'cancel', 0, 'run_at', now_ms())
 redis.call('HDEL', jk, 'finished', 'result', 'error', 'started', 'expires_at')

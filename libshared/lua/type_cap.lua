@@ -3,11 +3,11 @@
 -- number sets it, '-' clears it), max_types. The queue's limits hash keeps
 -- tconc:<type> = cap, and types = 1 while any is set, so claims of a queue
 -- without type caps never look. Returns the cap now (0 = none), or -1 when
--- the queue has max_types caps already.
+-- the queue has max_types caps already. (The caller puts the queue in the
+-- queue set: src/queue_registry.c.)
 local q, ty, cap, max_types = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
 local lk = qkey(q, 'limits')
 local field = 'tconc:' .. ty
-redis.call('SADD', queues_key(), q)
 if cap == '-' then
   redis.call('HDEL', lk, field)
   redis.call('DEL', qkey(q, 'trun:' .. ty))

@@ -1,4 +1,4 @@
--- worker_beat: register or refresh a worker. KEYS[1] unused (global keys).
+-- worker_beat: register or refresh a worker. KEYS[1] = the registry slot.
 -- ARGV[4..] = id, host, pid, queues, concurrency, busy, ttl_ms.
 local wk = worker_key(ARGV[4])
 local now = now_ms()

@@ -6,6 +6,7 @@
 #include "jobmill/batch.h"
 #include "jobmill/queue.h"
 #include "call.h"
+#include "queue_registry.h"
 #include "reply.h"
 
 #define STAGE_ARGS 10 /* per job: see make_job in lua/_lib.lua */
@@ -78,6 +79,11 @@ jm_batch_open(jm_redis *r, const jm_batch_spec *b, int max_queues, char id[JM_ID
     if (rc == JM_OK && b->callback != NULL)
         rc = jm_id_new(b->callback->queue[0] != '\0' ? b->callback->queue : b->queue, cb_id, err);
     if (rc != JM_OK)
+        return rc;
+    const char *queues[2] = {b->queue, b->callback != NULL && b->callback->queue[0] != '\0'
+                                           ? b->callback->queue
+                                           : b->queue};
+    if ((rc = jm__queue_register(r, queues, 2, max_queues, false, err)) != JM_OK)
         return rc;
     char maxq[24], ttl[24], open_ms[24];
     snprintf(maxq, sizeof(maxq), "%d", max_queues > 0 ? max_queues : 0);

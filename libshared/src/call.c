@@ -26,7 +26,7 @@ jm_call_init(jm_call *c, const jm_redis *r, const char *tag, const jm_retention 
     if (tag != NULL)
         jm_key_slot(c->slot, r, tag);
     else
-        jm_key_global(c->slot, r);
+        jm_key_registry(c->slot, r);
     jm_key_global(c->global, r);
     snprintf(c->rttl, sizeof(c->rttl), "%d",
              ret->result_ttl_s > 0 ? ret->result_ttl_s : default_ret.result_ttl_s);

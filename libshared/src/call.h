@@ -16,7 +16,7 @@
 #define JM_CALL_ARGS 20
 
 typedef struct jm_call {
-    jm_keybuf slot;   /* KEYS[1] "<prefix>:{<tag>}:" (or "<prefix>:" for global scripts) */
+    jm_keybuf slot;   /* KEYS[1] "<prefix>:{<tag>}:" (or "<prefix>:{registry}:") */
     jm_keybuf global; /* ARGV[1] "<prefix>:" */
     char rttl[24], fttl[24];
     const char *args[JM_CALL_ARGS];
@@ -25,7 +25,7 @@ typedef struct jm_call {
 } jm_call;
 
 /* jm_call_init starts a call in the slot of tag (a queue's tag or a job id,
- * whose first 4 characters are its tag; NULL = the global keys) with the
+ * whose first 4 characters are its tag; NULL = the registry's slot) with the
  * retention ret (NULL or zero fields: the process defaults). */
 void jm_call_init(jm_call *c, const jm_redis *r, const char *tag, const jm_retention *ret);
 /* jm_call_init_queue is jm_call_init in the slot of a queue's name. */

@@ -42,7 +42,24 @@ jm_key_queue(jm_keybuf buf, const jm_redis *r, const char *queue, const char *wh
     return buf;
 }
 
-/* global writes "P:<name>[:<id>]": the keys outside every queue's slot. */
+const char *
+jm_key_registry(jm_keybuf buf, const jm_redis *r)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:" JM_REGISTRY_TAG ":", jm_redis_prefix(r));
+    return buf;
+}
+
+/* registry writes "P:{registry}:<name>[:<id>]": the queue set and the worker
+ * registry, in one slot of their own (no transition script touches them). */
+static const char *
+registry(jm_keybuf buf, const jm_redis *r, const char *name, const char *id)
+{
+    snprintf(buf, JM_KEY_MAX, "%s:" JM_REGISTRY_TAG ":%s%s%s", jm_redis_prefix(r), name,
+             id != NULL ? ":" : "", id != NULL ? id : "");
+    return buf;
+}
+
+/* global writes "P:<name>[:<id>]": the keys outside every slot tag. */
 static const char *
 global(jm_keybuf buf, const jm_redis *r, const char *name, const char *id)
 {
@@ -54,19 +71,19 @@ global(jm_keybuf buf, const jm_redis *r, const char *name, const char *id)
 const char *
 jm_key_queues(jm_keybuf buf, const jm_redis *r)
 {
-    return global(buf, r, "queues", NULL);
+    return registry(buf, r, "queues", NULL);
 }
 
 const char *
 jm_key_workers(jm_keybuf buf, const jm_redis *r)
 {
-    return global(buf, r, "workers", NULL);
+    return registry(buf, r, "workers", NULL);
 }
 
 const char *
 jm_key_worker(jm_keybuf buf, const jm_redis *r, const char *id)
 {
-    return global(buf, r, "worker", id);
+    return registry(buf, r, "worker", id);
 }
 
 const char *

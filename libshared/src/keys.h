@@ -8,7 +8,10 @@
  *   P:{t}:             slot prefix    (KEYS[1] of every script: SP)
  *   P:{t}:job:<id>     a job record   (jkey)
  *   P:{t}:q:<q>:<what> a queue's structure: pending, active, wake, ... (qkey)
- *   P:queues  P:workers  P:worker:<id>  P:version  P:done
+ *   P:{registry}:      the registry's slot prefix (KEYS[1] of the worker
+ *                      registry scripts): P:{registry}:queues (the queue
+ *                      set), P:{registry}:workers, P:{registry}:worker:<id>
+ *   P:version  P:done  (a string read outside scripts; a pub/sub channel)
  *   P:{schedules}:     the schedules' slot (sched:<name>, sched_due, sched_all)
  *
  * Each function writes the key into caller storage (a jm_keybuf) and
@@ -23,7 +26,11 @@
 #define JM_KEY_MAX 384
 typedef char jm_keybuf[JM_KEY_MAX];
 
+/* The fixed hash tag of the registry keys (layout 2). */
+#define JM_REGISTRY_TAG "{registry}"
+
 const char *jm_key_global(jm_keybuf buf, const jm_redis *r);
+const char *jm_key_registry(jm_keybuf buf, const jm_redis *r);
 const char *jm_key_slot(jm_keybuf buf, const jm_redis *r, const char *tag);
 /* The slot prefix of a queue (its tag computed from the name). */
 const char *jm_key_queue_slot(jm_keybuf buf, const jm_redis *r, const char *queue);

@@ -10,6 +10,7 @@
 #include <sys/random.h>
 #include "jobmill/queue.h"
 #include "call.h"
+#include "queue_registry.h"
 #include "reply.h"
 
 /* ---- submit ---- */
@@ -127,6 +128,9 @@ jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueu
     int rc = jm_id_new(spec->queue, id, err);
     if (rc != JM_OK)
         return rc;
+    const char *queue = spec->queue;
+    if ((rc = jm__queue_register(r, &queue, 1, max_queues, false, err)) != JM_OK)
+        return rc;
     jm_call c;
     jm_call_init(&c, r, id, NULL);
     enqueue_args(a, spec, id, max_queues, num);
@@ -139,41 +143,6 @@ jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueu
         rc = enqueue_result(rep->element[0], spec, out, job, err);
     freeReplyObject(rep);
     return rc;
-}
-
-/* Refuses (JM_ERR_LIMIT, field jobs[i].queue) a batch that would create more
- * queues than max_queues allows, before anything is stored. */
-static int
-batch_queue_limit(jm_redis *r, const jm_job_spec *specs, size_t n, int max_queues, jm_error *err)
-{
-    if (max_queues <= 0)
-        return JM_OK;
-    jm_keybuf key;
-    jm_key_queues(key, r);
-    redisReply *rep = jm_redis_command(r, err, "SCARD %s", key);
-    if (rep == NULL)
-        return jm__err_code(err);
-    long long known = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
-    freeReplyObject(rep);
-    for (size_t i = 0; i < n; i++) {
-        bool seen = false;
-        for (size_t k = 0; k < i && !seen; k++)
-            seen = strcmp(specs[k].queue, specs[i].queue) == 0;
-        if (seen)
-            continue;
-        const char *argv[3] = {"SISMEMBER", key, specs[i].queue};
-        if ((rep = jm_redis_command_argv(r, err, 3, argv, NULL)) == NULL)
-            return jm__err_code(err);
-        bool member = rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
-        freeReplyObject(rep);
-        if (!member && ++known > max_queues) {
-            char field[64];
-            snprintf(field, sizeof(field), "jobs[%zu].queue", i);
-            return jm_error_set(err, JM_ERR_LIMIT, field, "%s would exceed max_queues (%d)", field,
-                                max_queues);
-        }
-    }
-    return JM_OK;
 }
 
 /* A batch split by slot: slot[i] is the group of job i, group g holds the
@@ -259,6 +228,50 @@ batch_send(jm_redis *r, const batch_plan *p, size_t g, const jm_job_spec *specs,
     return rc;
 }
 
+/* group_results reads group g's enqueue reply e into out and jobs. */
+static int
+group_results(const redisReply *e, const batch_plan *p, size_t g, const jm_job_spec *specs,
+              jm_enqueue_result *out, jm_job *jobs, jm_error *err)
+{
+    size_t cnt = p->start[g + 1] - p->start[g];
+    int rc = enqueue_replies(e, cnt, err);
+    for (size_t j = 0; j < cnt && rc == JM_OK; j++) {
+        size_t i = p->order[p->start[g] + j];
+        rc = enqueue_result(e->element[j], &specs[i], &out[i], jobs != NULL ? &jobs[i] : NULL, err);
+    }
+    return rc;
+}
+
+/* batch_cluster sends the groups' enqueue calls without a transaction: on
+ * Redis Cluster the slots of a batch may live on different nodes, and a
+ * transaction cannot span them. Each group (one slot) is stored or not as
+ * a whole; a failure midway may leave earlier groups stored (the api
+ * answers 503: a client retrying with idempotency keys gets those jobs
+ * back). The route layer loads a lost library itself. */
+static int
+batch_cluster(jm_redis *r, const batch_plan *p, const jm_job_spec *specs,
+              char (*ids)[JM_ID_LEN + 1], enqueue_nums *nums, jm_enqueue_result *out, jm_job *jobs,
+              jm_error *err)
+{
+    size_t sent = 0;
+    int rc = JM_OK;
+    for (size_t g = 0; g < p->ngroups && rc == JM_OK; g++)
+        if ((rc = batch_send(r, p, g, specs, ids, nums, err)) == JM_OK)
+            sent++;
+    for (size_t g = 0; g < sent; g++) {
+        redisReply *rep = jm_redis_pipe_reply(r, rc == JM_OK ? err : NULL);
+        if (rep == NULL) {
+            if (rc == JM_OK)
+                rc = jm__err_code(err);
+            continue;
+        }
+        if (rc == JM_OK)
+            rc = group_results(rep, p, g, specs, out, jobs, err);
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
 /* One MULTI/EXEC of one enqueue call per slot: all are stored or none.
  * *noscript is set when the server had lost the library (nothing ran then). */
 static int
@@ -273,6 +286,12 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
     int rc = batch_plan_make(&p, ids, n, err);
     if (rc != JM_OK) {
         free(nums);
+        return rc;
+    }
+    if (jm_redis_is_cluster(r)) {
+        rc = batch_cluster(r, &p, specs, ids, nums, out, jobs, err);
+        free(nums);
+        batch_plan_free(&p);
         return rc;
     }
     const char *multi[1] = {"MULTI"}, *exec[1] = {"EXEC"};
@@ -313,19 +332,12 @@ batch_once(jm_redis *r, const jm_job_spec *specs, size_t n, char (*ids)[JM_ID_LE
     }
     for (size_t g = 0; g < p.ngroups && rc == JM_OK; g++) {
         const redisReply *e = rep->element[g];
-        size_t cnt = p.start[g + 1] - p.start[g];
         if (e->type == REDIS_REPLY_ERROR) {
             *noscript = jm__redis_is_unloaded(e);
             rc = jm_error_set(err, JM_ERR_REPLY, NULL, "enqueue: %s", e->str);
             break;
         }
-        if ((rc = enqueue_replies(e, cnt, err)) != JM_OK)
-            break;
-        for (size_t j = 0; j < cnt && rc == JM_OK; j++) {
-            size_t i = p.order[p.start[g] + j];
-            rc = enqueue_result(e->element[j], &specs[i], &out[i], jobs != NULL ? &jobs[i] : NULL,
-                                err);
-        }
+        rc = group_results(e, &p, g, specs, out, jobs, err);
     }
     freeReplyObject(rep);
     batch_plan_free(&p);
@@ -352,7 +364,13 @@ jm_queue_enqueue_batch(jm_redis *r, const jm_job_spec *specs, size_t n, int max_
                                 "%s: unique jobs are submitted one at a time, not in a batch",
                                 field);
         }
-    int rc = batch_queue_limit(r, specs, n, max_queues, err);
+    const char **queues = malloc(n * sizeof(*queues));
+    if (queues == NULL)
+        return jm_error_set(err, JM_ERR_NOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        queues[i] = specs[i].queue;
+    int rc = jm__queue_register(r, queues, n, max_queues, true, err);
+    free(queues);
     if (rc != JM_OK)
         return rc;
     char(*ids)[JM_ID_LEN + 1] = malloc(n * sizeof(*ids));
@@ -940,6 +958,9 @@ jm_queue_pause(jm_redis *r, const char *queue, bool paused, jm_error *err)
 {
     if (!jm_queue_name_valid(queue))
         return jm_error_set(err, JM_ERR_INVALID, "queue", "bad queue name");
+    int rc = jm__queue_register(r, &queue, 1, 0, false, err);
+    if (rc != JM_OK)
+        return rc;
     jm_call c;
     jm_call_init_queue(&c, r, queue, NULL);
     jm_call_arg(&c, queue);
@@ -1041,6 +1062,9 @@ jm_queue_set_type_cap(jm_redis *r, const char *queue, const char *type, int conc
     else
         snprintf(cap, sizeof(cap), "-");
     snprintf(max, sizeof(max), "%d", JM_TYPE_CAPS_MAX);
+    int reg = jm__queue_register(r, &queue, 1, 0, false, err);
+    if (reg != JM_OK)
+        return reg;
     jm_call c;
     jm_call_init_queue(&c, r, queue, NULL);
     jm_call_arg(&c, queue);
@@ -1078,6 +1102,9 @@ jm_queue_set_limits(jm_redis *r, const char *queue, jm_limit_op rate, jm_limit_o
         snprintf(cc, sizeof(cc), "-");
     else if (conc == JM_LIMIT_SET)
         snprintf(cc, sizeof(cc), "%d", want->concurrency);
+    int reg = jm__queue_register(r, &queue, 1, 0, false, err);
+    if (reg != JM_OK)
+        return reg;
     jm_call c;
     jm_call_init_queue(&c, r, queue, NULL);
     jm_call_arg(&c, queue);

@@ -68,9 +68,6 @@ jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bo
 {
     if (n == 0)
         return JM_OK;
-    if (jm_redis_connect(r, err) != JM_OK)
-        return JM_ERR_REDIS;
-    redisContext *ctx = jm_redis_context(r);
     for (size_t i = 0; i < n; i++) {
         memset(&out[i], 0, sizeof(out[i]));
         out[i].status = JM_STATE_UNKNOWN;
@@ -78,22 +75,21 @@ jm_queue_get_many(jm_redis *r, const char *const *ids, size_t n, jm_job *out, bo
         jm_keybuf key;
         jm_key_job(key, r, jm_id_valid(ids[i]) ? ids[i] : "0000-invalid");
         const char *argv[2] = {"HGETALL", key};
-        if (redisAppendCommandArgv(ctx, 2, argv, NULL) != REDIS_OK) {
-            jm_redis_drop(r);
-            return jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline append failed");
+        if (jm_redis_pipe_argv(r, err, 2, argv, NULL) != JM_OK) {
+            jm_redis_pipe_discard(r, (int)i);
+            return JM_ERR_REDIS;
         }
     }
     int rc = JM_OK;
     for (size_t i = 0; i < n; i++) {
-        void *v = NULL;
-        if (redisGetReply(ctx, &v) != REDIS_OK || v == NULL) {
-            rc = jm_error_set(err, JM_ERR_REDIS, NULL, "redis: %s", ctx->errstr);
-            jm_redis_drop(r);
+        redisReply *rep = jm_redis_pipe_reply(r, err);
+        if (rep == NULL) {
+            rc = jm__err_code(err);
+            jm_redis_pipe_discard(r, (int)(n - i - 1));
             for (size_t k = 0; k < n; k++)
                 jm_job_clear(&out[k]), found[k] = false;
             return rc;
         }
-        redisReply *rep = v;
         if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && jm_id_valid(ids[i])) {
             jm_error e;
             found[i] = job_from_reply(&out[i], ids[i], rep, &e) == JM_OK;

@@ -32,6 +32,7 @@ struct jm_reconciler {
     int counts_max;       /* recount queues whose indexes hold at most this */
     int stage;            /* STAGE_* */
     char scan_cursor[32]; /* SCAN cursor over job records */
+    int scan_node;        /* Redis Cluster: the primary being scanned (each in turn) */
     char **queues;        /* owned: queue names snapshotted at cycle start */
     size_t n_queues;
     size_t qi;        /* current queue */
@@ -110,6 +111,16 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
     snprintf(count, sizeof(count), "%d", rec->slice);
     snprintf(maxlen, sizeof(maxlen), "%d", rec->counts_max);
     const char *scan[6] = {"SCAN", rec->scan_cursor, "MATCH", pattern, "COUNT", count};
+    /* On Redis Cluster each primary holds its own slots' records: SCAN them
+     * one after the other (SCAN has no key, so it runs where r points). */
+    int prim[JM_CLUSTER_MAX_NODES], nprim = 0;
+    if (jm_redis_is_cluster(r)) {
+        nprim = jm__cluster_primaries(prim, JM_CLUSTER_MAX_NODES);
+        if (rec->scan_node >= nprim)
+            rec->scan_node = 0;
+        if (nprim > 0 && jm_redis_use_node(r, prim[rec->scan_node], err) != JM_OK)
+            return jm__err_code(err);
+    }
     redisReply *rep = jm_redis_command_argv(r, err, 6, scan, NULL);
     if (rep == NULL)
         return jm__err_code(err);
@@ -154,8 +165,10 @@ records_slice(jm_reconciler *rec, jm_redis *r, jm_reconcile_tally *t, jm_error *
     }
     if (rc == JM_OK) {
         snprintf(rec->scan_cursor, sizeof(rec->scan_cursor), "%s", rep->element[0]->str);
-        if (strcmp(rec->scan_cursor, "0") == 0)
+        if (strcmp(rec->scan_cursor, "0") == 0 && ++rec->scan_node >= nprim) {
+            rec->scan_node = 0;
             rec->stage = STAGE_QUEUES;
+        }
     }
     freeReplyObject(rep);
     return rc;

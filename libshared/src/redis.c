@@ -102,6 +102,8 @@ jm_redis_new(const char *url, const char *prefix, int timeout_ms, jm_error *err)
     }
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
     r->backoff = JM_BACKOFF(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+    r->cluster = jm__redis_cluster_enabled();
+    r->cur = -1;
     return r;
 }
 
@@ -110,7 +112,9 @@ jm_redis_free(jm_redis *r)
 {
     if (r == NULL)
         return;
-    if (r->ctx != NULL)
+    if (r->cluster)
+        jm__route_free(r);
+    else if (r->ctx != NULL)
         redisFree(r->ctx);
     free(r->prefix);
     free(r);
@@ -143,7 +147,9 @@ jm__tv_ms(int ms)
 void
 jm_redis_drop(jm_redis *r)
 {
-    if (r->ctx != NULL) {
+    if (r->cluster)
+        jm__route_drop(r);
+    else if (r->ctx != NULL) {
         redisFree(r->ctx);
         r->ctx = NULL;
     }
@@ -159,9 +165,11 @@ void
 jm_redis_set_read_timeout(jm_redis *r, int timeout_ms)
 {
     r->read_timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+    int want = r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms;
     if (r->ctx != NULL)
-        redisSetTimeout(r->ctx,
-                        jm__tv_ms(r->read_timeout_ms > 0 ? r->read_timeout_ms : r->timeout_ms));
+        redisSetTimeout(r->ctx, jm__tv_ms(want));
+    if (r->cluster && r->cur >= 0)
+        r->node_tmo[r->cur] = want;
 }
 
 /* transient_error tells whether an error reply passes by itself. */
@@ -195,8 +203,12 @@ jm__redis_check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *w
         int code = transient_error(rep->str) ? JM_ERR_REDIS : JM_ERR_REPLY;
         /* A replica (a primary demoted by a failover): reconnect, which
          * finds the primary again when Sentinel is in use. */
-        if (strncmp(rep->str, "READONLY", 8) == 0)
-            jm_redis_drop(r);
+        if (strncmp(rep->str, "READONLY", 8) == 0) {
+            if (r->cluster) /* a demoted primary: the map is stale, the connection fine */
+                jm__cluster_want_refresh();
+            else
+                jm_redis_drop(r);
+        }
         jm_error_set(err, code, NULL, "redis %s: %.*s", what, (int)rep->len, rep->str);
         freeReplyObject(rep);
         return NULL;
@@ -209,6 +221,8 @@ jm_redis_connect(jm_redis *r, jm_error *err)
 {
     if (r->ctx != NULL)
         return JM_OK;
+    if (r->cluster)
+        return jm__route_connect(r, err);
     if (r->next_try_ms != 0 && jm_clock_ms() < r->next_try_ms)
         return jm_error_set(err, JM_ERR_REDIS, NULL,
                             "redis %s:%d unreachable (next reconnect in %lld ms)", r->url.host,
@@ -299,6 +313,8 @@ redisReply *
 jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
                       const size_t *argvlen)
 {
+    if (r->cluster)
+        return jm__route_argv(r, err, argc, argv, argvlen, argv[0]);
     if (jm_redis_connect(r, err) != JM_OK)
         return NULL;
     int64_t t0 = jm_clock_us();
@@ -310,6 +326,8 @@ jm_redis_command_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
 int
 jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv, const size_t *argvlen)
 {
+    if (r->cluster)
+        return jm__route_append(r, err, argc, argv, argvlen);
     if (jm_redis_connect(r, err) != JM_OK)
         return JM_ERR_REDIS;
     if (redisAppendCommandArgv(r->ctx, argc, argv, argvlen) != REDIS_OK) {
@@ -323,6 +341,8 @@ jm_redis_pipe_argv(jm_redis *r, jm_error *err, int argc, const char **argv, cons
 redisReply *
 jm_redis_pipe_reply(jm_redis *r, jm_error *err)
 {
+    if (r->cluster)
+        return jm__route_pipe_reply(r, err);
     if (r->ctx == NULL || r->pipe_pending <= 0) {
         jm_error_set(err, JM_ERR_REDIS, NULL, "redis pipeline: connection lost");
         return NULL;
@@ -350,6 +370,10 @@ jm_redis_pipe_reply(jm_redis *r, jm_error *err)
 void
 jm_redis_pipe_discard(jm_redis *r, int n)
 {
+    if (r->cluster) {
+        jm__route_pipe_discard(r, n);
+        return;
+    }
     for (int k = 0; k < n && r->ctx != NULL && r->pipe_pending > 0; k++) {
         void *out = NULL;
         if (redisGetReply(r->ctx, &out) != REDIS_OK) {

@@ -17,8 +17,24 @@
 #include "jobmill/clock.h"
 #include "jobmill/redis.h"
 
+/* Redis Cluster: at most this many nodes in a process's map (redis_cluster.c). */
+#define JM_CLUSTER_MAX_NODES 64
+#define JM_CLUSTER_SLOTS 16384
+
+/* One pipelined command of a cluster handle: its node, that connection's
+ * generation when sent (a reconnect loses the reply), and the command
+ * itself, sent again after MOVED or ASK. */
+typedef struct jm_pipe_entry {
+    int node;
+    unsigned gen;
+    char *cmd;
+    size_t len;
+    bool script;
+    redisReply *early; /* its reply, read ahead of its turn (a redirect), or NULL */
+} jm_pipe_entry;
+
 struct jm_redis {
-    redisContext *ctx;
+    redisContext *ctx; /* in Cluster mode: the node connection last used */
     jm_redis_url url;
     char *prefix;
     int timeout_ms;
@@ -26,6 +42,17 @@ struct jm_redis {
     jm_backoff backoff;  /* reconnect backoff (100 ms doubling to 5 s) */
     int64_t next_try_ms; /* monotonic: no connect attempt before this */
     int pipe_pending;    /* replies still to read in a pipeline */
+    /* Cluster mode (redis_route.c): a connection per node index of the
+     * process's map, the current one's index, and the pipeline's entries
+     * (a ring: pipe_head, pipe_len of pipe_cap). */
+    bool cluster;
+    int cur;
+    redisContext *node[JM_CLUSTER_MAX_NODES];
+    unsigned node_gen[JM_CLUSTER_MAX_NODES];
+    int node_tmo[JM_CLUSTER_MAX_NODES];
+    int64_t node_retry_ms[JM_CLUSTER_MAX_NODES]; /* monotonic: no connect before */
+    jm_pipe_entry *pipe;
+    size_t pipe_cap, pipe_head, pipe_len;
 };
 
 /* jm_redis_set_read_timeout changes the command timeout (for blocking
@@ -100,5 +127,44 @@ void jm__redis_library_lost(void);
  * ("Function not found"; NOSCRIPT too). */
 int jm__redis_is_unloaded(const redisReply *rep);
 struct timeval jm__tv_ms(int ms);
+/* jm__redis_load_library sends FUNCTION LOAD on r's current connection
+ * ("already exists" is success). JM_OK or an error. */
+int jm__redis_load_library(jm_redis *r, jm_error *err);
+
+/* ---- Redis Cluster: the slot map (redis_cluster.c) ---- */
+bool jm__redis_cluster_enabled(void);
+unsigned jm__cluster_crc16(const char *s, size_t n);
+/* jm__cluster_key_slot: the slot of a key (its {hash tag} when it has one). */
+unsigned jm__cluster_key_slot(const char *key, size_t len);
+/* jm__cluster_slot_node: the node index serving slot (reading the map
+ * first when it is stale), or a negative error. */
+int jm__cluster_slot_node(unsigned slot, const char *user, const char *password, jm_error *err);
+/* jm__cluster_refresh reads CLUSTER SLOTS from a known node or a seed
+ * (at most every 100 ms). JM_OK or JM_ERR_REDIS. */
+int jm__cluster_refresh(const char *user, const char *password, jm_error *err);
+void jm__cluster_want_refresh(void);
+/* jm__cluster_moved parses a MOVED or ASK error: the target node's index
+ * (a MOVED also updates the map), or -1 when msg is neither. */
+int jm__cluster_moved(const char *msg, bool *ask, unsigned *slot);
+int jm__cluster_node_addr(int idx, char host[256], int *port);
+int jm__cluster_node_count(void);
+/* jm__cluster_primaries writes the distinct node indexes that serve slots
+ * (at most max); returns how many. */
+int jm__cluster_primaries(int *idx, int max);
+
+/* ---- Redis Cluster: routing a handle's commands (redis_route.c) ---- */
+int jm__route_connect(jm_redis *r, jm_error *err);
+redisReply *jm__route_argv(jm_redis *r, jm_error *err, int argc, const char **argv,
+                           const size_t *lens, const char *what);
+int jm__route_append(jm_redis *r, jm_error *err, int argc, const char **argv, const size_t *lens);
+redisReply *jm__route_pipe_reply(jm_redis *r, jm_error *err);
+void jm__route_pipe_discard(jm_redis *r, int n);
+void jm__route_drop(jm_redis *r);
+void jm__route_free(jm_redis *r);
+/* jm_redis_is_cluster tells whether r routes by slot (Cluster mode). */
+bool jm_redis_is_cluster(const jm_redis *r);
+/* jm_redis_use_node makes node idx of the map r's current connection (for
+ * per-node work: SCAN, per-node BLPOP). JM_OK or JM_ERR_REDIS. */
+int jm_redis_use_node(jm_redis *r, int idx, jm_error *err);
 
 #endif

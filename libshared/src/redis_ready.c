@@ -23,23 +23,51 @@ jm_redis_time_ms(jm_redis *r, jm_error *err)
     return ms;
 }
 
+/* upgrade_from_1 moves layout 1's queue set to its layout-2 place (the
+ * worker registry refills with the next heartbeats; layout 1's global
+ * idempotency keys are left to expire: docs/scaling.md) and sets the
+ * version to 2. Layout 1 never ran on Redis Cluster, so the one command
+ * that spans two slots runs on a single server. */
+static int
+upgrade_from_1(jm_redis *r, const char *vkey, jm_error *err)
+{
+    jm_keybuf old, now;
+    snprintf(old, sizeof(old), "%s:queues", jm_redis_prefix(r));
+    jm_key_queues(now, r);
+    const char *u[4] = {"SUNIONSTORE", now, now, old};
+    redisReply *rep = jm_redis_command_argv(r, err, 4, u, NULL);
+    if (rep == NULL)
+        return err != NULL ? err->code : JM_ERR_REDIS;
+    freeReplyObject(rep);
+    char ver[16];
+    snprintf(ver, sizeof(ver), "%d", JM_LAYOUT_VERSION);
+    const char *set[3] = {"SET", vkey, ver};
+    if ((rep = jm_redis_command_argv(r, err, 3, set, NULL)) == NULL)
+        return err != NULL ? err->code : JM_ERR_REDIS;
+    freeReplyObject(rep);
+    return JM_OK;
+}
+
 int
 jm_redis_check_version(jm_redis *r, jm_error *err)
 {
     jm_keybuf key;
     jm_key_version(key, r);
-    redisReply *rep = jm_redis_command(r, err, "SET %s %d NX GET", key, JM_LAYOUT_VERSION);
+    char ver[16];
+    snprintf(ver, sizeof(ver), "%d", JM_LAYOUT_VERSION);
+    const char *argv[5] = {"SET", key, ver, "NX", "GET"};
+    redisReply *rep = jm_redis_command_argv(r, err, 5, argv, NULL);
     if (rep == NULL)
         return err != NULL ? err->code : JM_ERR_REDIS;
     int rc = JM_OK;
-    if (rep->type == REDIS_REPLY_STRING) {
-        long v = strtol(rep->str, NULL, 10);
-        if (v > JM_LAYOUT_VERSION)
-            rc = jm_error_set(err, JM_ERR_VERSION, NULL,
-                              "redis layout version %ld is newer than this build's %d", v,
-                              JM_LAYOUT_VERSION);
-    }
+    long v = rep->type == REDIS_REPLY_STRING ? strtol(rep->str, NULL, 10) : JM_LAYOUT_VERSION;
     freeReplyObject(rep);
+    if (v > JM_LAYOUT_VERSION)
+        rc = jm_error_set(err, JM_ERR_VERSION, NULL,
+                          "redis layout version %ld is newer than this build's %d", v,
+                          JM_LAYOUT_VERSION);
+    else if (v == 1)
+        rc = upgrade_from_1(r, key, err);
     return rc;
 }
 
@@ -61,5 +89,13 @@ jm_redis_ready(jm_redis *r, jm_error *err)
                               "redis maxmemory-policy is %.*s, must be noeviction", (int)n, p);
     }
     freeReplyObject(rep);
+    if (rc == JM_OK && jm_redis_is_cluster(r)) {
+        /* Redis Cluster: the node we reach must see the whole cluster serving */
+        if ((rep = jm_redis_command(r, err, "CLUSTER INFO")) == NULL)
+            return err != NULL ? err->code : JM_ERR_REDIS;
+        if (rep->type != REDIS_REPLY_STRING || strstr(rep->str, "cluster_state:ok") == NULL)
+            rc = jm_error_set(err, JM_ERR_STATE, NULL, "redis cluster_state is not ok");
+        freeReplyObject(rep);
+    }
     return rc;
 }

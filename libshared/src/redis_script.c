@@ -58,6 +58,12 @@ load_library(jm_redis *r, jm_error *err)
     return JM_OK;
 }
 
+int
+jm__redis_load_library(jm_redis *r, jm_error *err)
+{
+    return load_library(r, err);
+}
+
 void
 jm__redis_library_lost(void)
 {
@@ -105,7 +111,7 @@ fcall_prepare(jm_redis *r, fcall_argv *e, jm_error *err, const char *name, int n
     const char *fn = function_name(name);
     if (fn == NULL)
         return jm_error_set(err, JM_ERR_INVALID, NULL, "no embedded script %s", name);
-    if (jm_redis_connect(r, err) != JM_OK)
+    if (!r->cluster && jm_redis_connect(r, err) != JM_OK)
         return JM_ERR_REDIS;
     size_t total = 3 + (size_t)nkeys + (size_t)nargs;
     e->av = e->av_inline;
@@ -147,6 +153,12 @@ jm_redis_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, const cha
     fcall_argv e;
     if (fcall_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens) != JM_OK)
         return NULL;
+    if (r->cluster) {
+        /* routed by KEYS[1], redirects and a node's lost library handled there */
+        redisReply *rep = jm__route_argv(r, err, e.n, e.av, e.al, name);
+        fcall_release(&e);
+        return rep;
+    }
     int64_t t0 = jm_clock_us();
     redisReply *rep = redisCommandArgv(r->ctx, e.n, e.av, e.al);
     jm__redis_observe(r, t0);
@@ -174,6 +186,11 @@ jm_redis_pipe_eval(jm_redis *r, jm_error *err, const char *name, int nkeys, cons
     int rc = fcall_prepare(r, &e, err, name, nkeys, keys, nargs, args, arglens);
     if (rc != JM_OK)
         return rc;
+    if (r->cluster) {
+        rc = jm__route_append(r, err, e.n, e.av, e.al);
+        fcall_release(&e);
+        return rc;
+    }
     rc = redisAppendCommandArgv(r->ctx, e.n, e.av, e.al);
     fcall_release(&e);
     if (rc != REDIS_OK) {

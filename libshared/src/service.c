@@ -91,6 +91,12 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
         return JM_ERR_INVALID;
     }
 
+    if (jm_redis_set_cluster(svc->cfg.redis_cluster, &err) != JM_OK) {
+        fprintf(stderr, "jobmill-%s: %s\n", name, err.msg);
+        jm_config_free(&svc->cfg);
+        return JM_ERR_INVALID;
+    }
+
     svc->metrics = jm_metrics_new();
     if (svc->metrics == NULL) {
         jm_config_free(&svc->cfg);

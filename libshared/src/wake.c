@@ -2,6 +2,7 @@
  *
  * The only place that spells the wake key.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,50 @@
 /* The read timeout exceeds the BLPOP timeout by this much, so a healthy
  * server's "timed out, nil" reply is never mistaken for a dead connection. */
 #define WAKE_READ_SLACK_MS 2000
+
+/* On Redis Cluster one BLPOP can only wait on keys of one slot. A worker
+ * whose queues span several slots waits on one slot's wake lists at a time,
+ * in turn, each for at most WAKE_CLUSTER_SLICE_MS, and claims from all its
+ * queues between the waits: a job on any of them starts within about that
+ * slice (docs/scaling.md). The rotation is per thread. */
+#define WAKE_CLUSTER_SLICE_MS 100
+static _Thread_local unsigned wake_turn;
+
+/* cluster_group keeps in keys/argv[1..] only the wake lists of this turn's
+ * slot (*nk of them) and returns the BLPOP timeout to use. */
+static int
+cluster_group(jm_redis *r, const char *const *queues, size_t n, jm_keybuf *keys, const char **argv,
+              size_t *nk, int timeout_ms)
+{
+    (void)r;
+    char tags[64][JM_TAG_LEN + 1];
+    size_t ntags = 0;
+    for (size_t i = 0; i < n && ntags < 64; i++) {
+        char t[JM_TAG_LEN + 1];
+        jm_slot_tag(queues[i], t);
+        bool seen = false;
+        for (size_t k = 0; k < ntags && !seen; k++)
+            seen = strcmp(tags[k], t) == 0;
+        if (!seen)
+            memcpy(tags[ntags++], t, sizeof(t));
+    }
+    if (ntags <= 1)
+        return timeout_ms;
+    const char *pick = tags[wake_turn++ % ntags];
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        char t[JM_TAG_LEN + 1];
+        jm_slot_tag(queues[i], t);
+        if (strcmp(t, pick) != 0)
+            continue;
+        if (out != i)
+            memcpy(keys[out], keys[i], sizeof(keys[out]));
+        argv[out + 1] = keys[out];
+        out++;
+    }
+    *nk = out;
+    return timeout_ms < WAKE_CLUSTER_SLICE_MS ? timeout_ms : WAKE_CLUSTER_SLICE_MS;
+}
 
 int
 jm_wake_wait(jm_redis *r, const char *const *queues, size_t n, int timeout_ms, jm_error *err)
@@ -31,21 +76,26 @@ jm_wake_wait(jm_redis *r, const char *const *queues, size_t n, int timeout_ms, j
         goto done;
     }
     argv[0] = "BLPOP";
+    size_t nk = 0;
     for (size_t i = 0; i < n; i++) {
         if (!jm_queue_name_valid(queues[i])) {
             rc = jm_error_set(err, JM_ERR_INVALID, "queues", "bad queue name");
             goto done;
         }
-        jm_key_queue(keys[i], r, queues[i], "wake");
-        argv[i + 1] = keys[i];
+        jm_key_queue(keys[nk], r, queues[i], "wake");
+        argv[nk + 1] = keys[nk];
+        nk++;
     }
+    if (jm_redis_is_cluster(r))
+        timeout_ms = cluster_group(r, queues, n, keys, argv, &nk, timeout_ms);
+    argc = nk + 2;
     /* BLPOP takes seconds; Redis >= 6 accepts a decimal fraction. */
     char tmo[32];
     if (timeout_ms % 1000 == 0)
         snprintf(tmo, sizeof(tmo), "%d", timeout_ms / 1000);
     else
         snprintf(tmo, sizeof(tmo), "%d.%03d", timeout_ms / 1000, timeout_ms % 1000);
-    argv[n + 1] = tmo;
+    argv[nk + 1] = tmo;
 
     if ((rc = jm_redis_connect(r, err)) != JM_OK)
         goto done;

@@ -143,7 +143,7 @@ class Checker:
             if isinstance(fv, Exception) or not fv:
                 continue
             self.records[k.rsplit(":", 1)[1]] = dict(zip(fv[0::2], fv[1::2]))
-        self.queues = sorted(r("SMEMBERS", "%s:queues" % p) or [])
+        self.queues = sorted(r("SMEMBERS", "%s:{registry}:queues" % p) or [])
         self.index = {}
         for q in self.queues:
             sp = "%s:{%s}:q:%s:" % (p, slot_tag(q), q)
@@ -295,8 +295,14 @@ class Checker:
                 self.bad("idem_dup", sorted(ids)[0], "key %s is on %d records: %s"
                          % (key, len(by_key[key]), sorted(by_key[key])))
         if key_ids:
+            # layout 2: a key lives in its job's queue (q:<q>:idem:<key>);
+            # the workload's keys are unique across queues
             ks = sorted(key_ids)
-            vals = pipeline(self.r, [("GET", "%s:idem:%s" % (self.prefix, k)) for k in ks])
+
+            def idem_key(k):
+                q = self.records.get(next(iter(key_ids[k])), {}).get("queue", "default")
+                return "%s:{%s}:q:%s:idem:%s" % (self.prefix, slot_tag(q), q, k)
+            vals = pipeline(self.r, [("GET", idem_key(k)) for k in ks])
             for k, v in zip(ks, vals):
                 ids = key_ids[k]
                 if len(ids) == 1 and v != next(iter(ids)):

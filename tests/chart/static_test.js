@@ -587,6 +587,29 @@ check('in-chart Redis: AOF, noeviction, a PVC, a NetworkPolicy, and the services
   assert.strictEqual(byKind(render({}), 'StatefulSet').length, 0, 'Redis deployed although redis.deploy is false');
 });
 
+check('Redis Cluster and Sentinel: seeds and sentinels reach every service', () => {
+  const cl = objects(variants.find((v) => v.name === 'ci/redis-cluster-values.yaml'));
+  for (const d of byKind(cl, 'Deployment')) {
+    const env = envOf(d.spec.template.spec.containers[0]);
+    assert.strictEqual(env.REDIS_CLUSTER, 'redis-cluster-0.redis-cluster.data.svc.cluster.local:6379,' +
+      'redis-cluster-1.redis-cluster.data.svc.cluster.local:6379,redis-cluster-2.redis-cluster.data.svc.cluster.local:6379');
+    assert.deepStrictEqual(env.REDIS_PASSWORD.secretKeyRef, { name: 'jobmill-redis', key: 'redis-password' });
+    assert(!env.REDIS_SENTINELS, `${d.metadata.name}: Sentinel set with Cluster`);
+  }
+  const se = objects(variants.find((v) => v.name === 'ci/redis-sentinel-values.yaml'));
+  for (const d of byKind(se, 'Deployment')) {
+    const env = envOf(d.spec.template.spec.containers[0]);
+    assert.strictEqual(env.REDIS_SENTINELS, 'sentinel-0.data.svc.cluster.local:26379,' +
+      'sentinel-1.data.svc.cluster.local:26379,sentinel-2.data.svc.cluster.local:26379');
+    assert.strictEqual(env.REDIS_SENTINEL_MASTER, 'jobmill');
+    assert(!env.REDIS_CLUSTER, `${d.metadata.name}: Cluster set with Sentinel`);
+  }
+  for (const d of byKind(render({}), 'Deployment')) {
+    const env = envOf(d.spec.template.spec.containers[0]);
+    assert(!env.REDIS_CLUSTER && !env.REDIS_SENTINELS, 'defaults must name neither');
+  }
+});
+
 check('external Redis: host, port and db from redis.url, the password from the Secret', () => {
   const objs = objects(variants.find((v) => v.name === 'ci/external-redis-values.yaml'));
   for (const d of byKind(objs, 'Deployment')) {

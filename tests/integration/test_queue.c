@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "jobmill/queue.h"
+#include "keys.h"
 #include "redis_fixture.h"
 
 JM_TEST_SUITE(queue);
@@ -334,11 +335,57 @@ Test(queue, idempotent_replay)
     cr_assert_str_eq(d.id, a.id);
     cr_assert_not(d.created);
     /* the key expires with the record */
-    redisReply *rep = jm_redis_command(r, &err, "TTL jm:idem:k1");
+    jm_keybuf ik;
+    jm_key_queue(ik, r, "default", "idem:k1"); /* layout 2: the queue's own */
+    const char *ttl[2] = {"TTL", ik};
+    redisReply *rep = jm_redis_command_argv(r, &err, 2, ttl, NULL);
     cr_assert_not_null(rep);
     cr_assert(rep->integer > 3500 && rep->integer <= 3600);
     freeReplyObject(rep);
     jm_claim_clear(&c);
+}
+
+Test(queue, idempotency_keys_are_per_queue)
+{
+    jm_enqueue_result a =
+        jm_test_submit(r, "{\"type\":\"t\",\"queue\":\"x\",\"idempotency_key\":\"k\"}");
+    jm_enqueue_result b =
+        jm_test_submit(r, "{\"type\":\"t\",\"queue\":\"y\",\"idempotency_key\":\"k\"}");
+    jm_enqueue_result c =
+        jm_test_submit(r, "{\"type\":\"t\",\"queue\":\"y\",\"idempotency_key\":\"k\"}");
+    cr_assert(a.created);
+    cr_assert(b.created);
+    cr_assert_str_neq(a.id, b.id);
+    cr_assert_not(c.created);
+    cr_assert_str_eq(c.id, b.id);
+}
+
+Test(queue, layout_1_is_upgraded_in_place)
+{
+    /* a layout-1 Redis: version 1, the queue set under its old name */
+    redisReply *rep = jm_redis_command(r, &err, "SET jm:version 1");
+    cr_assert_not_null(rep);
+    freeReplyObject(rep);
+    rep = jm_redis_command(r, &err, "SADD jm:queues old1 old2");
+    cr_assert_not_null(rep);
+    freeReplyObject(rep);
+    jm_test_submit(r, "{\"type\":\"t\",\"queue\":\"new\"}");
+    cr_assert_eq(jm_redis_check_version(r, &err), JM_OK, "%s", err.msg);
+    rep = jm_redis_command(r, &err, "GET jm:version");
+    cr_assert_str_eq(rep->str, "2");
+    freeReplyObject(rep);
+    char **names;
+    size_t n;
+    cr_assert_eq(jm_queue_names(r, &names, &n, &err), JM_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(names[0], "new");
+    cr_assert_str_eq(names[1], "old1");
+    cr_assert_str_eq(names[2], "old2");
+    jm_strv_free(names, n);
+    /* newer than this build: refused */
+    rep = jm_redis_command(r, &err, "SET jm:version 3");
+    freeReplyObject(rep);
+    cr_assert_eq(jm_redis_check_version(r, &err), JM_ERR_VERSION);
 }
 
 Test(queue, delay_then_promote)

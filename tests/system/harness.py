@@ -389,3 +389,155 @@ def claim_one(redis_url, queue, lease_ms=60000):
     if len(out) != 2:
         raise AssertionError("nothing to claim in queue %s" % queue)
     return out[0], out[1]
+
+
+# ---- Redis Cluster (test_cluster.py) ----
+
+def crc16(data):
+    """Redis Cluster's CRC16 (XMODEM)."""
+    crc = 0
+    for b in data.encode() if isinstance(data, str) else data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) & 0xffff if crc & 0x8000 else (crc << 1) & 0xffff
+    return crc
+
+
+def key_slot(key):
+    """The cluster slot of key, honouring a {hash tag}."""
+    s = key.find("{")
+    if s >= 0:
+        e = key.find("}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    return crc16(key) % 16384
+
+
+def queue_tag(queue):
+    """A queue's slot tag: 4 hex digits of CRC16(name) mod 16384."""
+    return "%04x" % (crc16(queue) % 16384)
+
+
+def queue_slot(queue):
+    """The cluster slot of every key of a queue (the slot of its tag)."""
+    return key_slot("{%s}" % queue_tag(queue))
+
+
+class RedisCluster:
+    """A throw-away Redis Cluster on loopback ports: `primaries` primaries with
+    `replicas` replicas each, slots split evenly, built by hand (ADDSLOTSRANGE,
+    MEET, REPLICATE) and waited on with deadlines until every node reports
+    cluster_state:ok and every replica is in sync."""
+
+    def __init__(self, primaries=3, replicas=1, node_timeout_ms=2000):
+        extra = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--cluster-node-timeout", str(node_timeout_ms)]
+        self.nodes = []
+        try:
+            for _ in range(primaries * (1 + replicas)):
+                # the bus port defaults to port + 10000, past 65535 for most
+                # ephemeral ports: give it a free port of its own
+                bus = free_port()
+                self.nodes.append(RedisServer(extra=extra + ["--cluster-port", str(bus)]))
+                self.nodes[-1].bus_port = bus
+            self.primaries = self.nodes[:primaries]
+            per = 16384 // primaries
+            for i, p in enumerate(self.primaries):
+                hi = 16383 if i == primaries - 1 else (i + 1) * per - 1
+                p.cmd("CLUSTER", "ADDSLOTSRANGE", i * per, hi)
+            for n in self.nodes[1:]:
+                n.cmd("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port, self.nodes[0].bus_port)
+            wait_for(lambda: all(len(self.cluster_nodes(n)) == len(self.nodes) for n in self.nodes),
+                     timeout=20, interval=0.05, what="every node knows every other")
+            for k, n in enumerate(self.nodes[primaries:]):
+                p = self.primaries[k % primaries]
+                n.cmd("CLUSTER", "REPLICATE", self.node_id(p))
+            self.wait_ok()
+            for n in self.nodes[primaries:]:
+                wait_for(lambda n=n: "master_link_status:up" in n.cmd("INFO", "replication"),
+                         timeout=20, interval=0.05, what="replica %d in sync" % n.port)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def seeds(self):
+        return ",".join("127.0.0.1:%d" % n.port for n in self.nodes)
+
+    @staticmethod
+    def cluster_nodes(node):
+        return [l.split() for l in node.cmd("CLUSTER", "NODES").splitlines() if l.strip()]
+
+    @staticmethod
+    def node_id(node):
+        return node.cmd("CLUSTER", "MYID")
+
+    def wait_ok(self, timeout=30):
+        def ok():
+            for n in self.nodes:
+                try:
+                    info = n.cmd("CLUSTER", "INFO")
+                except (OSError, RuntimeError):
+                    return False
+                if "cluster_state:ok" not in info:
+                    return False
+            return True
+        wait_for(ok, timeout=timeout, interval=0.05, what="cluster_state:ok on every node")
+
+    def by_port(self, port):
+        return next(n for n in self.nodes if n.port == port)
+
+    def owner(self, slot):
+        """The node serving slot, as its primaries see it (CLUSTER SLOTS)."""
+        for lo, hi, primary, *_ in self.nodes[0].cmd("CLUSTER", "SLOTS"):
+            if lo <= slot <= hi:
+                return self.by_port(int(primary[1]))
+        raise AssertionError("slot %d is not served" % slot)
+
+    def current_primaries(self):
+        return [n for n in self.nodes if n.cmd("ROLE")[0] == "master"]
+
+    def replica_of(self, primary):
+        pid = self.node_id(primary)
+        for n in self.nodes:
+            role = n.cmd("ROLE")
+            if role[0] == "slave" and int(role[2]) == primary.port:
+                return n
+        raise AssertionError("no replica of %d (%s)" % (primary.port, pid))
+
+    def migrate_slot(self, slot, src, dst, batch=100):
+        """Moves slot from src to dst the way redis-cli --cluster reshard does:
+        SETSLOT IMPORTING on dst, MIGRATING on src, MIGRATE its keys in
+        batches, then SETSLOT NODE on both and on every other primary.
+        Returns the number of keys moved."""
+        sid, did = self.node_id(src), self.node_id(dst)
+        dst.cmd("CLUSTER", "SETSLOT", slot, "IMPORTING", sid)
+        src.cmd("CLUSTER", "SETSLOT", slot, "MIGRATING", did)
+        moved = 0
+        while True:
+            keys = src.cmd("CLUSTER", "GETKEYSINSLOT", slot, batch)
+            if not keys:
+                break
+            try:
+                src.cmd("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+            except RuntimeError as e:
+                raise AssertionError("MIGRATE of slot %d: %s; keys on the target: %r" % (
+                    slot, e, dst.cmd("CLUSTER", "GETKEYSINSLOT", slot, 100)))
+            moved += len(keys)
+        for n in [dst, src] + [p for p in self.current_primaries() if p not in (src, dst)]:
+            n.cmd("CLUSTER", "SETSLOT", slot, "NODE", did)
+        return moved
+
+    def failover(self, primary, timeout=30):
+        """CLUSTER FAILOVER on primary's replica; waits until it serves the
+        slots and the cluster is ok. Returns the new primary."""
+        rep = self.replica_of(primary)
+        rep.cmd("CLUSTER", "FAILOVER")
+        wait_for(lambda: rep.cmd("ROLE")[0] == "master", timeout=timeout, interval=0.05,
+                 what="replica %d promoted" % rep.port)
+        self.wait_ok(timeout)
+        return rep
+
+    def stop(self):
+        for n in self.nodes:
+            n.stop()

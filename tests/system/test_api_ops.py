@@ -95,7 +95,7 @@ class OpsTest(unittest.TestCase):
         wait_for(lambda: http("GET", base + "/readyz")[0] == 200, timeout=30,
                  what="/readyz 200 once Redis is up")
         self.assertEqual(http("POST", base + "/v1/jobs", {"type": "t"})[0], 201)
-        self.assertEqual(r.cmd("GET", "jm:version"), "1")
+        self.assertEqual(r.cmd("GET", "jm:version"), "2")
         self.stop_clean(svc)
 
     def test_newer_layout_refuses_to_start(self):
@@ -155,7 +155,7 @@ class OpsTest(unittest.TestCase):
                 self.assertIn("Bearer", h.get("www-authenticate", ""))
         st, _, _ = http("POST", base + "/v1/jobs", {"type": "t"})
         self.assertEqual(st, 401)
-        self.assertEqual(r.cmd("SCARD", "jm:queues"), 0)  # nothing stored
+        self.assertEqual(r.cmd("SCARD", "jm:{registry}:queues"), 0)  # nothing stored
         for tok in ("s3cret-one", "s3cret-two"):
             st, _, body = http("GET", base + "/v1/queues", headers={"Authorization":
                                                                     "Bearer " + tok})

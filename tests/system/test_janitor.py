@@ -277,7 +277,7 @@ class TestJanitorDuties(JanitorCase):
                  what="1 purged after its 1 s retention")
         wait_for(lambda: m("jobmill_janitor_workers_pruned_total") == 1, timeout=10,
                  what="the silent worker pruned")
-        self.assertIsNone(self.redis.cmd("ZSCORE", "jm:workers", "w-gone"))
+        self.assertIsNone(self.redis.cmd("ZSCORE", "jm:{registry}:workers", "w-gone"))
         jobs = {x["id"]: x for x in self.get_many(lease + dead + due + stale + short)}
         for i in lease:
             self.assertEqual((jobs[i]["status"], jobs[i]["attempts"]), ("queued", 1))
@@ -356,7 +356,7 @@ class TestWorkerLiveness(JanitorCase):
         self.tool(TESTCTL, "beat", "w-steady", "q", 1, 0, 60000)
         wait_for(lambda: m("jobmill_worker_heartbeat_age_max_seconds") < 1.0, timeout=10,
                  what="the age drops after a beat")
-        self.redis.cmd("DEL", "jm:worker:w-steady")
+        self.redis.cmd("DEL", "jm:{registry}:worker:w-steady")
         wait_for(lambda: m("jobmill_workers_live") == 0, timeout=10, what="no live worker")
         self.assertEqual(m("jobmill_worker_heartbeat_age_max_seconds"), 0.0)
 

@@ -66,8 +66,11 @@ class LimitsTest(WorkerCase):
         self.submit({"type": "sleep", "payload": {"ms": 20}}, n=n)
         st, q = self.put_limits({"concurrency": cap})
         self.assertEqual((st, q["limits"]["concurrency"]), (200, cap), q)
+        # paused while the workers start, so the sampling below sees the whole run
+        self.assertEqual(http("POST", self.base + "/v1/queues/default/pause")[0], 200)
         for _ in range(4):
             self.start_worker(concurrency=4)
+        self.assertEqual(http("POST", self.base + "/v1/queues/default/resume")[0], 200)
         # the exact running count, read straight from Redis every few ms
         counts = self.redis.cmd("KEYS", "*:q:default:counts")[0]
         client = self.redis.client()
@@ -92,8 +95,11 @@ class LimitsTest(WorkerCase):
         st, q = self.put_limits({"types": {"sleep": {"concurrency": cap}}})
         self.assertEqual(st, 200, q)
         self.assertEqual(q["limits"]["types"], {"sleep": {"concurrency": cap, "running": 0}})
+        # paused while the workers start, so the sampling below sees the whole run
+        self.assertEqual(http("POST", self.base + "/v1/queues/default/pause")[0], 200)
         for _ in range(3):
             self.start_worker(concurrency=4)
+        self.assertEqual(http("POST", self.base + "/v1/queues/default/resume")[0], 200)
         # the running jobs of the type, read straight from Redis every few ms
         counts = self.redis.cmd("KEYS", "*:q:default:counts")[0]
         active = counts[:-len("counts")] + "active"

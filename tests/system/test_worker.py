@@ -281,9 +281,9 @@ class BuiltinTest(WorkerCase):
         self.assertEqual(m['jobmill_job_wait_seconds_count{queue="default"}'], 4)
 
     def worker_id(self, w):
-        out = self.redis.cmd("ZRANGE", "jm:workers", 0, -1)
+        out = self.redis.cmd("ZRANGE", "jm:{registry}:workers", 0, -1)
         self.assertEqual(len(out), 1)
-        rec = self.redis.cmd("HGETALL", "jm:worker:" + out[0])
+        rec = self.redis.cmd("HGETALL", "jm:{registry}:worker:" + out[0])
         rec = dict(zip(rec[::2], rec[1::2]))
         self.assertEqual(int(rec["pid"]), w.pid)
         return out[0]
@@ -555,12 +555,12 @@ class ServiceTest(WorkerCase):
             p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
             self.assertEqual((p.returncode, p.stdout.decode()), (0, ""))
-        rec = self.redis.cmd("HGETALL", "jm:worker:w-test-1")
+        rec = self.redis.cmd("HGETALL", "jm:{registry}:worker:w-test-1")
         rec = dict(zip(rec[::2], rec[1::2]))
         self.assertEqual((rec["queues"], rec["concurrency"], int(rec["pid"])), ("a,b", "3", w.pid))
         self.assertEqual(w.terminate(), 0)
-        self.assertEqual(self.redis.cmd("EXISTS", "jm:worker:w-test-1"), 0)
-        self.assertEqual(self.redis.cmd("ZSCORE", "jm:workers", "w-test-1"), None)
+        self.assertEqual(self.redis.cmd("EXISTS", "jm:{registry}:worker:w-test-1"), 0)
+        self.assertEqual(self.redis.cmd("ZSCORE", "jm:{registry}:workers", "w-test-1"), None)
 
     def test_waits_for_redis_then_starts(self):
         self.redis.kill()

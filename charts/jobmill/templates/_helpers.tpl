@@ -149,6 +149,16 @@ from the Secret (the services compose the URL; REDIS_URL would beat them). */}}
 - name: REDIS_URL
   value: {{ include "jobmill.redisUrl" . | quote }}
 {{- end }}
+{{- with .Values.redis.sentinel.sentinels }}
+- name: REDIS_SENTINELS
+  value: {{ join "," . | quote }}
+- name: REDIS_SENTINEL_MASTER
+  value: {{ $.Values.redis.sentinel.masterName | quote }}
+{{- end }}
+{{- with .Values.redis.cluster.seeds }}
+- name: REDIS_CLUSTER
+  value: {{ join "," . | quote }}
+{{- end }}
 {{- end }}
 
 {{- /* jobmill.userEnv: a component's env map as a sorted env list. */}}

@@ -46,6 +46,19 @@ render (install, upgrade, template, lint) runs it.
 {{- end }}
 {{- end }}
 
+{{- if and $v.redis.sentinel.sentinels $v.redis.cluster.seeds }}
+{{- fail "redis.sentinel.sentinels and redis.cluster.seeds exclude each other: Sentinel watches one primary, Cluster has its own failover" }}
+{{- end }}
+{{- if and $v.redis.deploy (or $v.redis.sentinel.sentinels $v.redis.cluster.seeds) }}
+{{- fail "redis.deploy runs a single Redis: leave redis.sentinel.sentinels and redis.cluster.seeds empty with it" }}
+{{- end }}
+{{- if and $v.redis.sentinel.sentinels (not $v.redis.sentinel.masterName) }}
+{{- fail "redis.sentinel.masterName (the master the sentinels monitor) is required with redis.sentinel.sentinels" }}
+{{- end }}
+{{- if and (or $v.redis.sentinel.sentinels $v.redis.cluster.seeds) (eq $v.worker.autoscaling.mode "keda") (eq $v.worker.autoscaling.keda.trigger "redis") }}
+{{- fail "worker.autoscaling.keda.trigger redis reads one Redis address: with Sentinel or Cluster use the prometheus trigger" }}
+{{- end }}
+
 {{- /* Drain budgets. */}}
 {{- if lt (int $v.api.terminationGracePeriodSeconds) (add (div (add (int $v.api.drainDelayMs) 999) 1000) 5) }}
 {{- fail "api.terminationGracePeriodSeconds must exceed api.drainDelayMs by 5 s at least" }}
@@ -57,6 +70,8 @@ render (install, upgrade, template, lint) runs it.
   "JOBMILL_METRICS_LISTEN" "worker.metricsPort / janitor.metricsPort and listenHost"
   "REDIS_URL" "redis.url" "REDIS_HOST" "redis.url" "REDIS_PORT" "redis.url" "REDIS_DB" "redis.url"
   "REDIS_PASSWORD" "redis.existingSecret" "JOBMILL_PREFIX" "redis.prefix"
+  "REDIS_SENTINELS" "redis.sentinel.sentinels" "REDIS_SENTINEL_MASTER" "redis.sentinel.masterName"
+  "REDIS_CLUSTER" "redis.cluster.seeds"
   "JOBMILL_LOG_LEVEL" "logLevel"
   "JOBMILL_QUEUES" "worker.queues" "JOBMILL_CONCURRENCY" "worker.concurrency"
   "JOBMILL_SHUTDOWN_GRACE_MS" "worker.shutdownGraceMs"

@@ -41,6 +41,7 @@ typedef struct jm_config {
     int redis_timeout_ms;        /* connect/command timeout, default 5000 */
     char *redis_sentinels;       /* "host:port,..." (Sentinel discovery) or NULL */
     char *redis_sentinel_master; /* the master name the sentinels monitor */
+    char *redis_cluster;         /* "host:port,..." (Redis Cluster seed nodes) or NULL */
     /* api */
     char *api_listen;            /* "0.0.0.0:8080" */
     char *api_tokens_file;       /* NULL = no auth */

@@ -23,7 +23,7 @@
 #include "jobmill/err.h"
 
 /* The Redis layout version this build reads and writes (key jm:version). */
-#define JM_LAYOUT_VERSION 1
+#define JM_LAYOUT_VERSION 2
 
 typedef struct jm_redis_url {
     char host[256];
@@ -45,6 +45,17 @@ typedef struct jm_redis jm_redis;
  * the next call finds the new primary. Call it before connecting (the
  * services do at start-up). JM_OK or JM_ERR_INVALID. */
 int jm_redis_set_sentinels(const char *list, const char *master, jm_error *err);
+
+/* jm_redis_set_cluster makes every connection of the process a Redis
+ * Cluster client: list is the seed nodes "host:port[,host:port...]" (NULL
+ * or "" turns it off). The slot map comes from CLUSTER SLOTS (asked of a
+ * seed, later of any node known), each command goes to the primary that
+ * serves its key's slot over a connection per node, MOVED and ASK are
+ * followed (a MOVED refreshes the map), and pipelines are split per node.
+ * Credentials come from the handle's URL (host, port and db unused: Cluster
+ * has db 0 only). Call it before connecting (the services do at start-up).
+ * JM_OK or JM_ERR_INVALID. */
+int jm_redis_set_cluster(const char *list, jm_error *err);
 
 /* jm_redis_wait_replicas sends WAIT n timeout_ms on r's connection (right
  * after a write on it): JM_OK when at least n replicas confirmed every write
@@ -87,7 +98,8 @@ int jm_redis_connected(const jm_redis *r);
 int64_t jm_redis_time_ms(jm_redis *r, jm_error *err);
 
 /* jm_redis_check_version reads jm:version: sets it when missing, JM_OK when
- * it is <= JM_LAYOUT_VERSION, JM_ERR_VERSION when newer. */
+ * it is <= JM_LAYOUT_VERSION (a layout 1 is upgraded in place: its queue
+ * set moves under the {registry} tag), JM_ERR_VERSION when newer. */
 int jm_redis_check_version(jm_redis *r, jm_error *err);
 
 /* jm_redis_ready checks readiness: reachable, maxmemory-policy noeviction.

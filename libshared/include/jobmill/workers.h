@@ -1,4 +1,5 @@
-/* workers.h - the registry of live workers (jm:workers ZSET + jm:worker:<id>).
+/* workers.h - the registry of live workers (jm:{registry}:workers ZSET +
+ * jm:{registry}:worker:<id>).
  *
  * A worker registers at start, beats every heartbeat period (the beat also
  * refreshes its record's TTL, a few of its own periods and at least
