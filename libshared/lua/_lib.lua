@@ -31,7 +31,29 @@ local function jkey(id) return SP .. 'job:' .. id end
 local function qkey(q, what) return SP .. 'q:' .. q .. ':' .. what end
 local function rkey(nonce) return SP .. 'receipt:' .. nonce end
 local function logs_key(id) return SP .. 'job:' .. id .. ':logs' end -- log_append.lua
-local function idem_key(q, k) return qkey(q, 'idem:' .. k) end
+-- Idempotency keys (a job's 'idem', a batch's 'bidem') are global on a
+-- single Redis or Sentinel: one key space for every queue, as the API
+-- promises, so the job of a key may be in another queue's slot (any_jkey).
+-- Redis Cluster scopes them per queue, in the queue's slot, since no script
+-- may span slots (docs/cluster.md). The server's mode is asked once (INFO
+-- cluster) and kept: it cannot change while the library is loaded.
+local CLUSTER = nil
+local function cluster()
+  if CLUSTER == nil then
+    CLUSTER = string.find(redis.call('INFO', 'cluster'), 'cluster_enabled:1', 1, true) ~= nil
+  end
+  return CLUSTER
+end
+local function idem_key(q, k)
+  if cluster() then return qkey(q, 'idem:' .. k) end
+  return GP .. 'idem:' .. k
+end
+local function bidem_key(q, k)
+  if cluster() then return qkey(q, 'bidem:' .. k) end
+  return GP .. 'bidem:' .. k
+end
+-- another job's record, from its id alone (its tag is the id's first 4 chars)
+local function any_jkey(id) return GP .. '{' .. string.sub(id, 1, 4) .. '}:job:' .. id end
 local function workers_key() return SP .. 'workers' end
 local function worker_key(id) return SP .. 'worker:' .. id end
 
@@ -296,7 +318,7 @@ local function batch_finish(bid, now)
   if (tonumber(b[4] or '0') or 0) > 0 and FAILED_TTL > ttl then ttl = FAILED_TTL end
   redis.call('EXPIRE', bk, ttl)
   redis.call('EXPIRE', bkey(bid, 'ids'), ttl)
-  if b[6] then redis.call('EXPIRE', qkey(b[1], 'bidem:' .. b[6]), ttl) end
+  if b[6] then redis.call('EXPIRE', bidem_key(b[1], b[6]), ttl) end
   if b[5] then redis.call('PUBLISH', GP .. 'done', bid) end
 end
 

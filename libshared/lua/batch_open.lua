@@ -8,11 +8,11 @@
 -- none), ARGV[10..19] = the callback job's staged entry (see make_job in
 -- _lib.lua; ARGV[10] '' = no callback), ARGV[20] = the callback's queue.
 -- Returns {1, id} opened, {0, id} the batch of the idempotency key (sealed
--- already: nothing to do). The idempotency key is the batch queue's
--- (q:<q>:bidem:<key>), in this slot.
+-- already: nothing to do). The idempotency key is global outside Redis
+-- Cluster, the batch queue's in it (bidem_key in _lib.lua).
 local bid, q, ttl, open_ms, idem = ARGV[4], ARGV[5], ARGV[7], ARGV[8], ARGV[9]
 if idem ~= '' then
-  local ex = redis.call('GET', qkey(q, 'bidem:' .. idem))
+  local ex = redis.call('GET', bidem_key(q, idem))
   if ex then return {0, ex} end
 end
 local bk = bkey(bid)

@@ -13,7 +13,7 @@ local f = redis.call('HMGET', bk, 'status', 'staged', 'queue')
 if f[1] ~= 'open' then return {-1} end
 if f[2] ~= total then return {-2, f[2]} end
 if idem ~= '' then
-  local ex = redis.call('SET', qkey(f[3], 'bidem:' .. idem), bid, 'NX', 'GET')
+  local ex = redis.call('SET', bidem_key(f[3], idem), bid, 'NX', 'GET')
   if ex then
     redis.call('DEL', bk, bkey(bid, 'staged'), bkey(bid, 'ids'))
     return {0, ex}

@@ -4,8 +4,9 @@
 -- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, (unused: the
 -- caller checks max_queues and keeps the queue set, src/queue_registry.c),
 -- unique_key, unique_for_ms, priority (0-9; above 0 the job waits in the
--- queue's prio ZSET, see ready() in _lib.lua). The idempotency key is the
--- queue's (q:<q>:idem:<key>), so its job is in this slot too.
+-- queue's prio ZSET, see ready() in _lib.lua). The idempotency key is
+-- global outside Redis Cluster (its job may be another queue's: any_jkey)
+-- and the queue's under it (idem_key in _lib.lua).
 -- Returns one reply per job, in order: {1, id, status, created, run_at,
 -- expires_at or ''} created (the caller knows the rest: it sent it),
 -- {0, id, record...} the existing job of the key (its fields and values),
@@ -29,7 +30,7 @@ for base = 4, #ARGV - 14, 15 do
   if idem ~= '' then
     local existing = redis.call('GET', idem_key(q, idem))
     if existing then
-      local rec = redis.call('HGETALL', jkey(existing))
+      local rec = redis.call('HGETALL', any_jkey(existing))
       if #rec > 0 then
         table.insert(rec, 1, existing)
         table.insert(rec, 1, 0)

@@ -295,13 +295,12 @@ class Checker:
                 self.bad("idem_dup", sorted(ids)[0], "key %s is on %d records: %s"
                          % (key, len(by_key[key]), sorted(by_key[key])))
         if key_ids:
-            # layout 2: a key lives in its job's queue (q:<q>:idem:<key>);
-            # the workload's keys are unique across queues
+            # one global key space on a single Redis (under Redis Cluster a
+            # key lives in its job's queue: q:<q>:idem:<key>)
             ks = sorted(key_ids)
 
             def idem_key(k):
-                q = self.records.get(next(iter(key_ids[k])), {}).get("queue", "default")
-                return "%s:{%s}:q:%s:idem:%s" % (self.prefix, slot_tag(q), q, k)
+                return "%s:idem:%s" % (self.prefix, k)
             vals = pipeline(self.r, [("GET", idem_key(k)) for k in ks])
             for k, v in zip(ks, vals):
                 ids = key_ids[k]

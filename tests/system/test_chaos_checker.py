@@ -90,7 +90,7 @@ class CheckerTest(unittest.TestCase):
             rec["result"] = result
         if idem:
             rec["idem"] = idem
-            self.redis.cmd("SET", self.key("idem:" + idem), job_id)
+            self.redis.cmd("SET", "jm:idem:" + idem, job_id)
         args = [x for kv in rec.items() for x in kv]
         self.redis.cmd("HSET", "jm:{%s}:job:%s" % (job_id[:4], job_id), *args)
         self.redis.cmd("ZADD", self.key(status), T0 + 1000, job_id)
@@ -151,7 +151,7 @@ class CheckerTest(unittest.TestCase):
         self.assert_found("terminal_once")
 
     def test_idempotency_key_rebound(self):
-        self.redis.cmd("SET", self.key("idem:kA"), B)
+        self.redis.cmd("SET", "jm:idem:kA", B)
         self.assert_found("idem_dup")
 
     def test_canceled_job_with_a_result(self):
