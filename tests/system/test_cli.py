@@ -265,7 +265,10 @@ class CliTest(unittest.TestCase):
         self.assertEqual(out.count("SUCCEEDED/S"), 2)
 
     def test_watch_rates_count_jobs_finished_between_refreshes(self):
-        # a background batch of jobs finishes while the watch runs
+        # a background batch of jobs finishes while the watch runs; the queue
+        # exists before the first refresh (a delayed job), so however fast the
+        # batch runs, its jobs finish after a refresh that saw the queue at 0
+        self.ok("submit", "echo", "--queue", "cq", "--delay", "300")
         p = subprocess.Popen([CLI, "--url", self.base, "--json", "queues", "--watch",
                               "--interval", "0.5", "--count", "6"], stdout=subprocess.PIPE)
         wait_for(lambda: http("GET", self.base + "/v1/queues")[0] == 200, what="api")
