@@ -342,6 +342,39 @@ batch_field(jm_batch *b, const char *f, const char *v)
 }
 
 int
+jm_batch_states(jm_redis *r, const char *id, int64_t out[JM_STATE_COUNT], jm_error *err)
+{
+    for (int s = 0; s < JM_STATE_COUNT; s++)
+        out[s] = 0;
+    if (!jm_id_valid(id))
+        return jm_error_set(err, JM_ERR_NOT_FOUND, NULL, "batch %s not found", id);
+    int64_t offset = 0;
+    while (offset >= 0) {
+        jm_call c;
+        jm_call_init(&c, r, id, NULL);
+        char soff[24], sn[24];
+        snprintf(soff, sizeof(soff), "%" PRId64, offset);
+        snprintf(sn, sizeof(sn), "%d", JM_BATCH_STATES_SLICE);
+        jm_call_arg(&c, id);
+        jm_call_arg(&c, soff);
+        jm_call_arg(&c, sn);
+        redisReply *rep = jm_call_run(r, &c, "batch_states", err);
+        if (rep == NULL)
+            return jm__err_code(err);
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
+            freeReplyObject(rep);
+            return jm_error_set(err, JM_ERR_REPLY, NULL, "batch_states: unexpected reply");
+        }
+        offset = jm__reply_ll(rep->element[0]);
+        out[JM_STATE_QUEUED] += jm__reply_ll(rep->element[1]);
+        out[JM_STATE_SCHEDULED] += jm__reply_ll(rep->element[2]);
+        out[JM_STATE_RUNNING] += jm__reply_ll(rep->element[3]);
+        freeReplyObject(rep);
+    }
+    return JM_OK;
+}
+
+int
 jm_batch_get(jm_redis *r, const char *id, bool watch, int64_t offset, int limit, jm_batch *out,
              jm_error *err)
 {

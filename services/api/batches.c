@@ -177,19 +177,21 @@ ms_json(jm_text *t, int64_t ms)
 /* batch_write appends the batch object (without results) to t, leaving it
  * open for more members ("...," then "}" is the caller's). */
 static void
-batch_write(jm_text *t, const jm_batch *b)
+batch_write(jm_text *t, const jm_batch *b, const int64_t states[JM_STATE_COUNT])
 {
-    char buf[512];
+    char buf[640];
     int64_t finished = 0;
     for (int s = 0; s < JM_STATE_COUNT; s++)
         finished += b->counts[s];
     double progress = b->total > 0 ? floor(1000.0 * (double)finished / (double)b->total) / 10.0 : 0;
     snprintf(buf, sizeof(buf),
              "{\"id\":\"%s\",\"queue\":\"%s\",\"status\":\"%s\",\"total\":%" PRId64
-             ",\"released\":%" PRId64 ",\"counts\":{\"succeeded\":%" PRId64 ",\"failed\":%" PRId64
+             ",\"released\":%" PRId64 ",\"counts\":{\"queued\":%" PRId64 ",\"scheduled\":%" PRId64
+             ",\"running\":%" PRId64 ",\"succeeded\":%" PRId64 ",\"failed\":%" PRId64
              ",\"canceled\":%" PRId64 ",\"expired\":%" PRId64 ",\"unfinished\":%" PRId64
              "},\"progress\":%.1f,\"callback\":",
              b->id, b->queue, b->done ? "done" : "running", b->total, b->released,
+             states[JM_STATE_QUEUED], states[JM_STATE_SCHEDULED], states[JM_STATE_RUNNING],
              b->counts[JM_STATE_SUCCEEDED], b->counts[JM_STATE_FAILED],
              b->counts[JM_STATE_CANCELED], b->counts[JM_STATE_EXPIRED], b->total - finished,
              progress);
@@ -302,8 +304,13 @@ api_batches_submit(api_req *req)
         got.has_callback = b.has_callback;
     }
     batch_body_clear(&b);
+    int64_t states[JM_STATE_COUNT] = {0};
+    if (!got.done && jm_batch_states(req->redis, id, states, &err) != JM_OK)
+        states[JM_STATE_QUEUED] = got.total - got.counts[JM_STATE_SUCCEEDED] -
+                                  got.counts[JM_STATE_FAILED] - got.counts[JM_STATE_CANCELED] -
+                                  got.counts[JM_STATE_EXPIRED]; /* as accepted */
     jm_text t = JM_TEXT_INIT;
-    batch_write(&t, &got);
+    batch_write(&t, &got, states);
     jm_text_putc(&t, '}');
     jm_batch_clear(&got);
     return api_send_json_text(req, created ? 201 : 200, &t, NULL);
@@ -409,9 +416,14 @@ api_batches_get(api_req *req)
     int rc = jm_batch_get(req->redis, req->param, false, offset, page, &b, &err);
     if (rc == JM_OK)
         rc = batch_wait(req, req->param, secs, offset, page, &b, &err);
+    /* the non-terminal counts, read from the members while the batch runs
+     * (a done batch has none) */
+    int64_t states[JM_STATE_COUNT] = {0};
+    if (rc == JM_OK && !b.done)
+        rc = jm_batch_states(req->redis, req->param, states, &err);
     jm_text t = JM_TEXT_INIT;
     if (rc == JM_OK) {
-        batch_write(&t, &b);
+        batch_write(&t, &b, states);
         if (results)
             rc = results_write(req, &t, &b, offset, &err);
         jm_text_putc(&t, '}');

@@ -130,11 +130,20 @@ Test(batches, submit_runs_in_order_and_fans_in_once)
     jm_job_clear(&j);
     jm_batch_clear(&g);
 
-    /* the first claim takes the first member */
+    /* the first claim takes the first member; the counts by state follow
+     * (read from the members, in slices smaller than the batch) */
     jm_claim first = jm_test_claim_one(r, "bq", 60000);
     cr_assert_str_eq(first.payload, "{\"i\":0}");
+    int64_t st[JM_STATE_COUNT];
+    cr_assert_eq(jm_batch_states(r, id, st, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(st[JM_STATE_QUEUED], (int64_t)n - 1);
+    cr_assert_eq(st[JM_STATE_RUNNING], 1);
+    cr_assert_eq(st[JM_STATE_SCHEDULED], 0);
     cr_assert_eq(jm_queue_complete(r, first.id, first.lease, "1", &ret, &err), JM_OK);
     jm_claim_clear(&first);
+    cr_assert_eq(jm_batch_states(r, id, st, &err), JM_OK);
+    cr_assert_eq(st[JM_STATE_QUEUED], (int64_t)n - 1);
+    cr_assert_eq(st[JM_STATE_RUNNING], 0);
 
     cr_assert_eq(work_all(r, 7), (int)n - 1 + 1, "the members and then the callback");
     g = get(id, 0, 0);
@@ -209,8 +218,9 @@ Test(batches, nothing_runs_before_the_seal_and_an_open_batch_expires)
 
 Test(batches, the_janitor_finishes_a_sealed_batch)
 {
-    size_t n = 2500;
+    size_t n = 2500; /* more than one slice of jm_batch_states */
     jm_job_spec *s = specs_new(n);
+    s[2400].delay_ms = 3600000; /* one member waits, in the second slice */
     jm_batch_spec b = {.queue = "bq", .jobs = s, .n = n};
     char id[JM_ID_LEN + 1];
     bool created;
@@ -224,6 +234,9 @@ Test(batches, the_janitor_finishes_a_sealed_batch)
     cr_assert_eq(jm_batch_release(r, "bq", id, 300, &got, &more, &err), JM_OK);
     cr_assert_eq(got, 300);
     cr_assert(more);
+    int64_t st[JM_STATE_COUNT];
+    cr_assert_eq(jm_batch_states(r, id, st, &err), JM_OK, "%s", err.msg);
+    cr_assert_eq(st[JM_STATE_QUEUED], (int64_t)n, "staged members count as queued");
     /* the api dies here; the janitor's duty drains the release index */
     int total = 300;
     do {
@@ -231,12 +244,18 @@ Test(batches, the_janitor_finishes_a_sealed_batch)
         total += got;
     } while (more);
     cr_assert_eq(total, (int)n);
-    cr_assert_eq(jm_test_count(r, "bq", JM_STATE_QUEUED), (int64_t)n);
+    cr_assert_eq(jm_test_count(r, "bq", JM_STATE_QUEUED), (int64_t)n - 1);
+    cr_assert_eq(jm_batch_states(r, id, st, &err), JM_OK);
+    cr_assert_eq(st[JM_STATE_QUEUED], (int64_t)n - 1);
+    cr_assert_eq(st[JM_STATE_SCHEDULED], 1);
     cr_assert_eq(jm_batch_release(r, "bq", NULL, 1000, &got, &more, &err), JM_OK);
     cr_assert_eq(got, 0);
     jm_claim c = jm_test_claim_one(r, "bq", 60000);
     cr_assert_str_eq(c.payload, "{\"i\":0}", "still in submission order");
     jm_claim_clear(&c);
+    cr_assert_eq(jm_batch_states(r, id, st, &err), JM_OK);
+    cr_assert_eq(st[JM_STATE_QUEUED], (int64_t)n - 2);
+    cr_assert_eq(st[JM_STATE_RUNNING], 1);
     specs_free(s, n);
 }
 

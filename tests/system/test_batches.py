@@ -103,6 +103,7 @@ class BatchesTest(unittest.TestCase):
         st, _, b2 = http("GET", self.base2 + "/v1/batches/" + bid)
         self.assertEqual(st, 200, b2)
         self.assertEqual(b2["counts"]["unfinished"], n)
+        self.assertEqual((b2["counts"]["queued"], b2["counts"]["running"]), (n, 0))
         waiter = Waiter(self.base2 + "/v1/batches/%s?wait=60" % bid)
         waiter.start()
         wait_for(lambda: self.long_polls(self.base2) >= 1, timeout=10, what="the batch waiter")
@@ -120,6 +121,7 @@ class BatchesTest(unittest.TestCase):
         self.assertEqual(done["status"], "done", done)
         self.assertEqual(done["counts"]["succeeded"], n)
         self.assertEqual(done["counts"]["unfinished"], 0)
+        self.assertEqual([done["counts"][s] for s in ("queued", "scheduled", "running")], [0, 0, 0])
         self.assertEqual(done["progress"], 100)
         self.assertIsNotNone(done["finished_at"])
         cb = done["callback"]

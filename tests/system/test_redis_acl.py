@@ -50,7 +50,7 @@ SCRIPTS = {
     "api": ["enqueue", "watch", "cancel", "retry", "pause", "limits", "stats", "list",
             "claim", "claim_recover", "heartbeat", "outcomes", "progress", "worker_beat",
             "worker_touch", "type_cap", "batch_open", "batch_stage", "batch_seal", "batch_release",
-            "batch_get", "log_append", "logs_read", "schedule_put", "schedule_del", "schedule_pause",
+            "batch_get", "batch_states", "log_append", "logs_read", "schedule_put", "schedule_del", "schedule_pause",
             "schedule_list"],
     "worker": ["claim", "claim_recover", "heartbeat", "outcomes", "worker_beat", "log_append"],
     "janitor": ["requeue_expired", "promote_due", "expire_stale", "purge", "trim_pending",

@@ -107,4 +107,12 @@ int jm_batch_get(jm_redis *r, const char *id, bool watch, int64_t offset, int li
                  jm_error *err);
 void jm_batch_clear(jm_batch *b);
 
+/* jm_batch_states counts batch id's members in the non-terminal states
+ * (out[JM_STATE_QUEUED], [JM_STATE_SCHEDULED], [JM_STATE_RUNNING]; the rest
+ * of out is zeroed) from their records, JM_BATCH_STATES_SLICE members per
+ * Redis call, so no call holds Redis long: the sum is not one instant's (a
+ * member may move between calls). A member still staged counts as queued. */
+#define JM_BATCH_STATES_SLICE 2000
+int jm_batch_states(jm_redis *r, const char *id, int64_t out[JM_STATE_COUNT], jm_error *err);
+
 #endif
