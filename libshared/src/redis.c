@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include "jobmill/clock.h"
+#include "jobmill/log.h"
 #include "redis_raw.h"
 
 #define BACKOFF_MIN_MS 100
@@ -219,8 +220,15 @@ jm__redis_check_reply(jm_redis *r, redisReply *rep, jm_error *err, const char *w
 int
 jm_redis_connect(jm_redis *r, jm_error *err)
 {
-    if (r->ctx != NULL)
-        return JM_OK;
+    unsigned epoch = jm__redis_sentinel_epoch();
+    if (r->ctx != NULL) {
+        /* Sentinel announced a failover since this connection was made: find
+         * the new primary now (never in the middle of a pipeline) */
+        if (epoch == r->sentinel_epoch || r->pipe_pending > 0 || r->cluster)
+            return JM_OK;
+        jm_log_info("redis: sentinel switched the primary; reconnecting", NULL);
+        jm_redis_drop(r);
+    }
     if (r->cluster)
         return jm__route_connect(r, err);
     if (r->next_try_ms != 0 && jm_clock_ms() < r->next_try_ms)
@@ -283,6 +291,7 @@ jm_redis_connect(jm_redis *r, jm_error *err)
         goto failed;
     jm_backoff_reset(&r->backoff);
     r->next_try_ms = 0;
+    r->sentinel_epoch = epoch;
     return JM_OK;
 
 failed:

@@ -38,10 +38,11 @@ struct jm_redis {
     jm_redis_url url;
     char *prefix;
     int timeout_ms;
-    int read_timeout_ms; /* command timeout; 0 = timeout_ms (kept across reconnects) */
-    jm_backoff backoff;  /* reconnect backoff (100 ms doubling to 5 s) */
-    int64_t next_try_ms; /* monotonic: no connect attempt before this */
-    int pipe_pending;    /* replies still to read in a pipeline */
+    int read_timeout_ms;     /* command timeout; 0 = timeout_ms (kept across reconnects) */
+    jm_backoff backoff;      /* reconnect backoff (100 ms doubling to 5 s) */
+    int64_t next_try_ms;     /* monotonic: no connect attempt before this */
+    int pipe_pending;        /* replies still to read in a pipeline */
+    unsigned sentinel_epoch; /* jm__redis_sentinel_epoch() when connected */
     /* Cluster mode (redis_route.c): a connection per node index of the
      * process's map, the current one's index, and the pipeline's entries
      * (a ring: pipe_head, pipe_len of pipe_cap). */
@@ -120,6 +121,10 @@ int jm__redis_load_scripts(jm_redis *r, jm_error *err);
 /* redis_sentinel.c: whether Sentinel discovery is on, and the primary's
  * address as the sentinels see it now (JM_OK or JM_ERR_REDIS). */
 bool jm__redis_sentinel_enabled(void);
+/* jm__redis_sentinel_epoch: how many +switch-master events for our master
+ * the watcher has seen (0 without Sentinel); a connection made under an
+ * older epoch is dropped before its next command. */
+unsigned jm__redis_sentinel_epoch(void);
 int jm__redis_sentinel_primary(char host[256], int *port, jm_error *err);
 /* jm__redis_library_lost makes the next connect load the library again. */
 void jm__redis_library_lost(void);

@@ -1,6 +1,7 @@
 /* service.c - common start-up and shutdown plumbing (see service.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "jobmill/log.h"
@@ -84,8 +85,9 @@ jm_service_start(jm_service *svc, const char *name, int argc, char **argv)
     jm_config_log(&svc->cfg);
     jm_queue_set_retention(&(jm_retention){.result_ttl_s = svc->cfg.result_ttl_s,
                                            .failed_ttl_s = svc->cfg.failed_ttl_s});
-    if (jm_redis_set_sentinels(svc->cfg.redis_sentinels, svc->cfg.redis_sentinel_master, &err) !=
-        JM_OK) {
+    if (jm_redis_set_sentinel_password(getenv("REDIS_SENTINEL_PASSWORD"), &err) != JM_OK ||
+        jm_redis_set_sentinels(svc->cfg.redis_sentinels, svc->cfg.redis_sentinel_master, &err) !=
+            JM_OK) {
         fprintf(stderr, "jobmill-%s: %s\n", name, err.msg);
         jm_config_free(&svc->cfg);
         return JM_ERR_INVALID;
@@ -177,6 +179,7 @@ jm_service_sleep_ms(int ms)
 void
 jm_service_finish(jm_service *svc)
 {
+    jm_redis_set_sentinels(NULL, NULL, NULL); /* stops the +switch-master watcher */
     jm_redis_set_latency_hook(NULL, NULL);
     jm_metrics_free(svc->metrics);
     svc->metrics = NULL;

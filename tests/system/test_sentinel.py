@@ -6,6 +6,10 @@ the worker and the janitor find the new primary by themselves (no restart);
 the old primary comes back as the new one's replica.
 Every submit the api acknowledged is on the new primary and ends succeeded
 exactly once.
+A second case runs the sentinels with a password (REDIS_SENTINEL_PASSWORD)
+and asks for a graceful failover (SENTINEL FAILOVER): the services follow
+Sentinel's +switch-master event (their watcher logs the switch) and keep
+running jobs.
 """
 import os
 import shutil
@@ -25,7 +29,8 @@ MASTER = "jmmaster"
 class Sentinel:
     """One redis-server --sentinel on a free loopback port watching port."""
 
-    def __init__(self, primary_port):
+    def __init__(self, primary_port, password=None):
+        self.password = password
         self.dir = tempfile.mkdtemp(prefix="jm-sentinel-")
         self.port = free_port()
         conf = os.path.join(self.dir, "sentinel.conf")
@@ -36,14 +41,41 @@ class Sentinel:
                     "sentinel failover-timeout %s 10000\n"
                     "sentinel parallel-syncs %s 1\n"
                     % (self.port, self.dir, MASTER, primary_port, MASTER, MASTER, MASTER))
+            if password:
+                # the sentinels' own password, which they also use with each other
+                f.write("requirepass %s\nsentinel sentinel-pass %s\n" % (password, password))
         self.proc = subprocess.Popen([REDIS_SERVER, conf, "--sentinel"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=die_with_parent)
-        wait_for(lambda: redis_ping(self.port), timeout=10,
-                 what="sentinel on port %d" % self.port)
+        wait_for(self.ping, timeout=10, what="sentinel on port %d" % self.port)
+
+    def client(self, timeout=1):
+        c = RedisClient(self.port, timeout=timeout)
+        if self.password:
+            c("AUTH", self.password)
+        return c
+
+    def call(self, *args, timeout=1):
+        c = self.client(timeout=timeout)
+        try:
+            return c(*args)
+        finally:
+            c.close()
+
+    def ping(self):
+        if not self.password:
+            return redis_ping(self.port)
+        try:
+            c = self.client(timeout=0.5)
+        except (OSError, RuntimeError):
+            return False
+        try:
+            return c("PING") == "PONG"
+        finally:
+            c.close()
 
     def primary_port(self):
-        c = RedisClient(self.port, timeout=1)
+        c = self.client()
         try:
             return int(c("SENTINEL", "get-master-addr-by-name", MASTER)[1])
         finally:
@@ -56,7 +88,9 @@ class Sentinel:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class SentinelTest(unittest.TestCase):
+class SentinelCase(unittest.TestCase):
+    """A primary and a replica with AOF, three sentinels (PASSWORD: theirs)."""
+    PASSWORD = None
 
     def setUp(self):
         self.cleanup = []
@@ -69,15 +103,17 @@ class SentinelTest(unittest.TestCase):
         self.cleanup.append(self.replica.stop)
         wait_for(lambda: "master_link_status:up" in self.replica.cmd("INFO", "replication"),
                  timeout=20, what="the replica in sync")
-        self.sentinels = [Sentinel(self.primary.port) for _ in range(3)]
+        self.sentinels = [Sentinel(self.primary.port, self.PASSWORD) for _ in range(3)]
         for s in self.sentinels:
             self.cleanup.append(s.stop)
         wait_for(lambda: all("num-other-sentinels" in "".join(
-            str(x) for x in RedisClient(s.port)("SENTINEL", "master", MASTER)) for s in self.sentinels),
+            str(x) for x in s.call("SENTINEL", "master", MASTER)) for s in self.sentinels),
             timeout=20, what="sentinels up")
         self.env = {"REDIS_SENTINELS": ",".join("127.0.0.1:%d" % s.port for s in self.sentinels),
                     "REDIS_SENTINEL_MASTER": MASTER,
                     "JOBMILL_REDIS_TIMEOUT_MS": "1000"}
+        if self.PASSWORD:
+            self.env["REDIS_SENTINEL_PASSWORD"] = self.PASSWORD
 
     def tearDown(self):
         for f in reversed(self.cleanup):
@@ -90,6 +126,9 @@ class SentinelTest(unittest.TestCase):
         s = Service(name, "redis://127.0.0.1:1/0", env=e).start()
         self.cleanup.append(s.stop)
         return s
+
+
+class SentinelTest(SentinelCase):
 
     def test_failover_keeps_every_acknowledged_job(self):
         e = dict(self.env)
@@ -179,6 +218,34 @@ class SentinelTest(unittest.TestCase):
         self.assertEqual(int(counts.get("succeeded", 0)), len(set(ids.values())), counts)
         print("\nfailover from port %d to %d seen by the sentinels in %.1f s; %d acknowledged "
               "jobs, all succeeded once" % (old, new.port, failover_s, len(ids)))
+
+
+class SentinelSwitchTest(SentinelCase):
+    PASSWORD = "s3ntinel-pw"
+
+    def test_switch_master_is_followed_with_a_sentinel_password(self):
+        api, base = start_api("redis://127.0.0.1:1/0", env=self.env)
+        self.cleanup.append(api.stop)
+        worker = self.service("worker", {"JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % free_port()})
+        janitor = self.service("janitor", {"JOBMILL_JANITOR_INTERVAL_MS": "200",
+                                           "JOBMILL_METRICS_LISTEN": "127.0.0.1:%d" % free_port()})
+
+        def run_one(i):
+            st, _, job = http("POST", base + "/v1/jobs?wait=20",
+                              {"type": "echo", "payload": i, "idempotency_key": "sw-%d" % i})
+            return st in (200, 201) and job.get("status") == "succeeded"
+        wait_for(lambda: run_one(0), timeout=30, what="a job through the sentinels' primary")
+        self.sentinels[0].call("SENTINEL", "FAILOVER", MASTER, timeout=5)
+        wait_for(lambda: self.sentinels[0].primary_port() == self.replica.port, timeout=60,
+                 what="the sentinels to switch to the replica")
+        services = (api, worker, janitor)
+        wait_for(lambda: any("sentinel switched the primary" in s.logs() for s in services),
+                 timeout=30, what="a service following +switch-master")
+        wait_for(lambda: run_one(1), timeout=60, interval=0.5,
+                 what="a job through the new primary")
+        for svc in services:
+            self.assertTrue(svc.alive(), "%s restarted or died" % svc.name)
+            self.assertNotIn(self.PASSWORD, svc.logs(), "%s logged the password" % svc.name)
 
 
 if __name__ == "__main__":

@@ -42,9 +42,18 @@ typedef struct jm_redis jm_redis;
  * majority of them gives, connects there (credentials and db from the handle's URL, whose
  * host and port are then unused) and checks with ROLE that it is the primary;
  * a connection that meets READONLY (its server was demoted) is dropped, so
- * the next call finds the new primary. Call it before connecting (the
- * services do at start-up). JM_OK or JM_ERR_INVALID. */
+ * the next call finds the new primary. A watcher thread also follows the
+ * sentinels' +switch-master events: every connection is then dropped before
+ * its next command. NULL list stops the watcher. Call it before connecting
+ * (the services do at start-up, and with NULL at exit). JM_OK or
+ * JM_ERR_INVALID. */
 int jm_redis_set_sentinels(const char *list, const char *master, jm_error *err);
+
+/* jm_redis_set_sentinel_password sets the password the sentinels themselves
+ * require (requirepass on the sentinels; NULL or "" = none), for the
+ * discovery and the +switch-master watcher. Call it before
+ * jm_redis_set_sentinels. JM_OK or JM_ERR_INVALID. */
+int jm_redis_set_sentinel_password(const char *password, jm_error *err);
 
 /* jm_redis_set_cluster makes every connection of the process a Redis
  * Cluster client: list is the seed nodes "host:port[,host:port...]" (NULL
