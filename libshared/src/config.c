@@ -803,7 +803,9 @@ jm_config_usage(const char *service, FILE *out)
             fprintf(out, "\n        default: %s\n", f->def_str != NULL ? f->def_str : "unset");
     }
     fputs("  REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_PASSWORD\n"
-          "        env only: without REDIS_URL, compose redis://[:password@]host:port/db\n",
+          "        env only: without REDIS_URL, compose redis://[:password@]host:port/db\n"
+          "  REDIS_SENTINEL_PASSWORD\n"
+          "        env only: the password the sentinels themselves require\n",
           out);
     if (svc & SVC_WORKER)
         fputs("  worker.handlers\n"
