@@ -235,7 +235,16 @@ class SentinelSwitchTest(SentinelCase):
                               {"type": "echo", "payload": i, "idempotency_key": "sw-%d" % i})
             return st in (200, 201) and job.get("status") == "succeeded"
         wait_for(lambda: run_one(0), timeout=30, what="a job through the sentinels' primary")
-        self.sentinels[0].call("SENTINEL", "FAILOVER", MASTER, timeout=5)
+        def failover():
+            # a sentinel learns of the replica from the primary's INFO (every
+            # 10 s): until then it answers NOGOODSLAVE
+            try:
+                return self.sentinels[0].call("SENTINEL", "FAILOVER", MASTER, timeout=5) == "OK"
+            except RuntimeError as e:
+                if "NOGOODSLAVE" in str(e):
+                    return False
+                raise
+        wait_for(failover, timeout=30, interval=0.5, what="a sentinel that knows the replica")
         wait_for(lambda: self.sentinels[0].primary_port() == self.replica.port, timeout=60,
                  what="the sentinels to switch to the replica")
         services = (api, worker, janitor)
