@@ -34,7 +34,13 @@ static const field_def F_WDAY = {"day-of-week", 0, 7, day_names};
 static int
 bad(jm_error *err, const field_def *f, const char *text, const char *why)
 {
-    return jm_error_set(err, JM_ERR_INVALID, "cron", "cron %s field \"%s\": %s", f->name, text,
+    /* quoted with control characters shown as '?': an error is one line */
+    char shown[JM_CRON_MAX + 1];
+    size_t n = 0;
+    for (; text[n] != '\0' && n < JM_CRON_MAX; n++)
+        shown[n] = (unsigned char)text[n] < 0x20 || text[n] == 0x7f ? '?' : text[n];
+    shown[n] = '\0';
+    return jm_error_set(err, JM_ERR_INVALID, "cron", "cron %s field \"%s\": %s", f->name, shown,
                         why);
 }
 

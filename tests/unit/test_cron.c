@@ -2,6 +2,7 @@
  * across real daylight-saving transitions of America/New_York and
  * Europe/Berlin, computed from fixed instants (never the machine clock). */
 #include <criterion/criterion.h>
+#include <string.h>
 #include "jobmill/cron.h"
 
 static jm_cron
@@ -76,6 +77,19 @@ Test(cron, refuses_bad_expressions_naming_the_field)
         cr_assert_eq(jm_cron_parse(bad[i], &c, &err), JM_ERR_INVALID, "\"%s\"", bad[i]);
         cr_assert_str_eq(err.field, "cron");
     }
+}
+
+/* A field with line breaks (a YAML double-quoted scalar folds \r into \n)
+ * is refused in a one-line message (found by the config fuzzer). */
+Test(cron, a_refusal_quotes_control_characters_on_one_line)
+{
+    jm_cron c;
+    jm_error err;
+    jm_error_clear(&err);
+    cr_assert_eq(jm_cron_parse("3\n\n\r0 2 * * *", &c, &err), JM_ERR_INVALID);
+    cr_assert_null(strchr(err.msg, '\n'), "%s", err.msg);
+    cr_assert_null(strchr(err.msg, '\r'), "%s", err.msg);
+    cr_assert(strstr(err.msg, "3???0") != NULL, "%s", err.msg);
 }
 
 Test(cron, next_in_utc)
