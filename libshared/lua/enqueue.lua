@@ -1,9 +1,8 @@
 -- enqueue: new jobs of one slot, queued or scheduled; or, for a job whose
--- idempotency key was seen, the existing job of the key. ARGV[4..] = 15
+-- idempotency key was seen, the existing job of the key. ARGV[4..] = 14
 -- arguments per job: id, queue, type, payload, max_attempts, timeout_s,
--- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, (unused: the
--- caller checks max_queues and keeps the queue set, src/queue_registry.c),
--- unique_key, unique_for_ms, priority (0-9; above 0 the job waits in the
+-- delay_ms, run_at_ms, expires_in_ms, result_ttl_s, idem_key, unique_key,
+-- unique_for_ms, priority (0-9; above 0 the job waits in the
 -- queue's prio ZSET, see ready() in _lib.lua). The idempotency key is
 -- global outside Redis Cluster (its job may be another queue's: any_jkey)
 -- and the queue's under it (idem_key in _lib.lua).
@@ -24,7 +23,7 @@ local out = {}
 local pushed, order = {}, {}   -- queue -> ids to RPUSH, in job order
 local hi, hi_order = nil, nil  -- queue -> {priority, id, ...} for the prio ZSET
 acc_begin()
-for base = 4, #ARGV - 14, 15 do
+for base = 4, #ARGV - 13, 14 do
   local id, q, idem = ARGV[base], ARGV[base + 1], ARGV[base + 10]
   local rep = nil
   if idem ~= '' then
@@ -38,7 +37,7 @@ for base = 4, #ARGV - 14, 15 do
       end
     end
   end
-  local unique, window = ARGV[base + 12], tonumber(ARGV[base + 13]) or 0
+  local unique, window = ARGV[base + 11], tonumber(ARGV[base + 12]) or 0
   if not rep and unique ~= '' then
     local uk = qkey(q, 'unique:' .. unique)
     local holder
@@ -65,10 +64,10 @@ for base = 4, #ARGV - 14, 15 do
       redis.call('SET', idem_key(q, idem), id)
     end
     local prio = 0
-    if ARGV[base + 14] ~= '0' then prio = tonumber(ARGV[base + 14]) or 0 end
+    if ARGV[base + 13] ~= '0' then prio = tonumber(ARGV[base + 13]) or 0 end
     if prio > 0 then
       f[#f + 1] = 'priority'
-      f[#f + 1] = ARGV[base + 14]
+      f[#f + 1] = ARGV[base + 13]
     end
     if unique ~= '' and window <= 0 then
       f[#f + 1] = 'unique' -- held until the job ends: terminal() frees it

@@ -15,13 +15,13 @@
 
 /* ---- submit ---- */
 
-/* The 15 arguments enqueue.lua reads per job; num is the caller's storage
+/* The 14 arguments enqueue.lua reads per job; num is the caller's storage
  * for the numbers, borrowed until the call has run. */
-#define ENQ_ARGS 15
-typedef char enqueue_nums[9][24];
+#define ENQ_ARGS 14
+typedef char enqueue_nums[8][24];
 
 static void
-enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queues, enqueue_nums num)
+enqueue_args(const char **a, const jm_job_spec *s, const char *id, enqueue_nums num)
 {
     snprintf(num[0], 24, "%d", s->max_attempts > 0 ? s->max_attempts : 3);
     snprintf(num[1], 24, "%d", s->timeout_s);
@@ -29,7 +29,6 @@ enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queue
     snprintf(num[3], 24, "%" PRId64, s->run_at_ms);
     snprintf(num[4], 24, "%" PRId64, s->expires_in_ms);
     snprintf(num[5], 24, "%d", s->result_ttl_s);
-    snprintf(num[6], 24, "%d", max_queues > 0 ? max_queues : 0);
     a[0] = id;
     a[1] = s->queue;
     a[2] = s->type;
@@ -37,12 +36,11 @@ enqueue_args(const char **a, const jm_job_spec *s, const char *id, int max_queue
     for (int i = 0; i < 6; i++)
         a[4 + i] = num[i];
     a[10] = s->idem_key != NULL ? s->idem_key : "";
-    a[11] = num[6];
-    snprintf(num[7], 24, "%" PRId64, s->unique_for_ms);
-    a[12] = s->unique_key != NULL ? s->unique_key : "";
+    snprintf(num[6], 24, "%" PRId64, s->unique_for_ms);
+    a[11] = s->unique_key != NULL ? s->unique_key : "";
+    a[12] = num[6];
+    snprintf(num[7], 24, "%d", s->priority);
     a[13] = num[7];
-    snprintf(num[8], 24, "%d", s->priority);
-    a[14] = num[8];
 }
 
 /* job_from_spec fills job for a job just created from spec, with what
@@ -133,7 +131,7 @@ jm_queue_enqueue(jm_redis *r, const jm_job_spec *spec, int max_queues, jm_enqueu
         return rc;
     jm_call c;
     jm_call_init(&c, r, id, NULL);
-    enqueue_args(a, spec, id, max_queues, num);
+    enqueue_args(a, spec, id, num);
     for (int i = 0; i < ENQ_ARGS; i++)
         jm_call_arg(&c, a[i]);
     redisReply *rep = jm_call_run(r, &c, "enqueue", err);
@@ -219,7 +217,7 @@ batch_send(jm_redis *r, const batch_plan *p, size_t g, const jm_job_spec *specs,
         size_t i = p->order[j];
         /* max_queues was checked for the whole batch before: a script must
          * not refuse one job of a transaction that cannot roll back. */
-        enqueue_args(&args[k], &specs[i], ids[i], 0, nums[i]);
+        enqueue_args(&args[k], &specs[i], ids[i], nums[i]);
         k += ENQ_ARGS;
     }
     const char *keys[1] = {c.slot};
@@ -1050,6 +1048,23 @@ jm_queue_trim_pending(jm_redis *r, const char *queue, int batch, int *n, jm_erro
 
 /* ---- operator limits ---- */
 
+/* limits_call registers queue (a limit may be set before its first job) and
+ * runs script with the queue then the n args: the shared start of the limit
+ * setters. Returns the reply, or NULL with err set. */
+static redisReply *
+limits_call(jm_redis *r, const char *queue, const char *script, const char *const *args, int n,
+            jm_error *err)
+{
+    if (jm__queue_register(r, &queue, 1, 0, false, err) != JM_OK)
+        return NULL;
+    jm_call c;
+    jm_call_init_queue(&c, r, queue, NULL);
+    jm_call_arg(&c, queue);
+    for (int i = 0; i < n; i++)
+        jm_call_arg(&c, args[i]);
+    return jm_call_run(r, &c, script, err);
+}
+
 int
 jm_queue_set_type_cap(jm_redis *r, const char *queue, const char *type, int concurrency,
                       jm_error *err)
@@ -1062,16 +1077,8 @@ jm_queue_set_type_cap(jm_redis *r, const char *queue, const char *type, int conc
     else
         snprintf(cap, sizeof(cap), "-");
     snprintf(max, sizeof(max), "%d", JM_TYPE_CAPS_MAX);
-    int reg = jm__queue_register(r, &queue, 1, 0, false, err);
-    if (reg != JM_OK)
-        return reg;
-    jm_call c;
-    jm_call_init_queue(&c, r, queue, NULL);
-    jm_call_arg(&c, queue);
-    jm_call_arg(&c, type);
-    jm_call_arg(&c, cap);
-    jm_call_arg(&c, max);
-    redisReply *rep = jm_call_run(r, &c, "type_cap", err);
+    const char *args[3] = {type, cap, max};
+    redisReply *rep = limits_call(r, queue, "type_cap", args, 3, err);
     if (rep == NULL)
         return jm__err_code(err);
     int rc = JM_OK;
@@ -1102,16 +1109,8 @@ jm_queue_set_limits(jm_redis *r, const char *queue, jm_limit_op rate, jm_limit_o
         snprintf(cc, sizeof(cc), "-");
     else if (conc == JM_LIMIT_SET)
         snprintf(cc, sizeof(cc), "%d", want->concurrency);
-    int reg = jm__queue_register(r, &queue, 1, 0, false, err);
-    if (reg != JM_OK)
-        return reg;
-    jm_call c;
-    jm_call_init_queue(&c, r, queue, NULL);
-    jm_call_arg(&c, queue);
-    jm_call_arg(&c, rn);
-    jm_call_arg(&c, rms);
-    jm_call_arg(&c, cc);
-    redisReply *rep = jm_call_run(r, &c, "limits", err);
+    const char *args[3] = {rn, rms, cc};
+    redisReply *rep = limits_call(r, queue, "limits", args, 3, err);
     if (rep == NULL)
         return jm__err_code(err);
     int rc = JM_OK;
